@@ -1,0 +1,560 @@
+//! Load generator, identical for every server of a protocol.
+//!
+//! [`BenchClient`] is the seam: a libws-based client can replace
+//! [`RawWsClient`] for all WebSocket servers at once by implementing it. The
+//! built-in clients share one single-threaded, non-blocking (mio) pump with a
+//! sliding window: `depth` messages are sent at once, then one new message
+//! is sent for every echo received, until the measuring window ends; the
+//! outstanding echoes are then drained (verified, not counted).
+//!
+//! Payloads are a fixed pattern with the message's sequence number stamped
+//! into its first 8 bytes. Every echo is checked for length and sequence
+//! number (so order too); the first and last echo of a run are compared in
+//! full.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+
+use crate::handshake;
+
+/// One measurement run on an established connection.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSpec {
+    /// Payload bytes per message (binary messages).
+    pub size: usize,
+    /// Messages kept outstanding (1 = strict request/response).
+    pub depth: usize,
+    /// Measuring window. No new message is sent after it ends.
+    pub duration: Duration,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadResult {
+    /// Echoes received (and verified) within the window.
+    pub round_trips: u64,
+    /// Time from the first send to the end of the window.
+    pub elapsed: Duration,
+    /// All echoes received, including the drained tail.
+    pub total_messages: u64,
+}
+
+/// A client implementation. The same instance drives every server of the
+/// protocol it speaks.
+pub trait BenchClient: Send + Sync {
+    /// Name printed in the header.
+    fn name(&self) -> &str;
+    /// Connects to `addr` and completes the opening handshake (not timed).
+    fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>>;
+}
+
+/// An established connection.
+///
+/// Contract for `run`: send binary messages of exactly `spec.size` bytes,
+/// keeping at most `spec.depth` outstanding (refill as echoes arrive), until
+/// `spec.duration` has passed since the first send; count echoes received by
+/// then; then stop sending and drain the rest. Every echo must be checked for
+/// length, and the first and last one for content ([`Payload`] helps), and a
+/// mismatch returned as an error. `run` is called more than once per
+/// connection (warm-up, then measurement).
+pub trait BenchConnection {
+    fn run(&mut self, spec: &LoadSpec) -> io::Result<LoadResult>;
+    /// Closes the connection cleanly (not timed).
+    fn close(self: Box<Self>) -> io::Result<()>;
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// xorshift64* seeded from the OS-seeded `RandomState`: cheap, unpredictable
+/// enough for masking keys in a benchmark client.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new() -> Self {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(0x9e37_79b9_7f4a_7c15);
+        Rng(h.finish() | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+impl Default for Rng {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Message payload: a fixed pattern with the sequence number in the first
+/// (up to) 8 bytes.
+pub struct Payload {
+    buf: Vec<u8>,
+}
+
+impl Payload {
+    pub fn new(size: usize) -> Self {
+        let buf = (0..size).map(|i| (i * 31 + 7) as u8).collect();
+        Payload { buf }
+    }
+    fn stamp_len(&self) -> usize {
+        self.buf.len().min(8)
+    }
+    /// The payload of message number `seq`.
+    pub fn for_seq(&mut self, seq: u64) -> &[u8] {
+        let n = self.stamp_len();
+        self.buf[..n].copy_from_slice(&seq.to_le_bytes()[..n]);
+        &self.buf
+    }
+    /// Checks length and sequence stamp of an echo; `full` also compares
+    /// every byte.
+    pub fn verify(&self, seq: u64, got: &[u8], full: bool) -> io::Result<()> {
+        if got.len() != self.buf.len() {
+            return Err(invalid(format!("echo #{seq}: length {} != {}", got.len(), self.buf.len())));
+        }
+        let n = self.stamp_len();
+        if got[..n] != seq.to_le_bytes()[..n] {
+            return Err(invalid(format!("echo #{seq}: wrong sequence stamp")));
+        }
+        if full && got[n..] != self.buf[n..] {
+            return Err(invalid(format!("echo #{seq}: content differs")));
+        }
+        Ok(())
+    }
+}
+
+/// Result of one decode step: bytes consumed and, if a whole message
+/// completed, its payload.
+type Decoded<'a> = Option<(usize, Option<&'a [u8]>)>;
+
+/// Framing used by the shared pump.
+trait Framing {
+    /// Appends one message carrying `payload` to `out`.
+    fn encode(&mut self, payload: &[u8], out: &mut Vec<u8>);
+    /// Decodes from the front of `buf`: `None` if incomplete, else the bytes
+    /// consumed and, when a whole message completed, its payload. May append
+    /// protocol replies (pong) to `out`.
+    fn decode<'a>(&'a mut self, buf: &'a [u8], out: &mut Vec<u8>) -> io::Result<Decoded<'a>>;
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+/// XORs `data` with the 4-byte `key`, 8 bytes at a time.
+fn apply_mask(data: &mut [u8], key: [u8; 4]) {
+    let k8 = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let mut chunks = data.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let v = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ k8;
+        c.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i % 4];
+    }
+}
+
+/// Client framing per RFC 6455: masked frames out (fresh random key per
+/// frame), unmasked frames in; handles fragmentation, ping, close.
+struct WsFraming {
+    rng: Rng,
+    assembling: bool,
+    assembled: Vec<u8>,
+}
+
+impl WsFraming {
+    fn write_frame(&mut self, opcode: u8, payload: &[u8], out: &mut Vec<u8>) {
+        let len = payload.len();
+        out.push(0x80 | opcode);
+        if len < 126 {
+            out.push(0x80 | len as u8);
+        } else if len <= 0xffff {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        let key = (self.rng.next_u64() as u32).to_ne_bytes();
+        out.extend_from_slice(&key);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], key);
+    }
+}
+
+impl Framing for WsFraming {
+    fn encode(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        self.write_frame(0x2, payload, out);
+    }
+
+    fn decode<'a>(&'a mut self, buf: &'a [u8], out: &mut Vec<u8>) -> io::Result<Decoded<'a>> {
+        if buf.len() < 2 {
+            return Ok(None);
+        }
+        let (b0, b1) = (buf[0], buf[1]);
+        if b0 & 0x70 != 0 {
+            return Err(invalid("server frame: RSV bits set"));
+        }
+        if b1 & 0x80 != 0 {
+            return Err(invalid("server frame: masked"));
+        }
+        let fin = b0 & 0x80 != 0;
+        let opcode = b0 & 0x0f;
+        let (hlen, len): (usize, usize) = match b1 & 0x7f {
+            126 => {
+                if buf.len() < 4 {
+                    return Ok(None);
+                }
+                (4, u16::from_be_bytes([buf[2], buf[3]]) as usize)
+            }
+            127 => {
+                if buf.len() < 10 {
+                    return Ok(None);
+                }
+                let mut l = [0u8; 8];
+                l.copy_from_slice(&buf[2..10]);
+                let l = usize::try_from(u64::from_be_bytes(l)).map_err(|_| invalid("server frame: too long"))?;
+                (10, l)
+            }
+            l => (2, l as usize),
+        };
+        let Some(end) = hlen.checked_add(len).filter(|&e| e <= buf.len()) else {
+            return Ok(None);
+        };
+        let payload = &buf[hlen..end];
+        match opcode {
+            0x1 | 0x2 if self.assembling => Err(invalid("server frame: data frame mid-message")),
+            0x1 | 0x2 if fin => Ok(Some((end, Some(payload)))),
+            0x1 | 0x2 => {
+                self.assembling = true;
+                self.assembled.clear();
+                self.assembled.extend_from_slice(payload);
+                Ok(Some((end, None)))
+            }
+            0x0 if !self.assembling => Err(invalid("server frame: stray continuation")),
+            0x0 => {
+                self.assembled.extend_from_slice(payload);
+                if fin {
+                    self.assembling = false;
+                    Ok(Some((end, Some(&self.assembled))))
+                } else {
+                    Ok(Some((end, None)))
+                }
+            }
+            0x8 => Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server sent close")),
+            0x9 => {
+                self.write_frame(0xA, payload, out);
+                Ok(Some((end, None)))
+            }
+            0xA => Ok(Some((end, None))),
+            op => Err(invalid(format!("server frame: opcode {op:#x}"))),
+        }
+    }
+}
+
+// ------------------------------------------------------------ length-prefix
+
+/// 4-byte big-endian length + payload, both ways (plain TCP reference).
+struct LenPrefixFraming;
+
+impl Framing for LenPrefixFraming {
+    fn encode(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(payload);
+    }
+
+    fn decode<'a>(&'a mut self, buf: &'a [u8], _out: &mut Vec<u8>) -> io::Result<Decoded<'a>> {
+        if buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if buf.len() < 4 + len {
+            return Ok(None);
+        }
+        Ok(Some((4 + len, Some(&buf[4..4 + len]))))
+    }
+}
+
+// --------------------------------------------------------------------- pump
+
+const TOKEN: Token = Token(0);
+
+/// A connection driven by the shared non-blocking pump.
+struct PumpConn<F: Framing> {
+    stream: mio::net::TcpStream,
+    poll: Poll,
+    events: Events,
+    framing: F,
+    inbuf: Vec<u8>,
+    in_start: usize,
+    in_end: usize,
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Sent on close, if any (WebSocket close frame).
+    close_frame: Option<Vec<u8>>,
+}
+
+impl<F: Framing> PumpConn<F> {
+    fn new(stream: TcpStream, framing: F, leftover: &[u8]) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        let mut stream = mio::net::TcpStream::from_std(stream);
+        let poll = Poll::new()?;
+        poll.registry().register(&mut stream, TOKEN, Interest::READABLE | Interest::WRITABLE)?;
+        let mut inbuf = vec![0u8; 256 * 1024];
+        inbuf[..leftover.len()].copy_from_slice(leftover);
+        Ok(PumpConn {
+            stream,
+            poll,
+            events: Events::with_capacity(4),
+            framing,
+            inbuf,
+            in_start: 0,
+            in_end: leftover.len(),
+            out: Vec::with_capacity(64 * 1024),
+            out_pos: 0,
+            close_frame: None,
+        })
+    }
+
+    fn run_inner(&mut self, spec: &LoadSpec) -> io::Result<LoadResult> {
+        if spec.depth == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "depth 0"));
+        }
+        // Room for at least two whole messages plus headers.
+        let need = 2 * (spec.size + 16);
+        if self.inbuf.len() < need {
+            self.inbuf.resize(need, 0);
+        }
+        let mut payload = Payload::new(spec.size);
+        let (mut sent, mut received) = (0u64, 0u64);
+        let mut sending = true;
+        let mut result = LoadResult::default();
+        // Optimistic readiness; cleared on WouldBlock / short IO (edge-triggered).
+        let (mut readable, mut writable) = (true, true);
+        let start = Instant::now();
+        let deadline = start + spec.duration;
+
+        loop {
+            if sending {
+                while sent - received < spec.depth as u64 {
+                    self.framing.encode(payload.for_seq(sent), &mut self.out);
+                    sent += 1;
+                }
+            }
+
+            // Write what is pending.
+            while writable && self.out_pos < self.out.len() {
+                match self.stream.write(&self.out[self.out_pos..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        self.out_pos += n;
+                        if self.out_pos < self.out.len() {
+                            writable = false;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.out_pos == self.out.len() {
+                self.out.clear();
+                self.out_pos = 0;
+            }
+
+            // Read what is available.
+            while readable {
+                if self.in_start == self.in_end {
+                    self.in_start = 0;
+                    self.in_end = 0;
+                } else if self.inbuf.len() - self.in_end < self.inbuf.len() / 4 {
+                    self.inbuf.copy_within(self.in_start..self.in_end, 0);
+                    self.in_end -= self.in_start;
+                    self.in_start = 0;
+                }
+                let space = self.inbuf.len() - self.in_end;
+                if space == 0 {
+                    // A frame larger than the buffer (only with foreign framing).
+                    let len = self.inbuf.len();
+                    self.inbuf.resize(len * 2, 0);
+                    continue;
+                }
+                match self.stream.read(&mut self.inbuf[self.in_end..]) {
+                    Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection")),
+                    Ok(n) => {
+                        self.in_end += n;
+                        if n < space {
+                            readable = false; // short read: socket drained
+                        } else {
+                            break; // buffer full: parse, then read on
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+
+            // Parse complete messages.
+            if self.in_start < self.in_end {
+                while let Some((used, msg)) =
+                    self.framing.decode(&self.inbuf[self.in_start..self.in_end], &mut self.out)?
+                {
+                    self.in_start += used;
+                    if let Some(msg) = msg {
+                        if received == sent {
+                            return Err(invalid("echo for a message never sent"));
+                        }
+                        let last = !sending && received + 1 == sent;
+                        payload.verify(received, msg, received == 0 || last)?;
+                        received += 1;
+                    }
+                }
+            }
+            if sending && Instant::now() >= deadline {
+                sending = false;
+                result.round_trips = received;
+                result.elapsed = start.elapsed();
+            }
+
+            if !sending && received == sent {
+                result.total_messages = received;
+                return Ok(result);
+            }
+
+            let pending_out = self.out_pos < self.out.len();
+            if !(readable || pending_out && writable) {
+                // Also bounds how long a lost echo can stall us.
+                self.poll.poll(&mut self.events, Some(Duration::from_secs(10)))?;
+                if self.events.is_empty() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no progress for 10 s"));
+                }
+                for ev in self.events.iter() {
+                    readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                    writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                }
+            }
+        }
+    }
+}
+
+impl<F: Framing> BenchConnection for PumpConn<F> {
+    fn run(&mut self, spec: &LoadSpec) -> io::Result<LoadResult> {
+        self.run_inner(spec)
+    }
+
+    fn close(mut self: Box<Self>) -> io::Result<()> {
+        self.poll.registry().deregister(&mut self.stream)?;
+        let mut s: TcpStream = self.stream.into();
+        s.set_nonblocking(false)?;
+        s.set_read_timeout(Some(Duration::from_secs(1)))?;
+        if let Some(frame) = self.close_frame.take() {
+            s.write_all(&frame)?;
+        }
+        s.shutdown(Shutdown::Write)?;
+        // Wait for the peer to close (or time out), discarding anything left.
+        let mut sink = [0u8; 4096];
+        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+        Ok(())
+    }
+}
+
+fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
+    let s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+/// Minimal raw RFC 6455 client (blocking handshake, non-blocking pump).
+pub struct RawWsClient;
+
+impl BenchClient for RawWsClient {
+    fn name(&self) -> &str {
+        "raw-ws (built-in, mio, masked frames)"
+    }
+
+    fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
+        let mut s = connect_tcp(addr)?;
+        let mut rng = Rng::new();
+        let key = handshake::new_client_key(&mut rng);
+        s.write_all(handshake::client_request(&addr.to_string(), "/", &key).as_bytes())?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut buf = Vec::with_capacity(512);
+        let mut chunk = [0u8; 1024];
+        let header_len = loop {
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(h) = handshake::check_server_response(&buf, &key)? {
+                break h;
+            }
+            if buf.len() > 16 * 1024 {
+                return Err(invalid("handshake response too large"));
+            }
+        };
+        s.set_read_timeout(None)?;
+        let mut framing = WsFraming { rng, assembling: false, assembled: Vec::new() };
+        let mut close_frame = Vec::new();
+        framing.write_frame(0x8, &1000u16.to_be_bytes(), &mut close_frame);
+        let mut conn = PumpConn::new(s, framing, &buf[header_len..])?;
+        conn.close_frame = Some(close_frame);
+        Ok(Box::new(conn))
+    }
+}
+
+/// Client for [`crate::servers::Protocol::LengthPrefixed`] servers.
+pub struct PlainTcpClient;
+
+impl BenchClient for PlainTcpClient {
+    fn name(&self) -> &str {
+        "plain-tcp (built-in, mio, 4-byte length prefix)"
+    }
+
+    fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
+        let s = connect_tcp(addr)?;
+        Ok(Box::new(PumpConn::new(s, LenPrefixFraming, &[])?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_roundtrip_matches_bytewise() {
+        let key = [1, 2, 3, 4];
+        let orig: Vec<u8> = (0..37u8).collect();
+        let mut a = orig.clone();
+        apply_mask(&mut a, key);
+        let b: Vec<u8> = orig.iter().enumerate().map(|(i, x)| x ^ key[i % 4]).collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn ws_decode_fragmented_and_ping() {
+        let mut f = WsFraming { rng: Rng::new(), assembling: false, assembled: Vec::new() };
+        let mut out = Vec::new();
+        let wire = [0x02, 2, b'a', b'b', 0x89, 1, b'p', 0x80, 1, b'c'];
+        let (n, m) = f.decode(&wire, &mut out).unwrap().unwrap();
+        assert_eq!((n, m), (4, None));
+        let (n, m) = f.decode(&wire[4..], &mut out).unwrap().unwrap();
+        assert_eq!((n, m), (3, None));
+        assert_eq!(out[0], 0x8A); // pong queued
+        let (n, m) = f.decode(&wire[7..], &mut out).unwrap().unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(m, Some(&b"abc"[..]));
+    }
+}

@@ -1,0 +1,328 @@
+//! libws-bench: echo round-trip throughput of in-process WebSocket servers.
+//!
+//! Run from the workspace root:
+//!
+//! ```text
+//! cargo run -p libws-bench --release -- --seconds 2
+//! cargo run -p libws-bench --release -- --seconds 1 --sizes 16,65536 --modes 16 \
+//!     --servers tokio-tungstenite,fastwebsockets --json
+//! ```
+//!
+//! Every server runs in this process on 127.0.0.1:0 (tokio servers on their
+//! own 2-worker runtime). For each case (message size x messages in flight)
+//! and each server, one fresh TCP connection is opened and handshaken, a
+//! short warm-up is run, then the load is measured for `--seconds`. All
+//! WebSocket servers are driven by the same [`client::BenchClient`]; the
+//! plain TCP reference uses the same pump with a 4-byte length prefix.
+//!
+//! Adding libws later: a module in `servers/` implementing
+//! [`servers::EchoServer`] + one line in [`servers::REGISTRY`] (name starting
+//! with "libws" fills the ratio column); a libws client implements
+//! [`client::BenchClient`] and replaces `RawWsClient` in [`ws_client`].
+
+mod client;
+mod handshake;
+mod servers;
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use client::{BenchClient, LoadResult, LoadSpec, PlainTcpClient, RawWsClient};
+use servers::{EchoServer, Protocol, REGISTRY};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The client that drives every WebSocket server. Swap here for libws.
+fn ws_client() -> Box<dyn BenchClient> {
+    Box::new(RawWsClient)
+}
+
+const PIPELINE_NOTE: &str = "\"N pipelined\" = sliding window: send N, then one new message per echo received; \
+     echoes after the window are drained, not counted";
+
+struct Args {
+    seconds: f64,
+    warmup: f64,
+    sizes: Vec<usize>,
+    modes: Vec<usize>,
+    servers: Vec<String>,
+    json: bool,
+}
+
+const USAGE: &str = "usage: libws-bench [--seconds N] [--warmup N] [--sizes 16,1024,65536] \
+[--modes 1,16] [--servers a,b,c] [--json]";
+
+fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, String> {
+    v.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim().parse().map_err(|_| format!("{flag}: bad value {s:?}")))
+        .collect()
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        seconds: 2.0,
+        warmup: 0.5,
+        sizes: vec![16, 1024, 65536],
+        modes: vec![1, 16],
+        servers: REGISTRY.iter().map(|(n, _)| n.to_string()).collect(),
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--seconds" => a.seconds = val()?.parse().map_err(|_| "--seconds: bad number")?,
+            "--warmup" => a.warmup = val()?.parse().map_err(|_| "--warmup: bad number")?,
+            "--sizes" => a.sizes = parse_list("--sizes", &val()?)?,
+            "--modes" => a.modes = parse_list("--modes", &val()?)?,
+            "--servers" => a.servers = parse_list("--servers", &val()?)?,
+            "--json" => a.json = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if a.seconds.is_nan() || a.seconds <= 0.0 || a.warmup.is_nan() || a.warmup < 0.0 {
+        return Err("--seconds must be > 0 and --warmup >= 0".into());
+    }
+    if a.sizes.is_empty() || a.modes.is_empty() || a.servers.is_empty() {
+        return Err("empty --sizes, --modes or --servers".into());
+    }
+    if a.modes.contains(&0) || a.sizes.iter().any(|&s| s > u32::MAX as usize) {
+        return Err("modes must be >= 1, sizes < 4 GiB".into());
+    }
+    for s in &a.servers {
+        if !REGISTRY.iter().any(|(n, _)| n == s) {
+            let known: Vec<_> = REGISTRY.iter().map(|(n, _)| *n).collect();
+            return Err(format!("unknown server {s:?}; known: {}", known.join(",")));
+        }
+    }
+    Ok(a)
+}
+
+struct Row {
+    size: usize,
+    depth: usize,
+    server: String,
+    protocol: Protocol,
+    outcome: Result<LoadResult, String>,
+}
+
+impl Row {
+    fn msgs_per_s(&self) -> Option<f64> {
+        let r = self.outcome.as_ref().ok()?;
+        Some(r.round_trips as f64 / r.elapsed.as_secs_f64())
+    }
+    fn mib_per_s(&self) -> Option<f64> {
+        Some(self.msgs_per_s()? * self.size as f64 / MIB)
+    }
+    fn is_libws(&self) -> bool {
+        self.server.starts_with("libws")
+    }
+}
+
+/// libws msgs/s over the best non-libws WebSocket server of the same case.
+fn ratio(rows: &[Row], i: usize) -> Option<f64> {
+    let row = &rows[i];
+    if !row.is_libws() {
+        return None;
+    }
+    let best = rows
+        .iter()
+        .filter(|r| r.size == row.size && r.depth == row.depth)
+        .filter(|r| r.protocol == Protocol::WebSocket && !r.is_libws())
+        .filter_map(Row::msgs_per_s)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))?;
+    Some(row.msgs_per_s()? / best)
+}
+
+fn mode_name(depth: usize) -> String {
+    if depth == 1 {
+        "1 in flight".into()
+    } else {
+        format!("{depth} pipelined")
+    }
+}
+
+fn size_name(size: usize) -> String {
+    if size >= 1024 && size.trailing_zeros() >= 10 {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{size} B")
+    }
+}
+
+fn run_case(
+    server: &dyn EchoServer,
+    client: &dyn BenchClient,
+    spec: &LoadSpec,
+    warmup: Duration,
+) -> std::io::Result<LoadResult> {
+    let mut conn = client.connect(server.addr())?;
+    if !warmup.is_zero() {
+        conn.run(&LoadSpec { duration: warmup, ..*spec })?;
+    }
+    let res = conn.run(spec)?;
+    conn.close()?;
+    Ok(res)
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn json_num(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite()).map_or("null".into(), |v| format!("{v:.3}"))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{USAGE}");
+            return if e.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) };
+        }
+    };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let ws = ws_client();
+    let plain = PlainTcpClient;
+    let duration = Duration::from_secs_f64(args.seconds);
+    let warmup = Duration::from_secs_f64(args.warmup);
+
+    let header = [
+        format!("command: {command}"),
+        format!("cores: {cores} (available_parallelism)"),
+        format!(
+            "per case: new connection, {:.1} s warm-up, {:.1} s measured; binary messages",
+            args.warmup, args.seconds
+        ),
+        format!("websocket client: {}", ws.name()),
+        format!("reference client: {}", plain.name()),
+        "servers: in-process, 127.0.0.1:0, tokio servers on a 2-worker runtime each".to_string(),
+        PIPELINE_NOTE.to_string(),
+        "msgs/s = round trips per second; MiB/s = payload bytes echoed per second, one direction".into(),
+    ];
+    if !args.json {
+        for h in &header {
+            println!("# {h}");
+        }
+        println!();
+    }
+
+    let mut running: Vec<Box<dyn EchoServer>> = Vec::new();
+    for name in &args.servers {
+        let (_, start) = REGISTRY.iter().find(|(n, _)| n == name).expect("checked");
+        match start() {
+            Ok(s) => running.push(s),
+            Err(e) => {
+                eprintln!("error: starting {name}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+
+    let mut rows = Vec::new();
+    for &size in &args.sizes {
+        for &depth in &args.modes {
+            let spec = LoadSpec { size, depth, duration };
+            for srv in &running {
+                let client: &dyn BenchClient = match srv.protocol() {
+                    Protocol::WebSocket => ws.as_ref(),
+                    Protocol::LengthPrefixed => &plain,
+                };
+                eprint!("running {:>6} {:<12} {:<18}", size_name(size), mode_name(depth), srv.name());
+                let outcome = run_case(srv.as_ref(), client, &spec, warmup).map_err(|e| e.to_string());
+                match &outcome {
+                    Ok(r) => eprintln!(" {:>10.0} msgs/s", r.round_trips as f64 / r.elapsed.as_secs_f64()),
+                    Err(e) => eprintln!(" error: {e}"),
+                }
+                rows.push(Row { size, depth, server: srv.name().to_string(), protocol: srv.protocol(), outcome });
+            }
+        }
+    }
+    for s in running {
+        s.stop();
+    }
+
+    if args.json {
+        let mut o = String::from("{\n");
+        let _ = writeln!(o, "  \"command\": {},", json_str(&command));
+        let _ = writeln!(o, "  \"cores\": {cores},");
+        let _ = writeln!(o, "  \"seconds\": {},", args.seconds);
+        let _ = writeln!(o, "  \"warmup_seconds\": {},", args.warmup);
+        let _ = writeln!(o, "  \"websocket_client\": {},", json_str(ws.name()));
+        let _ = writeln!(o, "  \"reference_client\": {},", json_str(plain.name()));
+        let _ = writeln!(o, "  \"pipelining\": {},", json_str(PIPELINE_NOTE));
+        o.push_str("  \"results\": [\n");
+        for (i, r) in rows.iter().enumerate() {
+            let (rt, el, err) = match &r.outcome {
+                Ok(x) => (x.round_trips.to_string(), format!("{:.6}", x.elapsed.as_secs_f64()), "null".into()),
+                Err(e) => ("null".into(), "null".into(), json_str(e)),
+            };
+            let _ = write!(
+                o,
+                "    {{\"size\": {}, \"in_flight\": {}, \"server\": {}, \"protocol\": {}, \
+                 \"round_trips\": {rt}, \"elapsed_s\": {el}, \"msgs_per_s\": {}, \"mib_per_s\": {}, \
+                 \"libws_over_best_peer\": {}, \"error\": {err}}}",
+                r.size,
+                r.depth,
+                json_str(&r.server),
+                json_str(match r.protocol {
+                    Protocol::WebSocket => "websocket",
+                    Protocol::LengthPrefixed => "tcp-length-prefixed",
+                }),
+                json_num(r.msgs_per_s()),
+                json_num(r.mib_per_s()),
+                json_num(ratio(&rows, i)),
+            );
+            o.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
+        }
+        o.push_str("  ]\n}");
+        println!("{o}");
+    } else {
+        println!("{:<7} {:<13} {:<20} {:>12} {:>10}  libws / best peer", "size", "mode", "server", "msgs/s", "MiB/s");
+        let mut prev = None;
+        for (i, r) in rows.iter().enumerate() {
+            if prev.is_some() && prev != Some((r.size, r.depth)) {
+                println!();
+            }
+            prev = Some((r.size, r.depth));
+            let (m, b) = match (&r.outcome, r.msgs_per_s(), r.mib_per_s()) {
+                (Ok(_), Some(m), Some(b)) => (format!("{m:.0}"), format!("{b:.2}")),
+                (Err(e), _, _) => (format!("error: {e}"), String::new()),
+                _ => (String::new(), String::new()),
+            };
+            let ratio = ratio(&rows, i).map_or(String::new(), |x| format!("{x:.2}x"));
+            println!(
+                "{:<7} {:<13} {:<20} {:>12} {:>10}  {}",
+                size_name(r.size),
+                mode_name(r.depth),
+                r.server,
+                m,
+                b,
+                ratio
+            );
+        }
+    }
+    if rows.iter().any(|r| r.outcome.is_err()) {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,38 @@
+//! Per-connection settings shared by the Dialer and the Upgrader.
+
+use super::pool::BufferPool;
+
+pub const DEFAULT_READ_BUFFER: usize = 16 * 1024;
+pub const DEFAULT_WRITE_BUFFER: usize = 16 * 1024;
+/// The default read limit: 64 MiB (a safe default; 0 means no limit).
+pub const DEFAULT_READ_LIMIT: u64 = 64 * 1024 * 1024;
+/// Below this a read buffer could not hold a control frame (2+4+125 bytes)
+/// and a header together.
+pub const MIN_BUFFER: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct ConnConfig {
+    pub read_buffer_size: usize,
+    pub write_buffer_size: usize,
+    pub write_buffer_pool: Option<BufferPool>,
+    pub read_limit: u64,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            read_buffer_size: DEFAULT_READ_BUFFER,
+            write_buffer_size: DEFAULT_WRITE_BUFFER,
+            write_buffer_pool: None,
+            read_limit: DEFAULT_READ_LIMIT,
+        }
+    }
+}
+
+impl ConnConfig {
+    /// Sets buffer sizes; 0 keeps the default (as gorilla does).
+    pub fn set_buffer_sizes(&mut self, read: usize, write: usize) {
+        self.read_buffer_size = if read == 0 { DEFAULT_READ_BUFFER } else { read.max(MIN_BUFFER) };
+        self.write_buffer_size = if write == 0 { DEFAULT_WRITE_BUFFER } else { write.max(MIN_BUFFER) };
+    }
+}

@@ -1,0 +1,353 @@
+//! A blocking WebSocket connection (gorilla's Conn).
+//!
+//! Threading: any number of threads may write (messages, control frames,
+//! streaming writers, close); writes are serialized inside, so frames never
+//! interleave. One thread reads at a time (a second concurrent reader gets
+//! `Busy`). `close` from any thread wakes a blocked reader and writer.
+//! Handlers run on the reading thread.
+
+mod handlers;
+mod read;
+mod write;
+
+pub use handlers::{CloseHandler, ControlHandler, Handlers};
+pub use read::Message;
+
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::api::config::ConnConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::{close, Role};
+use crate::transport::Stream;
+
+use read::ReadSide;
+use write::WriteSide;
+
+/// Message types, numbered as the opcodes (and as gorilla's constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageType {
+    Text = 1,
+    Binary = 2,
+    Close = 8,
+    Ping = 9,
+    Pong = 10,
+}
+
+impl MessageType {
+    pub fn from_i32(v: i32) -> Option<MessageType> {
+        Some(match v {
+            1 => MessageType::Text,
+            2 => MessageType::Binary,
+            8 => MessageType::Close,
+            9 => MessageType::Ping,
+            10 => MessageType::Pong,
+            _ => return None,
+        })
+    }
+    pub fn is_control(self) -> bool {
+        matches!(self, MessageType::Close | MessageType::Ping | MessageType::Pong)
+    }
+}
+
+/// How long the default handlers and protocol-error closes may block on a
+/// full socket (gorilla's writeWait).
+const CONTROL_REPLY_WAIT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default)]
+struct CloseState {
+    /// A close frame went out.
+    sent: bool,
+    /// The code and reason that ended the connection, once it ended:
+    /// the peer's close frame, or 1006 when TCP dropped without one.
+    received: Option<(u16, Vec<u8>)>,
+    /// The connection failed without a close from the peer.
+    ended: bool,
+}
+
+pub struct Conn {
+    stream: Stream,
+    role: Role,
+    reader: Mutex<ReadSide>,
+    writer: Mutex<WriteSide>,
+    /// Set while a streaming writer is open: data messages from other
+    /// threads wait for it (control frames do not).
+    writer_open: Mutex<Option<std::thread::ThreadId>>,
+    writer_open_cv: Condvar,
+    /// Taken while a thread uses `writer`; a condvar lets waiters give up
+    /// at their deadline.
+    write_busy: Mutex<bool>,
+    write_busy_cv: Condvar,
+    handlers: Mutex<Handlers>,
+    shut: AtomicBool,
+    close_state: Mutex<CloseState>,
+    close_cv: Condvar,
+    read_deadline: Mutex<Option<Instant>>,
+    write_deadline: Mutex<Option<Instant>>,
+    subprotocol: String,
+    local_addr: Option<SocketAddr>,
+    peer_addr: Option<SocketAddr>,
+    last_error: Mutex<String>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("role", &self.role).field("peer", &self.peer_addr).finish()
+    }
+}
+
+/// Locks a mutex, turning poisoning (a panic while it was held) into an error.
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock().map_err(|_| Error::poisoned())
+}
+
+impl Conn {
+    /// Builds a connection over a stream whose opening handshake is done.
+    /// `leftover` holds bytes that arrived after the handshake head: they
+    /// are the first bytes of the WebSocket stream.
+    pub(crate) fn new(stream: Stream, role: Role, subprotocol: String, config: &ConnConfig, leftover: &[u8]) -> Conn {
+        // Latency matters more than packet count for message protocols.
+        let _ = stream.set_nodelay(true);
+        let local_addr = stream.local_addr();
+        let peer_addr = stream.peer_addr();
+        Conn {
+            role,
+            reader: Mutex::new(ReadSide::new(role, config, leftover)),
+            writer: Mutex::new(WriteSide::new(config)),
+            writer_open: Mutex::new(None),
+            writer_open_cv: Condvar::new(),
+            write_busy: Mutex::new(false),
+            write_busy_cv: Condvar::new(),
+            handlers: Mutex::new(Handlers::default()),
+            shut: AtomicBool::new(false),
+            close_state: Mutex::new(CloseState::default()),
+            close_cv: Condvar::new(),
+            read_deadline: Mutex::new(None),
+            write_deadline: Mutex::new(None),
+            subprotocol,
+            local_addr,
+            peer_addr,
+            last_error: Mutex::new(String::new()),
+            stream,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The negotiated subprotocol ("" when none).
+    pub fn subprotocol(&self) -> &str {
+        &self.subprotocol
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_addr
+    }
+
+    /// The socket's descriptor (gorilla's NetConn). Reading or writing it
+    /// directly corrupts the connection.
+    pub fn raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// Sets the deadline for future reads (`None` = no deadline). A read
+    /// that times out returns `Timeout` and the connection stays usable.
+    pub fn set_read_deadline(&self, deadline: Option<Instant>) {
+        if let Ok(mut d) = self.read_deadline.lock() {
+            *d = deadline;
+        }
+    }
+
+    /// Sets the deadline for future writes (`None` = no deadline).
+    pub fn set_write_deadline(&self, deadline: Option<Instant>) {
+        if let Ok(mut d) = self.write_deadline.lock() {
+            *d = deadline;
+        }
+    }
+
+    fn read_deadline(&self) -> Option<Instant> {
+        self.read_deadline.lock().map(|d| *d).unwrap_or(None)
+    }
+
+    fn write_deadline(&self) -> Option<Instant> {
+        self.write_deadline.lock().map(|d| *d).unwrap_or(None)
+    }
+
+    /// Sets the largest message the peer may send, in bytes (0 = no limit).
+    /// Waits for a read in progress on another thread to finish.
+    pub fn set_read_limit(&self, limit: u64) -> Result<()> {
+        lock(&self.reader)?.receiver.set_max_message(limit);
+        Ok(())
+    }
+
+    pub fn read_limit(&self) -> Result<u64> {
+        Ok(lock(&self.reader)?.receiver.max_message())
+    }
+
+    /// Replaces the ping handler; `None` restores the default (reply pong).
+    pub fn set_ping_handler(&self, h: Option<ControlHandler>) -> Result<()> {
+        lock(&self.handlers)?.ping = h;
+        Ok(())
+    }
+
+    /// Replaces the pong handler; `None` restores the default (ignore).
+    pub fn set_pong_handler(&self, h: Option<ControlHandler>) -> Result<()> {
+        lock(&self.handlers)?.pong = h;
+        Ok(())
+    }
+
+    /// Replaces the close handler; `None` restores the default (echo the code).
+    pub fn set_close_handler(&self, h: Option<CloseHandler>) -> Result<()> {
+        lock(&self.handlers)?.close = h;
+        Ok(())
+    }
+
+    pub fn handlers(&self) -> Result<Handlers> {
+        Ok(lock(&self.handlers)?.clone())
+    }
+
+    /// The default ping handler: answers with a pong carrying `payload`.
+    /// A close already sent or a peer that does not read within a second
+    /// is not an error (gorilla's behaviour).
+    pub fn default_ping_handler(&self, payload: &[u8]) -> Result<()> {
+        let deadline = Some(Instant::now() + CONTROL_REPLY_WAIT);
+        match self.write_control(MessageType::Pong, payload, deadline) {
+            Err(e) if matches!(e.kind(), ErrorKind::CloseSent | ErrorKind::Timeout | ErrorKind::WriteIncomplete) => {
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    /// The default close handler: sends a close frame with the same code
+    /// (an empty one for 1005), unless a close was already sent.
+    pub fn default_close_handler(&self, code: u16, _reason: &[u8]) -> Result<()> {
+        let deadline = Some(Instant::now() + CONTROL_REPLY_WAIT);
+        // Codes that may not go on the wire (1005) become an empty close.
+        let code = if close::is_valid_wire_code(code) { code } else { close::NO_STATUS };
+        match self.write_close(code, b"", deadline) {
+            Err(e) if e.kind() != ErrorKind::InvalidArgument => Ok(()),
+            r => r,
+        }
+    }
+
+    /// The close code of the frame that ended the connection (1005 when it
+    /// had none, 1006 when TCP dropped without one), or `None` while open.
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_state.lock().ok()?.received.as_ref().map(|r| r.0)
+    }
+
+    /// The close reason that came with [`Conn::close_code`].
+    pub fn close_reason(&self) -> Vec<u8> {
+        self.close_state.lock().ok().and_then(|s| s.received.as_ref().map(|r| r.1.clone())).unwrap_or_default()
+    }
+
+    /// gorilla's IsCloseError: `err` is a received close with one of `codes`.
+    pub fn is_close_error(&self, err: &Error, codes: &[u16]) -> bool {
+        err.kind() == ErrorKind::Closed && self.close_code().is_some_and(|c| codes.contains(&c))
+    }
+
+    /// gorilla's IsUnexpectedCloseError: `err` is a received close whose
+    /// code is not in `expected`.
+    pub fn is_unexpected_close_error(&self, err: &Error, expected: &[u16]) -> bool {
+        err.kind() == ErrorKind::Closed && self.close_code().is_some_and(|c| !expected.contains(&c))
+    }
+
+    /// Closes the socket at once without a close handshake (gorilla's
+    /// Close). Any thread; wakes blocked readers and writers, which return
+    /// `LocallyClosed`. The connection's memory lives until it is dropped.
+    pub fn close(&self) {
+        self.shut.store(true, Ordering::SeqCst);
+        self.stream.shutdown();
+        self.writer_open_cv.notify_all();
+        self.write_busy_cv.notify_all();
+        self.close_cv.notify_all();
+    }
+
+    pub fn is_shut(&self) -> bool {
+        self.shut.load(Ordering::SeqCst)
+    }
+
+    /// The close handshake: sends a close frame with `code` and `reason`,
+    /// waits until the peer's close arrives or `timeout` passes (reading
+    /// and discarding data messages if no other thread is reading), then
+    /// closes the socket. `Timeout` when the peer did not answer in time.
+    pub fn close_graceful(&self, code: u16, reason: &[u8], timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        match self.write_close(code, reason, Some(deadline)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::CloseSent => {}
+            Err(e) => {
+                self.close();
+                return Err(e);
+            }
+        }
+        let result = match self.reader.try_lock() {
+            Ok(mut rs) => self.drain_until_close(&mut rs, deadline),
+            Err(std::sync::TryLockError::WouldBlock) => self.wait_for_close(deadline),
+            Err(std::sync::TryLockError::Poisoned(_)) => Err(Error::poisoned()),
+        };
+        self.close();
+        result
+    }
+
+    /// Waits (without reading) until another thread's read sees the close.
+    fn wait_for_close(&self, deadline: Instant) -> Result<()> {
+        let mut st = lock(&self.close_state)?;
+        while st.received.is_none() && !st.ended && !self.is_shut() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::timeout("the peer did not answer the close frame in time"));
+            }
+            st = self.close_cv.wait_timeout(st, left).map_err(|_| Error::poisoned())?.0;
+        }
+        Ok(())
+    }
+
+    /// Records that the connection ended with `code`/`reason`, and wakes
+    /// threads waiting in `close_graceful`.
+    fn record_end(&self, code: u16, reason: &[u8]) {
+        if let Ok(mut st) = self.close_state.lock() {
+            if st.received.is_none() {
+                st.received = Some((code, reason.to_vec()));
+            }
+        }
+        self.close_cv.notify_all();
+    }
+
+    fn close_sent(&self) -> bool {
+        self.close_state.lock().map(|s| s.sent).unwrap_or(true)
+    }
+
+    /// Stores `err` as the connection's last error and returns it.
+    fn fail<T>(&self, err: Error) -> Result<T> {
+        if let Ok(mut m) = self.last_error.lock() {
+            m.clear();
+            m.push_str(err.message());
+        }
+        Err(err)
+    }
+
+    /// The message of the last error any call on this connection returned.
+    pub fn last_error(&self) -> String {
+        self.last_error.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.stream.shutdown();
+    }
+}

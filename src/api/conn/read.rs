@@ -1,0 +1,488 @@
+//! The reading half of a connection: filling the read buffer, running the
+//! receiver, handling control frames, whole-message and streaming reads.
+
+use std::io::ErrorKind as IoKind;
+use std::sync::MutexGuard;
+use std::time::Instant;
+
+use super::{Conn, MessageType};
+use crate::api::config::ConnConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::receiver::{ControlKind, Event, MessageKind, Receiver};
+use crate::proto::{close, ProtoError, ProtoErrorKind, Role};
+use crate::transport::wait::{wait_ready, Interest};
+
+/// A message assembled by `read_message` that is not complete yet (its
+/// read timed out); the next read continues it.
+#[derive(Debug)]
+struct Assembly {
+    kind: MessageKind,
+    had_data: bool,
+}
+
+/// The message a streaming reader is giving out.
+#[derive(Debug)]
+struct StreamState {
+    done: bool,
+}
+
+pub(super) struct ReadSide {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    pub(super) receiver: Receiver,
+    msg: Vec<u8>,
+    msg_pos: usize,
+    assembling: Option<Assembly>,
+    stream: Option<StreamState>,
+    /// Data the streaming reader received but has not given out yet:
+    /// `buf[start..end]`, and whether it ends the message.
+    pending: Option<(usize, usize, bool)>,
+    /// A permanent error: every later read returns it (gorilla's rule).
+    sticky: Option<Error>,
+}
+
+impl ReadSide {
+    pub(super) fn new(role: Role, config: &ConnConfig, leftover: &[u8]) -> ReadSide {
+        let mut buf = vec![0u8; config.read_buffer_size.max(leftover.len())];
+        buf[..leftover.len()].copy_from_slice(leftover);
+        ReadSide {
+            buf,
+            start: 0,
+            end: leftover.len(),
+            receiver: Receiver::new(role, config.read_limit),
+            msg: Vec::new(),
+            msg_pos: 0,
+            assembling: None,
+            stream: None,
+            pending: None,
+            sticky: None,
+        }
+    }
+}
+
+/// Frames larger than this are read straight into the message buffer
+/// instead of through the read buffer (one copy fewer, bigger reads).
+const DIRECT_READ_MIN: u64 = 8 * 1024;
+
+enum Loc {
+    Buf(usize, usize),
+    Msg,
+}
+
+/// A received message. Its bytes stay valid (and the connection's read side
+/// stays locked) while this value lives; through the C API, until the next
+/// read call on the connection.
+pub struct Message<'a> {
+    guard: MutexGuard<'a, ReadSide>,
+    kind: MessageType,
+    loc: Loc,
+}
+
+impl Message<'_> {
+    pub fn kind(&self) -> MessageType {
+        self.kind
+    }
+    pub fn data(&self) -> &[u8] {
+        match self.loc {
+            Loc::Buf(s, e) => &self.guard.buf[s..e],
+            Loc::Msg => &self.guard.msg,
+        }
+    }
+}
+
+fn message_type(k: MessageKind) -> MessageType {
+    match k {
+        MessageKind::Text => MessageType::Text,
+        MessageKind::Binary => MessageType::Binary,
+    }
+}
+
+impl Conn {
+    fn lock_reader(&self) -> Result<MutexGuard<'_, ReadSide>> {
+        match self.reader.try_lock() {
+            Ok(g) => Ok(g),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                Err(Error::new(ErrorKind::Busy, "another thread is reading this connection"))
+            }
+            Err(std::sync::TryLockError::Poisoned(_)) => Err(Error::poisoned()),
+        }
+    }
+
+    /// Reads the next whole data message (gorilla's ReadMessage). Control
+    /// frames that arrive meanwhile go to their handlers. A message that
+    /// arrived in one frame is returned without a copy.
+    pub fn read_message(&self) -> Result<Message<'_>> {
+        let mut rs = match self.lock_reader() {
+            Ok(g) => g,
+            Err(e) => return self.fail(e),
+        };
+        match self.read_message_locked(&mut rs) {
+            Ok((kind, loc)) => Ok(Message { guard: rs, kind, loc }),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn read_message_locked(&self, rs: &mut ReadSide) -> Result<(MessageType, Loc)> {
+        let deadline = self.read_deadline();
+        self.check_sticky(rs)?;
+        self.discard_stream(rs, deadline)?;
+        if rs.start == rs.end {
+            rs.start = 0;
+            rs.end = 0;
+        }
+        if rs.assembling.is_none() {
+            let kind = self.next_message_start(rs, deadline)?;
+            rs.assembling = Some(Assembly { kind, had_data: false });
+            rs.msg.clear();
+        }
+        loop {
+            if self.try_direct_read(rs, deadline)? {
+                let kind = rs.assembling.take().expect("assembling").kind;
+                return Ok((message_type(kind), Loc::Msg));
+            }
+            match self.next_data_event(rs, deadline)? {
+                Event::Data { start, end, end_of_message } => {
+                    let a = rs.assembling.as_mut().expect("assembling");
+                    if end_of_message && !a.had_data {
+                        let kind = a.kind;
+                        rs.assembling = None;
+                        return Ok((message_type(kind), Loc::Buf(start, end)));
+                    }
+                    a.had_data = true;
+                    rs.msg.extend_from_slice(&rs.buf[start..end]);
+                    if end_of_message {
+                        let kind = a.kind;
+                        rs.assembling = None;
+                        return Ok((message_type(kind), Loc::Msg));
+                    }
+                }
+                _ => return Err(Error::new(ErrorKind::Internal, "message start inside a message")),
+            }
+        }
+    }
+
+    /// For a large frame with nothing buffered, reads its payload straight
+    /// into the message buffer. Returns true when that completed the message.
+    fn try_direct_read(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<bool> {
+        let remaining = match rs.receiver.frame_remaining() {
+            Some(r) if r >= DIRECT_READ_MIN && rs.start == rs.end => r,
+            _ => return Ok(false),
+        };
+        let old = rs.msg.len();
+        let want = remaining.min(4 * 1024 * 1024) as usize;
+        rs.msg.resize(old + want, 0);
+        let n = match self.read_some(rs, Target::Msg(old), deadline) {
+            Ok(n) => n,
+            Err(e) => {
+                rs.msg.truncate(old);
+                return Err(e);
+            }
+        };
+        rs.msg.truncate(old + n);
+        if let Err(pe) = rs.receiver.accept_payload(&mut rs.msg[old..old + n]) {
+            return Err(self.fail_protocol(rs, pe));
+        }
+        if let Some(a) = rs.assembling.as_mut() {
+            a.had_data = true;
+        }
+        Ok(rs.receiver.frame_remaining().is_none() && !rs.receiver.in_message())
+    }
+
+    /// Starts reading the next data message in pieces (gorilla's
+    /// NextReader); the rest of a previous unfinished message is discarded.
+    pub fn next_reader(&self) -> Result<MessageType> {
+        let mut rs = match self.lock_reader() {
+            Ok(g) => g,
+            Err(e) => return self.fail(e),
+        };
+        let deadline = self.read_deadline();
+        let r = (|| {
+            self.check_sticky(&rs)?;
+            self.discard_stream(&mut rs, deadline)?;
+            rs.msg_pos = 0;
+            if let Some(a) = rs.assembling.take() {
+                // A whole-message read timed out part way: hand out what it
+                // collected first.
+                rs.stream = Some(StreamState { done: false });
+                return Ok(message_type(a.kind));
+            }
+            rs.msg.clear();
+            let kind = self.next_message_start(&mut rs, deadline)?;
+            rs.stream = Some(StreamState { done: false });
+            Ok(message_type(kind))
+        })();
+        r.or_else(|e| self.fail(e))
+    }
+
+    /// Reads the next bytes of the message opened by `next_reader` into
+    /// `out`. Returns 0 at the end of the message.
+    pub fn reader_read(&self, out: &mut [u8]) -> Result<usize> {
+        let mut rs = match self.lock_reader() {
+            Ok(g) => g,
+            Err(e) => return self.fail(e),
+        };
+        let deadline = self.read_deadline();
+        self.reader_read_locked(&mut rs, out, deadline).or_else(|e| self.fail(e))
+    }
+
+    fn reader_read_locked(&self, rs: &mut ReadSide, out: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        match &rs.stream {
+            None => return Err(Error::invalid("no message reader is open: call next_reader first")),
+            Some(s) if s.done => return Ok(0),
+            Some(_) => {}
+        }
+        if out.is_empty() {
+            return Err(Error::invalid("reader_read needs a buffer of at least one byte"));
+        }
+        if rs.msg_pos < rs.msg.len() {
+            let n = out.len().min(rs.msg.len() - rs.msg_pos);
+            out[..n].copy_from_slice(&rs.msg[rs.msg_pos..rs.msg_pos + n]);
+            rs.msg_pos += n;
+            return Ok(n);
+        }
+        loop {
+            let (start, end, eom) = match rs.pending.take() {
+                Some(p) => p,
+                None => {
+                    self.check_sticky(rs)?;
+                    match self.next_data_event(rs, deadline)? {
+                        Event::Data { start, end, end_of_message } => (start, end, end_of_message),
+                        _ => return Err(Error::new(ErrorKind::Internal, "message start inside a message")),
+                    }
+                }
+            };
+            let n = out.len().min(end - start);
+            out[..n].copy_from_slice(&rs.buf[start..start + n]);
+            if start + n < end {
+                rs.pending = Some((start + n, end, eom));
+            } else if eom {
+                if let Some(s) = rs.stream.as_mut() {
+                    s.done = true;
+                }
+            }
+            if n > 0 || eom {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Drops the unread rest of the streaming reader's message.
+    fn discard_stream(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<()> {
+        let open = matches!(&rs.stream, Some(s) if !s.done);
+        if open {
+            rs.msg.clear();
+            rs.msg_pos = 0;
+            let mut eom = rs.pending.take().is_some_and(|p| p.2);
+            while !eom {
+                match self.next_data_event(rs, deadline)? {
+                    Event::Data { end_of_message, .. } => eom = end_of_message,
+                    _ => return Err(Error::new(ErrorKind::Internal, "message start inside a message")),
+                }
+            }
+        }
+        rs.stream = None;
+        rs.pending = None;
+        Ok(())
+    }
+
+    fn next_message_start(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<MessageKind> {
+        loop {
+            if let Event::MessageStart { kind, .. } = self.next_data_event(rs, deadline)? {
+                return Ok(kind);
+            }
+        }
+    }
+
+    fn check_sticky(&self, rs: &ReadSide) -> Result<()> {
+        match &rs.sticky {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the receiver until a data event, reading from the socket and
+    /// dispatching control frames as needed. Ranges in the returned event
+    /// index `rs.buf`.
+    fn next_data_event(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<Event> {
+        loop {
+            if self.is_shut() {
+                return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
+            }
+            let base = rs.start;
+            let (used, ev) = match rs.receiver.next(&mut rs.buf[base..rs.end]) {
+                Ok(r) => r,
+                Err(pe) => return Err(self.fail_protocol(rs, pe)),
+            };
+            rs.start += used;
+            match ev {
+                Event::NeedMore => {
+                    self.fill(rs, deadline)?;
+                }
+                Event::Control { kind, start, end } => {
+                    let mut payload = [0u8; 125];
+                    let len = end - start;
+                    payload[..len].copy_from_slice(&rs.buf[base + start..base + end]);
+                    self.on_control(rs, kind, &payload[..len])?;
+                }
+                Event::MessageStart { .. } => return Ok(ev),
+                Event::Data { start, end, end_of_message } => {
+                    return Ok(Event::Data { start: base + start, end: base + end, end_of_message })
+                }
+            }
+        }
+    }
+
+    fn on_control(&self, rs: &mut ReadSide, kind: ControlKind, payload: &[u8]) -> Result<()> {
+        let handlers = self.handlers()?;
+        match kind {
+            ControlKind::Ping => match handlers.ping {
+                Some(h) => h(self, payload),
+                None => self.default_ping_handler(payload),
+            },
+            ControlKind::Pong => match handlers.pong {
+                Some(h) => h(self, payload),
+                None => Ok(()),
+            },
+            ControlKind::Close => {
+                let (code, reason) = match close::parse_payload(payload) {
+                    Ok(r) => r,
+                    Err(pe) => return Err(self.fail_protocol(rs, pe)),
+                };
+                self.record_end(code, reason.as_bytes());
+                let handled = match handlers.close {
+                    Some(h) => h(self, code, reason.as_bytes()),
+                    None => self.default_close_handler(code, reason.as_bytes()),
+                };
+                // The close handshake is over once both frames have passed:
+                // close TCP (the server closes first, RFC 6455 7.1.1).
+                if self.close_sent() {
+                    self.stream.shutdown();
+                }
+                let err = Error::new(ErrorKind::Closed, format!("websocket: close {code} {reason}"));
+                rs.sticky = Some(err.clone());
+                handled?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Fails the connection for a protocol violation by the peer: sends the
+    /// matching close code, closes TCP, and makes the error permanent.
+    fn fail_protocol(&self, rs: &mut ReadSide, pe: ProtoError) -> Error {
+        let kind = match pe.kind {
+            ProtoErrorKind::Protocol => ErrorKind::Protocol,
+            ProtoErrorKind::InvalidUtf8 => ErrorKind::InvalidUtf8,
+            ProtoErrorKind::TooBig => ErrorKind::ReadLimit,
+        };
+        let reason = pe.message.as_bytes();
+        let reason = &reason[..reason.len().min(close::MAX_REASON_LEN)];
+        let _ = self.write_close(pe.close_code(), reason, Some(Instant::now() + super::CONTROL_REPLY_WAIT));
+        self.stream.shutdown();
+        self.mark_ended();
+        let err = Error::new(kind, format!("websocket: {} (sent close {})", pe.message, pe.close_code()));
+        rs.sticky = Some(err.clone());
+        err
+    }
+
+    /// Reads what the socket has into the read buffer, waiting up to the
+    /// deadline for at least one byte.
+    fn fill(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<()> {
+        if rs.start == rs.end {
+            rs.start = 0;
+            rs.end = 0;
+        } else if rs.end == rs.buf.len() {
+            if rs.start > 0 {
+                rs.buf.copy_within(rs.start..rs.end, 0);
+                rs.end -= rs.start;
+                rs.start = 0;
+            } else {
+                let n = rs.buf.len() * 2;
+                rs.buf.resize(n, 0);
+            }
+        }
+        let n = self.read_some(rs, Target::Buf, deadline)?;
+        rs.end += n;
+        Ok(())
+    }
+
+    /// One successful read(2) into the read buffer or the message buffer.
+    /// End of stream ends the connection with 1006.
+    fn read_some(&self, rs: &mut ReadSide, target: Target, deadline: Option<Instant>) -> Result<usize> {
+        loop {
+            let dst = match target {
+                Target::Buf => &mut rs.buf[rs.end..],
+                Target::Msg(from) => &mut rs.msg[from..],
+            };
+            match self.stream.read(dst) {
+                Ok(0) => return Err(self.end_abnormally(rs, "the peer closed the connection without a close frame")),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == IoKind::WouldBlock => {
+                    if self.is_shut() {
+                        return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
+                    }
+                    match wait_ready(self.fd(), Interest::Read, deadline) {
+                        Ok(true) => {}
+                        Ok(false) => return Err(Error::timeout("read deadline passed")),
+                        Err(e) => return Err(Error::io("poll", e)),
+                    }
+                }
+                Err(e) if e.kind() == IoKind::Interrupted => {}
+                Err(e) => {
+                    if self.is_shut() {
+                        return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
+                    }
+                    return Err(self.end_abnormally(rs, &format!("read failed: {e}")));
+                }
+            }
+        }
+    }
+
+    fn end_abnormally(&self, rs: &mut ReadSide, why: &str) -> Error {
+        if self.is_shut() {
+            return Error::new(ErrorKind::LocallyClosed, "the connection was closed locally");
+        }
+        if let Some(e) = &rs.sticky {
+            return e.clone();
+        }
+        self.record_end(close::ABNORMAL, b"");
+        self.stream.shutdown();
+        let err = Error::new(ErrorKind::Closed, format!("websocket: close 1006 (abnormal closure): {why}"));
+        rs.sticky = Some(err.clone());
+        err
+    }
+
+    /// Reads and discards until the peer's close frame arrives (used by
+    /// `close_graceful` when no other thread is reading).
+    pub(super) fn drain_until_close(&self, rs: &mut ReadSide, deadline: Instant) -> Result<()> {
+        if let Some(e) = &rs.sticky {
+            return if e.kind() == ErrorKind::Closed { Ok(()) } else { Err(e.clone()) };
+        }
+        loop {
+            match self.next_data_event(rs, Some(deadline)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Closed => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    return Err(Error::timeout("the peer did not answer the close frame in time"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Buf,
+    Msg(usize),
+}
+
+impl Conn {
+    /// Marks the connection as ended without a peer close (protocol error).
+    fn mark_ended(&self) {
+        if let Ok(mut st) = self.close_state.lock() {
+            st.ended = true;
+        }
+        self.close_cv.notify_all();
+    }
+}

@@ -1,0 +1,492 @@
+//! The writing half of a connection: frames out with as few system calls
+//! as possible, control frames, the streaming writer, and the deadline rules.
+//!
+//! A write that times out before any byte of its frame went out returns
+//! `Timeout` and sent nothing. One that times out part way keeps the unsent
+//! rest queued (it goes out before any later frame) and returns
+//! `WriteIncomplete`: the frame is committed, not to be sent again.
+
+use std::io::{ErrorKind as IoKind, IoSlice};
+use std::sync::MutexGuard;
+use std::thread::ThreadId;
+use std::time::Instant;
+
+use super::{lock, Conn, MessageType};
+use crate::api::config::ConnConfig;
+use crate::api::pool::BufferPool;
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::frame::{encode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::proto::mask::{copy_masked, MaskKeys};
+use crate::proto::{close, Role};
+use crate::transport::wait::{wait_ready, Interest};
+
+/// Unmasked payloads up to this size are copied behind their header and
+/// sent with one write(2); larger ones go out with writev(2) from the
+/// caller's memory.
+const COPY_SMALL: usize = 2048;
+
+pub(super) struct WriteSide {
+    /// Encoded bytes not yet on the wire are `out[sent..]`.
+    out: Vec<u8>,
+    sent: usize,
+    pool: Option<BufferPool>,
+    buffer_size: usize,
+    keys: MaskKeys,
+    /// The open streaming writer: opcode of its next frame.
+    stream_op: Option<OpCode>,
+    stream_buf: Vec<u8>,
+    /// A failed socket: every later write returns this.
+    broken: Option<Error>,
+}
+
+impl WriteSide {
+    pub(super) fn new(config: &ConnConfig) -> WriteSide {
+        let pool = config.write_buffer_pool.clone();
+        let buffer_size = pool.as_ref().map_or(config.write_buffer_size, |p| p.buffer_size());
+        WriteSide {
+            out: if pool.is_some() { Vec::new() } else { Vec::with_capacity(buffer_size) },
+            sent: 0,
+            pool,
+            buffer_size,
+            keys: MaskKeys::default(),
+            stream_op: None,
+            stream_buf: Vec::new(),
+            broken: None,
+        }
+    }
+
+    fn take_buffer(&mut self) {
+        if self.out.capacity() == 0 {
+            if let Some(p) = &self.pool {
+                self.out = p.get();
+            }
+        }
+    }
+
+    /// With a pool, an empty write buffer goes back to it between writes.
+    fn release_buffer(&mut self) {
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+            if let Some(p) = &self.pool {
+                p.put(std::mem::take(&mut self.out));
+            }
+        }
+    }
+}
+
+/// Exclusive use of the write side, acquired with a deadline (a control
+/// frame must not wait forever behind a data frame stuck on a full socket).
+pub(super) struct WriterGuard<'a> {
+    conn: &'a Conn,
+    ws: MutexGuard<'a, WriteSide>,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.ws.release_buffer();
+        if let Ok(mut busy) = self.conn.write_busy.lock() {
+            *busy = false;
+        }
+        self.conn.write_busy_cv.notify_one();
+    }
+}
+
+impl Conn {
+    fn lock_writer(&self, deadline: Option<Instant>) -> Result<WriterGuard<'_>> {
+        let mut busy = lock(&self.write_busy)?;
+        while *busy {
+            if self.is_shut() {
+                return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
+            }
+            busy = match deadline {
+                None => self.write_busy_cv.wait(busy).map_err(|_| Error::poisoned())?,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::timeout("write deadline passed while another write was in progress"));
+                    }
+                    self.write_busy_cv.wait_timeout(busy, left).map_err(|_| Error::poisoned())?.0
+                }
+            };
+        }
+        *busy = true;
+        drop(busy);
+        let guard = WriterGuard { conn: self, ws: lock(&self.writer)? };
+        if self.is_shut() {
+            return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
+        }
+        if let Some(e) = &guard.ws.broken {
+            return Err(e.clone());
+        }
+        Ok(guard)
+    }
+
+    /// Writes a whole message (gorilla's WriteMessage). Text and binary
+    /// messages wait for another thread's open streaming writer to finish;
+    /// control types are sent as by `write_control` with the write deadline.
+    pub fn write_message(&self, kind: MessageType, data: &[u8]) -> Result<()> {
+        let deadline = self.write_deadline();
+        if kind.is_control() {
+            return self.write_control(kind, data, deadline);
+        }
+        let r = (|| {
+            let gate = self.wait_for_writer_gate(deadline)?;
+            let mut w = self.lock_writer(deadline)?;
+            drop(gate);
+            if self.close_sent() {
+                return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
+            }
+            self.send_frame(&mut w.ws, op_of(kind), true, data, deadline)
+        })();
+        r.or_else(|e| self.fail(e))
+    }
+
+    /// Sends a control frame (ping, pong or close) with its own deadline
+    /// (gorilla's WriteControl). May be called while a streaming writer is
+    /// open: the frame goes out between two fragments.
+    pub fn write_control(&self, kind: MessageType, data: &[u8], deadline: Option<Instant>) -> Result<()> {
+        let r = (|| {
+            if !kind.is_control() {
+                return Err(Error::invalid("write_control takes a close, ping or pong type"));
+            }
+            if data.len() > MAX_CONTROL_PAYLOAD {
+                return Err(Error::invalid("control frame payload longer than 125 bytes"));
+            }
+            if kind == MessageType::Close {
+                let (code, reason) = if data.is_empty() {
+                    (close::NO_STATUS, &[][..])
+                } else {
+                    close::parse_payload(data)
+                        .map(|(c, r)| (c, r.as_bytes()))
+                        .map_err(|e| Error::invalid(format!("invalid close payload: {e}")))?
+                };
+                return self.write_close(code, reason, deadline);
+            }
+            let mut w = self.lock_writer(deadline)?;
+            if self.close_sent() {
+                return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
+            }
+            self.send_frame(&mut w.ws, op_of(kind), true, data, deadline)
+        })();
+        r.or_else(|e| self.fail(e))
+    }
+
+    /// Sends a close frame with `code` and `reason` (1005 sends an empty
+    /// close frame). `CloseSent` if one was already sent.
+    pub fn write_close(&self, code: u16, reason: &[u8], deadline: Option<Instant>) -> Result<()> {
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        close::format_payload(code, reason, &mut payload).map_err(Error::invalid)?;
+        let mut w = self.lock_writer(deadline)?;
+        if self.close_sent() {
+            return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
+        }
+        let r = self.send_frame(&mut w.ws, OpCode::Close, true, &payload, deadline);
+        if r.is_ok() || r.as_ref().is_err_and(|e| e.kind() == ErrorKind::WriteIncomplete) {
+            if let Ok(mut st) = self.close_state.lock() {
+                st.sent = true;
+            }
+        }
+        r
+    }
+
+    /// Sends what a `WriteIncomplete` left queued, within the write deadline.
+    pub fn flush(&self) -> Result<()> {
+        let deadline = self.write_deadline();
+        let r = (|| {
+            let mut w = self.lock_writer(deadline)?;
+            self.flush_out(&mut w.ws, deadline)
+        })();
+        r.or_else(|e| self.fail(e))
+    }
+
+    /// Opens a streaming writer for a text or binary message (gorilla's
+    /// NextWriter). If this thread already has one open, it is finished
+    /// first; if another thread has, this waits for it (up to the deadline).
+    pub fn next_writer(&self, kind: MessageType) -> Result<()> {
+        let deadline = self.write_deadline();
+        let r = (|| {
+            if kind.is_control() {
+                return Err(Error::invalid("a streaming writer takes a text or binary type"));
+            }
+            let mut gate = self.wait_for_writer_gate(deadline)?;
+            let mut w = self.lock_writer(deadline)?;
+            if self.close_sent() {
+                return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
+            }
+            *gate = Some(std::thread::current().id());
+            w.ws.stream_op = Some(op_of(kind));
+            if w.ws.stream_buf.capacity() == 0 {
+                w.ws.stream_buf = match &w.ws.pool {
+                    Some(p) => p.get(),
+                    None => Vec::with_capacity(w.ws.buffer_size),
+                };
+            }
+            Ok(())
+        })();
+        r.or_else(|e| self.fail(e))
+    }
+
+    /// Appends `data` to the open streaming writer's message. Full buffers
+    /// go out as non-final frames. `Timeout`: none of `data` was taken.
+    pub fn writer_write(&self, data: &[u8]) -> Result<()> {
+        let deadline = self.write_deadline();
+        let r = (|| {
+            let mut w = self.lock_writer(deadline)?;
+            let ws = &mut *w.ws;
+            let op = ws.stream_op.ok_or_else(|| Error::invalid("no message writer is open: call next_writer first"))?;
+            if ws.stream_buf.len() + data.len() < ws.buffer_size {
+                ws.stream_buf.extend_from_slice(data);
+                return Ok(());
+            }
+            let mut buf = std::mem::take(&mut ws.stream_buf);
+            let r = if buf.is_empty() {
+                self.send_frame(ws, op, false, data, deadline)
+            } else {
+                let before = buf.len();
+                buf.extend_from_slice(data);
+                let r = self.send_frame(ws, op, false, &buf, deadline);
+                if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
+                    buf.truncate(before);
+                }
+                r
+            };
+            let taken = r.is_ok() || r.as_ref().is_err_and(|e| e.kind() == ErrorKind::WriteIncomplete);
+            if taken {
+                buf.clear();
+                ws.stream_op = Some(OpCode::Continuation);
+            }
+            ws.stream_buf = buf;
+            r
+        })();
+        r.or_else(|e| self.fail(e))
+    }
+
+    /// Finishes the streaming writer's message with a final frame.
+    /// `Timeout`: the writer stays open and the call may be repeated.
+    pub fn writer_close(&self) -> Result<()> {
+        let deadline = self.write_deadline();
+        let r = (|| {
+            let mut w = self.lock_writer(deadline)?;
+            let ws = &mut *w.ws;
+            let op = ws.stream_op.ok_or_else(|| Error::invalid("no message writer is open"))?;
+            let buf = std::mem::take(&mut ws.stream_buf);
+            let r = self.send_frame(ws, op, true, &buf, deadline);
+            ws.stream_buf = buf;
+            if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
+                return r;
+            }
+            ws.stream_op = None;
+            ws.stream_buf.clear();
+            if let Some(p) = &ws.pool {
+                p.put(std::mem::take(&mut ws.stream_buf));
+            }
+            drop(w);
+            self.release_writer_gate();
+            r
+        })();
+        r.or_else(|e| self.fail(e))
+    }
+
+    /// Waits until no other thread has a streaming writer open. If this
+    /// thread has one, finishes it (gorilla closes the previous writer).
+    fn wait_for_writer_gate(&self, deadline: Option<Instant>) -> Result<MutexGuard<'_, Option<ThreadId>>> {
+        let me = std::thread::current().id();
+        let mut gate = lock(&self.writer_open)?;
+        loop {
+            match *gate {
+                None => return Ok(gate),
+                Some(t) if t == me => {
+                    drop(gate);
+                    self.writer_close()?;
+                    gate = lock(&self.writer_open)?;
+                }
+                Some(_) => {
+                    if self.is_shut() {
+                        return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
+                    }
+                    gate = match deadline {
+                        None => self.writer_open_cv.wait(gate).map_err(|_| Error::poisoned())?,
+                        Some(d) => {
+                            let left = d.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                return Err(Error::timeout(
+                                    "write deadline passed waiting for another thread's writer",
+                                ));
+                            }
+                            self.writer_open_cv.wait_timeout(gate, left).map_err(|_| Error::poisoned())?.0
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    fn release_writer_gate(&self) {
+        if let Ok(mut g) = self.writer_open.lock() {
+            *g = None;
+        }
+        self.writer_open_cv.notify_all();
+    }
+
+    /// Writes one frame: header and payload, masked for a client.
+    fn send_frame(
+        &self,
+        ws: &mut WriteSide,
+        op: OpCode,
+        fin: bool,
+        payload: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        self.flush_out(ws, deadline)?;
+        ws.take_buffer();
+        let mask = (self.role == Role::Client).then(|| ws.keys.next_key());
+        let mut hdr = [0u8; MAX_HEADER_LEN];
+        let hlen = encode_header(&mut hdr, fin, false, op, payload.len() as u64, mask);
+        ws.out.clear();
+        ws.sent = 0;
+        match mask {
+            None if payload.len() > COPY_SMALL => self.send_vectored(ws, &hdr[..hlen], payload, deadline),
+            None => {
+                ws.out.extend_from_slice(&hdr[..hlen]);
+                ws.out.extend_from_slice(payload);
+                self.flush_frame(ws, deadline, &[])
+            }
+            Some(key) => {
+                ws.out.extend_from_slice(&hdr[..hlen]);
+                let chunk = ws.buffer_size.max(hlen + 1);
+                let mut pos = 0;
+                loop {
+                    let take = (chunk - ws.out.len().min(chunk)).max(1).min(payload.len() - pos);
+                    let at = ws.out.len();
+                    ws.out.resize(at + take, 0);
+                    copy_masked(&mut ws.out[at..], &payload[pos..pos + take], key, pos);
+                    pos += take;
+                    if pos == payload.len() {
+                        return self.flush_frame(ws, deadline, &[]);
+                    }
+                    if ws.out.len() >= chunk {
+                        let first_chunk = pos == take;
+                        match self.flush_out(ws, deadline) {
+                            Ok(()) => {
+                                ws.out.clear();
+                                ws.sent = 0;
+                            }
+                            Err(e) if e.kind() == ErrorKind::Timeout && first_chunk && ws.sent == 0 => {
+                                ws.out.clear();
+                                return Err(e);
+                            }
+                            Err(e) if e.kind() == ErrorKind::Timeout => {
+                                // Part of the frame is out: queue the rest, masked.
+                                let at = ws.out.len();
+                                ws.out.resize(at + payload.len() - pos, 0);
+                                copy_masked(&mut ws.out[at..], &payload[pos..], key, pos);
+                                return Err(incomplete());
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Flushes a frame that is entirely in `ws.out`, applying the timeout rule.
+    fn flush_frame(&self, ws: &mut WriteSide, deadline: Option<Instant>, _rest: &[u8]) -> Result<()> {
+        match self.flush_out(ws, deadline) {
+            Err(e) if e.kind() == ErrorKind::Timeout && ws.sent == 0 => {
+                ws.out.clear();
+                Err(e)
+            }
+            Err(e) if e.kind() == ErrorKind::Timeout => Err(incomplete()),
+            r => r,
+        }
+    }
+
+    /// Header + payload with writev(2), no copy; on a partial timeout the
+    /// unsent rest is queued in `ws.out`.
+    fn send_vectored(&self, ws: &mut WriteSide, hdr: &[u8], payload: &[u8], deadline: Option<Instant>) -> Result<()> {
+        let total = hdr.len() + payload.len();
+        let mut done = 0;
+        while done < total {
+            let r = if done < hdr.len() {
+                self.stream.write_vectored(&[IoSlice::new(&hdr[done..]), IoSlice::new(payload)])
+            } else {
+                self.stream.write(&payload[done - hdr.len()..])
+            };
+            match r {
+                Ok(n) => done += n,
+                Err(e) if e.kind() == IoKind::WouldBlock => match self.wait_writable(deadline) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::Timeout && done == 0 => return Err(e),
+                    Err(e) if e.kind() == ErrorKind::Timeout => {
+                        if done < hdr.len() {
+                            ws.out.extend_from_slice(&hdr[done..]);
+                            ws.out.extend_from_slice(payload);
+                        } else {
+                            ws.out.extend_from_slice(&payload[done - hdr.len()..]);
+                        }
+                        ws.sent = 0;
+                        return Err(incomplete());
+                    }
+                    Err(e) => return Err(e),
+                },
+                Err(e) if e.kind() == IoKind::Interrupted => {}
+                Err(e) => return Err(self.write_failed(ws, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `ws.out[ws.sent..]` until it is all out or the deadline passes.
+    fn flush_out(&self, ws: &mut WriteSide, deadline: Option<Instant>) -> Result<()> {
+        while ws.sent < ws.out.len() {
+            match self.stream.write(&ws.out[ws.sent..]) {
+                Ok(n) => ws.sent += n,
+                Err(e) if e.kind() == IoKind::WouldBlock => self.wait_writable(deadline)?,
+                Err(e) if e.kind() == IoKind::Interrupted => {}
+                Err(e) => return Err(self.write_failed(ws, e)),
+            }
+        }
+        ws.out.clear();
+        ws.sent = 0;
+        Ok(())
+    }
+
+    fn wait_writable(&self, deadline: Option<Instant>) -> Result<()> {
+        if self.is_shut() {
+            return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
+        }
+        match wait_ready(self.fd(), Interest::Write, deadline) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::timeout("write deadline passed")),
+            Err(e) => Err(Error::io("poll", e)),
+        }
+    }
+
+    fn write_failed(&self, ws: &mut WriteSide, e: std::io::Error) -> Error {
+        if self.is_shut() {
+            return Error::new(ErrorKind::LocallyClosed, "the connection was closed locally");
+        }
+        let err = Error::io("write failed", e);
+        ws.broken = Some(err.clone());
+        err
+    }
+}
+
+fn incomplete() -> Error {
+    Error::new(
+        ErrorKind::WriteIncomplete,
+        "write deadline passed after part of the frame was sent; the rest is queued and goes out first on the next write or flush",
+    )
+}
+
+fn op_of(kind: MessageType) -> OpCode {
+    match kind {
+        MessageType::Text => OpCode::Text,
+        MessageType::Binary => OpCode::Binary,
+        MessageType::Close => OpCode::Close,
+        MessageType::Ping => OpCode::Ping,
+        MessageType::Pong => OpCode::Pong,
+    }
+}

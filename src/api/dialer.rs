@@ -1,0 +1,191 @@
+//! The client side of the opening handshake (gorilla's Dialer).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::config::ConnConfig;
+use super::conn::Conn;
+use super::http::Response;
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::handshake::{self, headers::validate_header};
+use crate::proto::Role;
+use crate::transport::wait::{wait_ready, Interest};
+use crate::transport::Stream;
+
+/// gorilla's DefaultDialer.HandshakeTimeout.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(45);
+/// How much of a non-101 response body is kept for the caller.
+const MAX_BODY_KEPT: usize = 4096;
+
+#[derive(Clone, Debug)]
+pub struct Dialer {
+    pub subprotocols: Vec<String>,
+    /// Headers sent with every request (Origin, Cookie, Authorization...).
+    pub headers: Vec<(String, String)>,
+    /// Covers connecting, the request and the response. `None` = no timeout.
+    /// Name resolution is not covered (the system resolver blocks).
+    pub handshake_timeout: Option<Duration>,
+    pub conn: ConnConfig,
+}
+
+impl Default for Dialer {
+    fn default() -> Self {
+        Dialer {
+            subprotocols: Vec::new(),
+            headers: Vec::new(),
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            conn: ConnConfig::default(),
+        }
+    }
+}
+
+/// A failed dial: the error, and the server's response when one arrived
+/// (gorilla returns it with ErrBadHandshake).
+#[derive(Debug)]
+pub struct DialError {
+    pub error: Error,
+    pub response: Option<Response>,
+}
+
+impl From<Error> for DialError {
+    fn from(error: Error) -> Self {
+        DialError { error, response: None }
+    }
+}
+
+impl Dialer {
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<()> {
+        validate_header(name, value).map_err(Error::invalid)?;
+        self.headers.push((name.to_string(), value.to_string()));
+        Ok(())
+    }
+
+    /// Connects to a `ws://` URL and performs the opening handshake.
+    /// `extra` headers are sent after the Dialer's own.
+    pub fn dial(&self, url: &str, extra: &[(String, String)]) -> std::result::Result<(Conn, Response), DialError> {
+        let u = handshake::parse_ws_url(url).map_err(|m| Error::new(ErrorKind::BadUrl, m))?;
+        if u.secure {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "wss:// needs TLS, which this build of libws does not have yet",
+            )
+            .into());
+        }
+        let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
+        let stream = connect(&u.host, u.port, deadline)?;
+
+        let mut headers = self.headers.clone();
+        headers.extend_from_slice(extra);
+        if let Some(auth) = &u.basic_auth {
+            if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("authorization")) {
+                headers.push(("Authorization".to_string(), auth.clone()));
+            }
+        }
+        let key = handshake::try_generate_client_key().map_err(|m| Error::new(ErrorKind::Internal, m))?;
+        let mut req = Vec::with_capacity(512);
+        handshake::write_request(&mut req, &u.host_header, &u.target, &key, &self.subprotocols, &headers)
+            .map_err(Error::invalid)?;
+        stream.write_all_until(&req, deadline).map_err(|e| handshake_io("sending the handshake request", e))?;
+
+        let mut buf = Vec::with_capacity(1024);
+        let (head, head_len) = loop {
+            match handshake::Response::parse(&buf) {
+                Ok(Some(r)) => break r,
+                Ok(None) => {}
+                Err(m) => {
+                    return Err(Error::new(ErrorKind::BadHandshake, format!("websocket: bad handshake: {m}")).into())
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read_until(&mut chunk, deadline) {
+                Ok(0) => {
+                    return Err(Error::new(
+                        ErrorKind::BadHandshake,
+                        "websocket: bad handshake: connection closed before the response",
+                    )
+                    .into())
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(handshake_io("reading the handshake response", e).into()),
+            }
+        };
+        let offered = handshake::offered_subprotocols(&self.subprotocols, &headers);
+        match handshake::validate_response(&head, &key, &offered) {
+            Ok(sub) => {
+                let leftover = buf[head_len..].to_vec();
+                let conn = Conn::new(stream, Role::Client, sub.unwrap_or_default(), &self.conn, &leftover);
+                Ok((conn, Response { head, body: Vec::new() }))
+            }
+            Err(m) => {
+                let mut body = buf[head_len..].to_vec();
+                if head.status != 101 {
+                    read_body_start(&stream, &mut body);
+                }
+                body.truncate(MAX_BODY_KEPT);
+                stream.shutdown();
+                Err(DialError {
+                    error: Error::new(ErrorKind::BadHandshake, m),
+                    response: Some(Response { head, body }),
+                })
+            }
+        }
+    }
+}
+
+fn handshake_io(what: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        Error::new(ErrorKind::Timeout, format!("handshake timeout while {what}"))
+    } else {
+        Error::io(what, e)
+    }
+}
+
+/// Takes whatever more of an error body arrives within a short grace period.
+fn read_body_start(stream: &Stream, body: &mut Vec<u8>) {
+    let until = Some(Instant::now() + Duration::from_millis(50));
+    let mut chunk = [0u8; 4096];
+    while body.len() < MAX_BODY_KEPT {
+        match stream.read_until(&mut chunk, until) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Resolves `host` and connects to the first address that answers.
+fn connect(host: &str, port: u16, deadline: Option<Instant>) -> Result<Stream> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::new(ErrorKind::Connect, format!("cannot resolve {host}: {e}")))?
+        .collect();
+    let mut last = format!("{host} resolves to no address");
+    for addr in addrs {
+        match connect_one(addr, deadline) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == ErrorKind::Timeout => return Err(e),
+            Err(e) => last = e.message().to_string(),
+        }
+    }
+    Err(Error::new(ErrorKind::Connect, last))
+}
+
+fn connect_one(addr: SocketAddr, deadline: Option<Instant>) -> Result<Stream> {
+    let tcp = mio::net::TcpStream::connect(addr)
+        .map_err(|e| Error::new(ErrorKind::Connect, format!("connect to {addr}: {e}")))?;
+    let stream = Stream::from_mio(tcp);
+    use std::os::fd::AsFd;
+    match wait_ready(stream.as_fd(), Interest::Write, deadline) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Error::new(ErrorKind::Timeout, format!("handshake timeout while connecting to {addr}")))
+        }
+        Err(e) => return Err(Error::new(ErrorKind::Connect, format!("connect to {addr}: {e}"))),
+    }
+    if let Ok(Some(e)) | Err(e) = stream.take_error() {
+        return Err(Error::new(ErrorKind::Connect, format!("connect to {addr}: {e}")));
+    }
+    if stream.peer_addr().is_none() {
+        return Err(Error::new(ErrorKind::Connect, format!("connect to {addr}: not connected")));
+    }
+    Ok(stream)
+}

@@ -1,0 +1,272 @@
+//! A listening socket that hands out upgraded connections.
+//!
+//! `accept` drives every pending handshake at once over non-blocking
+//! sockets, so a client that sends half a request and stalls delays nobody:
+//! it is dropped when its handshake timeout passes while other clients'
+//! handshakes complete around it.
+
+use std::io::{ErrorKind as IoKind, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+use super::conn::Conn;
+use super::http::Request;
+use super::upgrader::{Upgrader, Verdict};
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::handshake::{self, Rejection};
+use crate::proto::Role;
+use crate::transport::Stream;
+
+/// Handshakes in progress at most; further clients wait in the kernel's
+/// accept queue.
+const MAX_PENDING: usize = 1024;
+
+enum Phase {
+    Reading,
+    /// Sending `out[written..]`; then open a connection (`Some(subprotocol)`) or close.
+    Writing {
+        out: Vec<u8>,
+        written: usize,
+        open: Option<String>,
+    },
+}
+
+struct Pending {
+    stream: Stream,
+    remote: Option<SocketAddr>,
+    buf: Vec<u8>,
+    head_len: usize,
+    deadline: Option<Instant>,
+    phase: Phase,
+}
+
+enum Step {
+    Wait,
+    Drop,
+    /// The 101 is out: open the connection with this subprotocol.
+    Open(String),
+}
+
+pub struct Listener {
+    tcp: mio::net::TcpListener,
+    upgrader: Upgrader,
+    pending: Mutex<Vec<Pending>>,
+    local_addr: SocketAddr,
+    shut: AtomicBool,
+    /// A byte written here wakes a blocked `accept` (see `shutdown`).
+    wake_tx: UnixStream,
+    wake_rx: UnixStream,
+}
+
+impl Listener {
+    /// Listens on `addr` ("host:port"; port 0 picks a free one) with a
+    /// snapshot of `upgrader`'s settings.
+    pub fn bind(addr: &str, upgrader: &Upgrader) -> Result<Listener> {
+        use std::net::ToSocketAddrs;
+        let mut last = None;
+        let addrs = addr
+            .to_socket_addrs()
+            .map_err(|e| Error::new(ErrorKind::BadUrl, format!("bad listen address {addr:?}: {e}")))?;
+        for a in addrs {
+            match mio::net::TcpListener::bind(a) {
+                Ok(tcp) => {
+                    let local_addr = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
+                    let (wake_tx, wake_rx) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+                    wake_rx.set_nonblocking(true).map_err(|e| Error::io("socketpair", e))?;
+                    return Ok(Listener {
+                        tcp,
+                        upgrader: upgrader.clone(),
+                        pending: Mutex::new(Vec::new()),
+                        local_addr,
+                        shut: AtomicBool::new(false),
+                        wake_tx,
+                        wake_rx,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => Error::io(&format!("cannot listen on {addr}"), e),
+            None => Error::new(ErrorKind::BadUrl, format!("{addr} resolves to no address")),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops the listener: a blocked `accept` (any thread) returns
+    /// `LocallyClosed`, and so does every later one.
+    pub fn shutdown(&self) {
+        self.shut.store(true, Ordering::SeqCst);
+        let _ = (&self.wake_tx).write(&[1]);
+    }
+
+    /// Returns the next connection whose handshake succeeded, waiting until
+    /// `deadline` (`None` = forever). Failed handshakes are answered with
+    /// their HTTP error and never returned. Concurrent callers take turns.
+    pub fn accept(&self, deadline: Option<Instant>) -> Result<Conn> {
+        let mut pending = self.pending.lock().map_err(|_| Error::poisoned())?;
+        loop {
+            if self.shut.load(Ordering::SeqCst) {
+                return Err(Error::new(ErrorKind::LocallyClosed, "the listener was shut down"));
+            }
+            self.accept_new(&mut pending)?;
+            let now = Instant::now();
+            let mut i = 0;
+            while i < pending.len() {
+                let expired = pending[i].deadline.is_some_and(|d| now >= d);
+                let step = if expired { self.expire(&mut pending[i]) } else { self.advance(&mut pending[i]) };
+                match step {
+                    Step::Wait => i += 1,
+                    Step::Drop => {
+                        pending.swap_remove(i).stream.shutdown();
+                    }
+                    Step::Open(subprotocol) => {
+                        let p = pending.swap_remove(i);
+                        let leftover = &p.buf[p.head_len..];
+                        return Ok(Conn::new(p.stream, Role::Server, subprotocol, &self.upgrader.conn, leftover));
+                    }
+                }
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Error::timeout("no connection was accepted before the deadline"));
+            }
+            self.wait(&pending, deadline)?;
+        }
+    }
+
+    fn accept_new(&self, pending: &mut Vec<Pending>) -> Result<()> {
+        while pending.len() < MAX_PENDING {
+            match self.tcp.accept() {
+                Ok((tcp, remote)) => pending.push(Pending {
+                    stream: Stream::from_mio(tcp),
+                    remote: Some(remote),
+                    buf: Vec::new(),
+                    head_len: 0,
+                    deadline: self.upgrader.handshake_timeout.map(|t| Instant::now() + t),
+                    phase: Phase::Reading,
+                }),
+                Err(e) if e.kind() == IoKind::WouldBlock => break,
+                Err(e) if e.kind() == IoKind::Interrupted => {}
+                // A connection that died in the queue, or out of descriptors:
+                // try again on the next round rather than fail the server.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNABORTED | libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    break
+                }
+                Err(e) => return Err(Error::io("accept", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps until the listener, a pending socket or the wake pipe is
+    /// ready, or the nearest deadline.
+    fn wait(&self, pending: &[Pending], deadline: Option<Instant>) -> Result<()> {
+        let mut fds = Vec::with_capacity(pending.len() + 2);
+        fds.push(PollFd::from_borrowed_fd(self.tcp.as_fd(), PollFlags::IN));
+        fds.push(PollFd::from_borrowed_fd(self.wake_rx.as_fd(), PollFlags::IN));
+        let mut until = deadline;
+        for p in pending {
+            let flags = match p.phase {
+                Phase::Reading => PollFlags::IN,
+                Phase::Writing { .. } => PollFlags::OUT,
+            };
+            fds.push(PollFd::from_borrowed_fd(p.stream.as_fd(), flags));
+            if let Some(d) = p.deadline {
+                until = Some(until.map_or(d, |u| u.min(d)));
+            }
+        }
+        let timeout = until.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as _ }
+        });
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::io("poll", e.into())),
+        }
+        if !fds[1].revents().is_empty() {
+            let mut sink = [0u8; 16];
+            let _ = (&self.wake_rx).read(&mut sink);
+        }
+        Ok(())
+    }
+
+    fn advance(&self, p: &mut Pending) -> Step {
+        loop {
+            match &mut p.phase {
+                Phase::Reading => {
+                    let mut chunk = [0u8; 4096];
+                    match p.stream.read(&mut chunk) {
+                        Ok(0) => return Step::Drop,
+                        Ok(n) => p.buf.extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == IoKind::WouldBlock => return Step::Wait,
+                        Err(e) if e.kind() == IoKind::Interrupted => continue,
+                        Err(_) => return Step::Drop,
+                    }
+                    match handshake::Request::parse(&p.buf) {
+                        Ok(None) => {}
+                        Ok(Some((head, head_len))) => {
+                            p.head_len = head_len;
+                            let req = Request { head, remote_addr: p.remote };
+                            p.phase = match self.upgrader.decide(&req, &[]) {
+                                Verdict::Accept { response, subprotocol } => {
+                                    Phase::Writing { out: response, written: 0, open: Some(subprotocol) }
+                                }
+                                Verdict::Reject { response, .. } => {
+                                    Phase::Writing { out: response, written: 0, open: None }
+                                }
+                            };
+                        }
+                        Err(rej) => self.reject(p, rej),
+                    }
+                }
+                Phase::Writing { out, written, open } => {
+                    while *written < out.len() {
+                        match p.stream.write(&out[*written..]) {
+                            Ok(n) => *written += n,
+                            Err(e) if e.kind() == IoKind::WouldBlock => return Step::Wait,
+                            Err(e) if e.kind() == IoKind::Interrupted => {}
+                            Err(_) => return Step::Drop,
+                        }
+                    }
+                    return match open.take() {
+                        None => Step::Drop,
+                        Some(sub) => Step::Open(sub),
+                    };
+                }
+            }
+        }
+    }
+
+    fn reject(&self, p: &mut Pending, rej: Rejection) {
+        if let Verdict::Reject { response, .. } = self.upgrader.reject(None, rej) {
+            p.phase = Phase::Writing { out: response, written: 0, open: None };
+        }
+    }
+
+    /// A handshake that ran out of time: answer 408 if still reading the
+    /// request (best effort, never blocking), then drop it.
+    fn expire(&self, p: &mut Pending) -> Step {
+        if matches!(p.phase, Phase::Reading) {
+            if let Verdict::Reject { response, .. } =
+                self.upgrader.reject(None, Rejection::new(408, "websocket: handshake timeout"))
+            {
+                let _ = p.stream.write(&response);
+            }
+        }
+        Step::Drop
+    }
+}

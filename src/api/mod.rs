@@ -1,0 +1,18 @@
+//! The Rust API: gorilla/websocket's Dialer, Upgrader and Conn over the
+//! sans-IO engine in `proto` and the sockets in `transport`.
+
+pub mod config;
+pub mod conn;
+pub mod dialer;
+pub mod http;
+pub mod listener;
+pub mod pool;
+pub mod upgrader;
+
+pub use config::ConnConfig;
+pub use conn::{Conn, Message, MessageType};
+pub use dialer::Dialer;
+pub use http::{Request, Response};
+pub use listener::Listener;
+pub use pool::BufferPool;
+pub use upgrader::Upgrader;

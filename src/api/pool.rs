@@ -1,0 +1,52 @@
+//! A shared pool of write buffers (gorilla's WriteBufferPool): a connection
+//! holds a write buffer only while a write is in progress, so many mostly
+//! idle connections share a few buffers.
+
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug)]
+pub struct BufferPool {
+    inner: Arc<PoolInner>,
+}
+
+#[derive(Debug)]
+struct PoolInner {
+    buffer_size: usize,
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Buffers above this count are dropped on return rather than kept.
+const MAX_POOLED: usize = 1024;
+
+impl BufferPool {
+    pub fn new(buffer_size: usize) -> Self {
+        BufferPool { inner: Arc::new(PoolInner { buffer_size: buffer_size.max(256), free: Mutex::new(Vec::new()) }) }
+    }
+
+    pub fn buffer_size(&self) -> usize {
+        self.inner.buffer_size
+    }
+
+    pub fn get(&self) -> Vec<u8> {
+        let popped = self.inner.free.lock().ok().and_then(|mut f| f.pop());
+        popped.unwrap_or_else(|| Vec::with_capacity(self.inner.buffer_size))
+    }
+
+    pub fn put(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        // A buffer that grew for a large frame is not worth keeping.
+        if buf.capacity() > self.inner.buffer_size * 2 {
+            return;
+        }
+        if let Ok(mut f) = self.inner.free.lock() {
+            if f.len() < MAX_POOLED {
+                f.push(buf);
+            }
+        }
+    }
+
+    /// Buffers currently idle in the pool.
+    pub fn idle(&self) -> usize {
+        self.inner.free.lock().map(|f| f.len()).unwrap_or(0)
+    }
+}

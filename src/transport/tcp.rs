@@ -1,0 +1,115 @@
+//! Plain TCP through mio.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use mio::net::TcpStream;
+
+/// A connected, non-blocking byte stream. Reads and writes take `&self` so
+/// one thread can read while another writes (the kernel keeps the two
+/// directions apart).
+#[derive(Debug)]
+pub struct Stream {
+    tcp: TcpStream,
+}
+
+impl Stream {
+    /// Wraps a connected std socket, switching it to non-blocking mode.
+    pub fn from_std(s: std::net::TcpStream) -> io::Result<Stream> {
+        s.set_nonblocking(true)?;
+        Ok(Stream { tcp: TcpStream::from_std(s) })
+    }
+
+    pub fn from_mio(tcp: TcpStream) -> Stream {
+        Stream { tcp }
+    }
+
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.tcp).read(buf)
+    }
+
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.tcp).write(buf)
+    }
+
+    pub fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&self.tcp).write_vectored(bufs)
+    }
+
+    pub fn shutdown(&self) {
+        // Errors mean the socket is already shut or reset: nothing to do.
+        let _ = self.tcp.shutdown(Shutdown::Both);
+    }
+
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.tcp.set_nodelay(on)
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.tcp.local_addr().ok()
+    }
+
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.tcp.peer_addr().ok()
+    }
+
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.tcp.take_error()
+    }
+
+    /// The mio source, for registration with an event loop.
+    pub fn mio(&mut self) -> &mut TcpStream {
+        &mut self.tcp
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.tcp.as_fd()
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.tcp.as_raw_fd()
+    }
+}
+
+impl Stream {
+    /// Writes all of `buf`, waiting for the socket up to `deadline`
+    /// (used for handshakes; frames have their own path).
+    pub fn write_all_until(&self, mut buf: &[u8], deadline: Option<std::time::Instant>) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !super::wait::wait_ready(self.as_fd(), super::wait::Interest::Write, deadline)? {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads at least one byte into `buf`, waiting up to `deadline`
+    /// (`TimedOut` then). 0 means end of stream.
+    pub fn read_until(&self, buf: &mut [u8], deadline: Option<std::time::Instant>) -> io::Result<usize> {
+        loop {
+            match self.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !super::wait::wait_ready(self.as_fd(), super::wait::Interest::Read, deadline)? {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

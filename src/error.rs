@@ -46,6 +46,8 @@ pub enum ErrorKind {
     NotFound,
     /// The caller's buffer is too small; the needed size is reported.
     BufferTooSmall,
+    /// An application handler (ping, pong, close) reported a failure.
+    Handler,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

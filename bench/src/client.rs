@@ -434,7 +434,8 @@ impl<F: Framing> PumpConn<F> {
             }
 
             let pending_out = self.out_pos < self.out.len();
-            if !(readable || pending_out && writable) {
+            let can_send = sending && sent - received < spec.depth as u64;
+            if !(readable || can_send || pending_out && writable) {
                 // Also bounds how long a lost echo can stall us.
                 self.poll.poll(&mut self.events, Some(Duration::from_secs(10)))?;
                 if self.events.is_empty() {

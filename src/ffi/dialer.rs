@@ -1,0 +1,187 @@
+//! `ws_dialer` (gorilla's Dialer) and `ws_dial`: the client side.
+
+use std::ffi::c_char;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use super::conn::{tri, ws_conn};
+use super::convert::{cstr, cstr_array, headers, need, put, ws_header};
+use super::guard::{self, ffi_status, ffi_value, invalid};
+use super::http::ws_response;
+use super::pool::ws_buffer_pool;
+use super::status::*;
+use crate::api::Dialer;
+use crate::error::Error;
+
+/// Client settings (gorilla's Dialer). Opaque. `ws_dial` may run on many
+/// threads at once with the same dialer; setters should not race dials.
+pub struct ws_dialer {
+    d: RwLock<Dialer>,
+}
+
+fn with_dialer(d: *mut ws_dialer, f: impl FnOnce(&mut Dialer) -> Result<(), ws_status>) -> ws_status {
+    if d.is_null() {
+        return invalid("dialer is NULL");
+    }
+    // SAFETY: a non-NULL ws_dialer* is a live handle from ws_dialer_new.
+    let d = unsafe { &*d };
+    let mut g = match d.d.write() {
+        Ok(g) => g,
+        Err(_) => return guard::fail(&Error::poisoned()),
+    };
+    match f(&mut g) {
+        Ok(()) => WS_OK,
+        Err(s) => s,
+    }
+}
+
+/// A new Dialer with gorilla's defaults: 45 s handshake timeout, 16 KiB
+/// buffers, 64 MiB read limit, no subprotocols. Never NULL.
+#[no_mangle]
+pub extern "C" fn ws_dialer_new() -> *mut ws_dialer {
+    ffi_value!(std::ptr::null_mut(), { guard::register(Box::new(ws_dialer { d: RwLock::new(Dialer::default()) })) })
+}
+
+/// Frees a Dialer. NULL and a second free are no-ops. Connections made
+/// with it are not affected.
+#[no_mangle]
+pub extern "C" fn ws_dialer_free(dialer: *mut ws_dialer) {
+    ffi_value!((), {
+        if guard::unregister(dialer) {
+            // SAFETY: registered by ws_dialer_new; just left the live set.
+            drop(unsafe { Box::from_raw(dialer) });
+        }
+    })
+}
+
+/// Sets the subprotocols to request, in order (copied).
+#[no_mangle]
+pub extern "C" fn ws_dialer_set_subprotocols(
+    dialer: *mut ws_dialer,
+    protocols: *const *const c_char,
+    n: usize,
+) -> ws_status {
+    ffi_status!({
+        let list = tri!(cstr_array(protocols, n, "protocols"));
+        if let Some(bad) = list.iter().find(|p| !crate::proto::handshake::headers::is_token(p)) {
+            return invalid(&format!("subprotocol {bad:?} is not an HTTP token"));
+        }
+        with_dialer(dialer, |d| {
+            d.subprotocols = list;
+            Ok(())
+        })
+    })
+}
+
+/// Adds a header to every request (Origin, Cookie, Authorization...).
+/// Headers libws writes itself (Host, Upgrade, Connection,
+/// Sec-WebSocket-Key/-Version/-Extensions) are refused at dial time.
+#[no_mangle]
+pub extern "C" fn ws_dialer_add_header(dialer: *mut ws_dialer, name: *const c_char, value: *const c_char) -> ws_status {
+    ffi_status!({
+        let name = tri!(cstr(name, "name"));
+        let value = tri!(cstr(value, "value"));
+        with_dialer(dialer, |d| d.add_header(name, value).map_err(|e| guard::fail(&e)))
+    })
+}
+
+/// Sets the handshake timeout in milliseconds (0 = none; default 45000).
+/// It covers connecting, sending the request and reading the response;
+/// name resolution uses the system resolver and is not covered.
+#[no_mangle]
+pub extern "C" fn ws_dialer_set_handshake_timeout(dialer: *mut ws_dialer, timeout_ms: u32) -> ws_status {
+    ffi_status!({
+        with_dialer(dialer, |d| {
+            d.handshake_timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64));
+            Ok(())
+        })
+    })
+}
+
+/// Sets the read and write buffer sizes (0 keeps the default of 16 KiB).
+#[no_mangle]
+pub extern "C" fn ws_dialer_set_buffer_sizes(dialer: *mut ws_dialer, read_size: usize, write_size: usize) -> ws_status {
+    ffi_status!({
+        with_dialer(dialer, |d| {
+            d.conn.set_buffer_sizes(read_size, write_size);
+            Ok(())
+        })
+    })
+}
+
+/// Makes connections take write buffers from `pool` only while writing.
+/// NULL removes the pool.
+#[no_mangle]
+pub extern "C" fn ws_dialer_set_write_buffer_pool(dialer: *mut ws_dialer, pool: *const ws_buffer_pool) -> ws_status {
+    ffi_status!({
+        let pool = tri!(super::pool::pool_clone(pool));
+        with_dialer(dialer, |d| {
+            d.conn.write_buffer_pool = pool;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the initial read limit of new connections (0 = none; default 64 MiB).
+#[no_mangle]
+pub extern "C" fn ws_dialer_set_read_limit(dialer: *mut ws_dialer, limit: u64) -> ws_status {
+    ffi_status!({
+        with_dialer(dialer, |d| {
+            d.conn.read_limit = limit;
+            Ok(())
+        })
+    })
+}
+
+/// Connects to `url` (ws://host[:port][/path][?query]) and performs the
+/// opening handshake (gorilla's Dial). `dialer` may be NULL for defaults;
+/// `headers` (`n_headers`) are sent after the dialer's own. On success
+/// `*conn_out` is the connection. If `response_out` is not NULL it receives
+/// the server's response on success and on `WS_ERR_BAD_HANDSHAKE` when a
+/// response arrived (status, headers, start of body; free it with
+/// `ws_response_free`), and NULL otherwise. Other failures:
+/// `WS_ERR_BAD_URL`, `WS_ERR_CONNECT`, `WS_ERR_TIMEOUT`, `WS_ERR_IO`,
+/// `WS_ERR_UNSUPPORTED` (wss:// until TLS lands). Any thread.
+#[no_mangle]
+pub extern "C" fn ws_dial(
+    dialer: *const ws_dialer,
+    url: *const c_char,
+    headers_: *const ws_header,
+    n_headers: usize,
+    conn_out: *mut *mut ws_conn,
+    response_out: *mut *mut ws_response,
+) -> ws_status {
+    ffi_status!({
+        put(response_out, std::ptr::null_mut());
+        let url = tri!(cstr(url, "url"));
+        tri!(need(conn_out, "conn_out"));
+        let extra = tri!(headers(headers_, n_headers));
+        let d = if dialer.is_null() {
+            Dialer::default()
+        } else {
+            // SAFETY: a non-NULL ws_dialer* is a live handle from ws_dialer_new.
+            match unsafe { &*dialer }.d.read() {
+                Ok(g) => g.clone(),
+                Err(_) => return guard::fail(&Error::poisoned()),
+            }
+        };
+        let give_response = |resp| {
+            if !response_out.is_null() {
+                put(response_out, guard::register(Box::new(ws_response { resp })));
+            }
+        };
+        match d.dial(url, &extra) {
+            Ok((conn, resp)) => {
+                give_response(resp);
+                put(conn_out, ws_conn::into_raw(conn));
+                WS_OK
+            }
+            Err(de) => {
+                if let Some(resp) = de.response {
+                    give_response(resp);
+                }
+                guard::fail(&de.error)
+            }
+        }
+    })
+}

@@ -15,11 +15,16 @@
 //! WebSocket servers are driven by the same [`client::BenchClient`]; the
 //! plain TCP reference uses the same pump with a 4-byte length prefix.
 //!
+//! Other flags: `--warmup S` (default 0.5), `--repeat N` (median of N runs,
+//! interleaved across servers), `--pin same|split|none` (default `same`:
+//! client and servers share one CPU; see `affinity.rs` for why), `--json`.
+//!
 //! Adding libws later: a module in `servers/` implementing
 //! [`servers::EchoServer`] + one line in [`servers::REGISTRY`] (name starting
 //! with "libws" fills the ratio column); a libws client implements
 //! [`client::BenchClient`] and replaces `RawWsClient` in [`ws_client`].
 
+mod affinity;
 mod client;
 mod handshake;
 mod servers;
@@ -48,10 +53,12 @@ struct Args {
     modes: Vec<usize>,
     servers: Vec<String>,
     json: bool,
+    repeat: usize,
+    pin: affinity::Pin,
 }
 
 const USAGE: &str = "usage: libws-bench [--seconds N] [--warmup N] [--sizes 16,1024,65536] \
-[--modes 1,16] [--servers a,b,c] [--json]";
+[--modes 1,16] [--servers a,b,c] [--repeat N] [--pin same|split|none] [--json]";
 
 fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, String> {
     v.split(',')
@@ -68,6 +75,8 @@ fn parse_args() -> Result<Args, String> {
         modes: vec![1, 16],
         servers: REGISTRY.iter().map(|(n, _)| n.to_string()).collect(),
         json: false,
+        repeat: 1,
+        pin: affinity::Pin::Same,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +87,8 @@ fn parse_args() -> Result<Args, String> {
             "--sizes" => a.sizes = parse_list("--sizes", &val()?)?,
             "--modes" => a.modes = parse_list("--modes", &val()?)?,
             "--servers" => a.servers = parse_list("--servers", &val()?)?,
+            "--repeat" => a.repeat = val()?.parse().map_err(|_| "--repeat: bad number")?,
+            "--pin" => a.pin = val()?.parse()?,
             "--json" => a.json = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -88,6 +99,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.sizes.is_empty() || a.modes.is_empty() || a.servers.is_empty() {
         return Err("empty --sizes, --modes or --servers".into());
+    }
+    if a.repeat == 0 {
+        return Err("--repeat must be >= 1".into());
     }
     if a.modes.contains(&0) || a.sizes.iter().any(|&s| s > u32::MAX as usize) {
         return Err("modes must be >= 1, sizes < 4 GiB".into());
@@ -111,8 +125,7 @@ struct Row {
 
 impl Row {
     fn msgs_per_s(&self) -> Option<f64> {
-        let r = self.outcome.as_ref().ok()?;
-        Some(r.round_trips as f64 / r.elapsed.as_secs_f64())
+        self.outcome.as_ref().ok().map(rate)
     }
     fn mib_per_s(&self) -> Option<f64> {
         Some(self.msgs_per_s()? * self.size as f64 / MIB)
@@ -135,6 +148,20 @@ fn ratio(rows: &[Row], i: usize) -> Option<f64> {
         .filter_map(Row::msgs_per_s)
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))?;
     Some(row.msgs_per_s()? / best)
+}
+
+fn rate(r: &LoadResult) -> f64 {
+    r.round_trips as f64 / r.elapsed.as_secs_f64()
+}
+
+/// The run with the median rate; the first error if any run failed.
+fn median(mut outs: Vec<Result<LoadResult, String>>) -> Result<LoadResult, String> {
+    if let Some(i) = outs.iter().position(Result::is_err) {
+        return outs.swap_remove(i);
+    }
+    let mut ok: Vec<LoadResult> = outs.into_iter().map(Result::unwrap).collect();
+    ok.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+    Ok(ok[ok.len() / 2])
 }
 
 fn mode_name(depth: usize) -> String {
@@ -201,6 +228,13 @@ fn main() -> ExitCode {
     };
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpus = match affinity::allowed_cpus() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: sched_getaffinity: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let ws = ws_client();
     let plain = PlainTcpClient;
     let duration = Duration::from_secs_f64(args.seconds);
@@ -209,9 +243,10 @@ fn main() -> ExitCode {
     let header = [
         format!("command: {command}"),
         format!("cores: {cores} (available_parallelism)"),
+        format!("placement: {}", args.pin.describe(&cpus)),
         format!(
-            "per case: new connection, {:.1} s warm-up, {:.1} s measured; binary messages",
-            args.warmup, args.seconds
+            "per case: new connection, {:.1} s warm-up, {:.1} s measured, median of {} run(s); binary messages",
+            args.warmup, args.seconds, args.repeat
         ),
         format!("websocket client: {}", ws.name()),
         format!("reference client: {}", plain.name()),
@@ -226,6 +261,10 @@ fn main() -> ExitCode {
         println!();
     }
 
+    if let Err(e) = args.pin.enter_server_placement(&cpus) {
+        eprintln!("error: setting server CPU affinity: {e}");
+        return ExitCode::FAILURE;
+    }
     let mut running: Vec<Box<dyn EchoServer>> = Vec::new();
     for name in &args.servers {
         let (_, start) = REGISTRY.iter().find(|(n, _)| n == name).expect("checked");
@@ -238,22 +277,40 @@ fn main() -> ExitCode {
         }
     }
 
+    if let Err(e) = args.pin.enter_client_placement(&cpus) {
+        eprintln!("error: setting client CPU affinity: {e}");
+        return ExitCode::FAILURE;
+    }
+
     let mut rows = Vec::new();
     for &size in &args.sizes {
         for &depth in &args.modes {
             let spec = LoadSpec { size, depth, duration };
-            for srv in &running {
-                let client: &dyn BenchClient = match srv.protocol() {
-                    Protocol::WebSocket => ws.as_ref(),
-                    Protocol::LengthPrefixed => &plain,
-                };
-                eprint!("running {:>6} {:<12} {:<18}", size_name(size), mode_name(depth), srv.name());
-                let outcome = run_case(srv.as_ref(), client, &spec, warmup).map_err(|e| e.to_string());
-                match &outcome {
-                    Ok(r) => eprintln!(" {:>10.0} msgs/s", r.round_trips as f64 / r.elapsed.as_secs_f64()),
-                    Err(e) => eprintln!(" error: {e}"),
+            // Repeats are interleaved across servers so drift hits all alike.
+            let mut outcomes: Vec<Vec<Result<LoadResult, String>>> = running.iter().map(|_| Vec::new()).collect();
+            for rep in 0..args.repeat {
+                for (srv, outs) in running.iter().zip(&mut outcomes) {
+                    let client: &dyn BenchClient = match srv.protocol() {
+                        Protocol::WebSocket => ws.as_ref(),
+                        Protocol::LengthPrefixed => &plain,
+                    };
+                    eprint!("running {:>6} {:<12} {:<18} #{}", size_name(size), mode_name(depth), srv.name(), rep + 1);
+                    let outcome = run_case(srv.as_ref(), client, &spec, warmup).map_err(|e| e.to_string());
+                    match &outcome {
+                        Ok(r) => eprintln!(" {:>10.0} msgs/s", rate(r)),
+                        Err(e) => eprintln!(" error: {e}"),
+                    }
+                    outs.push(outcome);
                 }
-                rows.push(Row { size, depth, server: srv.name().to_string(), protocol: srv.protocol(), outcome });
+            }
+            for (srv, outs) in running.iter().zip(outcomes) {
+                rows.push(Row {
+                    size,
+                    depth,
+                    server: srv.name().to_string(),
+                    protocol: srv.protocol(),
+                    outcome: median(outs),
+                });
             }
         }
     }
@@ -265,8 +322,10 @@ fn main() -> ExitCode {
         let mut o = String::from("{\n");
         let _ = writeln!(o, "  \"command\": {},", json_str(&command));
         let _ = writeln!(o, "  \"cores\": {cores},");
+        let _ = writeln!(o, "  \"placement\": {},", json_str(&args.pin.describe(&cpus)));
         let _ = writeln!(o, "  \"seconds\": {},", args.seconds);
         let _ = writeln!(o, "  \"warmup_seconds\": {},", args.warmup);
+        let _ = writeln!(o, "  \"repeat\": {},", args.repeat);
         let _ = writeln!(o, "  \"websocket_client\": {},", json_str(ws.name()));
         let _ = writeln!(o, "  \"reference_client\": {},", json_str(plain.name()));
         let _ = writeln!(o, "  \"pipelining\": {},", json_str(PIPELINE_NOTE));

@@ -1,0 +1,142 @@
+/*
+ * echo_server: echoes every text and binary message back unchanged.
+ *
+ *   echo_server [--host H] [--port P]      (default 127.0.0.1:9001)
+ *
+ * Prints "listening on ws://HOST:PORT/" once it is ready (with --port 0 the
+ * kernel picks the port, and this line tells which). One detached thread per
+ * connection. SIGINT/SIGTERM stop the server cleanly: the signals are blocked
+ * in every thread and a dedicated thread sigwait()s for them, then shuts the
+ * listener down, which wakes the accept loop.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws.h"
+
+static void usage(const char *prog) {
+    fprintf(stderr, "usage: %s [--host H] [--port P]\n", prog);
+    exit(2);
+}
+
+static int parse_port(const char *s, uint16_t *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 65535) return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+static void *echo_conn(void *arg) {
+    ws_conn *conn = arg;
+    static const uint16_t normal[] = {NORMAL, GOING_AWAY};
+    for (;;) {
+        ws_msg_type type;
+        const uint8_t *data;
+        size_t len;
+        ws_status st = ws_conn_read_message(conn, &type, &data, &len);
+        if (st == WS_OK) st = ws_conn_write_message(conn, type, data, len);
+        if (st == WS_OK) continue;
+        /* A close with 1000/1001 is the normal end of a connection. */
+        if (st != WS_ERR_CLOSED || ws_is_unexpected_close_error(conn, st, normal, 2)) {
+            char msg[256];
+            ws_last_error(msg, sizeof msg);
+            fprintf(stderr, "echo_server: connection ended: %s: %s\n", ws_status_str(st), msg);
+        }
+        break;
+    }
+    ws_conn_free(conn);
+    return NULL;
+}
+
+struct sig_ctx {
+    sigset_t set;
+    ws_listener *listener;
+};
+
+static void *signal_thread(void *arg) {
+    struct sig_ctx *ctx = arg;
+    int sig = 0;
+    if (sigwait(&ctx->set, &sig) == 0) ws_listener_shutdown(ctx->listener);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    const char *host = "127.0.0.1";
+    uint16_t port = 9001;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
+        } else {
+            usage(argv[0]);
+        }
+    }
+
+    /* Block the stop signals before any thread exists: every thread inherits
+     * the mask, and only signal_thread receives them (via sigwait). */
+    static struct sig_ctx ctx;
+    sigemptyset(&ctx.set);
+    sigaddset(&ctx.set, SIGINT);
+    sigaddset(&ctx.set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &ctx.set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ws_upgrader *up = ws_upgrader_new();
+    /* The default read limit (64 MiB) is above Autobahn's largest message
+     * (16 MiB); keep it. */
+    ws_listener *listener = NULL;
+    ws_status st = ws_listen(up, host, port, &listener);
+    ws_upgrader_free(up);
+    if (st != WS_OK) {
+        char msg[256];
+        ws_last_error(msg, sizeof msg);
+        fprintf(stderr, "echo_server: listen on %s:%u: %s: %s\n", host, (unsigned)port, ws_status_str(st), msg);
+        return 1;
+    }
+    ctx.listener = listener;
+    pthread_t sig_tid;
+    if (pthread_create(&sig_tid, NULL, signal_thread, &ctx) != 0) {
+        fprintf(stderr, "echo_server: pthread_create failed\n");
+        return 1;
+    }
+
+    printf("listening on ws://%s:%u/\n", host, (unsigned)ws_listener_port(listener));
+    fflush(stdout);
+
+    int rc = 0;
+    for (;;) {
+        ws_conn *conn = NULL;
+        st = ws_listener_accept(listener, -1, &conn);
+        if (st == WS_ERR_LOCALLY_CLOSED) break; /* shut down by a signal */
+        if (st != WS_OK) {
+            char msg[256];
+            ws_last_error(msg, sizeof msg);
+            fprintf(stderr, "echo_server: accept: %s: %s\n", ws_status_str(st), msg);
+            if (st == WS_ERR_TIMEOUT || st == WS_ERR_IO) continue;
+            rc = 1;
+            break;
+        }
+        pthread_t tid;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&tid, &attr, echo_conn, conn) != 0) {
+            fprintf(stderr, "echo_server: pthread_create failed\n");
+            ws_conn_free(conn);
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (rc == 0) pthread_join(sig_tid, NULL);
+    /* Connection threads are detached; exiting the process ends them. */
+    ws_listener_free(listener);
+    return rc;
+}

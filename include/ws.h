@@ -4,8 +4,11 @@
  * Conventions:
  *  - Opaque handles with _new/_free pairs; freeing NULL (or twice) is a no-op.
  *  - Fallible functions return ws_status (WS_OK = 0); results go through
- *    out-parameters, written only on success. ws_last_error() tells why the
- *    calling thread's last call failed.
+ *    out-parameters, written only on success. Out-parameters that carry the
+ *    result are required (NULL gives WS_ERR_INVALID_ARGUMENT); the length
+ *    out-parameter of functions that copy a string into a caller's buffer
+ *    and the outputs of handler getters may be NULL. ws_last_error() tells
+ *    why the calling thread's last call failed.
  *  - Threading on a ws_conn: writes (messages, control frames, streaming
  *    writer, close) are safe from any thread and never interleave; one thread
  *    reads at a time; handlers run on the reading thread; ws_conn_close from
@@ -665,7 +668,8 @@ ws_status ws_dialer_add_header(struct ws_dialer *dialer, const char *name, const
 ws_status ws_dialer_set_handshake_timeout(struct ws_dialer *dialer, uint32_t timeout_ms);
 
 /**
- * Sets the read and write buffer sizes (0 keeps the default of 16 KiB).
+ * Sets the read and write buffer sizes (0 keeps the default of 16 KiB;
+ * sizes under 256 are raised to 256). They do not limit message sizes.
  */
 ws_status ws_dialer_set_buffer_sizes(struct ws_dialer *dialer, size_t read_size, size_t write_size);
 
@@ -888,7 +892,8 @@ ws_status ws_upgrader_set_handshake_timeout(struct ws_upgrader *up, uint32_t tim
 
 /**
  * Sets the read and write buffer sizes of accepted connections (0 keeps
- * the default of 16 KiB; at least 256). They do not limit message sizes.
+ * the default of 16 KiB; sizes under 256 are raised to 256). They do not
+ * limit message sizes.
  */
 ws_status ws_upgrader_set_buffer_sizes(struct ws_upgrader *up, size_t read_size, size_t write_size);
 

@@ -117,6 +117,9 @@ pub(crate) fn copy_c_string(s: &[u8], buf: *mut c_char, cap: usize) -> usize {
 /// Copies `s` plus a NUL into `buf`; `WS_ERR_BUFFER_TOO_SMALL` (with the
 /// needed length in `len_out`, excluding the NUL) when it does not fit.
 pub(crate) fn copy_out(s: &[u8], buf: *mut c_char, cap: usize, len_out: *mut usize) -> ws_status {
+    if buf.is_null() && cap > 0 {
+        return super::guard::invalid("buf is NULL but cap is not 0");
+    }
     put(len_out, s.len());
     if buf.is_null() || cap < s.len() + 1 {
         set_last_error("buffer too small");

@@ -207,7 +207,8 @@ pub extern "C" fn ws_upgrader_set_handshake_timeout(up: *mut ws_upgrader, timeou
 }
 
 /// Sets the read and write buffer sizes of accepted connections (0 keeps
-/// the default of 16 KiB; at least 256). They do not limit message sizes.
+/// the default of 16 KiB; sizes under 256 are raised to 256). They do not
+/// limit message sizes.
 #[no_mangle]
 pub extern "C" fn ws_upgrader_set_buffer_sizes(up: *mut ws_upgrader, read_size: usize, write_size: usize) -> ws_status {
     ffi_status!({

@@ -285,9 +285,11 @@ impl Conn {
         match self.write_close(code, reason, Some(deadline)) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::CloseSent => {}
+            // A refused code or reason changes nothing: the connection stays usable.
+            Err(e) if e.kind() == ErrorKind::InvalidArgument => return self.fail(e),
             Err(e) => {
                 self.close();
-                return Err(e);
+                return self.fail(e);
             }
         }
         let result = match self.reader.try_lock() {

@@ -227,13 +227,13 @@ impl Conn {
     }
 
     fn reader_read_locked(&self, rs: &mut ReadSide, out: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        if out.is_empty() {
+            return Err(Error::invalid("reader_read needs a buffer of at least one byte"));
+        }
         match &rs.stream {
             None => return Err(Error::invalid("no message reader is open: call next_reader first")),
             Some(s) if s.done => return Ok(0),
             Some(_) => {}
-        }
-        if out.is_empty() {
-            return Err(Error::invalid("reader_read needs a buffer of at least one byte"));
         }
         if rs.msg_pos < rs.msg.len() {
             let n = out.len().min(rs.msg.len() - rs.msg_pos);

@@ -1,0 +1,401 @@
+//! The C side, run by `cargo test`: builds the release library
+//! (`cargo build --release --lib`), the C examples (`make -C examples-c`)
+//! and every `tests/c/*.c` program (plus `tests/c/header_cpp.cpp` with g++),
+//! runs each with a timeout and requires exit status 0. Then drives the
+//! example binaries with the Rust API: echo_server and chat_server with Rust
+//! clients, echo_client against a Rust server.
+//!
+//! Every child process is killed when its test ends, pass or fail
+//! (`ChildGuard`). The C programs run one at a time (`RUN_LOCK`): several of
+//! them measure timeouts, and the machine may be small.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ws::api::{Dialer, Listener, MessageType, Upgrader};
+use ws::ErrorKind;
+
+const C_TEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+static RUN_LOCK: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where the nested `cargo build --release` puts the library: the target
+/// directory the outer cargo uses (CARGO_TARGET_DIR is inherited).
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => {
+            let d = PathBuf::from(d);
+            if d.is_absolute() {
+                d
+            } else {
+                manifest_dir().join(d)
+            }
+        }
+        None => manifest_dir().join("target"),
+    }
+}
+
+fn lib_dir() -> PathBuf {
+    target_dir().join("release")
+}
+
+fn out_dir() -> PathBuf {
+    target_dir().join("c-tests")
+}
+
+/// Kills (and reaps) the child when dropped, whatever happened.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_checked(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{what}: cannot run: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Builds the release library and the examples, once per test binary.
+fn built() -> &'static Path {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let r = BUILT.get_or_init(|| {
+        let t0 = Instant::now();
+        // The outer cargo has released its build lock once tests run, so a
+        // nested cargo in the same target directory does not block.
+        run_checked(
+            Command::new(env!("CARGO")).current_dir(manifest_dir()).args(["build", "--release", "--lib"]),
+            "cargo build --release --lib",
+        )?;
+        let lib = lib_dir();
+        if !lib.join("libws.so").exists() {
+            return Err(format!("{} was not built", lib.join("libws.so").display()));
+        }
+        run_checked(
+            Command::new("make")
+                .arg("-C")
+                .arg(manifest_dir().join("examples-c"))
+                .arg(format!("LIBDIR={}", lib.display())),
+            "make -C examples-c",
+        )?;
+        std::fs::create_dir_all(out_dir()).map_err(|e| format!("mkdir {}: {e}", out_dir().display()))?;
+        eprintln!("c_api: library and examples built in {:.1} s", t0.elapsed().as_secs_f64());
+        Ok(lib)
+    });
+    match r {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Compiles one C (or C++) test program against the release library.
+fn compile(src: &str) -> PathBuf {
+    let lib = built();
+    let src_path = manifest_dir().join("tests/c").join(src);
+    let stem = Path::new(src).file_stem().unwrap().to_str().unwrap().to_string();
+    let exe = out_dir().join(&stem);
+    let cpp = src.ends_with(".cpp");
+    let mut cmd = if cpp {
+        let mut c = Command::new(std::env::var("CXX").unwrap_or_else(|_| "g++".into()));
+        c.args(["-std=c++11", "-Wall", "-Wextra", "-Werror"]);
+        c
+    } else {
+        let mut c = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+        c.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-pthread"]);
+        c
+    };
+    cmd.arg(format!("-I{}", manifest_dir().join("include").display()))
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src_path)
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lws", "-lpthread", "-ldl", "-lm"]);
+    if let Err(e) = run_checked(&mut cmd, &format!("compiling {src}")) {
+        panic!("{e}");
+    }
+    exe
+}
+
+/// Runs `cmd` to completion or until `timeout` (then kills it); returns its
+/// exit status (None on timeout) and its stdout+stderr.
+fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> (Option<ExitStatus>, String, String) {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut guard = ChildGuard(child);
+    let mut so = guard.0.stdout.take().unwrap();
+    let mut se = guard.0.stderr.take().unwrap();
+    let to = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let te = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        match guard.0.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if start.elapsed() > timeout => break None,
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("wait: {e}"),
+        }
+    };
+    drop(guard); // kills on timeout; closes the pipes
+    (status, to.join().unwrap(), te.join().unwrap())
+}
+
+fn run_c_test(src: &str) {
+    let exe = compile(src);
+    let _serial = serial();
+    let t0 = Instant::now();
+    let (status, out, err) = run_with_timeout(&mut Command::new(&exe), C_TEST_TIMEOUT);
+    println!("{out}");
+    if !err.is_empty() {
+        println!("--- stderr ---\n{err}");
+    }
+    println!("{src}: {:.2} s", t0.elapsed().as_secs_f64());
+    let status = status.unwrap_or_else(|| panic!("{src} timed out after {C_TEST_TIMEOUT:?}"));
+    let summary = out.lines().rev().find(|l| l.ends_with(" failed")).unwrap_or("");
+    assert!(status.success(), "{src} exited with {status}; summary: {summary}");
+    assert!(
+        summary.ends_with(", 0 failed") && !summary.starts_with("0 passed"),
+        "{src}: no clean summary line (got {summary:?})"
+    );
+}
+
+#[test]
+fn c_test_echo() {
+    run_c_test("test_echo.c");
+}
+
+#[test]
+fn c_test_stream() {
+    run_c_test("test_stream.c");
+}
+
+#[test]
+fn c_test_threads() {
+    run_c_test("test_threads.c");
+}
+
+#[test]
+fn c_test_deadlines() {
+    run_c_test("test_deadlines.c");
+}
+
+#[test]
+fn c_test_handshake() {
+    run_c_test("test_handshake.c");
+}
+
+#[test]
+fn c_test_misuse() {
+    run_c_test("test_misuse.c");
+}
+
+#[test]
+fn c_header_compiles_as_cpp() {
+    run_c_test("header_cpp.cpp");
+}
+
+// ---- The examples -----------------------------------------------------------
+
+fn example(name: &str) -> PathBuf {
+    built();
+    manifest_dir().join("examples-c/build").join(name)
+}
+
+/// Starts a server example with `--port 0` and returns it with the URL from
+/// its "listening on ws://HOST:PORT/" line.
+fn start_server_example(name: &str) -> (ChildGuard, String) {
+    let child = Command::new(example(name))
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+    let mut guard = ChildGuard(child);
+    let stdout = guard.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line =
+        rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("{name} did not say where it listens"));
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
+        .to_string();
+    assert!(url.starts_with("ws://127.0.0.1:") && url.ends_with('/'), "{name}: bad URL {url:?}");
+    (guard, url)
+}
+
+/// Sends SIGTERM and requires a clean exit (status 0) within 5 s.
+fn terminate(mut g: ChildGuard, name: &str) {
+    let pid = g.0.id().to_string();
+    let st = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(st.success());
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = g.0.try_wait().unwrap() {
+            assert!(st.success(), "{name} exited with {st} after SIGTERM");
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "{name} did not exit after SIGTERM");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn payload(len: usize, kind: MessageType) -> Vec<u8> {
+    match kind {
+        MessageType::Text => (0..len).map(|i| b'a' + (i % 26) as u8).collect(),
+        _ => (0..len).map(|i| (i * 7 + i / 251) as u8).collect(),
+    }
+}
+
+const SIZES: [usize; 8] = [0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20];
+
+#[test]
+fn example_echo_server() {
+    let _serial = serial();
+    let (server, url) = start_server_example("echo_server");
+    let (c, resp) = Dialer::default().dial(&url, &[]).expect("dial echo_server");
+    assert_eq!(resp.status(), 101);
+    for kind in [MessageType::Text, MessageType::Binary] {
+        for len in SIZES {
+            let data = payload(len, kind);
+            c.write_message(kind, &data).unwrap();
+            let m = c.read_message().unwrap();
+            assert_eq!(m.kind(), kind);
+            assert!(m.data() == &data[..], "echo of {len} bytes ({kind:?}) differs");
+        }
+    }
+    // A second client at the same time.
+    let (c2, _) = Dialer::default().dial(&url, &[]).expect("second dial");
+    c2.write_message(MessageType::Text, "héllo".as_bytes()).unwrap();
+    assert_eq!(c2.read_message().unwrap().data(), "héllo".as_bytes());
+    c.close_graceful(1000, b"bye", Duration::from_secs(5)).unwrap();
+    c2.close_graceful(1001, b"", Duration::from_secs(5)).unwrap();
+    terminate(server, "echo_server");
+}
+
+#[test]
+fn example_echo_client() {
+    let _serial = serial();
+    let l = Listener::bind("127.0.0.1:0", &Upgrader::default()).unwrap();
+    let url = format!("ws://{}/", l.local_addr());
+    let child = Command::new(example("echo_client"))
+        .arg(&url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn echo_client");
+    let mut g = ChildGuard(child);
+    let c = l.accept(Some(Instant::now() + Duration::from_secs(10))).expect("echo_client connects");
+    for (kind, len) in [
+        (MessageType::Text, 0),
+        (MessageType::Text, 5),
+        (MessageType::Binary, 126),
+        (MessageType::Binary, 65536),
+        (MessageType::Text, 1 << 20),
+        (MessageType::Binary, 16 << 20),
+    ] {
+        let data = payload(len, kind);
+        c.write_message(kind, &data).unwrap();
+        let m = c.read_message().unwrap();
+        assert_eq!(m.kind(), kind);
+        assert!(m.data() == &data[..], "echo_client's echo of {len} bytes differs");
+    }
+    c.close_graceful(1000, b"done", Duration::from_secs(5)).unwrap();
+    let t0 = Instant::now();
+    let st = loop {
+        if let Some(st) = g.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "echo_client did not exit after the close");
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = g.0.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(st.success(), "echo_client exited with {st}: {err}");
+
+    // A close with another code makes it fail.
+    let child = Command::new(example("echo_client")).arg(&url).stderr(Stdio::piped()).spawn().unwrap();
+    let mut g = ChildGuard(child);
+    let c = l.accept(Some(Instant::now() + Duration::from_secs(10))).expect("echo_client connects again");
+    c.close_graceful(1011, b"oops", Duration::from_secs(5)).unwrap();
+    let t0 = Instant::now();
+    let st = loop {
+        if let Some(st) = g.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "echo_client did not exit after close 1011");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!st.success(), "echo_client must fail after close 1011");
+}
+
+#[test]
+fn example_chat_server() {
+    let _serial = serial();
+    let (server, url) = start_server_example("chat_server");
+    let (a, _) = Dialer::default().dial(&url, &[]).expect("dial a");
+    let (b, _) = Dialer::default().dial(&url, &[]).expect("dial b");
+    for c in [&a, &b] {
+        c.set_read_deadline(Some(Instant::now() + Duration::from_secs(10)));
+    }
+    // b's message is read by b's thread, which starts after b joined; a
+    // joined before b's handshake. So both get it.
+    b.write_message(MessageType::Text, b"hello from b").unwrap();
+    for (name, c) in [("a", &a), ("b", &b)] {
+        let m = c.read_message().unwrap_or_else(|e| panic!("{name} did not get b's message: {e:?}"));
+        assert_eq!((m.kind(), m.data()), (MessageType::Text, &b"hello from b"[..]), "{name}");
+    }
+    let big = payload(100_000, MessageType::Binary);
+    a.write_message(MessageType::Binary, &big).unwrap();
+    for (name, c) in [("a", &a), ("b", &b)] {
+        let m = c.read_message().unwrap_or_else(|e| panic!("{name} did not get a's message: {e:?}"));
+        assert_eq!(m.kind(), MessageType::Binary, "{name}");
+        assert!(m.data() == &big[..], "{name}: broadcast differs");
+    }
+    // After a leaves, b still gets its own messages.
+    a.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+    b.write_message(MessageType::Text, b"alone").unwrap();
+    let m = b.read_message().unwrap();
+    assert_eq!(m.data(), b"alone");
+    drop(m);
+    b.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+    let e = b.read_message().err().expect("read after close fails");
+    assert!(matches!(e.kind(), ErrorKind::Closed | ErrorKind::LocallyClosed), "{e:?}");
+    terminate(server, "chat_server");
+}

@@ -17,17 +17,27 @@
 //!
 //! Other flags: `--warmup S` (default 0.5), `--repeat N` (median of N runs,
 //! interleaved across servers), `--pin same|split|none` (default `same`:
-//! client and servers share one CPU; see `affinity.rs` for why), `--json`.
+//! client and servers share one CPU; see `affinity.rs` for why), `--json`,
+//! `--client libws|raw` (the WebSocket client: libws's C API client, the
+//! default, or the built-in raw mio client).
 //!
-//! Adding libws later: a module in `servers/` implementing
-//! [`servers::EchoServer`] + one line in [`servers::REGISTRY`] (name starting
-//! with "libws" fills the ratio column); a libws client implements
-//! [`client::BenchClient`] and replaces `RawWsClient` in [`ws_client`].
+//! `--alloc-check` runs only the libws server and client (both through the C
+//! API) in-process and prints heap allocations per round trip (see
+//! `alloc_count.rs`).
+//!
+//! The libws server (`servers/libws_blocking.rs`) is the "libws" row; the
+//! ratio column is libws over the best other WebSocket server.
 
 mod affinity;
+mod alloc_count;
 mod client;
+mod client_libws;
 mod handshake;
+mod libws_ffi;
 mod servers;
+
+#[global_allocator]
+static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -38,9 +48,29 @@ use servers::{EchoServer, Protocol, REGISTRY};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// The client that drives every WebSocket server. Swap here for libws.
-fn ws_client() -> Box<dyn BenchClient> {
-    Box::new(RawWsClient)
+/// The client that drives every WebSocket server (`--client`).
+fn ws_client(kind: ClientKind) -> Box<dyn BenchClient> {
+    match kind {
+        ClientKind::Libws => Box::new(client_libws::LibwsClient),
+        ClientKind::Raw => Box::new(RawWsClient),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientKind {
+    Libws,
+    Raw,
+}
+
+impl std::str::FromStr for ClientKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "libws" => Ok(ClientKind::Libws),
+            "raw" => Ok(ClientKind::Raw),
+            _ => Err(format!("--client: expected libws or raw, got {s:?}")),
+        }
+    }
 }
 
 const PIPELINE_NOTE: &str = "\"N pipelined\" = sliding window: send N, then one new message per echo received; \
@@ -55,10 +85,13 @@ struct Args {
     json: bool,
     repeat: usize,
     pin: affinity::Pin,
+    client: ClientKind,
+    alloc_check: bool,
 }
 
 const USAGE: &str = "usage: libws-bench [--seconds N] [--warmup N] [--sizes 16,1024,65536] \
-[--modes 1,16] [--servers a,b,c] [--repeat N] [--pin same|split|none] [--json]";
+[--modes 1,16] [--servers a,b,c] [--repeat N] [--pin same|split|none] [--client libws|raw] [--json]\n\
+       libws-bench --alloc-check [--sizes 16,1024,65536]";
 
 fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, String> {
     v.split(',')
@@ -77,6 +110,8 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         repeat: 1,
         pin: affinity::Pin::Same,
+        client: ClientKind::Libws,
+        alloc_check: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -90,6 +125,8 @@ fn parse_args() -> Result<Args, String> {
             "--repeat" => a.repeat = val()?.parse().map_err(|_| "--repeat: bad number")?,
             "--pin" => a.pin = val()?.parse()?,
             "--json" => a.json = true,
+            "--client" => a.client = val()?.parse()?,
+            "--alloc-check" => a.alloc_check = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -226,6 +263,19 @@ fn main() -> ExitCode {
             return if e.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) };
         }
     };
+    if args.alloc_check {
+        return match alloc_count::run(&args.sizes) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("allocation check: messages that fit the buffers allocated in steady state");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpus = match affinity::allowed_cpus() {
@@ -235,7 +285,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ws = ws_client();
+    let ws = ws_client(args.client);
     let plain = PlainTcpClient;
     let duration = Duration::from_secs_f64(args.seconds);
     let warmup = Duration::from_secs_f64(args.warmup);

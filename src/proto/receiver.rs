@@ -189,6 +189,11 @@ impl Receiver {
         self.frame_remaining
     }
 
+    /// True when the data frame being read is the last of its message.
+    pub fn frame_is_final(&self) -> bool {
+        self.frame_remaining.is_some() && self.frame_fin
+    }
+
     /// Unmasks and validates `data`, the next bytes of the current data
     /// frame's payload (at most `frame_remaining()`), and advances the state.
     pub fn accept_payload(&mut self, data: &mut [u8]) -> Result<(), ProtoError> {

@@ -9,6 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 
 pub mod fastwebsockets;
+pub mod libws_blocking;
 pub mod plain_tcp;
 pub mod tokio_tungstenite;
 
@@ -48,7 +49,7 @@ pub const REGISTRY: &[(&str, StartFn)] = &[
     ("tokio-tungstenite", tokio_tungstenite::start),
     ("fastwebsockets", fastwebsockets::start),
     ("plain-tcp", plain_tcp::start),
-    // ("libws", libws::start),
+    ("libws", libws_blocking::start),
 ];
 
 /// Builds the 2-worker multi-thread runtime every tokio-based server uses.

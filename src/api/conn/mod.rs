@@ -7,6 +7,7 @@
 //! Handlers run on the reading thread.
 
 mod handlers;
+mod msgbuf;
 mod read;
 mod write;
 
@@ -75,12 +76,13 @@ pub struct Conn {
     writer: Mutex<WriteSide>,
     /// Set while a streaming writer is open: data messages from other
     /// threads wait for it (control frames do not).
-    writer_open: Mutex<Option<std::thread::ThreadId>>,
-    writer_open_cv: Condvar,
-    /// Taken while a thread uses `writer`; a condvar lets waiters give up
-    /// at their deadline.
-    write_busy: Mutex<bool>,
-    write_busy_cv: Condvar,
+    /// Threads waiting for `writer` (busy, or a streaming writer of another
+    /// thread is open) sleep here so they can give up at their deadline.
+    /// Releasers notify only when `write_waiters` is non-zero, so an
+    /// uncontended write makes no futex call.
+    write_wait: Mutex<()>,
+    write_wait_cv: Condvar,
+    write_waiters: std::sync::atomic::AtomicUsize,
     handlers: Mutex<Handlers>,
     shut: AtomicBool,
     close_state: Mutex<CloseState>,
@@ -117,10 +119,9 @@ impl Conn {
             role,
             reader: Mutex::new(ReadSide::new(role, config, leftover)),
             writer: Mutex::new(WriteSide::new(config)),
-            writer_open: Mutex::new(None),
-            writer_open_cv: Condvar::new(),
-            write_busy: Mutex::new(false),
-            write_busy_cv: Condvar::new(),
+            write_wait: Mutex::new(()),
+            write_wait_cv: Condvar::new(),
+            write_waiters: std::sync::atomic::AtomicUsize::new(0),
             handlers: Mutex::new(Handlers::default()),
             shut: AtomicBool::new(false),
             close_state: Mutex::new(CloseState::default()),
@@ -267,8 +268,7 @@ impl Conn {
     pub fn close(&self) {
         self.shut.store(true, Ordering::SeqCst);
         self.stream.shutdown();
-        self.writer_open_cv.notify_all();
-        self.write_busy_cv.notify_all();
+        self.wake_writers();
         self.close_cv.notify_all();
     }
 

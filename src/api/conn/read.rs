@@ -5,6 +5,7 @@ use std::io::ErrorKind as IoKind;
 use std::sync::MutexGuard;
 use std::time::Instant;
 
+use super::msgbuf::MessageBuf;
 use super::{Conn, MessageType};
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -31,7 +32,7 @@ pub(super) struct ReadSide {
     start: usize,
     end: usize,
     pub(super) receiver: Receiver,
-    msg: Vec<u8>,
+    msg: MessageBuf,
     msg_pos: usize,
     assembling: Option<Assembly>,
     stream: Option<StreamState>,
@@ -51,7 +52,7 @@ impl ReadSide {
             start: 0,
             end: leftover.len(),
             receiver: Receiver::new(role, config.read_limit),
-            msg: Vec::new(),
+            msg: MessageBuf::default(),
             msg_pos: 0,
             assembling: None,
             stream: None,
@@ -64,6 +65,11 @@ impl ReadSide {
 /// Frames larger than this are read straight into the message buffer
 /// instead of through the read buffer (one copy fewer, bigger reads).
 const DIRECT_READ_MIN: u64 = 8 * 1024;
+
+/// Single-frame messages up to this size are read whole into the read
+/// buffer (which grows to fit) and returned without a copy.
+const ZERO_COPY_MAX: usize = 256 * 1024;
+const MIN_HEADROOM: usize = 16 * 1024;
 
 enum Loc {
     Buf(usize, usize),
@@ -86,7 +92,7 @@ impl Message<'_> {
     pub fn data(&self) -> &[u8] {
         match self.loc {
             Loc::Buf(s, e) => &self.guard.buf[s..e],
-            Loc::Msg => &self.guard.msg,
+            Loc::Msg => self.guard.msg.as_slice(),
         }
     }
 }
@@ -135,6 +141,7 @@ impl Conn {
             let kind = self.next_message_start(rs, deadline)?;
             rs.assembling = Some(Assembly { kind, had_data: false });
             rs.msg.clear();
+            self.gather_single_frame(rs, deadline)?;
         }
         loop {
             if self.try_direct_read(rs, deadline)? {
@@ -150,7 +157,7 @@ impl Conn {
                         return Ok((message_type(kind), Loc::Buf(start, end)));
                     }
                     a.had_data = true;
-                    rs.msg.extend_from_slice(&rs.buf[start..end]);
+                    rs.msg.extend(&rs.buf[start..end]);
                     if end_of_message {
                         let kind = a.kind;
                         rs.assembling = None;
@@ -162,6 +169,35 @@ impl Conn {
         }
     }
 
+    /// When a message is one frame of moderate size that is not all in the
+    /// read buffer yet, grows the buffer to fit it and reads until it is all
+    /// there, so the message is returned without a copy and with as few
+    /// reads as the socket allows. Larger messages are assembled instead.
+    fn gather_single_frame(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<()> {
+        let payload = match rs.receiver.frame_remaining() {
+            Some(p) if rs.receiver.frame_is_final() && p as usize > rs.end - rs.start => p as usize,
+            _ => return Ok(()),
+        };
+        if payload > ZERO_COPY_MAX {
+            return Ok(());
+        }
+        if rs.start > 0 {
+            rs.buf.copy_within(rs.start..rs.end, 0);
+            rs.end -= rs.start;
+            rs.start = 0;
+        }
+        if rs.buf.len() < payload + MIN_HEADROOM {
+            // Grows once per larger size and then keeps it. The headroom
+            // lets one read take this frame's rest and the next frames' start.
+            rs.buf.resize((payload + MIN_HEADROOM).next_power_of_two(), 0);
+        }
+        while rs.end < payload {
+            let n = self.read_some(rs, Target::Buf, deadline)?;
+            rs.end += n;
+        }
+        Ok(())
+    }
+
     /// For a large frame with nothing buffered, reads its payload straight
     /// into the message buffer. Returns true when that completed the message.
     fn try_direct_read(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<bool> {
@@ -169,18 +205,10 @@ impl Conn {
             Some(r) if r >= DIRECT_READ_MIN && rs.start == rs.end => r,
             _ => return Ok(false),
         };
-        let old = rs.msg.len();
         let want = remaining.min(4 * 1024 * 1024) as usize;
-        rs.msg.resize(old + want, 0);
-        let n = match self.read_some(rs, Target::Msg(old), deadline) {
-            Ok(n) => n,
-            Err(e) => {
-                rs.msg.truncate(old);
-                return Err(e);
-            }
-        };
-        rs.msg.truncate(old + n);
-        if let Err(pe) = rs.receiver.accept_payload(&mut rs.msg[old..old + n]) {
+        let n = self.read_some(rs, Target::Msg(want), deadline)?;
+        let fresh = rs.msg.commit(n);
+        if let Err(pe) = rs.receiver.accept_payload(fresh) {
             return Err(self.fail_protocol(rs, pe));
         }
         if let Some(a) = rs.assembling.as_mut() {
@@ -237,7 +265,7 @@ impl Conn {
         }
         if rs.msg_pos < rs.msg.len() {
             let n = out.len().min(rs.msg.len() - rs.msg_pos);
-            out[..n].copy_from_slice(&rs.msg[rs.msg_pos..rs.msg_pos + n]);
+            out[..n].copy_from_slice(&rs.msg.as_slice()[rs.msg_pos..rs.msg_pos + n]);
             rs.msg_pos += n;
             return Ok(n);
         }
@@ -412,7 +440,7 @@ impl Conn {
         loop {
             let dst = match target {
                 Target::Buf => &mut rs.buf[rs.end..],
-                Target::Msg(from) => &mut rs.msg[from..],
+                Target::Msg(want) => rs.msg.tail(want),
             };
             match self.stream.read(dst) {
                 Ok(0) => return Err(self.end_abnormally(rs, "the peer closed the connection without a close frame")),
@@ -473,7 +501,9 @@ impl Conn {
 
 #[derive(Clone, Copy)]
 enum Target {
+    /// The read buffer's free space.
     Buf,
+    /// Up to this many bytes after the message being assembled.
     Msg(usize),
 }
 

@@ -7,7 +7,8 @@
 //! `WriteIncomplete`: the frame is committed, not to be sent again.
 
 use std::io::{ErrorKind as IoKind, IoSlice};
-use std::sync::MutexGuard;
+use std::sync::atomic::Ordering;
+use std::sync::{MutexGuard, TryLockError};
 use std::thread::ThreadId;
 use std::time::Instant;
 
@@ -24,6 +25,8 @@ use crate::transport::wait::{wait_ready, Interest};
 /// sent with one write(2); larger ones go out with writev(2) from the
 /// caller's memory.
 const COPY_SMALL: usize = 2048;
+/// Masked payloads are copied and sent in pieces at least this large.
+const MASKED_CHUNK_MIN: usize = 64 * 1024 + MAX_HEADER_LEN;
 
 pub(super) struct WriteSide {
     /// Encoded bytes not yet on the wire are `out[sent..]`.
@@ -32,8 +35,9 @@ pub(super) struct WriteSide {
     pool: Option<BufferPool>,
     buffer_size: usize,
     keys: MaskKeys,
-    /// The open streaming writer: opcode of its next frame.
+    /// The open streaming writer: opcode of its next frame, and its thread.
     stream_op: Option<OpCode>,
+    stream_owner: Option<ThreadId>,
     stream_buf: Vec<u8>,
     /// A failed socket: every later write returns this.
     broken: Option<Error>,
@@ -50,6 +54,7 @@ impl WriteSide {
             buffer_size,
             keys: MaskKeys::default(),
             stream_op: None,
+            stream_owner: None,
             stream_buf: Vec::new(),
             broken: None,
         }
@@ -75,51 +80,101 @@ impl WriteSide {
     }
 }
 
-/// Exclusive use of the write side, acquired with a deadline (a control
-/// frame must not wait forever behind a data frame stuck on a full socket).
+/// What a writer waits for besides the lock itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Control frames: just the lock.
+    Lock,
+    /// Data messages: no streaming writer of another thread may be open.
+    DataGate,
+}
+
+/// Exclusive use of the write side. Dropping it wakes waiting writers.
 pub(super) struct WriterGuard<'a> {
     conn: &'a Conn,
-    ws: MutexGuard<'a, WriteSide>,
+    ws: Option<MutexGuard<'a, WriteSide>>,
+}
+
+impl WriterGuard<'_> {
+    fn ws(&mut self) -> &mut WriteSide {
+        self.ws.as_mut().expect("guard holds the write side until dropped")
+    }
 }
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
-        self.ws.release_buffer();
-        if let Ok(mut busy) = self.conn.write_busy.lock() {
-            *busy = false;
+        if let Some(mut ws) = self.ws.take() {
+            ws.release_buffer();
         }
-        self.conn.write_busy_cv.notify_one();
+        self.conn.wake_writers();
     }
 }
 
 impl Conn {
-    fn lock_writer(&self, deadline: Option<Instant>) -> Result<WriterGuard<'_>> {
-        let mut busy = lock(&self.write_busy)?;
-        while *busy {
+    /// Wakes threads waiting for the write side, if there are any.
+    pub(super) fn wake_writers(&self) {
+        if self.write_waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.write_wait.lock();
+            self.write_wait_cv.notify_all();
+        }
+    }
+
+    /// Takes the write side, waiting at most until `deadline` for a write in
+    /// progress (and, for data, for another thread's streaming writer).
+    fn lock_writer(&self, deadline: Option<Instant>, need: Need) -> Result<WriterGuard<'_>> {
+        if let Some(g) = self.try_writer(need, deadline)? {
+            return Ok(g);
+        }
+        self.write_waiters.fetch_add(1, Ordering::SeqCst);
+        let r = (|| loop {
+            let w = lock(&self.write_wait)?;
+            if let Some(g) = self.try_writer(need, deadline)? {
+                return Ok(g);
+            }
             if self.is_shut() {
                 return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
             }
-            busy = match deadline {
-                None => self.write_busy_cv.wait(busy).map_err(|_| Error::poisoned())?,
+            match deadline {
+                None => drop(self.write_wait_cv.wait(w).map_err(|_| Error::poisoned())?),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(Error::timeout("write deadline passed while another write was in progress"));
                     }
-                    self.write_busy_cv.wait_timeout(busy, left).map_err(|_| Error::poisoned())?.0
+                    drop(self.write_wait_cv.wait_timeout(w, left).map_err(|_| Error::poisoned())?);
                 }
-            };
-        }
-        *busy = true;
-        drop(busy);
-        let guard = WriterGuard { conn: self, ws: lock(&self.writer)? };
+            }
+        })();
+        self.write_waiters.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    /// One attempt at the write side; `None` when it must be waited for.
+    fn try_writer(&self, need: Need, deadline: Option<Instant>) -> Result<Option<WriterGuard<'_>>> {
+        let ws = match self.writer.try_lock() {
+            Ok(ws) => ws,
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Poisoned(_)) => return Err(Error::poisoned()),
+        };
+        let mut guard = WriterGuard { conn: self, ws: Some(ws) };
         if self.is_shut() {
             return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
         }
-        if let Some(e) = &guard.ws.broken {
+        if let Some(e) = &guard.ws().broken {
             return Err(e.clone());
         }
-        Ok(guard)
+        if need == Need::DataGate {
+            if let Some(owner) = guard.ws().stream_owner {
+                if owner != std::thread::current().id() {
+                    drop(guard);
+                    return Ok(None);
+                }
+                // This thread's own open writer: finish it first (gorilla's
+                // NextWriter/WriteMessage close the previous writer).
+                self.finish_stream(guard.ws(), deadline)?;
+            }
+        }
+        Ok(Some(guard))
     }
 
     /// Writes a whole message (gorilla's WriteMessage). Text and binary
@@ -131,13 +186,11 @@ impl Conn {
             return self.write_control(kind, data, deadline);
         }
         let r = (|| {
-            let gate = self.wait_for_writer_gate(deadline)?;
-            let mut w = self.lock_writer(deadline)?;
-            drop(gate);
+            let mut w = self.lock_writer(deadline, Need::DataGate)?;
             if self.close_sent() {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
-            self.send_frame(&mut w.ws, op_of(kind), true, data, deadline)
+            self.send_frame(w.ws(), op_of(kind), true, data, deadline)
         })();
         r.or_else(|e| self.fail(e))
     }
@@ -163,11 +216,11 @@ impl Conn {
                 };
                 return self.write_close(code, reason, deadline);
             }
-            let mut w = self.lock_writer(deadline)?;
+            let mut w = self.lock_writer(deadline, Need::Lock)?;
             if self.close_sent() {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
-            self.send_frame(&mut w.ws, op_of(kind), true, data, deadline)
+            self.send_frame(w.ws(), op_of(kind), true, data, deadline)
         })();
         r.or_else(|e| self.fail(e))
     }
@@ -177,11 +230,11 @@ impl Conn {
     pub fn write_close(&self, code: u16, reason: &[u8], deadline: Option<Instant>) -> Result<()> {
         let mut payload = Vec::with_capacity(2 + reason.len());
         close::format_payload(code, reason, &mut payload).map_err(Error::invalid)?;
-        let mut w = self.lock_writer(deadline)?;
+        let mut w = self.lock_writer(deadline, Need::Lock)?;
         if self.close_sent() {
             return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
         }
-        let r = self.send_frame(&mut w.ws, OpCode::Close, true, &payload, deadline);
+        let r = self.send_frame(w.ws(), OpCode::Close, true, &payload, deadline);
         if r.is_ok() || r.as_ref().is_err_and(|e| e.kind() == ErrorKind::WriteIncomplete) {
             if let Ok(mut st) = self.close_state.lock() {
                 st.sent = true;
@@ -194,8 +247,8 @@ impl Conn {
     pub fn flush(&self) -> Result<()> {
         let deadline = self.write_deadline();
         let r = (|| {
-            let mut w = self.lock_writer(deadline)?;
-            self.flush_out(&mut w.ws, deadline)
+            let mut w = self.lock_writer(deadline, Need::Lock)?;
+            self.flush_out(w.ws(), deadline)
         })();
         r.or_else(|e| self.fail(e))
     }
@@ -209,17 +262,17 @@ impl Conn {
             if kind.is_control() {
                 return Err(Error::invalid("a streaming writer takes a text or binary type"));
             }
-            let mut gate = self.wait_for_writer_gate(deadline)?;
-            let mut w = self.lock_writer(deadline)?;
+            let mut w = self.lock_writer(deadline, Need::DataGate)?;
             if self.close_sent() {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
-            *gate = Some(std::thread::current().id());
-            w.ws.stream_op = Some(op_of(kind));
-            if w.ws.stream_buf.capacity() == 0 {
-                w.ws.stream_buf = match &w.ws.pool {
+            let ws = w.ws();
+            ws.stream_owner = Some(std::thread::current().id());
+            ws.stream_op = Some(op_of(kind));
+            if ws.stream_buf.capacity() == 0 {
+                ws.stream_buf = match &ws.pool {
                     Some(p) => p.get(),
-                    None => Vec::with_capacity(w.ws.buffer_size),
+                    None => Vec::with_capacity(ws.buffer_size),
                 };
             }
             Ok(())
@@ -232,8 +285,8 @@ impl Conn {
     pub fn writer_write(&self, data: &[u8]) -> Result<()> {
         let deadline = self.write_deadline();
         let r = (|| {
-            let mut w = self.lock_writer(deadline)?;
-            let ws = &mut *w.ws;
+            let mut w = self.lock_writer(deadline, Need::Lock)?;
+            let ws = w.ws();
             let op = ws.stream_op.ok_or_else(|| Error::invalid("no message writer is open: call next_writer first"))?;
             if ws.stream_buf.len() + data.len() < ws.buffer_size {
                 ws.stream_buf.extend_from_slice(data);
@@ -267,66 +320,29 @@ impl Conn {
     pub fn writer_close(&self) -> Result<()> {
         let deadline = self.write_deadline();
         let r = (|| {
-            let mut w = self.lock_writer(deadline)?;
-            let ws = &mut *w.ws;
-            let op = ws.stream_op.ok_or_else(|| Error::invalid("no message writer is open"))?;
-            let buf = std::mem::take(&mut ws.stream_buf);
-            let r = self.send_frame(ws, op, true, &buf, deadline);
-            ws.stream_buf = buf;
-            if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
-                return r;
-            }
-            ws.stream_op = None;
-            ws.stream_buf.clear();
-            if let Some(p) = &ws.pool {
-                p.put(std::mem::take(&mut ws.stream_buf));
-            }
-            drop(w);
-            self.release_writer_gate();
-            r
+            let mut w = self.lock_writer(deadline, Need::Lock)?;
+            self.finish_stream(w.ws(), deadline)
         })();
         r.or_else(|e| self.fail(e))
     }
 
-    /// Waits until no other thread has a streaming writer open. If this
-    /// thread has one, finishes it (gorilla closes the previous writer).
-    fn wait_for_writer_gate(&self, deadline: Option<Instant>) -> Result<MutexGuard<'_, Option<ThreadId>>> {
-        let me = std::thread::current().id();
-        let mut gate = lock(&self.writer_open)?;
-        loop {
-            match *gate {
-                None => return Ok(gate),
-                Some(t) if t == me => {
-                    drop(gate);
-                    self.writer_close()?;
-                    gate = lock(&self.writer_open)?;
-                }
-                Some(_) => {
-                    if self.is_shut() {
-                        return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
-                    }
-                    gate = match deadline {
-                        None => self.writer_open_cv.wait(gate).map_err(|_| Error::poisoned())?,
-                        Some(d) => {
-                            let left = d.saturating_duration_since(Instant::now());
-                            if left.is_zero() {
-                                return Err(Error::timeout(
-                                    "write deadline passed waiting for another thread's writer",
-                                ));
-                            }
-                            self.writer_open_cv.wait_timeout(gate, left).map_err(|_| Error::poisoned())?.0
-                        }
-                    };
-                }
-            }
+    /// Sends the open streaming writer's final frame and closes it (data
+    /// writers waiting for it are woken when the guard drops).
+    fn finish_stream(&self, ws: &mut WriteSide, deadline: Option<Instant>) -> Result<()> {
+        let op = ws.stream_op.ok_or_else(|| Error::invalid("no message writer is open"))?;
+        let buf = std::mem::take(&mut ws.stream_buf);
+        let r = self.send_frame(ws, op, true, &buf, deadline);
+        ws.stream_buf = buf;
+        if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
+            return r;
         }
-    }
-
-    fn release_writer_gate(&self) {
-        if let Ok(mut g) = self.writer_open.lock() {
-            *g = None;
+        ws.stream_op = None;
+        ws.stream_owner = None;
+        ws.stream_buf.clear();
+        if let Some(p) = &ws.pool {
+            p.put(std::mem::take(&mut ws.stream_buf));
         }
-        self.writer_open_cv.notify_all();
+        r
     }
 
     /// Writes one frame: header and payload, masked for a client.
@@ -354,7 +370,9 @@ impl Conn {
             }
             Some(key) => {
                 ws.out.extend_from_slice(&hdr[..hlen]);
-                let chunk = ws.buffer_size.max(hlen + 1);
+                // Masking needs a copy; copying in chunks of at least 64 KiB
+                // keeps it to one send(2) for messages up to that size.
+                let chunk = ws.buffer_size.max(MASKED_CHUNK_MIN);
                 let mut pos = 0;
                 loop {
                     let take = (chunk - ws.out.len().min(chunk)).max(1).min(payload.len() - pos);

@@ -85,3 +85,36 @@ fn read_deadline_times_out_and_connection_stays_usable() {
     c.close();
     h.join().unwrap();
 }
+
+#[test]
+fn write_buffer_pool_is_shared_and_buffers_return_between_writes() {
+    let (url, h) = echo_server();
+    let pool = ws::api::BufferPool::new(4096);
+    let mut d = Dialer::default();
+    d.conn.write_buffer_pool = Some(pool.clone());
+    let (a, _) = d.dial(&url, &[]).unwrap();
+    for len in [0usize, 10, 4096, 100_000] {
+        let data = vec![b'p'; len];
+        a.write_message(MessageType::Binary, &data).unwrap();
+        assert_eq!(a.read_message().unwrap().data(), &data[..]);
+        // Between writes the connection holds no write buffer.
+        assert!(pool.idle() >= 1, "buffer returned to the pool after a {len}-byte write");
+    }
+    a.close();
+    h.join().unwrap();
+}
+
+#[test]
+fn client_read_limit_fails_with_1009() {
+    let (url, h) = echo_server();
+    let mut d = Dialer::default();
+    d.conn.read_limit = 1000;
+    let (c, _) = d.dial(&url, &[]).unwrap();
+    c.write_message(MessageType::Binary, &[0u8; 1000]).unwrap();
+    assert_eq!(c.read_message().unwrap().data().len(), 1000);
+    c.write_message(MessageType::Binary, &[0u8; 1001]).unwrap();
+    assert_eq!(c.read_message().err().unwrap().kind(), ErrorKind::ReadLimit);
+    // The error is permanent, as in gorilla.
+    assert_eq!(c.read_message().err().unwrap().kind(), ErrorKind::ReadLimit);
+    h.join().unwrap();
+}

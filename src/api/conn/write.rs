@@ -371,8 +371,9 @@ impl Conn {
             Some(key) => {
                 ws.out.extend_from_slice(&hdr[..hlen]);
                 // Masking needs a copy; copying in chunks of at least 64 KiB
-                // keeps it to one send(2) for messages up to that size.
-                let chunk = ws.buffer_size.max(MASKED_CHUNK_MIN);
+                // keeps it to one send(2) for messages up to that size. With
+                // a pool the pool's buffer size is the limit the caller chose.
+                let chunk = if ws.pool.is_some() { ws.buffer_size } else { ws.buffer_size.max(MASKED_CHUNK_MIN) };
                 let mut pos = 0;
                 loop {
                     let take = (chunk - ws.out.len().min(chunk)).max(1).min(payload.len() - pos);

@@ -48,6 +48,8 @@ pub enum ErrorKind {
     BufferTooSmall,
     /// An application handler (ping, pong, close) reported a failure.
     Handler,
+    /// A compressed message did not inflate; close 1007 was sent.
+    InvalidData,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

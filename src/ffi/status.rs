@@ -55,6 +55,9 @@ pub const WS_ERR_NOT_FOUND: ws_status = 18;
 pub const WS_ERR_BUFFER_TOO_SMALL: ws_status = 19;
 /// A ping, pong or close handler returned a non-OK status.
 pub const WS_ERR_HANDLER: ws_status = 20;
+/// The peer sent a compressed message that is not valid deflate data;
+/// libws sent close 1007 and closed the socket.
+pub const WS_ERR_INVALID_DATA: ws_status = 21;
 
 pub(crate) fn status_of(kind: ErrorKind) -> ws_status {
     match kind {
@@ -78,6 +81,7 @@ pub(crate) fn status_of(kind: ErrorKind) -> ws_status {
         ErrorKind::NotFound => WS_ERR_NOT_FOUND,
         ErrorKind::BufferTooSmall => WS_ERR_BUFFER_TOO_SMALL,
         ErrorKind::Handler => WS_ERR_HANDLER,
+        ErrorKind::InvalidData => WS_ERR_INVALID_DATA,
     }
 }
 
@@ -109,6 +113,7 @@ pub(crate) fn status_text(status: ws_status) -> &'static [u8] {
         WS_ERR_NOT_FOUND => b"WS_ERR_NOT_FOUND: not found\0",
         WS_ERR_BUFFER_TOO_SMALL => b"WS_ERR_BUFFER_TOO_SMALL: buffer too small\0",
         WS_ERR_HANDLER => b"WS_ERR_HANDLER: a handler returned an error\0",
+        WS_ERR_INVALID_DATA => b"WS_ERR_INVALID_DATA: invalid compressed data from the peer\0",
         _ => b"unknown ws_status\0",
     }
 }

@@ -6,6 +6,7 @@
 //! exercise.
 
 pub mod close;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
@@ -35,6 +36,8 @@ pub enum ProtoErrorKind {
     InvalidUtf8,
     /// Message larger than the read limit: close 1009.
     TooBig,
+    /// A compressed payload that does not inflate: close 1007.
+    InvalidData,
 }
 
 impl ProtoError {
@@ -47,12 +50,16 @@ impl ProtoError {
     pub const fn too_big(message: &'static str) -> Self {
         ProtoError { kind: ProtoErrorKind::TooBig, message }
     }
+    pub const fn invalid_data(message: &'static str) -> Self {
+        ProtoError { kind: ProtoErrorKind::InvalidData, message }
+    }
     /// The close code RFC 6455 prescribes for this failure.
     pub fn close_code(&self) -> u16 {
         match self.kind {
             ProtoErrorKind::Protocol => close::PROTOCOL_ERROR,
             ProtoErrorKind::InvalidUtf8 => close::INVALID_PAYLOAD,
             ProtoErrorKind::TooBig => close::MESSAGE_TOO_BIG,
+            ProtoErrorKind::InvalidData => close::INVALID_PAYLOAD,
         }
     }
 }

@@ -402,6 +402,7 @@ impl Conn {
             ProtoErrorKind::Protocol => ErrorKind::Protocol,
             ProtoErrorKind::InvalidUtf8 => ErrorKind::InvalidUtf8,
             ProtoErrorKind::TooBig => ErrorKind::ReadLimit,
+            ProtoErrorKind::InvalidData => ErrorKind::InvalidData,
         };
         let reason = pe.message.as_bytes();
         let reason = &reason[..reason.len().min(close::MAX_REASON_LEN)];

@@ -41,6 +41,11 @@
  */
 #define MIN_BUFFER 256
 
+/**
+ * gorilla's defaultCompressionLevel: fast, most of the gain for text.
+ */
+#define DEFAULT_COMPRESSION_LEVEL 1
+
 #define NORMAL 1000
 
 #define GOING_AWAY 1001
@@ -333,6 +338,17 @@ typedef void (*ws_error_fn)(const struct ws_request *req,
  * A ping, pong or close handler returned a non-OK status.
  */
 #define WS_ERR_HANDLER 20
+
+/**
+ * The peer sent a compressed message that is not valid deflate data;
+ * libws sent close 1007 and closed the socket.
+ */
+#define WS_ERR_INVALID_DATA 21
+
+/**
+ * Appended to each message's payload before inflating (section 7.2.2).
+ */
+#define TAIL { 0, 0, 255, 255, }
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,6 +1,7 @@
 //! Per-connection settings shared by the Dialer and the Upgrader.
 
 use super::pool::BufferPool;
+use crate::proto::deflate::DeflateOptions;
 
 pub const DEFAULT_READ_BUFFER: usize = 16 * 1024;
 pub const DEFAULT_WRITE_BUFFER: usize = 16 * 1024;
@@ -9,6 +10,8 @@ pub const DEFAULT_READ_LIMIT: u64 = 64 * 1024 * 1024;
 /// Below this a read buffer could not hold a control frame (2+4+125 bytes)
 /// and a header together.
 pub const MIN_BUFFER: usize = 256;
+/// gorilla's defaultCompressionLevel: fast, most of the gain for text.
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 1;
 
 #[derive(Clone, Debug)]
 pub struct ConnConfig {
@@ -16,6 +19,12 @@ pub struct ConnConfig {
     pub write_buffer_size: usize,
     pub write_buffer_pool: Option<BufferPool>,
     pub read_limit: u64,
+    /// permessage-deflate to offer (Dialer) or accept (Upgrader); `None` = off.
+    pub compression: Option<DeflateOptions>,
+    /// Initial compression level of new connections (gorilla's default 1).
+    pub compression_level: i32,
+    /// Messages shorter than this are sent uncompressed.
+    pub compression_threshold: usize,
 }
 
 impl Default for ConnConfig {
@@ -25,6 +34,9 @@ impl Default for ConnConfig {
             write_buffer_size: DEFAULT_WRITE_BUFFER,
             write_buffer_pool: None,
             read_limit: DEFAULT_READ_LIMIT,
+            compression: None,
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
+            compression_threshold: 0,
         }
     }
 }

@@ -7,6 +7,7 @@ use super::config::ConnConfig;
 use super::conn::Conn;
 use super::http::Response;
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::deflate::params;
 use crate::proto::handshake::{self, headers::validate_header};
 use crate::proto::Role;
 use crate::transport::wait::{wait_ready, Interest};
@@ -83,8 +84,17 @@ impl Dialer {
         }
         let key = handshake::try_generate_client_key().map_err(|m| Error::new(ErrorKind::Internal, m))?;
         let mut req = Vec::with_capacity(512);
-        handshake::write_request(&mut req, &u.host_header, &u.target, &key, &self.subprotocols, &headers)
-            .map_err(Error::invalid)?;
+        let offer = self.conn.compression.as_ref().map(params::client_offer);
+        handshake::write_request_with_extensions(
+            &mut req,
+            &u.host_header,
+            &u.target,
+            &key,
+            &self.subprotocols,
+            offer.as_deref(),
+            &headers,
+        )
+        .map_err(Error::invalid)?;
         stream.write_all_until(&req, deadline).map_err(|e| handshake_io("sending the handshake request", e))?;
 
         let mut buf = Vec::with_capacity(1024);
@@ -110,10 +120,25 @@ impl Dialer {
             }
         };
         let offered = handshake::offered_subprotocols(&self.subprotocols, &headers);
-        match handshake::validate_response(&head, &key, &offered) {
-            Ok(sub) => {
+        let checked = handshake::validate_response_except_extensions(&head, &key, &offered).and_then(|sub| {
+            let exts = head.headers.get_all("Sec-WebSocket-Extensions");
+            let deflate = match &self.conn.compression {
+                Some(opts) => {
+                    params::client_accept(exts, opts).map_err(|m| format!("websocket: bad handshake: {m}"))?
+                }
+                None if head.headers.get("Sec-WebSocket-Extensions").is_some() => {
+                    return Err(
+                        "websocket: bad handshake: the server answered with an extension that was not offered".into()
+                    )
+                }
+                None => None,
+            };
+            Ok((sub, deflate))
+        });
+        match checked {
+            Ok((sub, deflate)) => {
                 let leftover = buf[head_len..].to_vec();
-                let conn = Conn::new(stream, Role::Client, sub.unwrap_or_default(), &self.conn, &leftover);
+                let conn = Conn::new(stream, Role::Client, sub.unwrap_or_default(), deflate, &self.conn, &leftover);
                 Ok((conn, Response { head, body: Vec::new() }))
             }
             Err(m) => {

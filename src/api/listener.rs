@@ -19,6 +19,7 @@ use super::conn::Conn;
 use super::http::Request;
 use super::upgrader::{Upgrader, Verdict};
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::deflate::Agreement;
 use crate::proto::handshake::{self, Rejection};
 use crate::proto::Role;
 use crate::transport::Stream;
@@ -29,11 +30,11 @@ const MAX_PENDING: usize = 1024;
 
 enum Phase {
     Reading,
-    /// Sending `out[written..]`; then open a connection (`Some(subprotocol)`) or close.
+    /// Sending `out[written..]`; then open a connection (`Some`) or close.
     Writing {
         out: Vec<u8>,
         written: usize,
-        open: Option<String>,
+        open: Option<(String, Option<Agreement>)>,
     },
 }
 
@@ -50,7 +51,7 @@ enum Step {
     Wait,
     Drop,
     /// The 101 is out: open the connection with this subprotocol.
-    Open(String),
+    Open(String, Option<Agreement>),
 }
 
 pub struct Listener {
@@ -129,10 +130,17 @@ impl Listener {
                     Step::Drop => {
                         pending.swap_remove(i).stream.shutdown();
                     }
-                    Step::Open(subprotocol) => {
+                    Step::Open(subprotocol, deflate) => {
                         let p = pending.swap_remove(i);
                         let leftover = &p.buf[p.head_len..];
-                        return Ok(Conn::new(p.stream, Role::Server, subprotocol, &self.upgrader.conn, leftover));
+                        return Ok(Conn::new(
+                            p.stream,
+                            Role::Server,
+                            subprotocol,
+                            deflate,
+                            &self.upgrader.conn,
+                            leftover,
+                        ));
                     }
                 }
             }
@@ -222,8 +230,8 @@ impl Listener {
                             p.head_len = head_len;
                             let req = Request { head, remote_addr: p.remote };
                             p.phase = match self.upgrader.decide(&req, &[]) {
-                                Verdict::Accept { response, subprotocol } => {
-                                    Phase::Writing { out: response, written: 0, open: Some(subprotocol) }
+                                Verdict::Accept { response, subprotocol, deflate } => {
+                                    Phase::Writing { out: response, written: 0, open: Some((subprotocol, deflate)) }
                                 }
                                 Verdict::Reject { response, .. } => {
                                     Phase::Writing { out: response, written: 0, open: None }
@@ -244,7 +252,7 @@ impl Listener {
                     }
                     return match open.take() {
                         None => Step::Drop,
-                        Some(sub) => Step::Open(sub),
+                        Some((sub, deflate)) => Step::Open(sub, deflate),
                     };
                 }
             }

@@ -7,6 +7,7 @@ use super::config::ConnConfig;
 use super::conn::Conn;
 use super::http::{ErrorResponse, Request};
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::deflate::{params, Agreement};
 use crate::proto::handshake::{self, headers::validate_header, Rejection};
 use crate::proto::Role;
 use crate::transport::Stream;
@@ -52,7 +53,7 @@ impl Default for Upgrader {
 /// What the server answers to one request.
 pub(crate) enum Verdict {
     /// Send `response` (a 101), then the connection is open.
-    Accept { response: Vec<u8>, subprotocol: String },
+    Accept { response: Vec<u8>, subprotocol: String, deflate: Option<Agreement> },
     /// Send `response` (an HTTP error), then close.
     Reject { response: Vec<u8>, error: Error },
 }
@@ -84,9 +85,14 @@ impl Upgrader {
         let subprotocol = handshake::select_subprotocol(&req.head, &self.subprotocols);
         let mut headers = self.response_headers.clone();
         headers.extend_from_slice(extra);
+        let deflate = self.conn.compression.as_ref().and_then(|opts| {
+            let (agreement, value) = params::server_accept(req.head.headers.get_all("Sec-WebSocket-Extensions"), opts)?;
+            headers.push(("Sec-WebSocket-Extensions".to_string(), value));
+            Some(agreement)
+        });
         let mut response = Vec::with_capacity(256);
         handshake::write_accept_response(&mut response, &accept, subprotocol.as_deref(), &headers);
-        Verdict::Accept { response, subprotocol: subprotocol.unwrap_or_default() }
+        Verdict::Accept { response, subprotocol: subprotocol.unwrap_or_default(), deflate }
     }
 
     /// Builds the error response for `rej`, through the error responder if set.
@@ -141,11 +147,11 @@ impl Upgrader {
         };
         let req = Request { head, remote_addr };
         match self.decide(&req, extra) {
-            Verdict::Accept { response, subprotocol } => {
+            Verdict::Accept { response, subprotocol, deflate } => {
                 stream
                     .write_all_until(&response, deadline)
                     .map_err(|e| Error::io("writing the handshake response", e))?;
-                Ok(Conn::new(stream, Role::Server, subprotocol, &self.conn, &buf[head_len..]))
+                Ok(Conn::new(stream, Role::Server, subprotocol, deflate, &self.conn, &buf[head_len..]))
             }
             Verdict::Reject { response, error } => {
                 let _ = stream.write_all_until(&response, deadline);

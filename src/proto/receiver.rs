@@ -148,7 +148,10 @@ impl Receiver {
         }
         let so_far = self.message.as_ref().map_or(0, |m| m.len);
         let total = so_far.saturating_add(hdr.payload_len);
-        if self.max_message != 0 && total > self.max_message {
+        // A compressed message's limit applies to its inflated size, which
+        // the decompressing reader checks as it inflates.
+        let compressed = self.message.as_ref().map_or(hdr.rsv1, |m| m.compressed);
+        if self.max_message != 0 && total > self.max_message && !compressed {
             return Err(ProtoError::too_big("message exceeds the read limit"));
         }
         if self.message.is_none() {

@@ -7,6 +7,7 @@
 //! Handlers run on the reading thread.
 
 mod handlers;
+mod inflate;
 mod msgbuf;
 mod read;
 mod write;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::deflate::Agreement;
 use crate::proto::{close, Role};
 use crate::transport::Stream;
 
@@ -90,6 +92,8 @@ pub struct Conn {
     read_deadline: Mutex<Option<Instant>>,
     write_deadline: Mutex<Option<Instant>>,
     subprotocol: String,
+    /// permessage-deflate as agreed in the handshake.
+    compression: Option<Agreement>,
     local_addr: Option<SocketAddr>,
     peer_addr: Option<SocketAddr>,
     last_error: Mutex<String>,
@@ -110,15 +114,23 @@ impl Conn {
     /// Builds a connection over a stream whose opening handshake is done.
     /// `leftover` holds bytes that arrived after the handshake head: they
     /// are the first bytes of the WebSocket stream.
-    pub(crate) fn new(stream: Stream, role: Role, subprotocol: String, config: &ConnConfig, leftover: &[u8]) -> Conn {
+    pub(crate) fn new(
+        stream: Stream,
+        role: Role,
+        subprotocol: String,
+        deflate: Option<Agreement>,
+        config: &ConnConfig,
+        leftover: &[u8],
+    ) -> Conn {
         // Latency matters more than packet count for message protocols.
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr();
         let peer_addr = stream.peer_addr();
         Conn {
             role,
-            reader: Mutex::new(ReadSide::new(role, config, leftover)),
-            writer: Mutex::new(WriteSide::new(config)),
+            reader: Mutex::new(ReadSide::new(role, config, leftover, deflate.as_ref())),
+            writer: Mutex::new(WriteSide::new(config, deflate.as_ref())),
+            compression: deflate,
             write_wait: Mutex::new(()),
             write_wait_cv: Condvar::new(),
             write_waiters: std::sync::atomic::AtomicUsize::new(0),
@@ -138,6 +150,11 @@ impl Conn {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Whether permessage-deflate was negotiated for this connection.
+    pub fn compression_negotiated(&self) -> bool {
+        self.compression.is_some()
     }
 
     /// The negotiated subprotocol ("" when none).

@@ -5,10 +5,12 @@ use std::io::ErrorKind as IoKind;
 use std::sync::MutexGuard;
 use std::time::Instant;
 
+use super::inflate::InflateState;
 use super::msgbuf::MessageBuf;
 use super::{Conn, MessageType};
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::deflate::Agreement;
 use crate::proto::receiver::{ControlKind, Event, MessageKind, Receiver};
 use crate::proto::{close, ProtoError, ProtoErrorKind, Role};
 use crate::transport::wait::{wait_ready, Interest};
@@ -19,21 +21,25 @@ use crate::transport::wait::{wait_ready, Interest};
 struct Assembly {
     kind: MessageKind,
     had_data: bool,
+    compressed: bool,
 }
 
 /// The message a streaming reader is giving out.
 #[derive(Debug)]
 struct StreamState {
     done: bool,
+    compressed: bool,
 }
 
 pub(super) struct ReadSide {
-    buf: Vec<u8>,
+    pub(super) buf: Vec<u8>,
     start: usize,
     end: usize,
     pub(super) receiver: Receiver,
-    msg: MessageBuf,
+    pub(super) msg: MessageBuf,
     msg_pos: usize,
+    /// permessage-deflate state, when negotiated.
+    pub(super) inflate: Option<InflateState>,
     assembling: Option<Assembly>,
     stream: Option<StreamState>,
     /// Data the streaming reader received but has not given out yet:
@@ -44,16 +50,19 @@ pub(super) struct ReadSide {
 }
 
 impl ReadSide {
-    pub(super) fn new(role: Role, config: &ConnConfig, leftover: &[u8]) -> ReadSide {
+    pub(super) fn new(role: Role, config: &ConnConfig, leftover: &[u8], deflate: Option<&Agreement>) -> ReadSide {
         let mut buf = vec![0u8; config.read_buffer_size.max(leftover.len())];
         buf[..leftover.len()].copy_from_slice(leftover);
+        let mut receiver = Receiver::new(role, config.read_limit);
+        receiver.set_allow_rsv1(deflate.is_some());
         ReadSide {
             buf,
             start: 0,
             end: leftover.len(),
-            receiver: Receiver::new(role, config.read_limit),
+            receiver,
             msg: MessageBuf::default(),
             msg_pos: 0,
+            inflate: deflate.map(|a| InflateState::new(a.peer_no_context_takeover)),
             assembling: None,
             stream: None,
             pending: None,
@@ -138,10 +147,19 @@ impl Conn {
             rs.end = 0;
         }
         if rs.assembling.is_none() {
-            let kind = self.next_message_start(rs, deadline)?;
-            rs.assembling = Some(Assembly { kind, had_data: false });
+            let (kind, compressed) = self.next_message_start(rs, deadline)?;
+            rs.assembling = Some(Assembly { kind, had_data: false, compressed });
             rs.msg.clear();
-            self.gather_single_frame(rs, deadline)?;
+            if compressed {
+                self.begin_inflate(rs, kind);
+            } else {
+                self.gather_single_frame(rs, deadline)?;
+            }
+        }
+        if rs.assembling.as_ref().is_some_and(|a| a.compressed) {
+            while !self.inflate_some(rs, deadline, usize::MAX, false)? {}
+            let kind = rs.assembling.take().expect("assembling").kind;
+            return Ok((message_type(kind), Loc::Msg));
         }
         loop {
             if self.try_direct_read(rs, deadline)? {
@@ -232,12 +250,15 @@ impl Conn {
             if let Some(a) = rs.assembling.take() {
                 // A whole-message read timed out part way: hand out what it
                 // collected first.
-                rs.stream = Some(StreamState { done: false });
+                rs.stream = Some(StreamState { done: false, compressed: a.compressed });
                 return Ok(message_type(a.kind));
             }
             rs.msg.clear();
-            let kind = self.next_message_start(&mut rs, deadline)?;
-            rs.stream = Some(StreamState { done: false });
+            let (kind, compressed) = self.next_message_start(&mut rs, deadline)?;
+            if compressed {
+                self.begin_inflate(&mut rs, kind);
+            }
+            rs.stream = Some(StreamState { done: false, compressed });
             Ok(message_type(kind))
         })();
         r.or_else(|e| self.fail(e))
@@ -269,6 +290,9 @@ impl Conn {
             rs.msg_pos += n;
             return Ok(n);
         }
+        if rs.stream.as_ref().is_some_and(|s| s.compressed) {
+            return self.reader_read_compressed(rs, out, deadline);
+        }
         loop {
             let (start, end, eom) = match rs.pending.take() {
                 Some(p) => p,
@@ -298,7 +322,17 @@ impl Conn {
     /// Drops the unread rest of the streaming reader's message.
     fn discard_stream(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<()> {
         let open = matches!(&rs.stream, Some(s) if !s.done);
-        if open {
+        if open && rs.stream.as_ref().is_some_and(|s| s.compressed) {
+            // Inflate (and drop) the rest: with context takeover the
+            // window must still see every byte of it.
+            loop {
+                rs.msg.clear();
+                rs.msg_pos = 0;
+                if self.inflate_some(rs, deadline, 64 * 1024, false)? {
+                    break;
+                }
+            }
+        } else if open {
             rs.msg.clear();
             rs.msg_pos = 0;
             let mut eom = rs.pending.take().is_some_and(|p| p.2);
@@ -314,12 +348,37 @@ impl Conn {
         Ok(())
     }
 
-    fn next_message_start(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<MessageKind> {
+    /// Reads up to the next message's first frame: its kind, and whether
+    /// it is compressed.
+    fn next_message_start(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<(MessageKind, bool)> {
         loop {
-            if let Event::MessageStart { kind, .. } = self.next_data_event(rs, deadline)? {
-                return Ok(kind);
+            if let Event::MessageStart { kind, compressed } = self.next_data_event(rs, deadline)? {
+                return Ok((kind, compressed));
             }
         }
+    }
+
+    /// Serves a compressed message to the streaming reader: inflates the
+    /// next piece into the message buffer and copies from there.
+    fn reader_read_compressed(&self, rs: &mut ReadSide, out: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        if rs.inflate.as_ref().is_some_and(|i| !i.in_message()) {
+            if let Some(s) = rs.stream.as_mut() {
+                s.done = true;
+            }
+            return Ok(0);
+        }
+        rs.msg.clear();
+        rs.msg_pos = 0;
+        let finished = self.inflate_some(rs, deadline, out.len().max(16 * 1024), true)?;
+        let n = out.len().min(rs.msg.len());
+        out[..n].copy_from_slice(&rs.msg.as_slice()[..n]);
+        rs.msg_pos = n;
+        if finished && n == rs.msg.len() {
+            if let Some(s) = rs.stream.as_mut() {
+                s.done = true;
+            }
+        }
+        Ok(n)
     }
 
     fn check_sticky(&self, rs: &ReadSide) -> Result<()> {
@@ -332,7 +391,7 @@ impl Conn {
     /// Runs the receiver until a data event, reading from the socket and
     /// dispatching control frames as needed. Ranges in the returned event
     /// index `rs.buf`.
-    fn next_data_event(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<Event> {
+    pub(super) fn next_data_event(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<Event> {
         loop {
             if self.is_shut() {
                 return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
@@ -397,7 +456,7 @@ impl Conn {
 
     /// Fails the connection for a protocol violation by the peer: sends the
     /// matching close code, closes TCP, and makes the error permanent.
-    fn fail_protocol(&self, rs: &mut ReadSide, pe: ProtoError) -> Error {
+    pub(super) fn fail_protocol(&self, rs: &mut ReadSide, pe: ProtoError) -> Error {
         let kind = match pe.kind {
             ProtoErrorKind::Protocol => ErrorKind::Protocol,
             ProtoErrorKind::InvalidUtf8 => ErrorKind::InvalidUtf8,

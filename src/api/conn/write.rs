@@ -16,6 +16,8 @@ use super::{lock, Conn, MessageType};
 use crate::api::config::ConnConfig;
 use crate::api::pool::BufferPool;
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::deflate::codec::backend_level;
+use crate::proto::deflate::{Agreement, Deflater};
 use crate::proto::frame::{encode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::proto::mask::{copy_masked, MaskKeys};
 use crate::proto::{close, Role};
@@ -39,12 +41,24 @@ pub(super) struct WriteSide {
     stream_op: Option<OpCode>,
     stream_owner: Option<ThreadId>,
     stream_buf: Vec<u8>,
+    /// The open streaming writer compresses (its buffer holds deflate output).
+    stream_compressed: bool,
+    /// The compressed stream's final flush is done (a retried close must
+    /// not flush twice).
+    stream_flushed: bool,
     /// A failed socket: every later write returns this.
     broken: Option<Error>,
+    /// permessage-deflate for what we send (None: not negotiated, or an
+    /// 8-bit window that zlib cannot produce, so we never compress).
+    deflater: Option<Deflater>,
+    compress_enabled: bool,
+    compress_threshold: usize,
+    /// Reused buffer for a compressed message.
+    zbuf: Vec<u8>,
 }
 
 impl WriteSide {
-    pub(super) fn new(config: &ConnConfig) -> WriteSide {
+    pub(super) fn new(config: &ConnConfig, deflate: Option<&Agreement>) -> WriteSide {
         let pool = config.write_buffer_pool.clone();
         let buffer_size = pool.as_ref().map_or(config.write_buffer_size, |p| p.buffer_size());
         WriteSide {
@@ -56,8 +70,23 @@ impl WriteSide {
             stream_op: None,
             stream_owner: None,
             stream_buf: Vec::new(),
+            stream_compressed: false,
+            stream_flushed: false,
             broken: None,
+            deflater: deflate.and_then(|a| {
+                let bits = a.our_window_bits?;
+                let level = backend_level(config.compression_level).unwrap_or_default();
+                Some(Deflater::new(level, bits, a.our_no_context_takeover))
+            }),
+            compress_enabled: true,
+            compress_threshold: config.compression_threshold,
+            zbuf: Vec::new(),
         }
+    }
+
+    /// Whether a message of `len` bytes goes out compressed.
+    fn compresses(&self, len: usize) -> bool {
+        self.deflater.is_some() && self.compress_enabled && len >= self.compress_threshold
     }
 
     fn take_buffer(&mut self) {
@@ -190,9 +219,54 @@ impl Conn {
             if self.close_sent() {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
-            self.send_frame(w.ws(), op_of(kind), true, data, deadline)
+            let ws = w.ws();
+            if !ws.compresses(data.len()) {
+                return self.send_frame(ws, op_of(kind), true, false, data, deadline);
+            }
+            let mut z = std::mem::take(&mut ws.zbuf);
+            z.clear();
+            if let Some(d) = ws.deflater.as_mut() {
+                d.compress_message(data, &mut z);
+            }
+            let r = self.send_frame(ws, op_of(kind), true, true, &z, deadline);
+            ws.zbuf = z;
+            if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
+                // The peer never saw this message: our window must forget it.
+                if let Some(d) = ws.deflater.as_mut() {
+                    d.reset();
+                }
+            }
+            r
         })();
         r.or_else(|e| self.fail(e))
+    }
+
+    /// Turns compression of the next messages on or off (gorilla's
+    /// EnableWriteCompression); nothing happens when it was not negotiated.
+    pub fn enable_write_compression(&self, enable: bool) -> Result<()> {
+        let mut w = self.lock_writer(None, Need::Lock)?;
+        w.ws().compress_enabled = enable;
+        Ok(())
+    }
+
+    /// Sets the compression level of the next messages (gorilla's
+    /// SetCompressionLevel: -2 Huffman only, -1 default, 0 none, 1 fastest
+    /// to 9 smallest). `InvalidArgument` outside -2..=9.
+    pub fn set_compression_level(&self, level: i32) -> Result<()> {
+        let lv = backend_level(level).ok_or_else(|| Error::invalid("compression level must be -2 to 9"))?;
+        let mut w = self.lock_writer(None, Need::Lock)?;
+        if let Some(d) = w.ws().deflater.as_mut() {
+            d.set_level(lv);
+        }
+        Ok(())
+    }
+
+    /// Messages shorter than `bytes` are sent uncompressed. (Streaming
+    /// writers do not know their size in advance and always compress.)
+    pub fn set_compression_threshold(&self, bytes: usize) -> Result<()> {
+        let mut w = self.lock_writer(None, Need::Lock)?;
+        w.ws().compress_threshold = bytes;
+        Ok(())
     }
 
     /// Sends a control frame (ping, pong or close) with its own deadline
@@ -220,7 +294,7 @@ impl Conn {
             if self.close_sent() {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
-            self.send_frame(w.ws(), op_of(kind), true, data, deadline)
+            self.send_frame(w.ws(), op_of(kind), true, false, data, deadline)
         })();
         r.or_else(|e| self.fail(e))
     }
@@ -234,7 +308,7 @@ impl Conn {
         if self.close_sent() {
             return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
         }
-        let r = self.send_frame(w.ws(), OpCode::Close, true, &payload, deadline);
+        let r = self.send_frame(w.ws(), OpCode::Close, true, false, &payload, deadline);
         if r.is_ok() || r.as_ref().is_err_and(|e| e.kind() == ErrorKind::WriteIncomplete) {
             if let Ok(mut st) = self.close_state.lock() {
                 st.sent = true;
@@ -269,6 +343,8 @@ impl Conn {
             let ws = w.ws();
             ws.stream_owner = Some(std::thread::current().id());
             ws.stream_op = Some(op_of(kind));
+            ws.stream_compressed = ws.compresses(usize::MAX);
+            ws.stream_flushed = false;
             if ws.stream_buf.capacity() == 0 {
                 ws.stream_buf = match &ws.pool {
                     Some(p) => p.get(),
@@ -288,17 +364,20 @@ impl Conn {
             let mut w = self.lock_writer(deadline, Need::Lock)?;
             let ws = w.ws();
             let op = ws.stream_op.ok_or_else(|| Error::invalid("no message writer is open: call next_writer first"))?;
+            if ws.stream_compressed {
+                return self.stream_write_compressed(ws, op, data, deadline);
+            }
             if ws.stream_buf.len() + data.len() < ws.buffer_size {
                 ws.stream_buf.extend_from_slice(data);
                 return Ok(());
             }
             let mut buf = std::mem::take(&mut ws.stream_buf);
             let r = if buf.is_empty() {
-                self.send_frame(ws, op, false, data, deadline)
+                self.send_frame(ws, op, false, false, data, deadline)
             } else {
                 let before = buf.len();
                 buf.extend_from_slice(data);
-                let r = self.send_frame(ws, op, false, &buf, deadline);
+                let r = self.send_frame(ws, op, false, false, &buf, deadline);
                 if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
                     buf.truncate(before);
                 }
@@ -330,14 +409,23 @@ impl Conn {
     /// writers waiting for it are woken when the guard drops).
     fn finish_stream(&self, ws: &mut WriteSide, deadline: Option<Instant>) -> Result<()> {
         let op = ws.stream_op.ok_or_else(|| Error::invalid("no message writer is open"))?;
-        let buf = std::mem::take(&mut ws.stream_buf);
-        let r = self.send_frame(ws, op, true, &buf, deadline);
+        let mut buf = std::mem::take(&mut ws.stream_buf);
+        if ws.stream_compressed && !ws.stream_flushed {
+            if let Some(d) = ws.deflater.as_mut() {
+                d.finish_message(&mut buf);
+            }
+            ws.stream_flushed = true;
+        }
+        let rsv1 = ws.stream_compressed && op != OpCode::Continuation;
+        let r = self.send_frame(ws, op, true, rsv1, &buf, deadline);
         ws.stream_buf = buf;
         if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
             return r;
         }
         ws.stream_op = None;
         ws.stream_owner = None;
+        ws.stream_compressed = false;
+        ws.stream_flushed = false;
         ws.stream_buf.clear();
         if let Some(p) = &ws.pool {
             p.put(std::mem::take(&mut ws.stream_buf));
@@ -345,12 +433,51 @@ impl Conn {
         r
     }
 
-    /// Writes one frame: header and payload, masked for a client.
+    /// Compresses the next piece of a streamed message; a full buffer of
+    /// deflate output goes out as a frame. The data is taken in every case
+    /// (it is in the compressor): a deadline that passes while sending
+    /// gives `WriteIncomplete`, and the bytes go out with the next call.
+    fn stream_write_compressed(
+        &self,
+        ws: &mut WriteSide,
+        op: OpCode,
+        data: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        let mut buf = std::mem::take(&mut ws.stream_buf);
+        if let Some(d) = ws.deflater.as_mut() {
+            d.compress_part(data, &mut buf);
+        }
+        let mut r = Ok(());
+        if buf.len() >= ws.buffer_size {
+            r = self.send_frame(ws, op, false, op != OpCode::Continuation, &buf, deadline);
+            match &r {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::WriteIncomplete => {}
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    ws.stream_buf = buf;
+                    return Err(incomplete());
+                }
+                Err(_) => {
+                    ws.stream_buf = buf;
+                    return r;
+                }
+            }
+            buf.clear();
+            ws.stream_op = Some(OpCode::Continuation);
+        }
+        ws.stream_buf = buf;
+        r
+    }
+
+    /// Writes one frame: header and payload, masked for a client. `rsv1`
+    /// marks the first frame of a compressed message.
     fn send_frame(
         &self,
         ws: &mut WriteSide,
         op: OpCode,
         fin: bool,
+        rsv1: bool,
         payload: &[u8],
         deadline: Option<Instant>,
     ) -> Result<()> {
@@ -358,7 +485,7 @@ impl Conn {
         ws.take_buffer();
         let mask = (self.role == Role::Client).then(|| ws.keys.next_key());
         let mut hdr = [0u8; MAX_HEADER_LEN];
-        let hlen = encode_header(&mut hdr, fin, false, op, payload.len() as u64, mask);
+        let hlen = encode_header(&mut hdr, fin, rsv1, op, payload.len() as u64, mask);
         ws.out.clear();
         ws.sent = 0;
         match mask {

@@ -27,7 +27,8 @@ pub use self::request::{
     write_accept_response, write_error_response, Rejection, Request,
 };
 pub use self::response::{
-    offered_subprotocols, validate_response, validate_response_except_extensions, write_request, Response,
+    offered_subprotocols, validate_response, validate_response_except_extensions, write_request,
+    write_request_with_extensions, Response,
 };
 pub use self::url::{parse_ws_url, WsUrl};
 

@@ -52,6 +52,20 @@ pub fn write_request(
     subprotocols: &[String],
     extra: &[(String, String)],
 ) -> Result<(), String> {
+    write_request_with_extensions(out, host_header, target, key, subprotocols, None, extra)
+}
+
+/// [`write_request`] plus a `Sec-WebSocket-Extensions` offer written by
+/// the library (e.g. permessage-deflate).
+pub fn write_request_with_extensions(
+    out: &mut Vec<u8>,
+    host_header: &str,
+    target: &str,
+    key: &str,
+    subprotocols: &[String],
+    extensions: Option<&str>,
+    extra: &[(String, String)],
+) -> Result<(), String> {
     check_visible("Host", host_header)?;
     check_visible("request target", target)?;
     check_visible("Sec-WebSocket-Key", key)?;
@@ -77,6 +91,12 @@ pub fn write_request(
     if !subprotocols.is_empty() {
         out.extend_from_slice(b"Sec-WebSocket-Protocol: ");
         out.extend_from_slice(subprotocols.join(", ").as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(ext) = extensions {
+        validate_header("Sec-WebSocket-Extensions", ext)?;
+        out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+        out.extend_from_slice(ext.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     write_extra_headers(out, extra);

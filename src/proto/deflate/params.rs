@@ -65,10 +65,15 @@ struct Params {
     client_max_window_bits: Option<Option<u8>>,
 }
 
+/// One `name[=value]` extension parameter.
+type Param = (String, Option<String>);
+/// An extension: its name and parameters.
+type Extension = (String, Vec<Param>);
+
 /// Splits an extension header value into extensions, each a name and its
 /// `name[=value]` parameters. Values may be quoted (RFC 7692 allows the
 /// quoted-string form of the token).
-fn extensions(value: &[u8]) -> Vec<(String, Vec<(String, Option<String>)>)> {
+fn extensions(value: &[u8]) -> Vec<Extension> {
     let mut out = Vec::new();
     for ext in split_tokens(value) {
         let mut parts = ext.split(';').map(str::trim);
@@ -98,7 +103,7 @@ fn window_bits(v: &str) -> Result<u8, String> {
 
 /// Parses one permessage-deflate parameter list; unknown or duplicated
 /// parameters and bad values make the whole offer (or response) invalid.
-fn parse_params(list: &[(String, Option<String>)], is_offer: bool) -> Result<Params, String> {
+fn parse_params(list: &[Param], is_offer: bool) -> Result<Params, String> {
     let mut p = Params::default();
     let mut seen = Vec::new();
     for (k, v) in list {

@@ -19,6 +19,7 @@
 #include "ws.h"
 
 static const char *base_url;
+static ws_dialer *dialer;
 static char agent_enc[512];
 
 static void percent_encode(const char *in, char *out, size_t cap) {
@@ -41,7 +42,7 @@ static ws_conn *dial(const char *path) {
     char url[2048];
     snprintf(url, sizeof url, "%s%s", base_url, path);
     ws_conn *conn = NULL;
-    ws_status st = ws_dial(NULL, url, NULL, 0, &conn, NULL);
+    ws_status st = ws_dial(dialer, url, NULL, 0, &conn, NULL);
     if (st != WS_OK) {
         char msg[256];
         ws_last_error(msg, sizeof msg);
@@ -64,13 +65,27 @@ static void echo_until_end(ws_conn *conn) {
 
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
-    const char *url = argc > 1 ? argv[1] : getenv("AUTOBAHN_URL");
-    const char *agent = argc > 2 ? argv[2] : (argc > 1 ? NULL : getenv("AUTOBAHN_AGENT"));
+    int compress = 0;
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--compress") == 0) {
+            compress = 1;
+        } else if (npos < 2) {
+            pos[npos++] = argv[i];
+        } else {
+            fprintf(stderr, "usage: %s [--compress] [URL [AGENT]]\n", argv[0]);
+            return 2;
+        }
+    }
+    const char *url = npos > 0 ? pos[0] : getenv("AUTOBAHN_URL");
+    const char *agent = npos > 1 ? pos[1] : (npos > 0 ? NULL : getenv("AUTOBAHN_AGENT"));
     if (url == NULL || *url == '\0') url = "ws://127.0.0.1:9001";
     if (agent == NULL || *agent == '\0') agent = "libws";
-    if (argc > 3) {
-        fprintf(stderr, "usage: %s [URL [AGENT]]\n", argv[0]);
-        return 2;
+    dialer = ws_dialer_new();
+    if (compress) {
+        ws_compression_options opts = ws_compression_options_default();
+        ws_dialer_set_compression(dialer, &opts);
     }
     /* Drop trailing slashes so that URL + "/runCase..." is well formed. */
     static char base[1024];

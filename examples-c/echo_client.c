@@ -12,25 +12,43 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <string.h>
+
 #include "ws.h"
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s URL\n", argv[0]);
+    const char *url = NULL;
+    int compress = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--compress") == 0)
+            compress = 1;
+        else if (url == NULL)
+            url = argv[i];
+        else
+            url = NULL, i = argc; /* too many arguments */
+    }
+    if (url == NULL) {
+        fprintf(stderr, "usage: %s [--compress] URL\n", argv[0]);
         return 2;
+    }
+    ws_dialer *dialer = ws_dialer_new();
+    if (compress) {
+        ws_compression_options opts = ws_compression_options_default();
+        ws_dialer_set_compression(dialer, &opts);
     }
     signal(SIGPIPE, SIG_IGN);
     char msg[512];
     ws_conn *conn = NULL;
     ws_response *resp = NULL;
-    ws_status st = ws_dial(NULL, argv[1], NULL, 0, &conn, &resp);
+    ws_status st = ws_dial(dialer, url, NULL, 0, &conn, &resp);
+    ws_dialer_free(dialer);
     if (st != WS_OK) {
         ws_last_error(msg, sizeof msg);
         if (resp != NULL)
-            fprintf(stderr, "echo_client: dial %s: %s (HTTP %u): %s\n", argv[1], ws_status_str(st),
+            fprintf(stderr, "echo_client: dial %s: %s (HTTP %u): %s\n", url, ws_status_str(st),
                     (unsigned)ws_response_status(resp), msg);
         else
-            fprintf(stderr, "echo_client: dial %s: %s: %s\n", argv[1], ws_status_str(st), msg);
+            fprintf(stderr, "echo_client: dial %s: %s: %s\n", url, ws_status_str(st), msg);
         ws_response_free(resp);
         return 1;
     }

@@ -21,7 +21,7 @@
 #include "ws.h"
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P]\n", prog);
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress]\n", prog);
     exit(2);
 }
 
@@ -69,6 +69,7 @@ static void *signal_thread(void *arg) {
 }
 
 int main(int argc, char **argv) {
+    int compress = 0;
     const char *host = "127.0.0.1";
     uint16_t port = 9001;
     for (int i = 1; i < argc; i++) {
@@ -76,6 +77,8 @@ int main(int argc, char **argv) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
+        } else if (strcmp(argv[i], "--compress") == 0) {
+            compress = 1;
         } else {
             usage(argv[0]);
         }
@@ -91,6 +94,11 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     ws_upgrader *up = ws_upgrader_new();
+    if (compress) {
+        /* permessage-deflate with context takeover, as offered by clients. */
+        ws_compression_options opts = ws_compression_options_default();
+        ws_upgrader_set_compression(up, &opts);
+    }
     /* The default read limit (64 MiB) is above Autobahn's largest message
      * (16 MiB); keep it. */
     ws_listener *listener = NULL;

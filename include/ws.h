@@ -130,6 +130,12 @@ typedef struct ws_error_response ws_error_response;
 typedef struct ws_listener ws_listener;
 
 /**
+ * A message prepared once and sent to many connections (gorilla's
+ * PreparedMessage). Immutable and thread-safe. Opaque.
+ */
+typedef struct ws_prepared_message ws_prepared_message;
+
+/**
  * A client's opening handshake request, lent to a server callback for the
  * duration of the call. Opaque.
  */
@@ -147,6 +153,40 @@ typedef struct ws_response ws_response;
  * of the settings when it is created.
  */
 typedef struct ws_upgrader ws_upgrader;
+
+/**
+ * permessage-deflate settings for a Dialer (what it offers) or an
+ * Upgrader (what it accepts). Start from `ws_compression_options_default`.
+ */
+typedef struct ws_compression_options {
+  /**
+   * Server: reset its compressor after every message. Client: ask the
+   * server to. (Less memory, worse compression.)
+   */
+  bool server_no_context_takeover;
+  /**
+   * Server: ask the client to reset after every message. Client: do so.
+   */
+  bool client_no_context_takeover;
+  /**
+   * Largest window, 8 to 15 bits, the server may compress with.
+   */
+  uint8_t server_max_window_bits;
+  /**
+   * Largest window, 8 to 15 bits, the client may compress with.
+   */
+  uint8_t client_max_window_bits;
+  /**
+   * Initial compression level of connections: -2 (Huffman only; the
+   * backend uses 1), -1 (default), 0 (none) to 9 (smallest). Default 1.
+   */
+  int32_t level;
+  /**
+   * Messages shorter than this many bytes are sent uncompressed.
+   * Default 0 (compress everything).
+   */
+  size_t threshold;
+} ws_compression_options;
 
 /**
  * Result of a libws call: `WS_OK` (0) or one of the `WS_ERR_*` codes.
@@ -353,6 +393,62 @@ typedef void (*ws_error_fn)(const struct ws_request *req,
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The defaults: context takeover both ways, 15-bit windows, level 1,
+ * threshold 0.
+ */
+struct ws_compression_options ws_compression_options_default(void);
+
+/**
+ * Whether permessage-deflate was negotiated on this connection. Any thread.
+ */
+bool ws_conn_compression_negotiated(const struct ws_conn *conn);
+
+/**
+ * Turns compression of the next messages on or off (gorilla's
+ * EnableWriteCompression; on by default when negotiated). No effect when
+ * compression was not negotiated. Any thread.
+ */
+ws_status ws_conn_enable_write_compression(struct ws_conn *conn, bool enable);
+
+/**
+ * Sets the compression level of the next messages (gorilla's
+ * SetCompressionLevel): -2 to 9, see `ws_compression_options.level`.
+ * Any thread.
+ */
+ws_status ws_conn_set_compression_level(struct ws_conn *conn, int32_t level);
+
+/**
+ * Messages shorter than `bytes` go out uncompressed (streaming writers
+ * always compress: their size is not known in advance). Any thread.
+ */
+ws_status ws_conn_set_compression_threshold(struct ws_conn *conn, size_t bytes);
+
+/**
+ * Prepares a message of `type` (text, binary, or a control type with at
+ * most 125 bytes) with a copy of `len` bytes of `data`. Free with
+ * `ws_prepared_message_free`.
+ */
+ws_status ws_prepared_message_new(ws_msg_type type,
+                                  const uint8_t *data,
+                                  size_t len,
+                                  struct ws_prepared_message **out);
+
+/**
+ * Frees a prepared message. NULL and a second free are no-ops. No send of
+ * it may be in progress.
+ */
+void ws_prepared_message_free(struct ws_prepared_message *pm);
+
+/**
+ * Sends a prepared message (gorilla's WritePreparedMessage): compressed
+ * with this connection's level and window when it compresses; that
+ * compressed form is computed once and shared by all connections with the
+ * same settings. Same rules as `ws_conn_write_message` (any thread, write
+ * deadline, statuses).
+ */
+ws_status ws_conn_write_prepared(struct ws_conn *conn, const struct ws_prepared_message *pm);
 
 /**
  * Frees the connection, closing its socket first if it is still open.
@@ -697,6 +793,15 @@ ws_status ws_dialer_set_write_buffer_pool(struct ws_dialer *dialer,
                                           const struct ws_buffer_pool *pool);
 
 /**
+ * Offers permessage-deflate (RFC 7692) with `opts` (see
+ * `ws_compression_options_default`); NULL turns it off (the default). A
+ * server that answers with parameters outside the offer fails the dial
+ * with `WS_ERR_BAD_HANDSHAKE`.
+ */
+ws_status ws_dialer_set_compression(struct ws_dialer *dialer,
+                                    const struct ws_compression_options *opts);
+
+/**
  * Sets the initial read limit of new connections (0 = none; default 64 MiB).
  */
 ws_status ws_dialer_set_read_limit(struct ws_dialer *dialer, uint64_t limit);
@@ -920,6 +1025,14 @@ ws_status ws_upgrader_set_buffer_sizes(struct ws_upgrader *up, size_t read_size,
  */
 ws_status ws_upgrader_set_write_buffer_pool(struct ws_upgrader *up,
                                             const struct ws_buffer_pool *pool);
+
+/**
+ * Accepts permessage-deflate (RFC 7692) with `opts` (see
+ * `ws_compression_options_default`); NULL turns it off (the default).
+ * The server picks the first acceptable offer of the client.
+ */
+ws_status ws_upgrader_set_compression(struct ws_upgrader *up,
+                                      const struct ws_compression_options *opts);
 
 /**
  * Sets the initial read limit of accepted connections in bytes (0 = no

@@ -216,6 +216,11 @@ fn c_test_handshake() {
 }
 
 #[test]
+fn c_test_compression() {
+    run_c_test("test_compression.c");
+}
+
+#[test]
 fn c_test_misuse() {
     run_c_test("test_misuse.c");
 }
@@ -235,8 +240,13 @@ fn example(name: &str) -> PathBuf {
 /// Starts a server example with `--port 0` and returns it with the URL from
 /// its "listening on ws://HOST:PORT/" line.
 fn start_server_example(name: &str) -> (ChildGuard, String) {
+    start_server_example_with(name, &[])
+}
+
+fn start_server_example_with(name: &str, extra: &[&str]) -> (ChildGuard, String) {
     let child = Command::new(example(name))
         .args(["--port", "0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -307,6 +317,58 @@ fn example_echo_server() {
     c.close_graceful(1000, b"bye", Duration::from_secs(5)).unwrap();
     c2.close_graceful(1001, b"", Duration::from_secs(5)).unwrap();
     terminate(server, "echo_server");
+}
+
+#[test]
+fn example_echo_server_compressed() {
+    let _serial = serial();
+    let (server, url) = start_server_example_with("echo_server", &["--compress"]);
+    let mut d = Dialer::default();
+    d.conn.compression = Some(ws::proto::deflate::DeflateOptions::default());
+    let (c, resp) = d.dial(&url, &[]).expect("dial echo_server --compress");
+    assert!(c.compression_negotiated(), "{:?}", resp.header("Sec-WebSocket-Extensions"));
+    for kind in [MessageType::Text, MessageType::Binary] {
+        for len in SIZES {
+            let data = payload(len, kind);
+            c.write_message(kind, &data).unwrap();
+            assert!(c.read_message().unwrap().data() == &data[..], "compressed echo of {len} bytes ({kind:?})");
+        }
+    }
+    c.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+    terminate(server, "echo_server");
+}
+
+#[test]
+fn example_echo_client_compressed() {
+    let _serial = serial();
+    let mut up = Upgrader::default();
+    up.conn.compression = Some(ws::proto::deflate::DeflateOptions::default());
+    let l = Listener::bind("127.0.0.1:0", &up).unwrap();
+    let url = format!("ws://{}/", l.local_addr());
+    let mut child = ChildGuard(
+        Command::new(example("echo_client"))
+            .args(["--compress", &url])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn echo_client"),
+    );
+    let c = l.accept(Some(Instant::now() + Duration::from_secs(10))).expect("echo_client connects");
+    assert!(c.compression_negotiated());
+    for len in [0usize, 100, 70_000, 1 << 20] {
+        let data = payload(len, MessageType::Text);
+        c.write_message(MessageType::Text, &data).unwrap();
+        assert!(c.read_message().unwrap().data() == &data[..], "echo_client --compress echo of {len} bytes");
+    }
+    c.close_graceful(1000, b"done", Duration::from_secs(5)).unwrap();
+    let t0 = Instant::now();
+    let st = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "echo_client did not exit");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(st.success(), "echo_client exited with {st}");
 }
 
 #[test]

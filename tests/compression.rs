@@ -220,3 +220,40 @@ fn garbage_compressed_data_is_close_1007() {
     assert_eq!(close_code(&mut s), Some(1007));
     assert_eq!(h.join().unwrap(), Some(ErrorKind::InvalidData));
 }
+
+#[test]
+fn prepared_message_is_compressed_once_per_setting_and_interleaves_with_context_takeover() {
+    let msg = json_like(3, 50_000);
+    let pm = ws::api::PreparedMessage::new(MessageType::Text, &msg).unwrap();
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    for level in [1, 1, 1, 6] {
+        let (url, h) = echo_server(Some(DeflateOptions::default()), 0);
+        let mut d = Dialer::default();
+        d.conn.compression = Some(DeflateOptions::default());
+        d.conn.compression_level = level;
+        let (c, _) = d.dial(&url, &[]).unwrap();
+        clients.push(c);
+        servers.push(h);
+    }
+    // Mixed with ordinary compressed messages (context takeover) on each
+    // connection: every echo must decode.
+    for c in &clients {
+        c.write_message(MessageType::Text, &msg[..10_000]).unwrap();
+        c.write_prepared(&pm).unwrap();
+        c.write_message(MessageType::Text, &msg[..10_000]).unwrap();
+        c.write_prepared(&pm).unwrap();
+        assert!(c.read_message().unwrap().data() == &msg[..10_000]);
+        assert!(c.read_message().unwrap().data() == &msg[..]);
+        assert!(c.read_message().unwrap().data() == &msg[..10_000]);
+        assert!(c.read_message().unwrap().data() == &msg[..]);
+    }
+    // Two distinct settings (level 1 and level 6), computed once each.
+    assert_eq!(pm.compressed_variants(), 2);
+    for c in &clients {
+        c.close();
+    }
+    for h in servers {
+        h.join().unwrap();
+    }
+}

@@ -7,6 +7,7 @@ pub mod dialer;
 pub mod http;
 pub mod listener;
 pub mod pool;
+pub mod prepared;
 pub mod upgrader;
 
 pub use config::ConnConfig;
@@ -15,4 +16,5 @@ pub use dialer::Dialer;
 pub use http::{Request, Response};
 pub use listener::Listener;
 pub use pool::BufferPool;
+pub use prepared::PreparedMessage;
 pub use upgrader::Upgrader;

@@ -123,6 +123,18 @@ pub extern "C" fn ws_dialer_set_write_buffer_pool(dialer: *mut ws_dialer, pool: 
     })
 }
 
+/// Offers permessage-deflate (RFC 7692) with `opts` (see
+/// `ws_compression_options_default`); NULL turns it off (the default). A
+/// server that answers with parameters outside the offer fails the dial
+/// with `WS_ERR_BAD_HANDSHAKE`.
+#[no_mangle]
+pub extern "C" fn ws_dialer_set_compression(
+    dialer: *mut ws_dialer,
+    opts: *const super::compression::ws_compression_options,
+) -> ws_status {
+    ffi_status!({ with_dialer(dialer, |d| super::compression::apply(&mut d.conn, opts)) })
+}
+
 /// Sets the initial read limit of new connections (0 = none; default 64 MiB).
 #[no_mangle]
 pub extern "C" fn ws_dialer_set_read_limit(dialer: *mut ws_dialer, limit: u64) -> ws_status {

@@ -11,6 +11,7 @@
 pub(crate) mod convert;
 pub(crate) mod guard;
 
+pub mod compression;
 pub mod conn;
 pub mod dialer;
 pub mod http;

@@ -233,6 +233,17 @@ pub extern "C" fn ws_upgrader_set_write_buffer_pool(up: *mut ws_upgrader, pool: 
     })
 }
 
+/// Accepts permessage-deflate (RFC 7692) with `opts` (see
+/// `ws_compression_options_default`); NULL turns it off (the default).
+/// The server picks the first acceptable offer of the client.
+#[no_mangle]
+pub extern "C" fn ws_upgrader_set_compression(
+    up: *mut ws_upgrader,
+    opts: *const super::compression::ws_compression_options,
+) -> ws_status {
+    ffi_status!({ with_up(up, |u| super::compression::apply(&mut u.conn, opts)) })
+}
+
 /// Sets the initial read limit of accepted connections in bytes (0 = no
 /// limit; default 64 MiB).
 #[no_mangle]

@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::{lock, Conn, MessageType};
 use crate::api::config::ConnConfig;
 use crate::api::pool::BufferPool;
+use crate::api::prepared::PreparedMessage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::codec::backend_level;
 use crate::proto::deflate::{Agreement, Deflater};
@@ -52,6 +53,7 @@ pub(super) struct WriteSide {
     /// 8-bit window that zlib cannot produce, so we never compress).
     deflater: Option<Deflater>,
     compress_enabled: bool,
+    compress_level: i32,
     compress_threshold: usize,
     /// Reused buffer for a compressed message.
     zbuf: Vec<u8>,
@@ -79,6 +81,7 @@ impl WriteSide {
                 Some(Deflater::new(level, bits, a.our_no_context_takeover))
             }),
             compress_enabled: true,
+            compress_level: config.compression_level,
             compress_threshold: config.compression_threshold,
             zbuf: Vec::new(),
         }
@@ -241,6 +244,38 @@ impl Conn {
         r.or_else(|e| self.fail(e))
     }
 
+    /// Sends a prepared message (gorilla's WritePreparedMessage), compressed
+    /// with this connection's settings when it compresses. The compressed
+    /// form is shared by every connection with the same level and window.
+    /// Any thread; same rules as `write_message`.
+    pub fn write_prepared(&self, pm: &PreparedMessage) -> Result<()> {
+        let deadline = self.write_deadline();
+        if pm.kind().is_control() {
+            return self.write_control(pm.kind(), pm.data(), deadline);
+        }
+        let r = (|| {
+            let mut w = self.lock_writer(deadline, Need::DataGate)?;
+            if self.close_sent() {
+                return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
+            }
+            let ws = w.ws();
+            let op = op_of(pm.kind());
+            let bits = match ws.deflater.as_ref() {
+                Some(d) if ws.compresses(pm.data().len()) => d.window_bits(),
+                _ => return self.send_frame(ws, op, true, false, pm.data(), deadline),
+            };
+            let payload = pm.compressed(ws.compress_level, bits);
+            let r = self.send_frame(ws, op, true, true, &payload, deadline);
+            // The peer's window now holds this message after our last one;
+            // our compressor must not refer back across it.
+            if let Some(d) = ws.deflater.as_mut() {
+                d.reset();
+            }
+            r
+        })();
+        r.or_else(|e| self.fail(e))
+    }
+
     /// Turns compression of the next messages on or off (gorilla's
     /// EnableWriteCompression); nothing happens when it was not negotiated.
     pub fn enable_write_compression(&self, enable: bool) -> Result<()> {
@@ -255,7 +290,9 @@ impl Conn {
     pub fn set_compression_level(&self, level: i32) -> Result<()> {
         let lv = backend_level(level).ok_or_else(|| Error::invalid("compression level must be -2 to 9"))?;
         let mut w = self.lock_writer(None, Need::Lock)?;
-        if let Some(d) = w.ws().deflater.as_mut() {
+        let ws = w.ws();
+        ws.compress_level = level;
+        if let Some(d) = ws.deflater.as_mut() {
             d.set_level(lv);
         }
         Ok(())

@@ -108,7 +108,9 @@
 typedef struct ws_buffer_pool ws_buffer_pool;
 
 /**
- * An open WebSocket connection. Opaque.
+ * An open WebSocket connection. Opaque. Either a blocking connection
+ * (from `ws_dial`, `ws_listener_accept`, `ws_upgrader_upgrade_fd`) or a
+ * connection of an event loop (handed to the loop's callbacks).
  */
 typedef struct ws_conn ws_conn;
 
@@ -128,6 +130,11 @@ typedef struct ws_error_response ws_error_response;
  * A listening socket that hands out upgraded connections. Opaque.
  */
 typedef struct ws_listener ws_listener;
+
+/**
+ * An event loop. Opaque.
+ */
+typedef struct ws_loop ws_loop;
 
 /**
  * A message prepared once and sent to many connections (gorilla's
@@ -228,6 +235,75 @@ typedef struct ws_header {
   const char *name;
   const char *value;
 } ws_header;
+
+/**
+ * The callbacks of a listener's or a dial's connections. Every member may
+ * be NULL. They run on the thread driving the loop; `user_data` is the
+ * connection's (see `ws_conn_user_data`). Pointers passed in are valid
+ * only during the call. A `ws_conn *` is valid from `on_open` until
+ * `on_close` returns (keep it longer with `ws_conn_retain`).
+ */
+typedef struct ws_loop_callbacks {
+  /**
+   * Server only: a request passed the Upgrader's checks (version, key,
+   * origin). Return 0 to accept, or an HTTP status (400-599) to refuse;
+   * any other value refuses with 500. `*conn_user_data` starts as the
+   * listener's user data; what it holds on return becomes the
+   * connection's.
+   */
+  int32_t (*on_handshake)(const struct ws_request *req, void *user_data, void **conn_user_data);
+  /**
+   * The handshake is done; the connection may send.
+   */
+  void (*on_open)(struct ws_conn *conn, void *user_data);
+  /**
+   * A whole text or binary message; `data` is valid during the call (zero-copy).
+   */
+  void (*on_message)(struct ws_conn *conn,
+                     ws_msg_type type,
+                     const uint8_t *data,
+                     size_t len,
+                     void *user_data);
+  /**
+   * A ping arrived; the pong is already queued.
+   */
+  void (*on_ping)(struct ws_conn *conn, const uint8_t *data, size_t len, void *user_data);
+  void (*on_pong)(struct ws_conn *conn, const uint8_t *data, size_t len, void *user_data);
+  /**
+   * The send queue emptied after the socket had pushed back.
+   */
+  void (*on_drain)(struct ws_conn *conn, void *user_data);
+  /**
+   * The connection failed (protocol violation with its close code sent,
+   * I/O error, keepalive or close timeout); `on_close` follows.
+   */
+  void (*on_error)(struct ws_conn *conn, ws_status status, const char *message, void *user_data);
+  /**
+   * The connection ended: the peer's close code and reason (1005 when
+   * its close carried no code), or 1006 when it ended without a close
+   * frame from the peer. Called exactly once per opened connection, and
+   * last; the handle is released when it returns (unless retained).
+   */
+  void (*on_close)(struct ws_conn *conn,
+                   uint16_t code,
+                   const uint8_t *reason,
+                   size_t len,
+                   void *user_data);
+  /**
+   * A dial failed before opening (connect, timeout, refused handshake:
+   * `resp` is the server's answer then, else NULL). `user_data` is the
+   * dial's.
+   */
+  void (*on_dial_error)(ws_status status,
+                        const char *message,
+                        const struct ws_response *resp,
+                        void *user_data);
+} ws_loop_callbacks;
+
+/**
+ * Called on the loop's thread when a timer fires.
+ */
+typedef void (*ws_timer_fn)(struct ws_loop *lp, uint64_t timer_id, void *user_data);
 
 /**
  * Decides whether to accept a handshake request (origin, auth headers...).
@@ -384,6 +460,13 @@ typedef void (*ws_error_fn)(const struct ws_request *req,
  * libws sent close 1007 and closed the socket.
  */
 #define WS_ERR_INVALID_DATA 21
+
+/**
+ * An event-loop connection's send queue is at its limit
+ * (`ws_loop_set_max_buffered`); nothing was queued. Wait for the drain
+ * callback, or check `ws_conn_buffered_amount`.
+ */
+#define WS_ERR_QUEUE_FULL 22
 
 /**
  * Appended to each message's payload before inflating (section 7.2.2).
@@ -823,6 +906,206 @@ ws_status ws_dial(const struct ws_dialer *dialer,
                   size_t n_headers,
                   struct ws_conn **conn_out,
                   struct ws_response **response_out);
+
+/**
+ * Creates an event loop (it owns an epoll instance and a wake-up
+ * descriptor; no thread). Free it with `ws_loop_free`.
+ */
+ws_status ws_loop_new(struct ws_loop **loop_out);
+
+/**
+ * Frees the loop: every connection still open is closed at once (its
+ * close callback runs, with 1006, on this thread), listeners stop.
+ * NULL and a second free are no-ops. No other call on the loop may be in
+ * progress, and it must not be called from a callback.
+ */
+void ws_loop_free(struct ws_loop *lp);
+
+/**
+ * Listens on `host`:`port` (port 0 picks a free one, written to
+ * `*port_out` if not NULL) with a snapshot of `up`'s settings (NULL =
+ * defaults: origin check, 10 s handshake timeout, 64 MiB read limit).
+ * Connections get `cb` (copied) and, unless the handshake callback
+ * changes it, `user_data`. Any thread.
+ */
+ws_status ws_loop_listen(struct ws_loop *lp,
+                         const struct ws_upgrader *up,
+                         const char *host,
+                         uint16_t port,
+                         const struct ws_loop_callbacks *cb,
+                         void *user_data,
+                         uint16_t *port_out);
+
+/**
+ * Dials a `ws://` URL through the loop with a snapshot of `d`'s settings
+ * (NULL = defaults) and `n` extra headers. The URL is checked and the
+ * host resolved now (blocking, system resolver); connecting and the
+ * handshake happen on the loop and end in `cb->on_open` (the connection's
+ * user data is `user_data`) or `cb->on_dial_error`. Any thread.
+ */
+ws_status ws_loop_dial(struct ws_loop *lp,
+                       const struct ws_dialer *d,
+                       const char *url,
+                       const struct ws_header *hdrs,
+                       size_t n,
+                       const struct ws_loop_callbacks *cb,
+                       void *user_data);
+
+/**
+ * Processes what is ready — reads, callbacks, timers, timeouts, writes —
+ * waiting at most `timeout_ms` for something to happen (negative = until
+ * something does, 0 = never block: the call a game engine makes once per
+ * frame). The calling thread runs every callback. `WS_ERR_BUSY` if
+ * another thread (or a callback) is driving the loop.
+ */
+ws_status ws_loop_poll(struct ws_loop *lp, int64_t timeout_ms);
+
+/**
+ * Runs the loop on the calling thread until `ws_loop_stop` (any thread)
+ * or until a `ws_loop_shutdown` has closed everything.
+ */
+ws_status ws_loop_run(struct ws_loop *lp);
+
+/**
+ * Makes `ws_loop_run` return after its current iteration, and wakes a
+ * blocked `ws_loop_poll`. Any thread.
+ */
+ws_status ws_loop_stop(struct ws_loop *lp);
+
+/**
+ * Wakes a blocked `ws_loop_poll`/`ws_loop_run` (it processes what is
+ * ready and goes on). Any thread.
+ */
+ws_status ws_loop_wake(struct ws_loop *lp);
+
+/**
+ * Graceful shutdown: stops listening, drops handshakes in progress (dials
+ * get `on_dial_error`), sends close 1001 to every open connection and
+ * waits up to `timeout_ms` for their close handshakes, then closes the
+ * rest (1006). `ws_loop_run` returns when everything is closed; with
+ * `ws_loop_poll`, watch `ws_loop_connection_count`. Any thread.
+ */
+ws_status ws_loop_shutdown(struct ws_loop *lp, int64_t timeout_ms);
+
+/**
+ * The loop's descriptor (an epoll instance), to sit inside another event
+ * loop: when it is readable — or when `ws_loop_next_timeout_ms` passes —
+ * call `ws_loop_poll(loop, 0)`. -1 for a NULL loop. Any thread.
+ */
+int32_t ws_loop_fd(const struct ws_loop *lp);
+
+/**
+ * Milliseconds until the loop has work of its own (a timer, a timeout
+ * check, input left over): 0 = poll now, -1 = only when its descriptor is
+ * readable. For a foreign event loop's wait. -1 also when the loop is
+ * being driven by another thread (or NULL).
+ */
+int64_t ws_loop_next_timeout_ms(struct ws_loop *lp);
+
+/**
+ * Runs `cb` on the loop's thread after `delay_ms`, then every
+ * `interval_ms` if that is above 0 (0 = once). The timer's id goes to
+ * `*id_out` (may be NULL). Any thread.
+ */
+ws_status ws_loop_timer_add(struct ws_loop *lp,
+                            int64_t delay_ms,
+                            int64_t interval_ms,
+                            ws_timer_fn cb,
+                            void *user_data,
+                            uint64_t *id_out);
+
+/**
+ * Cancels a timer (an unknown or finished id is not an error). Any thread.
+ */
+ws_status ws_loop_timer_cancel(struct ws_loop *lp, uint64_t timer_id);
+
+/**
+ * Keepalive: after `interval_ms` without receiving anything, send a ping;
+ * if nothing arrives within `timeout_ms` after it, close the connection
+ * (1006 locally; `on_error` with `WS_ERR_TIMEOUT`). `interval_ms` 0 turns
+ * it off (the default). Applies from the next check. Any thread.
+ */
+ws_status ws_loop_set_keepalive(struct ws_loop *lp, int64_t interval_ms, int64_t timeout_ms);
+
+/**
+ * Closes (1001 "idle timeout") a connection that received no data
+ * message for `timeout_ms`; 0 turns it off (the default). Any thread.
+ */
+ws_status ws_loop_set_idle_timeout(struct ws_loop *lp, int64_t timeout_ms);
+
+/**
+ * How long a close handshake may take before TCP is closed anyway
+ * (default 5000 ms). Any thread.
+ */
+ws_status ws_loop_set_close_timeout(struct ws_loop *lp, int64_t timeout_ms);
+
+/**
+ * The high-water mark of every connection opened afterwards: a send that
+ * would queue more than `bytes` fails with `WS_ERR_QUEUE_FULL` (default
+ * 16 MiB; 0 = no limit, unbounded memory). Any thread.
+ */
+ws_status ws_loop_set_max_buffered(struct ws_loop *lp, size_t bytes);
+
+/**
+ * Queues a prepared message on every open connection of the loop (it is
+ * compressed once per compression setting, not once per connection).
+ * `*queued_out` (may be NULL) gets how many connections took it; a full
+ * or closing connection is skipped. Any thread.
+ */
+ws_status ws_loop_broadcast(struct ws_loop *lp,
+                            const struct ws_prepared_message *pm,
+                            size_t *queued_out);
+
+/**
+ * Open connections of the loop (handshake done, close callback not yet
+ * run). Any thread.
+ */
+size_t ws_loop_connection_count(const struct ws_loop *lp);
+
+/**
+ * Keeps a loop connection's handle valid after its close callback, e.g.
+ * to send from another thread without racing the close: each retain is
+ * paired with a `ws_conn_free`. Sends on a closed connection return
+ * `WS_ERR_LOCALLY_CLOSED` (or `WS_ERR_CLOSE_SENT`). Any thread, while the
+ * handle is valid.
+ */
+ws_status ws_conn_retain(struct ws_conn *conn);
+
+/**
+ * A connection's user data: for a loop connection, what the handshake
+ * callback chose (else the listener's), or the dial's. NULL for a
+ * blocking connection. Any thread.
+ */
+void *ws_conn_user_data(struct ws_conn *conn);
+
+/**
+ * Replaces a loop connection's user data (passed to its callbacks from
+ * then on). Any thread.
+ */
+ws_status ws_conn_set_user_data(struct ws_conn *conn, void *user_data);
+
+/**
+ * Bytes queued on a loop connection and not yet taken by the socket (the
+ * browser's bufferedAmount); 0 for a blocking connection or NULL. Any
+ * thread.
+ */
+size_t ws_conn_buffered_amount(struct ws_conn *conn);
+
+/**
+ * Whether `conn` belongs to an event loop (1) or is a blocking
+ * connection (0). Any thread.
+ */
+bool ws_conn_is_loop(struct ws_conn *conn);
+
+/**
+ * Flow control for a loop connection: `paused` true stops reading from
+ * it (its messages wait in the kernel, and TCP pushes back on the peer),
+ * false resumes. Messages already read — at most one read's worth — are
+ * still delivered after pausing; pings are answered only while reading.
+ * A typical use: pause when `ws_conn_buffered_amount` grows past a mark,
+ * resume in `on_drain`. Any thread.
+ */
+ws_status ws_conn_pause_reading(struct ws_conn *conn, bool paused);
 
 /**
  * The request method (e.g. "GET"): pointer and length, not NUL-terminated,

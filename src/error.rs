@@ -50,6 +50,9 @@ pub enum ErrorKind {
     Handler,
     /// A compressed message did not inflate; close 1007 was sent.
     InvalidData,
+    /// An event-loop connection's send queue is at its limit; nothing was
+    /// queued (wait for the drain callback).
+    QueueFull,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -175,7 +175,7 @@ fn run_c_test(src: &str) {
     let exe = compile(src);
     let _serial = serial();
     let t0 = Instant::now();
-    let (status, out, err) = run_with_timeout(&mut Command::new(&exe), C_TEST_TIMEOUT);
+    let (status, out, err) = run_with_timeout(&mut release_command(&exe), C_TEST_TIMEOUT);
     println!("{out}");
     if !err.is_empty() {
         println!("--- stderr ---\n{err}");
@@ -221,6 +221,11 @@ fn c_test_compression() {
 }
 
 #[test]
+fn c_test_loop() {
+    run_c_test("test_loop.c");
+}
+
+#[test]
 fn c_test_misuse() {
     run_c_test("test_misuse.c");
 }
@@ -231,6 +236,15 @@ fn c_header_compiles_as_cpp() {
 }
 
 // ---- The examples -----------------------------------------------------------
+
+/// A command for a program linked against libws that loads the release
+/// library: `cargo test` puts target/debug (with a debug libws.so that may
+/// be older) on LD_LIBRARY_PATH, which outranks the programs' RUNPATH.
+fn release_command(program: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.env("LD_LIBRARY_PATH", lib_dir());
+    c
+}
 
 fn example(name: &str) -> PathBuf {
     built();
@@ -244,7 +258,7 @@ fn start_server_example(name: &str) -> (ChildGuard, String) {
 }
 
 fn start_server_example_with(name: &str, extra: &[&str]) -> (ChildGuard, String) {
-    let child = Command::new(example(name))
+    let child = release_command(&example(name))
         .args(["--port", "0"])
         .args(extra)
         .stdout(Stdio::piped())
@@ -346,7 +360,7 @@ fn example_echo_client_compressed() {
     let l = Listener::bind("127.0.0.1:0", &up).unwrap();
     let url = format!("ws://{}/", l.local_addr());
     let mut child = ChildGuard(
-        Command::new(example("echo_client"))
+        release_command(&example("echo_client"))
             .args(["--compress", &url])
             .stdin(Stdio::null())
             .spawn()
@@ -376,7 +390,7 @@ fn example_echo_client() {
     let _serial = serial();
     let l = Listener::bind("127.0.0.1:0", &Upgrader::default()).unwrap();
     let url = format!("ws://{}/", l.local_addr());
-    let child = Command::new(example("echo_client"))
+    let child = release_command(&example("echo_client"))
         .arg(&url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -412,7 +426,7 @@ fn example_echo_client() {
     assert!(st.success(), "echo_client exited with {st}: {err}");
 
     // A close with another code makes it fail.
-    let child = Command::new(example("echo_client")).arg(&url).stderr(Stdio::piped()).spawn().unwrap();
+    let child = release_command(&example("echo_client")).arg(&url).stderr(Stdio::piped()).spawn().unwrap();
     let mut g = ChildGuard(child);
     let c = l.accept(Some(Instant::now() + Duration::from_secs(10))).expect("echo_client connects again");
     c.close_graceful(1011, b"oops", Duration::from_secs(5)).unwrap();
@@ -460,4 +474,110 @@ fn example_chat_server() {
     let e = b.read_message().err().expect("read after close fails");
     assert!(matches!(e.kind(), ErrorKind::Closed | ErrorKind::LocallyClosed), "{e:?}");
     terminate(server, "chat_server");
+}
+
+// ---- The event-loop examples --------------------------------------------
+
+#[test]
+fn example_echo_server_loop() {
+    let _serial = serial();
+    for extra in [&[][..], &["--compress"][..]] {
+        let (server, url) = start_server_example_with("echo_server_loop", extra);
+        let mut d = Dialer::default();
+        if !extra.is_empty() {
+            d.conn.compression = Some(ws::proto::deflate::DeflateOptions::default());
+        }
+        let (c, _) = d.dial(&url, &[]).expect("dial echo_server_loop");
+        assert_eq!(c.compression_negotiated(), !extra.is_empty());
+        for kind in [MessageType::Text, MessageType::Binary] {
+            for len in SIZES {
+                let data = payload(len, kind);
+                c.write_message(kind, &data).unwrap();
+                let m = c.read_message().unwrap();
+                assert_eq!(m.kind(), kind);
+                assert!(m.data() == &data[..], "loop echo of {len} bytes ({kind:?}, {extra:?}) differs");
+            }
+        }
+        // Many clients at once, each pipelining.
+        let clients: Vec<_> = (0..50).map(|_| Dialer::default().dial(&url, &[]).expect("dial").0).collect();
+        for (i, c) in clients.iter().enumerate() {
+            for j in 0..20 {
+                c.write_message(MessageType::Text, format!("{i}/{j}").as_bytes()).unwrap();
+            }
+        }
+        for (i, c) in clients.iter().enumerate() {
+            for j in 0..20 {
+                assert_eq!(c.read_message().unwrap().data(), format!("{i}/{j}").as_bytes());
+            }
+        }
+        // A client that sends 64 MiB before it reads anything: the server
+        // pauses reading it (flow control) rather than buffering without
+        // bound, keeps serving others, and loses nothing.
+        let greedy = std::sync::Arc::new(Dialer::default().dial(&url, &[]).expect("dial").0);
+        let g = greedy.clone();
+        let writer = thread::spawn(move || {
+            let chunk = payload(1 << 20, MessageType::Binary);
+            for _ in 0..64 {
+                g.write_message(MessageType::Binary, &chunk).unwrap();
+            }
+        });
+        thread::sleep(Duration::from_millis(300));
+        c.write_message(MessageType::Text, b"still here").unwrap();
+        assert_eq!(c.read_message().unwrap().data(), b"still here");
+        greedy.set_read_deadline(Some(Instant::now() + Duration::from_secs(30)));
+        for i in 0..64 {
+            let m = greedy.read_message().unwrap_or_else(|e| panic!("echo {i} of 64 MiB: {e:?}"));
+            assert_eq!(m.data().len(), 1 << 20);
+        }
+        writer.join().unwrap();
+        c.close_graceful(1000, b"bye", Duration::from_secs(5)).unwrap();
+        terminate(server, "echo_server_loop");
+    }
+}
+
+#[test]
+fn example_chat_server_loop() {
+    let _serial = serial();
+    let (server, url) = start_server_example("chat_server_loop");
+    let conns: Vec<_> = (0..3).map(|_| Dialer::default().dial(&url, &[]).expect("dial").0).collect();
+    for c in &conns {
+        c.set_read_deadline(Some(Instant::now() + Duration::from_secs(10)));
+    }
+    // Handshakes are done, but the server opens them on its own thread:
+    // the first message proves every client is in the room.
+    thread::sleep(Duration::from_millis(100));
+    conns[1].write_message(MessageType::Text, b"hello room").unwrap();
+    for (i, c) in conns.iter().enumerate() {
+        let m = c.read_message().unwrap_or_else(|e| panic!("client {i}: {e:?}"));
+        assert_eq!((m.kind(), m.data()), (MessageType::Text, &b"hello room"[..]), "client {i}");
+    }
+    let big = payload(200_000, MessageType::Binary);
+    conns[0].write_message(MessageType::Binary, &big).unwrap();
+    for c in &conns {
+        assert!(c.read_message().unwrap().data() == &big[..]);
+    }
+    conns[2].close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+    conns[0].write_message(MessageType::Text, b"two left").unwrap();
+    for c in &conns[..2] {
+        assert_eq!(c.read_message().unwrap().data(), b"two left");
+    }
+    terminate(server, "chat_server_loop");
+}
+
+#[test]
+fn example_game_loop_client() {
+    let _serial = serial();
+    let (server, url) = start_server_example("echo_server_loop");
+    let out = release_command(&example("game_loop_client"))
+        .args([url.as_str(), "--frames", "60"])
+        .output()
+        .expect("run game_loop_client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "game_loop_client: {}\n{stdout}{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("sent=60 received=60 out_of_order=0 close=1000"), "{stdout}");
+    // Refused handshakes are reported, not hung on.
+    let bad = release_command(&example("game_loop_client")).arg("ws://127.0.0.1:1/").output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("dial failed"), "{}", String::from_utf8_lossy(&bad.stderr));
+    terminate(server, "echo_server_loop");
 }

@@ -7,7 +7,7 @@ use super::config::ConnConfig;
 use super::conn::Conn;
 use super::http::Response;
 use crate::error::{Error, ErrorKind, Result};
-use crate::proto::deflate::params;
+use crate::proto::deflate::{params, Agreement};
 use crate::proto::handshake::{self, headers::validate_header};
 use crate::proto::Role;
 use crate::transport::wait::{wait_ready, Interest};
@@ -64,17 +64,53 @@ impl Dialer {
     /// Connects to a `ws://` URL and performs the opening handshake.
     /// `extra` headers are sent after the Dialer's own.
     pub fn dial(&self, url: &str, extra: &[(String, String)]) -> std::result::Result<(Conn, Response), DialError> {
+        let req = self.prepare(url, extra)?;
+        let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
+        let stream = connect(&req.host, req.port, deadline)?;
+        stream.write_all_until(&req.bytes, deadline).map_err(|e| handshake_io("sending the handshake request", e))?;
+
+        let mut buf = Vec::with_capacity(1024);
+        let (head, head_len) = loop {
+            match handshake::Response::parse(&buf) {
+                Ok(Some(r)) => break r,
+                Ok(None) => {}
+                Err(m) => return Err(bad_response(&m).into()),
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read_until(&mut chunk, deadline) {
+                Ok(0) => return Err(closed_before_response().into()),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(handshake_io("reading the handshake response", e).into()),
+            }
+        };
+        match self.check_response(&req, &head) {
+            Ok((sub, deflate)) => {
+                let leftover = buf[head_len..].to_vec();
+                let conn = Conn::new(stream, Role::Client, sub, deflate, &self.conn, &leftover);
+                Ok((conn, Response { head, body: Vec::new() }))
+            }
+            Err(error) => {
+                let mut body = buf[head_len..].to_vec();
+                if head.status != 101 {
+                    read_body_start(&stream, &mut body);
+                }
+                body.truncate(MAX_BODY_KEPT);
+                stream.shutdown();
+                Err(DialError { error, response: Some(Response { head, body }) })
+            }
+        }
+    }
+
+    /// Everything a dial decides before connecting: where to, and the
+    /// request bytes. Shared by `dial` and the event loop.
+    pub(crate) fn prepare(&self, url: &str, extra: &[(String, String)]) -> Result<DialRequest> {
         let u = handshake::parse_ws_url(url).map_err(|m| Error::new(ErrorKind::BadUrl, m))?;
         if u.secure {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 "wss:// needs TLS, which this build of libws does not have yet",
-            )
-            .into());
+            ));
         }
-        let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
-        let stream = connect(&u.host, u.port, deadline)?;
-
         let mut headers = self.headers.clone();
         headers.extend_from_slice(extra);
         if let Some(auth) = &u.basic_auth {
@@ -83,10 +119,10 @@ impl Dialer {
             }
         }
         let key = handshake::try_generate_client_key().map_err(|m| Error::new(ErrorKind::Internal, m))?;
-        let mut req = Vec::with_capacity(512);
+        let mut bytes = Vec::with_capacity(512);
         let offer = self.conn.compression.as_ref().map(params::client_offer);
         handshake::write_request_with_extensions(
-            &mut req,
+            &mut bytes,
             &u.host_header,
             &u.target,
             &key,
@@ -95,32 +131,19 @@ impl Dialer {
             &headers,
         )
         .map_err(Error::invalid)?;
-        stream.write_all_until(&req, deadline).map_err(|e| handshake_io("sending the handshake request", e))?;
-
-        let mut buf = Vec::with_capacity(1024);
-        let (head, head_len) = loop {
-            match handshake::Response::parse(&buf) {
-                Ok(Some(r)) => break r,
-                Ok(None) => {}
-                Err(m) => {
-                    return Err(Error::new(ErrorKind::BadHandshake, format!("websocket: bad handshake: {m}")).into())
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read_until(&mut chunk, deadline) {
-                Ok(0) => {
-                    return Err(Error::new(
-                        ErrorKind::BadHandshake,
-                        "websocket: bad handshake: connection closed before the response",
-                    )
-                    .into())
-                }
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) => return Err(handshake_io("reading the handshake response", e).into()),
-            }
-        };
         let offered = handshake::offered_subprotocols(&self.subprotocols, &headers);
-        let checked = handshake::validate_response_except_extensions(&head, &key, &offered).and_then(|sub| {
+        Ok(DialRequest { host: u.host, port: u.port, bytes, key, offered })
+    }
+
+    /// Validates the server's response head against the request: the
+    /// subprotocol ("" when none) and the compression agreed on, or a
+    /// `BadHandshake` error.
+    pub(crate) fn check_response(
+        &self,
+        req: &DialRequest,
+        head: &handshake::Response,
+    ) -> Result<(String, Option<Agreement>)> {
+        let checked = handshake::validate_response_except_extensions(head, &req.key, &req.offered).and_then(|sub| {
             let exts = head.headers.get_all("Sec-WebSocket-Extensions");
             let deflate = match &self.conn.compression {
                 Some(opts) => {
@@ -133,28 +156,27 @@ impl Dialer {
                 }
                 None => None,
             };
-            Ok((sub, deflate))
+            Ok((sub.unwrap_or_default(), deflate))
         });
-        match checked {
-            Ok((sub, deflate)) => {
-                let leftover = buf[head_len..].to_vec();
-                let conn = Conn::new(stream, Role::Client, sub.unwrap_or_default(), deflate, &self.conn, &leftover);
-                Ok((conn, Response { head, body: Vec::new() }))
-            }
-            Err(m) => {
-                let mut body = buf[head_len..].to_vec();
-                if head.status != 101 {
-                    read_body_start(&stream, &mut body);
-                }
-                body.truncate(MAX_BODY_KEPT);
-                stream.shutdown();
-                Err(DialError {
-                    error: Error::new(ErrorKind::BadHandshake, m),
-                    response: Some(Response { head, body }),
-                })
-            }
-        }
+        checked.map_err(|m| Error::new(ErrorKind::BadHandshake, m))
     }
+}
+
+/// A client request ready to send, and what its answer must match.
+pub(crate) struct DialRequest {
+    pub host: String,
+    pub port: u16,
+    pub bytes: Vec<u8>,
+    key: String,
+    offered: Vec<String>,
+}
+
+pub(crate) fn bad_response(why: &str) -> Error {
+    Error::new(ErrorKind::BadHandshake, format!("websocket: bad handshake: {why}"))
+}
+
+pub(crate) fn closed_before_response() -> Error {
+    Error::new(ErrorKind::BadHandshake, "websocket: bad handshake: connection closed before the response")
 }
 
 fn handshake_io(what: &str, e: std::io::Error) -> Error {
@@ -177,12 +199,21 @@ fn read_body_start(stream: &Stream, body: &mut Vec<u8>) {
     }
 }
 
-/// Resolves `host` and connects to the first address that answers.
-fn connect(host: &str, port: u16, deadline: Option<Instant>) -> Result<Stream> {
+/// Resolves `host` with the system resolver (blocking).
+pub(crate) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| Error::new(ErrorKind::Connect, format!("cannot resolve {host}: {e}")))?
         .collect();
+    if addrs.is_empty() {
+        return Err(Error::new(ErrorKind::Connect, format!("{host} resolves to no address")));
+    }
+    Ok(addrs)
+}
+
+/// Resolves `host` and connects to the first address that answers.
+fn connect(host: &str, port: u16, deadline: Option<Instant>) -> Result<Stream> {
+    let addrs = resolve(host, port)?;
     let mut last = format!("{host} resolves to no address");
     for addr in addrs {
         match connect_one(addr, deadline) {

@@ -16,43 +16,15 @@ use std::time::Instant;
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use super::conn::Conn;
-use super::http::Request;
-use super::upgrader::{Upgrader, Verdict};
+use super::server_handshake::{PendingHandshake as Pending, Step};
+use super::upgrader::Upgrader;
 use crate::error::{Error, ErrorKind, Result};
-use crate::proto::deflate::Agreement;
-use crate::proto::handshake::{self, Rejection};
 use crate::proto::Role;
 use crate::transport::Stream;
 
 /// Handshakes in progress at most; further clients wait in the kernel's
 /// accept queue.
 const MAX_PENDING: usize = 1024;
-
-enum Phase {
-    Reading,
-    /// Sending `out[written..]`; then open a connection (`Some`) or close.
-    Writing {
-        out: Vec<u8>,
-        written: usize,
-        open: Option<(String, Option<Agreement>)>,
-    },
-}
-
-struct Pending {
-    stream: Stream,
-    remote: Option<SocketAddr>,
-    buf: Vec<u8>,
-    head_len: usize,
-    deadline: Option<Instant>,
-    phase: Phase,
-}
-
-enum Step {
-    Wait,
-    Drop,
-    /// The 101 is out: open the connection with this subprotocol.
-    Open(String, Option<Agreement>),
-}
 
 pub struct Listener {
     tcp: mio::net::TcpListener,
@@ -124,22 +96,26 @@ impl Listener {
             let mut i = 0;
             while i < pending.len() {
                 let expired = pending[i].deadline.is_some_and(|d| now >= d);
-                let step = if expired { self.expire(&mut pending[i]) } else { self.advance(&mut pending[i]) };
+                let step = if expired {
+                    pending[i].expire(&self.upgrader);
+                    Step::Drop
+                } else {
+                    pending[i].advance(&self.upgrader, None)
+                };
                 match step {
                     Step::Wait => i += 1,
                     Step::Drop => {
                         pending.swap_remove(i).stream.shutdown();
                     }
-                    Step::Open(subprotocol, deflate) => {
-                        let p = pending.swap_remove(i);
-                        let leftover = &p.buf[p.head_len..];
+                    Step::Open(a) => {
+                        let (stream, leftover) = pending.swap_remove(i).into_parts();
                         return Ok(Conn::new(
-                            p.stream,
+                            stream,
                             Role::Server,
-                            subprotocol,
-                            deflate,
+                            a.subprotocol,
+                            a.deflate,
                             &self.upgrader.conn,
-                            leftover,
+                            &leftover,
                         ));
                     }
                 }
@@ -154,14 +130,7 @@ impl Listener {
     fn accept_new(&self, pending: &mut Vec<Pending>) -> Result<()> {
         while pending.len() < MAX_PENDING {
             match self.tcp.accept() {
-                Ok((tcp, remote)) => pending.push(Pending {
-                    stream: Stream::from_mio(tcp),
-                    remote: Some(remote),
-                    buf: Vec::new(),
-                    head_len: 0,
-                    deadline: self.upgrader.handshake_timeout.map(|t| Instant::now() + t),
-                    phase: Phase::Reading,
-                }),
+                Ok((tcp, remote)) => pending.push(Pending::new(Stream::from_mio(tcp), Some(remote), &self.upgrader)),
                 Err(e) if e.kind() == IoKind::WouldBlock => break,
                 Err(e) if e.kind() == IoKind::Interrupted => {}
                 // A connection that died in the queue, or out of descriptors:
@@ -188,10 +157,7 @@ impl Listener {
         fds.push(PollFd::from_borrowed_fd(self.wake_rx.as_fd(), PollFlags::IN));
         let mut until = deadline;
         for p in pending {
-            let flags = match p.phase {
-                Phase::Reading => PollFlags::IN,
-                Phase::Writing { .. } => PollFlags::OUT,
-            };
+            let flags = if p.wants_read() { PollFlags::IN } else { PollFlags::OUT };
             fds.push(PollFd::from_borrowed_fd(p.stream.as_fd(), flags));
             if let Some(d) = p.deadline {
                 until = Some(until.map_or(d, |u| u.min(d)));
@@ -210,71 +176,5 @@ impl Listener {
             let _ = (&self.wake_rx).read(&mut sink);
         }
         Ok(())
-    }
-
-    fn advance(&self, p: &mut Pending) -> Step {
-        loop {
-            match &mut p.phase {
-                Phase::Reading => {
-                    let mut chunk = [0u8; 4096];
-                    match p.stream.read(&mut chunk) {
-                        Ok(0) => return Step::Drop,
-                        Ok(n) => p.buf.extend_from_slice(&chunk[..n]),
-                        Err(e) if e.kind() == IoKind::WouldBlock => return Step::Wait,
-                        Err(e) if e.kind() == IoKind::Interrupted => continue,
-                        Err(_) => return Step::Drop,
-                    }
-                    match handshake::Request::parse(&p.buf) {
-                        Ok(None) => {}
-                        Ok(Some((head, head_len))) => {
-                            p.head_len = head_len;
-                            let req = Request { head, remote_addr: p.remote };
-                            p.phase = match self.upgrader.decide(&req, &[]) {
-                                Verdict::Accept { response, subprotocol, deflate } => {
-                                    Phase::Writing { out: response, written: 0, open: Some((subprotocol, deflate)) }
-                                }
-                                Verdict::Reject { response, .. } => {
-                                    Phase::Writing { out: response, written: 0, open: None }
-                                }
-                            };
-                        }
-                        Err(rej) => self.reject(p, rej),
-                    }
-                }
-                Phase::Writing { out, written, open } => {
-                    while *written < out.len() {
-                        match p.stream.write(&out[*written..]) {
-                            Ok(n) => *written += n,
-                            Err(e) if e.kind() == IoKind::WouldBlock => return Step::Wait,
-                            Err(e) if e.kind() == IoKind::Interrupted => {}
-                            Err(_) => return Step::Drop,
-                        }
-                    }
-                    return match open.take() {
-                        None => Step::Drop,
-                        Some((sub, deflate)) => Step::Open(sub, deflate),
-                    };
-                }
-            }
-        }
-    }
-
-    fn reject(&self, p: &mut Pending, rej: Rejection) {
-        if let Verdict::Reject { response, .. } = self.upgrader.reject(None, rej) {
-            p.phase = Phase::Writing { out: response, written: 0, open: None };
-        }
-    }
-
-    /// A handshake that ran out of time: answer 408 if still reading the
-    /// request (best effort, never blocking), then drop it.
-    fn expire(&self, p: &mut Pending) -> Step {
-        if matches!(p.phase, Phase::Reading) {
-            if let Verdict::Reject { response, .. } =
-                self.upgrader.reject(None, Rejection::new(408, "websocket: handshake timeout"))
-            {
-                let _ = p.stream.write(&response);
-            }
-        }
-        Step::Drop
     }
 }

@@ -4,10 +4,12 @@
 pub mod config;
 pub mod conn;
 pub mod dialer;
+pub mod event_loop;
 pub mod http;
 pub mod listener;
 pub mod pool;
 pub mod prepared;
+pub(crate) mod server_handshake;
 pub mod upgrader;
 
 pub use config::ConnConfig;

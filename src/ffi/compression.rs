@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::conn::{conn_ref, tri, ws_conn, ws_msg_type};
+use super::conn::{conn_ref, tri, ws_conn, ws_msg_type, ConnKind};
 use super::convert::{bytes, need, put, status};
 use super::guard::{self, ffi_status, ffi_value, invalid};
 use super::status::*;
@@ -76,7 +76,14 @@ pub(crate) fn apply(conn: &mut ConnConfig, opts: *const ws_compression_options) 
 /// Whether permessage-deflate was negotiated on this connection. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_conn_compression_negotiated(conn: *const ws_conn) -> bool {
-    ffi_value!(false, { conn_ref(conn).map(|c| c.conn.compression_negotiated()).unwrap_or(false) })
+    ffi_value!(false, {
+        conn_ref(conn)
+            .map(|c| match &c.kind {
+                ConnKind::Blocking(b) => b.compression_negotiated(),
+                ConnKind::Loop(l) => l.handle.compression_negotiated(),
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// Turns compression of the next messages on or off (gorilla's
@@ -84,7 +91,12 @@ pub extern "C" fn ws_conn_compression_negotiated(conn: *const ws_conn) -> bool {
 /// compression was not negotiated. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_conn_enable_write_compression(conn: *mut ws_conn, enable: bool) -> ws_status {
-    ffi_status!({ status(tri!(conn_ref(conn)).conn.enable_write_compression(enable)) })
+    ffi_status!({
+        status(match &tri!(conn_ref(conn)).kind {
+            ConnKind::Blocking(b) => b.enable_write_compression(enable),
+            ConnKind::Loop(l) => l.handle.enable_write_compression(enable),
+        })
+    })
 }
 
 /// Sets the compression level of the next messages (gorilla's
@@ -92,20 +104,30 @@ pub extern "C" fn ws_conn_enable_write_compression(conn: *mut ws_conn, enable: b
 /// Any thread.
 #[no_mangle]
 pub extern "C" fn ws_conn_set_compression_level(conn: *mut ws_conn, level: i32) -> ws_status {
-    ffi_status!({ status(tri!(conn_ref(conn)).conn.set_compression_level(level)) })
+    ffi_status!({
+        status(match &tri!(conn_ref(conn)).kind {
+            ConnKind::Blocking(b) => b.set_compression_level(level),
+            ConnKind::Loop(l) => l.handle.set_compression_level(level),
+        })
+    })
 }
 
 /// Messages shorter than `bytes` go out uncompressed (streaming writers
 /// always compress: their size is not known in advance). Any thread.
 #[no_mangle]
 pub extern "C" fn ws_conn_set_compression_threshold(conn: *mut ws_conn, bytes: usize) -> ws_status {
-    ffi_status!({ status(tri!(conn_ref(conn)).conn.set_compression_threshold(bytes)) })
+    ffi_status!({
+        status(match &tri!(conn_ref(conn)).kind {
+            ConnKind::Blocking(b) => b.set_compression_threshold(bytes),
+            ConnKind::Loop(l) => l.handle.set_compression_threshold(bytes),
+        })
+    })
 }
 
 /// A message prepared once and sent to many connections (gorilla's
 /// PreparedMessage). Immutable and thread-safe. Opaque.
 pub struct ws_prepared_message {
-    pm: Arc<PreparedMessage>,
+    pub(crate) pm: Arc<PreparedMessage>,
 }
 
 /// Prepares a message of `type` (text, binary, or a control type with at
@@ -161,6 +183,9 @@ pub extern "C" fn ws_conn_write_prepared(conn: *mut ws_conn, pm: *const ws_prepa
         }
         // SAFETY: a non-NULL pointer is a live handle from ws_prepared_message_new.
         let pm = unsafe { &(*pm).pm };
-        status(c.conn.write_prepared(pm))
+        status(match &c.kind {
+            ConnKind::Blocking(b) => b.write_prepared(pm),
+            ConnKind::Loop(l) => l.handle.send_prepared(pm),
+        })
     })
 }

@@ -8,6 +8,7 @@
 //! be the last call on the handle, with no other call in progress.
 
 use std::ffi::{c_char, c_void, CString};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use super::convert::{bytes, bytes_mut, copy_c_string, copy_out, need, put, statu
 use super::guard::{self, ffi_status, ffi_value, invalid};
 use super::status::*;
 use crate::api::conn::{CloseHandler, ControlHandler, MessageType};
+use crate::api::event_loop::ConnHandle;
 use crate::api::Conn;
 use crate::error::{Error, ErrorKind};
 use crate::transport::wait::deadline_from_ms;
@@ -76,17 +78,142 @@ struct CHandlers {
     close: Option<(unsafe extern "C" fn(*mut ws_conn, u16, *const u8, usize, *mut c_void) -> ws_status, UserData)>,
 }
 
-/// An open WebSocket connection. Opaque.
+/// An open WebSocket connection. Opaque. Either a blocking connection
+/// (from `ws_dial`, `ws_listener_accept`, `ws_upgrader_upgrade_fd`) or a
+/// connection of an event loop (handed to the loop's callbacks).
 pub struct ws_conn {
-    pub(crate) conn: Conn,
+    pub(crate) kind: ConnKind,
     subprotocol: CString,
     c_handlers: std::sync::Mutex<CHandlers>,
+}
+
+pub(crate) enum ConnKind {
+    /// Boxed: a blocking Conn holds its buffers' bookkeeping and mask keys
+    /// inline (~5 KiB), which loop connections must not pay for.
+    Blocking(Box<Conn>),
+    Loop(LoopConn),
+}
+
+/// A loop connection's C handle: reference-counted so that the loop (one
+/// reference until the close callback returns) and the application
+/// (`ws_conn_retain`/`ws_conn_free`) can each let go in any order.
+pub(crate) struct LoopConn {
+    pub(crate) handle: ConnHandle,
+    pub(crate) user_data: AtomicPtr<c_void>,
+    refs: AtomicUsize,
+    user_refs: AtomicUsize,
 }
 
 impl ws_conn {
     pub(crate) fn into_raw(conn: Conn) -> *mut ws_conn {
         let subprotocol = CString::new(conn.subprotocol()).unwrap_or_default();
-        guard::register(Box::new(ws_conn { conn, subprotocol, c_handlers: Default::default() }))
+        guard::register(Box::new(ws_conn {
+            kind: ConnKind::Blocking(Box::new(conn)),
+            subprotocol,
+            c_handlers: Default::default(),
+        }))
+    }
+
+    /// A handle for a loop connection that just opened; the loop holds its
+    /// one reference.
+    pub(crate) fn new_loop(handle: ConnHandle, user_data: *mut c_void) -> *mut ws_conn {
+        let subprotocol = CString::new(handle.subprotocol()).unwrap_or_default();
+        let lc = LoopConn {
+            handle,
+            user_data: AtomicPtr::new(user_data),
+            refs: AtomicUsize::new(1),
+            user_refs: AtomicUsize::new(0),
+        };
+        guard::register(Box::new(ws_conn { kind: ConnKind::Loop(lc), subprotocol, c_handlers: Default::default() }))
+    }
+
+    /// The blocking connection, or `WS_ERR_UNSUPPORTED` for a loop
+    /// connection (its messages arrive in callbacks; it never blocks).
+    pub(crate) fn blocking(&self) -> Result<&Conn, ws_status> {
+        match &self.kind {
+            ConnKind::Blocking(c) => Ok(c),
+            ConnKind::Loop(_) => {
+                guard::set_last_error(
+                    "not available on an event-loop connection (its messages arrive in the loop's callbacks, \
+                     and it never blocks)",
+                );
+                Err(WS_ERR_UNSUPPORTED)
+            }
+        }
+    }
+
+    pub(crate) fn loop_conn(&self) -> Option<&LoopConn> {
+        match &self.kind {
+            ConnKind::Loop(l) => Some(l),
+            ConnKind::Blocking(_) => None,
+        }
+    }
+}
+
+impl LoopConn {
+    /// One more reference, owned by the application (`ws_conn_retain`).
+    pub(crate) fn retain(&self) {
+        self.refs.fetch_add(1, Ordering::AcqRel);
+        self.user_refs.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Operations both kinds of connection have.
+impl ws_conn {
+    pub(crate) fn write_any(&self, t: MessageType, data: &[u8]) -> Result<(), Error> {
+        match &self.kind {
+            ConnKind::Blocking(c) => c.write_message(t, data),
+            ConnKind::Loop(l) => l.handle.send(t, data),
+        }
+    }
+    fn close_now(&self) {
+        match &self.kind {
+            ConnKind::Blocking(c) => c.close(),
+            ConnKind::Loop(l) => l.handle.abort(),
+        }
+    }
+    fn close_code_any(&self) -> Option<u16> {
+        match &self.kind {
+            ConnKind::Blocking(c) => c.close_code(),
+            ConnKind::Loop(l) => l.handle.close_status().map(|(code, _)| code),
+        }
+    }
+    fn close_reason_any(&self) -> Vec<u8> {
+        match &self.kind {
+            ConnKind::Blocking(c) => c.close_reason(),
+            ConnKind::Loop(l) => l.handle.close_status().map(|(_, r)| r.to_vec()).unwrap_or_default(),
+        }
+    }
+    fn addrs(&self) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
+        match &self.kind {
+            ConnKind::Blocking(c) => (c.local_addr(), c.peer_addr()),
+            ConnKind::Loop(l) => (l.handle.local_addr(), l.handle.peer_addr()),
+        }
+    }
+    fn raw_fd_any(&self) -> i32 {
+        match &self.kind {
+            ConnKind::Blocking(c) => c.raw_fd(),
+            ConnKind::Loop(l) => l.handle.raw_fd(),
+        }
+    }
+    fn last_error_any(&self) -> String {
+        match &self.kind {
+            ConnKind::Blocking(c) => c.last_error(),
+            ConnKind::Loop(l) => l.handle.last_error(),
+        }
+    }
+}
+
+/// Drops one reference of a loop connection's handle; the last frees it.
+pub(crate) fn release_loop_conn(p: *mut ws_conn) {
+    // SAFETY: `p` is a live loop handle: whoever calls this owns one of
+    // its references, so the memory is still there.
+    let c = unsafe { &*p };
+    let Some(l) = c.loop_conn() else { return };
+    if l.refs.fetch_sub(1, Ordering::AcqRel) == 1 && guard::unregister(p) {
+        // SAFETY: that was the last reference and the handle left the live
+        // set: nobody else can reach it.
+        drop(unsafe { Box::from_raw(p) });
     }
 }
 
@@ -126,7 +253,20 @@ fn conn_status(r: Result<(), Error>) -> ws_status {
 #[no_mangle]
 pub extern "C" fn ws_conn_free(conn: *mut ws_conn) {
     ffi_value!((), {
-        if guard::unregister(conn) {
+        if !guard::is_live(conn) {
+            return;
+        }
+        // SAFETY: a live handle (checked above); the C contract says no
+        // other call is using it.
+        let loop_conn = unsafe { &*conn }.loop_conn().is_some();
+        if loop_conn {
+            // SAFETY: as above.
+            let l = unsafe { &*conn }.loop_conn().expect("checked");
+            // Only a reference taken with ws_conn_retain can be given back.
+            if l.user_refs.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok() {
+                release_loop_conn(conn);
+            }
+        } else if guard::unregister(conn) {
             // SAFETY: `conn` was registered by into_raw (Box::into_raw) and
             // just left the live set, so this is its only release.
             drop(unsafe { Box::from_raw(conn) });
@@ -140,7 +280,7 @@ pub extern "C" fn ws_conn_free(conn: *mut ws_conn) {
 #[no_mangle]
 pub extern "C" fn ws_conn_close(conn: *mut ws_conn) -> ws_status {
     ffi_status!({
-        tri!(conn_ref(conn)).conn.close();
+        tri!(conn_ref(conn)).close_now();
         WS_OK
     })
 }
@@ -163,7 +303,14 @@ pub extern "C" fn ws_conn_close_graceful(
     ffi_status!({
         let c = tri!(conn_ref(conn));
         let reason = tri!(bytes(reason, reason_len, "reason"));
-        conn_status(c.conn.close_graceful(code, reason, Duration::from_millis(timeout_ms as u64)))
+        match &c.kind {
+            ConnKind::Blocking(b) => {
+                conn_status(b.close_graceful(code, reason, Duration::from_millis(timeout_ms as u64)))
+            }
+            // Never blocks: the loop finishes the handshake (within its
+            // close timeout) and reports it in the close callback.
+            ConnKind::Loop(l) => conn_status(l.handle.close(code, reason)),
+        }
     })
 }
 
@@ -188,7 +335,7 @@ pub extern "C" fn ws_conn_read_message(
         tri!(need(type_out, "type_out"));
         tri!(need(data_out, "data_out"));
         tri!(need(len_out, "len_out"));
-        match c.conn.read_message() {
+        match tri!(c.blocking()).read_message() {
             Ok(m) => {
                 put(type_out, m.kind() as i32);
                 put(data_out, m.data().as_ptr());
@@ -215,7 +362,7 @@ pub extern "C" fn ws_conn_read_message_copy(
         tri!(need(type_out, "type_out"));
         tri!(need(data_out, "data_out"));
         tri!(need(len_out, "len_out"));
-        match c.conn.read_message() {
+        match tri!(c.blocking()).read_message() {
             Ok(m) => {
                 let data = m.data();
                 // SAFETY: malloc of at least one byte; checked for NULL below.
@@ -262,7 +409,7 @@ pub extern "C" fn ws_conn_write_message(
         let c = tri!(conn_ref(conn));
         let t = tri!(msg_type(r#type));
         let data = tri!(bytes(data, len, "data"));
-        conn_status(c.conn.write_message(t, data))
+        conn_status(c.write_any(t, data))
     })
 }
 
@@ -284,7 +431,12 @@ pub extern "C" fn ws_conn_write_control(
         let c = tri!(conn_ref(conn));
         let t = tri!(msg_type(r#type));
         let data = tri!(bytes(data, len, "data"));
-        conn_status(c.conn.write_control(t, data, deadline_from_ms(timeout_ms)))
+        match &c.kind {
+            ConnKind::Blocking(b) => conn_status(b.write_control(t, data, deadline_from_ms(timeout_ms))),
+            ConnKind::Loop(_) if !t.is_control() => invalid("write_control sends WS_CLOSE, WS_PING or WS_PONG"),
+            // Queued at once: the timeout does not apply.
+            ConnKind::Loop(l) => conn_status(l.handle.send(t, data)),
+        }
     })
 }
 
@@ -292,7 +444,13 @@ pub extern "C" fn ws_conn_write_control(
 /// write deadline. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_conn_flush(conn: *mut ws_conn) -> ws_status {
-    ffi_status!({ conn_status(tri!(conn_ref(conn)).conn.flush()) })
+    ffi_status!({
+        match &tri!(conn_ref(conn)).kind {
+            ConnKind::Blocking(b) => conn_status(b.flush()),
+            // The loop writes queued frames on every iteration.
+            ConnKind::Loop(_) => WS_OK,
+        }
+    })
 }
 
 /// Starts reading the next message in pieces (gorilla's NextReader): on
@@ -304,7 +462,7 @@ pub extern "C" fn ws_conn_next_reader(conn: *mut ws_conn, type_out: *mut ws_msg_
     ffi_status!({
         let c = tri!(conn_ref(conn));
         tri!(need(type_out, "type_out"));
-        match c.conn.next_reader() {
+        match tri!(c.blocking()).next_reader() {
             Ok(t) => {
                 put(type_out, t as i32);
                 WS_OK
@@ -324,7 +482,7 @@ pub extern "C" fn ws_conn_reader_read(conn: *mut ws_conn, buf: *mut u8, cap: usi
         let c = tri!(conn_ref(conn));
         tri!(need(n_out, "n_out"));
         let out = tri!(bytes_mut(buf, cap, "buf"));
-        match c.conn.reader_read(out) {
+        match tri!(c.blocking()).reader_read(out) {
             Ok(n) => {
                 put(n_out, n);
                 WS_OK
@@ -344,7 +502,7 @@ pub extern "C" fn ws_conn_next_writer(conn: *mut ws_conn, r#type: ws_msg_type) -
     ffi_status!({
         let c = tri!(conn_ref(conn));
         let t = tri!(msg_type(r#type));
-        conn_status(c.conn.next_writer(t))
+        conn_status(tri!(c.blocking()).next_writer(t))
     })
 }
 
@@ -356,7 +514,7 @@ pub extern "C" fn ws_conn_writer_write(conn: *mut ws_conn, data: *const u8, len:
     ffi_status!({
         let c = tri!(conn_ref(conn));
         let data = tri!(bytes(data, len, "data"));
-        conn_status(c.conn.writer_write(data))
+        conn_status(tri!(c.blocking()).writer_write(data))
     })
 }
 
@@ -364,7 +522,7 @@ pub extern "C" fn ws_conn_writer_write(conn: *mut ws_conn, data: *const u8, len:
 /// `WS_ERR_TIMEOUT` keeps the writer open so the call can be repeated.
 #[no_mangle]
 pub extern "C" fn ws_conn_writer_close(conn: *mut ws_conn) -> ws_status {
-    ffi_status!({ conn_status(tri!(conn_ref(conn)).conn.writer_close()) })
+    ffi_status!({ conn_status(tri!(tri!(conn_ref(conn)).blocking()).writer_close()) })
 }
 
 /// Sets the read deadline `timeout_ms` from now for all later reads
@@ -375,7 +533,7 @@ pub extern "C" fn ws_conn_writer_close(conn: *mut ws_conn) -> ws_status {
 #[no_mangle]
 pub extern "C" fn ws_conn_set_read_deadline(conn: *mut ws_conn, timeout_ms: i64) -> ws_status {
     ffi_status!({
-        tri!(conn_ref(conn)).conn.set_read_deadline(deadline_from_ms(timeout_ms));
+        tri!(tri!(conn_ref(conn)).blocking()).set_read_deadline(deadline_from_ms(timeout_ms));
         WS_OK
     })
 }
@@ -385,7 +543,7 @@ pub extern "C" fn ws_conn_set_read_deadline(conn: *mut ws_conn, timeout_ms: i64)
 #[no_mangle]
 pub extern "C" fn ws_conn_set_write_deadline(conn: *mut ws_conn, timeout_ms: i64) -> ws_status {
     ffi_status!({
-        tri!(conn_ref(conn)).conn.set_write_deadline(deadline_from_ms(timeout_ms));
+        tri!(tri!(conn_ref(conn)).blocking()).set_write_deadline(deadline_from_ms(timeout_ms));
         WS_OK
     })
 }
@@ -396,7 +554,7 @@ pub extern "C" fn ws_conn_set_write_deadline(conn: *mut ws_conn, timeout_ms: i64
 /// progress on another thread.
 #[no_mangle]
 pub extern "C" fn ws_conn_set_read_limit(conn: *mut ws_conn, limit: u64) -> ws_status {
-    ffi_status!({ conn_status(tri!(conn_ref(conn)).conn.set_read_limit(limit)) })
+    ffi_status!({ conn_status(tri!(tri!(conn_ref(conn)).blocking()).set_read_limit(limit)) })
 }
 
 fn handler_error(what: &str, st: ws_status) -> Error {
@@ -439,7 +597,7 @@ pub extern "C" fn ws_conn_set_ping_handler(
         if let Ok(mut h) = c.c_handlers.lock() {
             h.ping = handler.map(|f| (f, user));
         }
-        conn_status(c.conn.set_ping_handler(rust))
+        conn_status(tri!(c.blocking()).set_ping_handler(rust))
     })
 }
 
@@ -458,7 +616,7 @@ pub extern "C" fn ws_conn_set_pong_handler(
         if let Ok(mut h) = c.c_handlers.lock() {
             h.pong = handler.map(|f| (f, user));
         }
-        conn_status(c.conn.set_pong_handler(rust))
+        conn_status(tri!(c.blocking()).set_pong_handler(rust))
     })
 }
 
@@ -493,7 +651,7 @@ pub extern "C" fn ws_conn_set_close_handler(
         if let Ok(mut h) = c.c_handlers.lock() {
             h.close = handler.map(|f| (f, user));
         }
-        conn_status(c.conn.set_close_handler(rust))
+        conn_status(tri!(c.blocking()).set_close_handler(rust))
     })
 }
 
@@ -560,7 +718,7 @@ pub extern "C" fn ws_conn_default_ping_handler(
     ffi_status!({
         let c = tri!(conn_ref(conn));
         let data = tri!(bytes(data, len, "data"));
-        conn_status(c.conn.default_ping_handler(data))
+        conn_status(tri!(c.blocking()).default_ping_handler(data))
     })
 }
 
@@ -591,7 +749,7 @@ pub extern "C" fn ws_conn_default_close_handler(
     ffi_status!({
         let c = tri!(conn_ref(conn));
         let reason = tri!(bytes(reason, len, "reason"));
-        conn_status(c.conn.default_close_handler(code, reason))
+        conn_status(tri!(c.blocking()).default_close_handler(code, reason))
     })
 }
 
@@ -602,7 +760,7 @@ pub extern "C" fn ws_conn_default_close_handler(
 pub extern "C" fn ws_conn_close_code(conn: *const ws_conn) -> u16 {
     ffi_value!(0, {
         match conn_ref(conn) {
-            Ok(c) => c.conn.close_code().unwrap_or(0),
+            Ok(c) => c.close_code_any().unwrap_or(0),
             Err(_) => 0,
         }
     })
@@ -620,7 +778,7 @@ pub extern "C" fn ws_conn_close_reason(
 ) -> ws_status {
     ffi_status!({
         let c = tri!(conn_ref(conn));
-        copy_out(&c.conn.close_reason(), buf, cap, len_out)
+        copy_out(&c.close_reason_any(), buf, cap, len_out)
     })
 }
 
@@ -630,7 +788,7 @@ pub extern "C" fn ws_conn_close_reason(
 pub extern "C" fn ws_is_close_error(conn: *const ws_conn, status: ws_status, codes: *const u16, n: usize) -> bool {
     ffi_value!(false, {
         let (Ok(c), Ok(codes)) = (conn_ref(conn), u16_slice(codes, n)) else { return false };
-        status == WS_ERR_CLOSED && c.conn.close_code().is_some_and(|code| codes.contains(&code))
+        status == WS_ERR_CLOSED && c.close_code_any().is_some_and(|code| codes.contains(&code))
     })
 }
 
@@ -645,7 +803,7 @@ pub extern "C" fn ws_is_unexpected_close_error(
 ) -> bool {
     ffi_value!(false, {
         let (Ok(c), Ok(expected)) = (conn_ref(conn), u16_slice(expected, n)) else { return false };
-        status == WS_ERR_CLOSED && c.conn.close_code().is_some_and(|code| !expected.contains(&code))
+        status == WS_ERR_CLOSED && c.close_code_any().is_some_and(|code| !expected.contains(&code))
     })
 }
 
@@ -682,7 +840,7 @@ pub extern "C" fn ws_conn_local_addr(
 ) -> ws_status {
     ffi_status!({
         let c = tri!(conn_ref(conn));
-        let s = c.conn.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let s = c.addrs().0.map(|a| a.to_string()).unwrap_or_default();
         copy_out(s.as_bytes(), buf, cap, len_out)
     })
 }
@@ -697,7 +855,7 @@ pub extern "C" fn ws_conn_remote_addr(
 ) -> ws_status {
     ffi_status!({
         let c = tri!(conn_ref(conn));
-        let s = c.conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        let s = c.addrs().1.map(|a| a.to_string()).unwrap_or_default();
         copy_out(s.as_bytes(), buf, cap, len_out)
     })
 }
@@ -709,7 +867,7 @@ pub extern "C" fn ws_conn_remote_addr(
 pub extern "C" fn ws_conn_fd(conn: *const ws_conn) -> i32 {
     ffi_value!(-1, {
         match conn_ref(conn) {
-            Ok(c) => c.conn.raw_fd(),
+            Ok(c) => c.raw_fd_any(),
             Err(_) => -1,
         }
     })
@@ -722,7 +880,7 @@ pub extern "C" fn ws_conn_fd(conn: *const ws_conn) -> i32 {
 pub extern "C" fn ws_conn_last_error(conn: *const ws_conn, buf: *mut c_char, cap: usize) -> usize {
     ffi_value!(0, {
         match conn_ref(conn) {
-            Ok(c) => copy_c_string(c.conn.last_error().as_bytes(), buf, cap),
+            Ok(c) => copy_c_string(c.last_error_any().as_bytes(), buf, cap),
             Err(_) => 0,
         }
     })

@@ -19,6 +19,18 @@ pub struct ws_dialer {
     d: RwLock<Dialer>,
 }
 
+/// The settings of `d` now (NULL = defaults).
+pub(crate) fn dialer_snapshot(d: *const ws_dialer) -> Result<Dialer, ws_status> {
+    if d.is_null() {
+        return Ok(Dialer::default());
+    }
+    // SAFETY: a non-NULL ws_dialer* is a live handle from ws_dialer_new.
+    match unsafe { &*d }.d.read() {
+        Ok(g) => Ok(g.clone()),
+        Err(_) => Err(guard::fail(&Error::poisoned())),
+    }
+}
+
 fn with_dialer(d: *mut ws_dialer, f: impl FnOnce(&mut Dialer) -> Result<(), ws_status>) -> ws_status {
     if d.is_null() {
         return invalid("dialer is NULL");
@@ -169,15 +181,7 @@ pub extern "C" fn ws_dial(
         let url = tri!(cstr(url, "url"));
         tri!(need(conn_out, "conn_out"));
         let extra = tri!(headers(headers_, n_headers));
-        let d = if dialer.is_null() {
-            Dialer::default()
-        } else {
-            // SAFETY: a non-NULL ws_dialer* is a live handle from ws_dialer_new.
-            match unsafe { &*dialer }.d.read() {
-                Ok(g) => g.clone(),
-                Err(_) => return guard::fail(&Error::poisoned()),
-            }
-        };
+        let d = tri!(dialer_snapshot(dialer));
         let give_response = |resp| {
             if !response_out.is_null() {
                 put(response_out, guard::register(Box::new(ws_response { resp })));

@@ -107,6 +107,11 @@ pub(crate) fn register<T>(b: Box<T>) -> *mut T {
     p
 }
 
+/// Whether `p` is a live handle (registered and not freed).
+pub(crate) fn is_live<T>(p: *mut T) -> bool {
+    !p.is_null() && LIVE.lock().map(|l| l.as_ref().is_some_and(|l| l.contains(&(p as usize)))).unwrap_or(false)
+}
+
 /// Removes `p` from the live set; true if it was there (and may be freed).
 pub(crate) fn unregister<T>(p: *mut T) -> bool {
     if p.is_null() {

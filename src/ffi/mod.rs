@@ -14,6 +14,7 @@ pub(crate) mod guard;
 pub mod compression;
 pub mod conn;
 pub mod dialer;
+pub mod event_loop;
 pub mod http;
 pub mod pool;
 pub mod server;

@@ -75,7 +75,8 @@ fn with_up(u: *mut ws_upgrader, f: impl FnOnce(&mut Upgrader) -> Result<(), ws_s
     }
 }
 
-fn snapshot(u: *const ws_upgrader) -> Result<Upgrader, ws_status> {
+/// The settings of `u` now (NULL = defaults).
+pub(crate) fn upgrader_snapshot(u: *const ws_upgrader) -> Result<Upgrader, ws_status> {
     if u.is_null() {
         return Ok(Upgrader::default());
     }
@@ -285,7 +286,7 @@ pub extern "C" fn ws_upgrader_upgrade_fd(
         tri!(need(conn_out, "conn_out"));
         let request = tri!(bytes(request, request_len, "request"));
         let extra = tri!(headers(headers_, n_headers));
-        let upgrader = tri!(snapshot(up));
+        let upgrader = tri!(upgrader_snapshot(up));
         let stream = match Stream::from_std(std_stream) {
             Ok(s) => s,
             Err(e) => return guard::fail(&Error::io("fd is not a usable socket", e)),
@@ -313,7 +314,7 @@ pub extern "C" fn ws_listen(
     ffi_status!({
         let host = tri!(cstr(host, "host"));
         tri!(need(listener_out, "listener_out"));
-        let upgrader = tri!(snapshot(up));
+        let upgrader = tri!(upgrader_snapshot(up));
         let addr = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
         } else {

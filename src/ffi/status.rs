@@ -58,6 +58,10 @@ pub const WS_ERR_HANDLER: ws_status = 20;
 /// The peer sent a compressed message that is not valid deflate data;
 /// libws sent close 1007 and closed the socket.
 pub const WS_ERR_INVALID_DATA: ws_status = 21;
+/// An event-loop connection's send queue is at its limit
+/// (`ws_loop_set_max_buffered`); nothing was queued. Wait for the drain
+/// callback, or check `ws_conn_buffered_amount`.
+pub const WS_ERR_QUEUE_FULL: ws_status = 22;
 
 pub(crate) fn status_of(kind: ErrorKind) -> ws_status {
     match kind {
@@ -82,6 +86,7 @@ pub(crate) fn status_of(kind: ErrorKind) -> ws_status {
         ErrorKind::BufferTooSmall => WS_ERR_BUFFER_TOO_SMALL,
         ErrorKind::Handler => WS_ERR_HANDLER,
         ErrorKind::InvalidData => WS_ERR_INVALID_DATA,
+        ErrorKind::QueueFull => WS_ERR_QUEUE_FULL,
     }
 }
 
@@ -114,6 +119,7 @@ pub(crate) fn status_text(status: ws_status) -> &'static [u8] {
         WS_ERR_BUFFER_TOO_SMALL => b"WS_ERR_BUFFER_TOO_SMALL: buffer too small\0",
         WS_ERR_HANDLER => b"WS_ERR_HANDLER: a handler returned an error\0",
         WS_ERR_INVALID_DATA => b"WS_ERR_INVALID_DATA: invalid compressed data from the peer\0",
+        WS_ERR_QUEUE_FULL => b"WS_ERR_QUEUE_FULL: the send queue is full\0",
         _ => b"unknown ws_status\0",
     }
 }

@@ -1,0 +1,135 @@
+/*
+ * echo_server_loop: echoes every text and binary message back unchanged,
+ * every connection on one thread (libws's event loop).
+ *
+ *   echo_server_loop [--host H] [--port P] [--compress]   (default 127.0.0.1:9001)
+ *
+ * Prints "listening on ws://HOST:PORT/" once it is ready. Flow control: a
+ * connection whose peer does not read its echoes is paused once 4 MiB are
+ * queued and resumed when the queue drains, so memory stays bounded and
+ * no message is dropped. SIGINT/SIGTERM start a graceful shutdown (close
+ * 1001 to everyone, up to 2 s), then the program exits.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws.h"
+
+#define PAUSE_AT (4u << 20)
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(const char *prog) {
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress]\n", prog);
+    exit(2);
+}
+
+static int parse_port(const char *s, uint16_t *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 65535) return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+static void on_message(ws_conn *conn, ws_msg_type type, const uint8_t *data, size_t len, void *user_data) {
+    (void)user_data;
+    ws_status st = ws_conn_write_message(conn, type, data, len);
+    if (st != WS_OK && st != WS_ERR_CLOSE_SENT) {
+        char msg[256];
+        ws_conn_last_error(conn, msg, sizeof msg);
+        fprintf(stderr, "echo_server_loop: send: %s: %s\n", ws_status_str(st), msg);
+        ws_conn_close(conn);
+        return;
+    }
+    if (ws_conn_buffered_amount(conn) > PAUSE_AT) ws_conn_pause_reading(conn, true);
+}
+
+static void on_drain(ws_conn *conn, void *user_data) {
+    (void)user_data;
+    ws_conn_pause_reading(conn, false);
+}
+
+static void on_error(ws_conn *conn, ws_status status, const char *message, void *user_data) {
+    (void)conn;
+    (void)user_data;
+    fprintf(stderr, "echo_server_loop: connection failed: %s: %s\n", ws_status_str(status), message);
+}
+
+int main(int argc, char **argv) {
+    int compress = 0;
+    const char *host = "127.0.0.1";
+    uint16_t port = 9001;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
+        } else if (strcmp(argv[i], "--compress") == 0) {
+            compress = 1;
+        } else {
+            usage(argv[0]);
+        }
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ws_loop *loop = NULL;
+    if (ws_loop_new(&loop) != WS_OK) {
+        fprintf(stderr, "echo_server_loop: cannot create the loop\n");
+        return 1;
+    }
+    /* Flow control replaces the queue limit (see on_message). */
+    ws_loop_set_max_buffered(loop, 0);
+
+    ws_upgrader *up = ws_upgrader_new();
+    if (compress) {
+        ws_compression_options opts = ws_compression_options_default();
+        ws_upgrader_set_compression(up, &opts);
+    }
+    ws_loop_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.on_message = on_message;
+    cb.on_drain = on_drain;
+    cb.on_error = on_error;
+    uint16_t bound = 0;
+    ws_status st = ws_loop_listen(loop, up, host, port, &cb, NULL, &bound);
+    ws_upgrader_free(up);
+    if (st != WS_OK) {
+        char msg[256];
+        ws_last_error(msg, sizeof msg);
+        fprintf(stderr, "echo_server_loop: listen on %s:%u: %s: %s\n", host, (unsigned)port, ws_status_str(st), msg);
+        ws_loop_free(loop);
+        return 1;
+    }
+    printf("listening on ws://%s:%u/\n", host, (unsigned)bound);
+    fflush(stdout);
+
+    /* A signal interrupts the wait (epoll_wait is never restarted). */
+    while (!stop_requested) {
+        st = ws_loop_poll(loop, -1);
+        if (st != WS_OK) {
+            fprintf(stderr, "echo_server_loop: poll: %s\n", ws_status_str(st));
+            break;
+        }
+    }
+    ws_loop_shutdown(loop, 2000);
+    ws_loop_run(loop); /* returns once every connection is closed */
+    ws_loop_free(loop);
+    return st == WS_OK ? 0 : 1;
+}

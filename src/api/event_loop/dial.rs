@@ -1,0 +1,155 @@
+//! The client side of the opening handshake on the loop: a non-blocking
+//! connect (trying each resolved address in turn), the request, and the
+//! response, validated by the same code as the blocking Dialer.
+
+use std::io::ErrorKind as IoKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::handler::Handler;
+use crate::api::dialer::{bad_response, closed_before_response, DialRequest, Dialer};
+use crate::api::http::Response;
+use crate::error::{Error, ErrorKind};
+use crate::proto::deflate::Agreement;
+use crate::proto::handshake;
+use crate::transport::Stream;
+
+/// A refused handshake keeps at most this much of the response body.
+const MAX_BODY_KEPT: usize = 4096;
+/// A response head larger than this is refused.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+pub(super) struct Dialing {
+    pub stream: Stream,
+    /// Addresses not tried yet.
+    addrs: Vec<SocketAddr>,
+    addr: SocketAddr,
+    request: DialRequest,
+    pub dialer: Arc<Dialer>,
+    pub handler: Arc<dyn Handler>,
+    pub user: usize,
+    connected: bool,
+    written: usize,
+    buf: Vec<u8>,
+    pub deadline: Option<Instant>,
+}
+
+pub(super) enum DialStep {
+    Wait,
+    /// This address failed; a stream to the next one replaced it.
+    Reconnected,
+    Failed(Error, Option<Response>),
+    Open {
+        subprotocol: String,
+        deflate: Option<Agreement>,
+        leftover: Vec<u8>,
+    },
+}
+
+fn connect(addr: SocketAddr) -> Result<Stream, Error> {
+    mio::net::TcpStream::connect(addr)
+        .map(Stream::from_mio)
+        .map_err(|e| Error::new(ErrorKind::Connect, format!("connect to {addr}: {e}")))
+}
+
+impl Dialing {
+    /// Starts connecting to the first address that accepts a connect(2).
+    pub fn start(
+        mut addrs: Vec<SocketAddr>,
+        request: DialRequest,
+        dialer: Arc<Dialer>,
+        handler: Arc<dyn Handler>,
+        user: usize,
+    ) -> Result<Dialing, (Error, Arc<dyn Handler>, usize)> {
+        addrs.reverse(); // popped from the end, in resolver order
+        let mut last = Error::new(ErrorKind::Connect, format!("{} resolves to no address", request.host));
+        while let Some(addr) = addrs.pop() {
+            match connect(addr) {
+                Ok(stream) => {
+                    let deadline = dialer.handshake_timeout.map(|t| Instant::now() + t);
+                    return Ok(Dialing {
+                        stream,
+                        addrs,
+                        addr,
+                        request,
+                        dialer,
+                        handler,
+                        user,
+                        connected: false,
+                        written: 0,
+                        buf: Vec::new(),
+                        deadline,
+                    });
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err((last, handler, user))
+    }
+
+    pub fn timeout_error(&self) -> Error {
+        let what = if self.connected { "the handshake" } else { "connecting" };
+        Error::new(ErrorKind::Timeout, format!("handshake timeout while {what} ({})", self.addr))
+    }
+
+    pub fn advance(&mut self) -> DialStep {
+        if !self.connected {
+            let err = match self.stream.take_error() {
+                Ok(Some(e)) | Err(e) => Some(e.to_string()),
+                Ok(None) if self.stream.peer_addr().is_some() => None,
+                // Neither connected nor failed: still in progress.
+                Ok(None) => return DialStep::Wait,
+            };
+            if let Some(e) = err {
+                let error = Error::new(ErrorKind::Connect, format!("connect to {}: {e}", self.addr));
+                while let Some(addr) = self.addrs.pop() {
+                    if let Ok(s) = connect(addr) {
+                        self.stream.shutdown();
+                        self.stream = s;
+                        self.addr = addr;
+                        return DialStep::Reconnected;
+                    }
+                }
+                return DialStep::Failed(error, None);
+            }
+            self.connected = true;
+        }
+        while self.written < self.request.bytes.len() {
+            match self.stream.write(&self.request.bytes[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == IoKind::WouldBlock => return DialStep::Wait,
+                Err(e) if e.kind() == IoKind::Interrupted => {}
+                Err(e) => return DialStep::Failed(Error::io("sending the handshake request", e), None),
+            }
+        }
+        loop {
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return DialStep::Failed(closed_before_response(), None),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == IoKind::WouldBlock => return DialStep::Wait,
+                Err(e) if e.kind() == IoKind::Interrupted => continue,
+                Err(e) => return DialStep::Failed(Error::io("reading the handshake response", e), None),
+            }
+            let (head, head_len) = match handshake::Response::parse(&self.buf) {
+                Ok(Some(r)) => r,
+                Ok(None) if self.buf.len() > MAX_RESPONSE => {
+                    return DialStep::Failed(bad_response("response head too large"), None)
+                }
+                Ok(None) => continue,
+                Err(m) => return DialStep::Failed(bad_response(&m), None),
+            };
+            return match self.dialer.check_response(&self.request, &head) {
+                Ok((subprotocol, deflate)) => {
+                    DialStep::Open { subprotocol, deflate, leftover: self.buf[head_len..].to_vec() }
+                }
+                Err(e) => {
+                    let mut body = self.buf[head_len..].to_vec();
+                    body.truncate(MAX_BODY_KEPT);
+                    DialStep::Failed(e, Some(Response { head, body }))
+                }
+            };
+        }
+    }
+}

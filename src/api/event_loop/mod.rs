@@ -1,0 +1,805 @@
+//! The event loop: many connections on one thread over a mio `Poll`.
+//!
+//! `EventLoop` is driven by one thread at a time (`poll` once per frame
+//! for a game engine, or `run`); `LoopRemote` is its any-thread face
+//! (listen, dial, timers, stop, shutdown, broadcast), and `ConnHandle` a
+//! connection's (send, close). Work from other threads goes through the
+//! shared command queue and flush list and wakes the loop once per batch.
+//!
+//! One iteration: apply commands, wait for readiness (or the next timer),
+//! read every ready socket into the loop's one read buffer and dispatch
+//! callbacks, run due timers, sweep timeouts, then write every connection
+//! with queued output — once, so frames queued in one iteration leave in
+//! one syscall.
+
+mod dial;
+mod handle;
+mod handler;
+mod live;
+mod shared;
+mod timers;
+
+pub use handle::ConnHandle;
+pub use handler::Handler;
+pub use shared::LoopConfig;
+pub use timers::TimerFn;
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use self::dial::{DialStep, Dialing};
+use self::handle::{ConnShared, CLOSED, CLOSING, OPEN};
+use self::live::{LiveConn, Outcome};
+use self::shared::{Command, Driving, LoopShared};
+use self::timers::Timers;
+use super::conn::MessageType;
+use super::dialer::{resolve, Dialer};
+use super::http::Request;
+use super::prepared::PreparedMessage;
+use super::server_handshake::{PendingHandshake, Step};
+use super::upgrader::Upgrader;
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::{close, Role};
+use crate::transport::Stream;
+
+const WAKER: Token = Token(usize::MAX);
+/// The loop's one read buffer: a 64 KiB message and its header fit with
+/// room to spare, so most messages are handed out without a copy.
+const READ_BUFFER: usize = 256 * 1024;
+/// How often timeouts (handshake, keepalive, idle, close) are checked.
+const SWEEP_EVERY: Duration = Duration::from_millis(50);
+
+/// One readiness event, copied out of mio's list.
+struct Ready {
+    token: usize,
+    read: bool,
+    write: bool,
+    to_end: bool,
+}
+
+struct ListenerEntry {
+    tcp: mio::net::TcpListener,
+    upgrader: Arc<Upgrader>,
+    handler: Arc<dyn Handler>,
+}
+
+struct Accepting {
+    hs: PendingHandshake,
+    upgrader: Arc<Upgrader>,
+    handler: Arc<dyn Handler>,
+}
+
+enum Entry {
+    Listener(ListenerEntry),
+    Accepting(Box<Accepting>),
+    Dialing(Box<Dialing>),
+    Open(Box<LiveConn>),
+}
+
+pub struct EventLoop {
+    poll: Poll,
+    events: Events,
+    shared: Arc<LoopShared>,
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    timers: Timers,
+    rbuf: Vec<u8>,
+    flushing: Vec<(usize, u64)>,
+    again: Vec<usize>,
+    next_sweep: Instant,
+    shutdown_deadline: Option<Instant>,
+}
+
+/// The any-thread face of an event loop.
+#[derive(Clone)]
+pub struct LoopRemote(Arc<LoopShared>);
+
+impl EventLoop {
+    pub fn new() -> Result<EventLoop> {
+        let poll = Poll::new().map_err(|e| Error::io("creating the event loop's poll", e))?;
+        let waker = mio::Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("creating the loop's waker", e))?;
+        Ok(EventLoop {
+            poll,
+            events: Events::with_capacity(1024),
+            shared: Arc::new(LoopShared::new(waker)),
+            slots: Vec::new(),
+            free: Vec::new(),
+            timers: Timers::default(),
+            rbuf: vec![0; READ_BUFFER],
+            flushing: Vec::new(),
+            again: Vec::new(),
+            next_sweep: Instant::now() + SWEEP_EVERY,
+            shutdown_deadline: None,
+        })
+    }
+
+    pub fn remote(&self) -> LoopRemote {
+        LoopRemote(self.shared.clone())
+    }
+
+    /// The descriptor to watch for readability from another event loop
+    /// (epoll, libuv, a game engine's): when it is readable, or when
+    /// [`EventLoop::next_timeout`] passes, call `poll` with a zero timeout.
+    pub fn raw_fd(&self) -> RawFd {
+        self.poll.as_raw_fd()
+    }
+
+    /// How long until the loop has work of its own (a timer, a timeout
+    /// check, leftover input): `Some(0)` = poll now, `None` = only when
+    /// its descriptor becomes readable.
+    pub fn next_timeout(&mut self) -> Option<Duration> {
+        if !self.again.is_empty() || self.shared.has_commands() || self.shared.has_flush() {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        let mut until = self.timers.next_deadline();
+        if self.needs_sweep() {
+            until = Some(until.map_or(self.next_sweep, |u| u.min(self.next_sweep)));
+        }
+        until.map(|u| u.saturating_duration_since(now))
+    }
+
+    fn needs_sweep(&self) -> bool {
+        self.slots.iter().any(|s| matches!(s, Some(Entry::Accepting(_) | Entry::Dialing(_) | Entry::Open(_))))
+    }
+
+    /// Connections in any state (handshaking, open, closing).
+    pub fn connection_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Some(Entry::Accepting(_) | Entry::Dialing(_) | Entry::Open(_))))
+            .count()
+    }
+
+    /// Runs until `LoopRemote::stop` (or a finished shutdown).
+    pub fn run(&mut self) -> Result<()> {
+        self.shared.stop.store(false, Ordering::SeqCst);
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            self.poll(None)?;
+        }
+        Ok(())
+    }
+
+    /// Processes what is ready, waiting at most `timeout` (`None` = until
+    /// something happens, zero = never block). Returns the number of
+    /// readiness events handled.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> Result<usize> {
+        let _driving = Driving::enter(&self.shared);
+        self.apply_commands();
+        let own = self.next_timeout();
+        let wait = match (timeout, own) {
+            (Some(t), Some(o)) => Some(t.min(o)),
+            (t, o) => t.or(o),
+        };
+        match self.poll.poll(&mut self.events, wait) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.events.clear(),
+            Err(e) => return Err(Error::io("poll", e)),
+        }
+        let ready: Vec<Ready> = self
+            .events
+            .iter()
+            .map(|e| Ready {
+                token: e.token().0,
+                read: e.is_readable() || e.is_read_closed() || e.is_error(),
+                write: e.is_writable() || e.is_error(),
+                // The peer's FIN (or an error) came with this event: read
+                // to the end even after a short read, or the end is missed.
+                to_end: e.is_read_closed() || e.is_error(),
+            })
+            .collect();
+        for r in &ready {
+            if r.token != WAKER.0 {
+                self.on_event(r);
+            }
+        }
+        for t in std::mem::take(&mut self.again) {
+            self.on_event(&Ready { token: t, read: true, write: false, to_end: true });
+        }
+        self.apply_commands();
+        let now = Instant::now();
+        self.timers.run_due(now);
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + SWEEP_EVERY;
+        }
+        self.apply_commands();
+        self.flush_all();
+        self.check_shutdown();
+        Ok(ready.len())
+    }
+
+    fn alloc_slot(&mut self, e: Entry) -> usize {
+        match self.free.pop() {
+            Some(t) => {
+                self.slots[t] = Some(e);
+                t
+            }
+            None => {
+                self.slots.push(Some(e));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn release_slot(&mut self, t: usize) -> Option<Entry> {
+        let e = self.slots.get_mut(t)?.take();
+        if e.is_some() {
+            self.free.push(t);
+        }
+        e
+    }
+
+    fn register(&self, fd: RawFd, t: usize) -> Result<()> {
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(t), Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| Error::io("registering a socket with the loop", e))
+    }
+
+    fn deregister(&self, fd: RawFd) {
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+    }
+
+    fn apply_commands(&mut self) {
+        loop {
+            let cmds = self.shared.take_commands();
+            if cmds.is_empty() {
+                return;
+            }
+            for c in cmds {
+                self.apply(c);
+            }
+        }
+    }
+
+    fn apply(&mut self, c: Command) {
+        match c {
+            Command::Listen { tcp, upgrader, handler } => {
+                let fd = tcp.as_raw_fd();
+                let t = self.alloc_slot(Entry::Listener(ListenerEntry { tcp, upgrader, handler }));
+                if self.register(fd, t).is_err() {
+                    self.release_slot(t);
+                }
+            }
+            Command::Dial { request, addrs, dialer, handler, user } => {
+                match Dialing::start(addrs, request, dialer, handler, user) {
+                    Ok(d) => {
+                        let fd = d.stream.as_raw_fd();
+                        let t = self.alloc_slot(Entry::Dialing(Box::new(d)));
+                        if let Err(e) = self.register(fd, t) {
+                            if let Some(Entry::Dialing(d)) = self.release_slot(t) {
+                                d.handler.on_dial_error(d.user, &e, None);
+                            }
+                        }
+                    }
+                    Err((e, handler, user)) => handler.on_dial_error(user, &e, None),
+                }
+            }
+            Command::AddTimer { id, after, interval, callback } => {
+                self.timers.add(id, Instant::now() + after, interval, callback)
+            }
+            Command::CancelTimer(id) => {
+                self.timers.cancel(id);
+            }
+            Command::Shutdown(timeout) => self.begin_shutdown(timeout),
+        }
+    }
+
+    fn on_event(&mut self, r: &Ready) {
+        let t = r.token;
+        match self.slots.get(t) {
+            Some(Some(Entry::Listener(_))) => self.accept_all(t),
+            Some(Some(Entry::Accepting(_))) => self.advance_accepting(t),
+            Some(Some(Entry::Dialing(_))) => self.advance_dialing(t),
+            Some(Some(Entry::Open(_))) => {
+                if r.write {
+                    self.flush_conn(t);
+                }
+                if r.read {
+                    self.read_conn(t, r.to_end);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn accept_all(&mut self, t: usize) {
+        loop {
+            let Some(Some(Entry::Listener(l))) = self.slots.get(t) else { return };
+            let (tcp, remote) = match l.tcp.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // WouldBlock, a connection that died in the queue, or out
+                // of descriptors: try again on the next readiness.
+                Err(_) => return,
+            };
+            let (upgrader, handler) = (l.upgrader.clone(), l.handler.clone());
+            let hs = PendingHandshake::new(Stream::from_mio(tcp), Some(remote), &upgrader);
+            let fd = hs.stream.as_raw_fd();
+            let nt = self.alloc_slot(Entry::Accepting(Box::new(Accepting { hs, upgrader, handler })));
+            if self.register(fd, nt).is_err() {
+                self.release_slot(nt);
+            }
+        }
+    }
+
+    fn advance_accepting(&mut self, t: usize) {
+        let Some(Some(Entry::Accepting(a))) = self.slots.get_mut(t) else { return };
+        let handler = a.handler.clone();
+        let mut user = 0;
+        let step = {
+            let mut hook = |req: &Request| handler.on_handshake(req).map(|u| user = u);
+            a.hs.advance(&a.upgrader, Some(&mut hook))
+        };
+        match step {
+            Step::Wait => {}
+            Step::Drop => {
+                if let Some(Entry::Accepting(a)) = self.release_slot(t) {
+                    self.deregister(a.hs.stream.as_raw_fd());
+                    a.hs.stream.shutdown();
+                }
+            }
+            Step::Open(acc) => {
+                let Some(Entry::Accepting(a)) = self.slots[t].take() else { return };
+                let (stream, leftover) = a.hs.into_parts();
+                let cfg = &a.upgrader.conn;
+                let shared = self.new_conn(t, Role::Server, stream);
+                shared.open(acc.subprotocol, acc.deflate.as_ref(), cfg.compression_level, cfg.compression_threshold);
+                let handle = ConnHandle(shared);
+                handle.set_user(user);
+                let inflate = acc.deflate.as_ref().map(|d| d.peer_no_context_takeover);
+                self.open_conn(t, handle, a.handler.clone(), cfg.read_limit, inflate, leftover);
+            }
+        }
+    }
+
+    fn new_conn(&self, t: usize, role: Role, stream: Stream) -> Arc<ConnShared> {
+        let max = self.shared.config().max_buffered;
+        Arc::new(ConnShared::new(self.shared.next_id(), t, role, stream, max, self.shared.clone()))
+    }
+
+    /// Installs an opened connection in slot `t`, tells the application,
+    /// and processes what already arrived.
+    fn open_conn(
+        &mut self,
+        t: usize,
+        handle: ConnHandle,
+        handler: Arc<dyn Handler>,
+        read_limit: u64,
+        inflate: Option<bool>,
+        leftover: Vec<u8>,
+    ) {
+        if let Ok(mut open) = self.shared.open.lock() {
+            open.insert(handle.id(), handle.clone());
+        }
+        let (live, left) = LiveConn::new(handle.clone(), handler.clone(), read_limit, inflate, &leftover);
+        self.slots[t] = Some(Entry::Open(Box::new(live)));
+        handler.on_open(&handle);
+        let outcome = match self.slots.get_mut(t) {
+            Some(Some(Entry::Open(c))) => c.feed(&mut self.rbuf, &left),
+            _ => return,
+        };
+        if self.handle_outcome(t, outcome) {
+            // Bytes may have arrived after the handshake's last read, with
+            // no new readiness edge to announce them.
+            self.read_conn(t, true);
+        }
+    }
+
+    fn advance_dialing(&mut self, t: usize) {
+        let Some(Some(Entry::Dialing(d))) = self.slots.get_mut(t) else { return };
+        let old_fd = d.stream.as_raw_fd();
+        match d.advance() {
+            DialStep::Wait => {}
+            DialStep::Reconnected => {
+                let fd = d.stream.as_raw_fd();
+                self.deregister(old_fd);
+                if let Err(e) = self.register(fd, t) {
+                    if let Some(Entry::Dialing(d)) = self.release_slot(t) {
+                        d.handler.on_dial_error(d.user, &e, None);
+                    }
+                }
+            }
+            DialStep::Failed(e, resp) => {
+                if let Some(Entry::Dialing(d)) = self.release_slot(t) {
+                    self.deregister(old_fd);
+                    d.stream.shutdown();
+                    d.handler.on_dial_error(d.user, &e, resp.as_ref());
+                }
+            }
+            DialStep::Open { subprotocol, deflate, leftover } => {
+                let Some(Entry::Dialing(d)) = self.slots[t].take() else { return };
+                let d = *d;
+                let cfg = &d.dialer.conn;
+                let shared = self.new_conn(t, Role::Client, d.stream);
+                shared.open(subprotocol, deflate.as_ref(), cfg.compression_level, cfg.compression_threshold);
+                let handle = ConnHandle(shared);
+                handle.set_user(d.user);
+                let inflate = deflate.as_ref().map(|a| a.peer_no_context_takeover);
+                self.open_conn(t, handle, d.handler, cfg.read_limit, inflate, leftover);
+            }
+        }
+    }
+
+    fn read_conn(&mut self, t: usize, to_end: bool) {
+        let outcome = match self.slots.get_mut(t) {
+            Some(Some(Entry::Open(c))) => c.on_readable(&mut self.rbuf, to_end),
+            _ => return,
+        };
+        self.handle_outcome(t, outcome);
+    }
+
+    /// Acts on a read's outcome; true when the connection is still there.
+    fn handle_outcome(&mut self, t: usize, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Idle => true,
+            Outcome::MoreToRead => {
+                self.again.push(t);
+                true
+            }
+            Outcome::End { code, reason, error } => {
+                self.finish(t, code, reason, error);
+                false
+            }
+        }
+    }
+
+    /// Ends the connection in slot `t`: closes TCP, then the error and
+    /// close callbacks.
+    fn finish(&mut self, t: usize, code: u16, reason: Vec<u8>, error: Option<Error>) {
+        let Some(Entry::Open(c)) = self.release_slot(t) else { return };
+        let sh = &c.handle.0;
+        self.deregister(sh.stream.as_raw_fd());
+        sh.stream.shutdown();
+        sh.state.store(CLOSED, Ordering::SeqCst);
+        let (code, reason) = sh.ended.get_or_init(|| (code, reason)).clone();
+        if let Ok(mut open) = self.shared.open.lock() {
+            open.remove(&sh.id);
+        }
+        if let Ok(mut ob) = sh.out.lock() {
+            self.shared.pool.put(std::mem::take(&mut ob.buf));
+            ob.sent = 0;
+            sh.set_buffered(&ob);
+        }
+        if let Some(e) = error {
+            sh.record_error(&e);
+            c.handler.on_error(&c.handle, &e);
+        }
+        c.handler.on_close(&c.handle, code, &reason);
+    }
+
+    /// Writes every connection with queued output (repeating while
+    /// callbacks queue more).
+    fn flush_all(&mut self) {
+        for _ in 0..4 {
+            let mut list = std::mem::take(&mut self.flushing);
+            self.shared.take_flush(&mut list);
+            if list.is_empty() {
+                self.flushing = list;
+                return;
+            }
+            for &(t, id) in &list {
+                if matches!(self.slots.get(t), Some(Some(Entry::Open(c))) if c.handle.id() == id) {
+                    self.flush_conn(t);
+                    self.resume_if_due(t);
+                }
+            }
+            list.clear();
+            self.flushing = list;
+        }
+    }
+
+    /// Reads a connection whose reading was resumed after readiness was
+    /// skipped while paused.
+    fn resume_if_due(&mut self, t: usize) {
+        if let Some(Some(Entry::Open(c))) = self.slots.get_mut(t) {
+            if c.read_missed && !c.handle.is_reading_paused() {
+                c.read_missed = false;
+                self.read_conn(t, true);
+            }
+        }
+    }
+
+    fn flush_conn(&mut self, t: usize) {
+        let Some(Some(Entry::Open(c))) = self.slots.get_mut(t) else { return };
+        let sh = c.handle.0.clone();
+        let Ok(mut ob) = sh.lock_out() else {
+            self.finish(t, close::ABNORMAL, Vec::new(), Some(Error::poisoned()));
+            return;
+        };
+        if ob.abort {
+            drop(ob);
+            self.finish(t, close::ABNORMAL, Vec::new(), None);
+            return;
+        }
+        let drained = match sh.write_out(&mut ob) {
+            Ok(true) => {
+                ob.scheduled = false;
+                std::mem::take(&mut ob.blocked)
+            }
+            Ok(false) => {
+                ob.blocked = true;
+                return;
+            }
+            Err(e) => {
+                drop(ob);
+                let (code, reason) =
+                    if c.peer_closed { (close::NO_STATUS, Vec::new()) } else { (close::ABNORMAL, Vec::new()) };
+                let err = if c.peer_closed { None } else { Some(Error::io("write", e)) };
+                self.finish(t, code, reason, err);
+                return;
+            }
+        };
+        drop(ob);
+        if drained {
+            c.handler.on_drain(&c.handle);
+        }
+        // Our close frame is out once the outbox empties in CLOSING.
+        if sh.state.load(Ordering::SeqCst) == CLOSING {
+            let Some(Some(Entry::Open(c))) = self.slots.get_mut(t) else { return };
+            if c.peer_closed && c.role() == Role::Server {
+                // Both close frames passed: the server closes TCP first
+                // (RFC 6455 7.1.1).
+                self.finish(t, close::NO_STATUS, Vec::new(), None);
+            } else if c.close_deadline.is_none() {
+                let wait = self.shared.config().close_timeout;
+                c.close_deadline = Some(Instant::now() + wait);
+            }
+        }
+    }
+
+    /// Checks every deadline: handshakes, close handshakes, keepalive, idle.
+    fn sweep(&mut self, now: Instant) {
+        let cfg = self.shared.config();
+        for t in 0..self.slots.len() {
+            match &mut self.slots[t] {
+                Some(Entry::Accepting(a)) if a.hs.deadline.is_some_and(|d| now >= d) => {
+                    a.hs.expire(&a.upgrader);
+                    if let Some(Entry::Accepting(a)) = self.release_slot(t) {
+                        self.deregister(a.hs.stream.as_raw_fd());
+                        a.hs.stream.shutdown();
+                    }
+                }
+                Some(Entry::Dialing(d)) if d.deadline.is_some_and(|x| now >= x) => {
+                    let e = d.timeout_error();
+                    if let Some(Entry::Dialing(d)) = self.release_slot(t) {
+                        self.deregister(d.stream.as_raw_fd());
+                        d.stream.shutdown();
+                        d.handler.on_dial_error(d.user, &e, None);
+                    }
+                }
+                Some(Entry::Open(c)) => {
+                    if c.close_deadline.is_some_and(|d| now >= d) {
+                        let err =
+                            (!c.peer_closed).then(|| Error::timeout("the close handshake did not finish in time"));
+                        self.finish(t, close::ABNORMAL, Vec::new(), err);
+                        continue;
+                    }
+                    if c.handle.0.state.load(Ordering::SeqCst) != OPEN {
+                        continue;
+                    }
+                    if let Some(iv) = cfg.ping_interval {
+                        match c.ping_sent {
+                            Some(at) if now.duration_since(at) >= cfg.pong_timeout => {
+                                let err = Error::new(
+                                    ErrorKind::Timeout,
+                                    format!(
+                                        "keepalive: nothing received within {} ms of a ping",
+                                        cfg.pong_timeout.as_millis()
+                                    ),
+                                );
+                                self.finish(t, close::ABNORMAL, Vec::new(), Some(err));
+                                continue;
+                            }
+                            Some(_) => {}
+                            None if now.duration_since(c.last_read) >= iv => c.send_keepalive_ping(now),
+                            None => {}
+                        }
+                    }
+                    if let Some(idle) = cfg.idle_timeout {
+                        if now.duration_since(c.last_message) >= idle {
+                            let _ = c.handle.close(close::GOING_AWAY, b"idle timeout");
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        self.shutdown_deadline = Some(deadline);
+        for t in 0..self.slots.len() {
+            match &self.slots[t] {
+                Some(Entry::Listener(l)) => {
+                    self.deregister(l.tcp.as_raw_fd());
+                    self.release_slot(t);
+                }
+                Some(Entry::Accepting(_)) => {
+                    if let Some(Entry::Accepting(a)) = self.release_slot(t) {
+                        self.deregister(a.hs.stream.as_raw_fd());
+                        a.hs.stream.shutdown();
+                    }
+                }
+                Some(Entry::Dialing(_)) => {
+                    if let Some(Entry::Dialing(d)) = self.release_slot(t) {
+                        self.deregister(d.stream.as_raw_fd());
+                        d.stream.shutdown();
+                        let e = Error::new(ErrorKind::LocallyClosed, "the loop is shutting down");
+                        d.handler.on_dial_error(d.user, &e, None);
+                    }
+                }
+                Some(Entry::Open(c)) if c.handle.0.state.load(Ordering::SeqCst) == OPEN => {
+                    let _ = c.handle.close(close::GOING_AWAY, b"server shutting down");
+                }
+                Some(Entry::Open(_)) | None => {}
+            }
+        }
+        for s in self.slots.iter_mut().flatten() {
+            if let Entry::Open(c) = s {
+                c.close_deadline = Some(c.close_deadline.map_or(deadline, |d| d.min(deadline)));
+            }
+        }
+    }
+
+    fn check_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() && self.slots.iter().all(|s| s.is_none()) {
+            self.shutdown_deadline = None;
+            self.shared.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Ends every connection at once (close callbacks with 1006).
+    pub fn close_all(&mut self) {
+        let _driving = Driving::enter(&self.shared);
+        for t in 0..self.slots.len() {
+            match &self.slots[t] {
+                Some(Entry::Open(_)) => self.finish(t, close::ABNORMAL, Vec::new(), None),
+                Some(_) => {
+                    self.begin_shutdown(Duration::ZERO);
+                }
+                None => {}
+            }
+        }
+        for t in 0..self.slots.len() {
+            if matches!(self.slots[t], Some(Entry::Open(_))) {
+                self.finish(t, close::ABNORMAL, Vec::new(), None);
+            }
+        }
+        self.shutdown_deadline = None;
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        self.close_all();
+    }
+}
+
+impl LoopRemote {
+    /// Listens on `addr` ("host:port", port 0 = any free one) with a
+    /// snapshot of `upgrader`; connections go to `handler`.
+    pub fn listen(&self, addr: &str, upgrader: &Upgrader, handler: Arc<dyn Handler>) -> Result<SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let addrs = addr
+            .to_socket_addrs()
+            .map_err(|e| Error::new(ErrorKind::BadUrl, format!("bad listen address {addr:?}: {e}")))?;
+        let mut last = None;
+        for a in addrs {
+            match mio::net::TcpListener::bind(a) {
+                Ok(tcp) => {
+                    let local = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
+                    let upgrader = Arc::new(upgrader.clone());
+                    self.0.command(Command::Listen { tcp, upgrader, handler })?;
+                    return Ok(local);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => Error::io(&format!("cannot listen on {addr}"), e),
+            None => Error::new(ErrorKind::BadUrl, format!("{addr} resolves to no address")),
+        })
+    }
+
+    /// Starts a dial with a snapshot of `dialer`. The URL is checked and
+    /// the host resolved (with the system resolver, blocking) here; the
+    /// connect and handshake happen on the loop, ending in the handler's
+    /// `on_open` (with `user` as the connection's user word) or
+    /// `on_dial_error`.
+    pub fn dial(
+        &self,
+        url: &str,
+        dialer: &Dialer,
+        extra: &[(String, String)],
+        handler: Arc<dyn Handler>,
+        user: usize,
+    ) -> Result<()> {
+        let request = dialer.prepare(url, extra)?;
+        let addrs = resolve(&request.host, request.port)?;
+        let dialer = Arc::new(dialer.clone());
+        self.0.command(Command::Dial { request, addrs, dialer, handler, user })
+    }
+
+    /// Runs `callback` on the loop's thread after `after`, then every
+    /// `interval` if given. Returns the timer's id.
+    pub fn add_timer(&self, after: Duration, interval: Option<Duration>, callback: TimerFn) -> Result<u64> {
+        if interval.is_some_and(|i| i.is_zero()) {
+            return Err(Error::invalid("a repeating timer needs an interval above 0"));
+        }
+        let id = self.0.next_id();
+        self.0.command(Command::AddTimer { id, after, interval, callback })?;
+        Ok(id)
+    }
+
+    pub fn cancel_timer(&self, id: u64) -> Result<()> {
+        self.0.command(Command::CancelTimer(id))
+    }
+
+    /// Makes `run` return after the current iteration; wakes a blocked poll.
+    pub fn stop(&self) {
+        self.0.stop.store(true, Ordering::SeqCst);
+        self.0.wake();
+    }
+
+    /// Wakes a blocked poll (it returns after processing what is ready).
+    pub fn wake(&self) {
+        self.0.wake();
+    }
+
+    /// Graceful shutdown: stop listening, drop handshakes in progress,
+    /// send close 1001 to every connection and wait for their close
+    /// handshakes up to `timeout`, then close what is left. `run` returns
+    /// once everything is closed.
+    pub fn shutdown(&self, timeout: Duration) -> Result<()> {
+        self.0.command(Command::Shutdown(timeout))
+    }
+
+    pub fn config(&self) -> LoopConfig {
+        self.0.config()
+    }
+
+    pub fn set_config(&self, cfg: LoopConfig) -> Result<()> {
+        *self.0.config.lock().map_err(|_| Error::poisoned())? = cfg;
+        self.0.wake();
+        Ok(())
+    }
+
+    /// Queues `pm` on every open connection; returns how many took it
+    /// (a full or closing connection is skipped).
+    pub fn broadcast(&self, pm: &PreparedMessage) -> Result<usize> {
+        let conns: Vec<ConnHandle> = self.0.open.lock().map_err(|_| Error::poisoned())?.values().cloned().collect();
+        Ok(conns.iter().filter(|c| c.send_prepared(pm).is_ok()).count())
+    }
+
+    /// Open connections (after their handshake, before their close callback).
+    pub fn open_connections(&self) -> usize {
+        self.0.open.lock().map(|o| o.len()).unwrap_or(0)
+    }
+
+    /// Sends `kind`/`data` on every open connection (see `broadcast`).
+    pub fn send_all(&self, kind: MessageType, data: &[u8]) -> Result<usize> {
+        let pm = PreparedMessage::new(kind, data)?;
+        self.broadcast(&pm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// What an idle server connection costs in the loop (the memory
+    /// target is under 2 KiB per idle connection, buffers excluded).
+    #[test]
+    fn idle_connection_structures_stay_small() {
+        let live = std::mem::size_of::<super::live::LiveConn>();
+        let shared = std::mem::size_of::<super::handle::ConnShared>();
+        assert!(live + shared < 1024, "LiveConn {live} B + ConnShared {shared} B");
+    }
+}

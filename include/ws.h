@@ -270,7 +270,8 @@ typedef struct ws_loop_callbacks {
   void (*on_ping)(struct ws_conn *conn, const uint8_t *data, size_t len, void *user_data);
   void (*on_pong)(struct ws_conn *conn, const uint8_t *data, size_t len, void *user_data);
   /**
-   * The send queue emptied after the socket had pushed back.
+   * The send queue emptied after the socket had pushed back or a send
+   * failed with `WS_ERR_QUEUE_FULL`: a good moment to send more.
    */
   void (*on_drain)(struct ws_conn *conn, void *user_data);
   /**

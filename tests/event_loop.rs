@@ -463,3 +463,115 @@ fn timers_fire_repeat_and_cancel() {
     assert_eq!(fired.load(Ordering::SeqCst), n, "a cancelled timer does not fire");
     assert_eq!(once.load(Ordering::SeqCst), 1, "a one-shot timer fires once");
 }
+
+#[test]
+fn idle_and_handshake_timeouts() {
+    let cfg = LoopConfig { idle_timeout: Some(Duration::from_millis(200)), ..LoopConfig::default() };
+    let (tx, rx) = mpsc::channel();
+    let (atx, arx) = mpsc::channel();
+    let _lt = LoopThread::start(move |r| {
+        r.set_config(cfg).unwrap();
+        let mut up = Upgrader::default();
+        up.handshake_timeout = Some(Duration::from_millis(300));
+        atx.send(r.listen("127.0.0.1:0", &up, Arc::new(Echo { events: Mutex::new(tx) })).unwrap()).unwrap();
+    });
+    let addr = arx.recv().unwrap();
+    // Half a request, then silence: 408 at the handshake timeout.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stalled.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // Meanwhile a full client is served.
+    let c = dial(addr);
+    c.write_message(MessageType::Text, b"served").unwrap();
+    assert_eq!(c.read_message().unwrap().data(), b"served");
+    let mut answer = String::new();
+    let _ = stalled.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    // A client that goes idle: close 1001 after 200 ms.
+    let c = dial(addr);
+    let t0 = Instant::now();
+    c.set_read_deadline(Some(Instant::now() + Duration::from_secs(5)));
+    let e = c.read_message().err().expect("idle close");
+    assert_eq!(e.kind(), ErrorKind::Closed);
+    assert_eq!(c.close_code(), Some(1001));
+    assert!(t0.elapsed() >= Duration::from_millis(150), "{:?}", t0.elapsed());
+    expect_event(&rx, "close 1001", Duration::from_secs(5));
+}
+
+#[test]
+fn refused_dials_report_the_response() {
+    struct Refuse;
+    impl Handler for Refuse {
+        fn on_handshake(&self, req: &ws::api::Request) -> Result<usize, u16> {
+            match req.header("Authorization") {
+                Some(b"ok") => Ok(5),
+                _ => Err(401),
+            }
+        }
+    }
+    struct Dials {
+        out: Mutex<Sender<String>>,
+    }
+    impl Handler for Dials {
+        fn on_open(&self, conn: &ConnHandle) {
+            self.out.lock().unwrap().send(format!("open {}", conn.user())).unwrap();
+        }
+        fn on_dial_error(&self, user: usize, err: &ws::Error, resp: Option<&ws::api::Response>) {
+            let status = resp.map_or(0, |r| r.status());
+            self.out.lock().unwrap().send(format!("error {user} {:?} {status}", err.kind())).unwrap();
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let (atx, arx) = mpsc::channel();
+    let lt = LoopThread::start(move |r| {
+        atx.send(r.listen("127.0.0.1:0", &Upgrader::default(), Arc::new(Refuse)).unwrap()).unwrap();
+    });
+    let addr = arx.recv().unwrap();
+    let h = Arc::new(Dials { out: Mutex::new(tx) });
+    let url = format!("ws://{addr}/");
+    lt.remote.dial(&url, &Dialer::default(), &[], h.clone(), 1).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "error 1 BadHandshake 401");
+    let auth = [("Authorization".to_string(), "ok".to_string())];
+    lt.remote.dial(&url, &Dialer::default(), &auth, h.clone(), 2).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "open 2");
+    // Nothing listens on port 1: a connect error, reported once.
+    lt.remote.dial("ws://127.0.0.1:1/", &Dialer::default(), &[], h.clone(), 3).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "error 3 Connect 0");
+    // A bad URL is refused at once, not through the loop.
+    let e = lt.remote.dial("http://x/", &Dialer::default(), &[], h, 4).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadUrl);
+}
+
+#[test]
+fn compression_on_loop_connections_with_a_bomb_stopped_at_the_limit() {
+    use ws::proto::deflate::DeflateOptions;
+    let (tx, rx) = mpsc::channel();
+    let (atx, arx) = mpsc::channel();
+    let _lt = LoopThread::start(move |r| {
+        let mut up = Upgrader::default();
+        up.conn.compression = Some(DeflateOptions::default());
+        up.conn.read_limit = 1 << 20;
+        atx.send(r.listen("127.0.0.1:0", &up, Arc::new(Echo { events: Mutex::new(tx) })).unwrap()).unwrap();
+    });
+    let addr = arx.recv().unwrap();
+    let mut d = Dialer::default();
+    d.conn.compression = Some(DeflateOptions::default());
+    let (c, _) = d.dial(&format!("ws://{addr}/"), &[]).map_err(|e| e.error).unwrap();
+    assert!(c.compression_negotiated());
+    // Context takeover across many messages, both directions.
+    for i in 0..200 {
+        let text = format!("{{\"seq\":{i},\"payload\":\"{}\"}}", "abc".repeat(i % 50));
+        c.write_message(MessageType::Text, text.as_bytes()).unwrap();
+        assert_eq!(c.read_message().unwrap().data(), text.as_bytes());
+    }
+    let big: Vec<u8> = (0..900_000u32).map(|i| (i % 251) as u8).collect();
+    c.write_message(MessageType::Binary, &big).unwrap();
+    assert!(c.read_message().unwrap().data() == &big[..]);
+    // 100 MiB of zeros compress to ~100 KiB: the server stops at 1 MiB.
+    let zeros = vec![0u8; 100 << 20];
+    let _ = c.write_message(MessageType::Binary, &zeros);
+    let e = c.read_message().err().expect("the server closes");
+    assert_eq!(e.kind(), ErrorKind::Closed);
+    assert_eq!(c.close_code(), Some(1009));
+    expect_event(&rx, "error ReadLimit", Duration::from_secs(5));
+}

@@ -64,7 +64,8 @@ pub struct ws_loop_callbacks {
     /// A ping arrived; the pong is already queued.
     pub on_ping: Option<unsafe extern "C" fn(conn: *mut ws_conn, data: *const u8, len: usize, user_data: *mut c_void)>,
     pub on_pong: Option<unsafe extern "C" fn(conn: *mut ws_conn, data: *const u8, len: usize, user_data: *mut c_void)>,
-    /// The send queue emptied after the socket had pushed back.
+    /// The send queue emptied after the socket had pushed back or a send
+    /// failed with `WS_ERR_QUEUE_FULL`: a good moment to send more.
     pub on_drain: Option<unsafe extern "C" fn(conn: *mut ws_conn, user_data: *mut c_void)>,
     /// The connection failed (protocol violation with its close code sent,
     /// I/O error, keepalive or close timeout); `on_close` follows.

@@ -59,8 +59,8 @@ pub(super) struct Outbox {
     /// Set while the connection is on the loop's flush list (or waiting
     /// for writability): no need to schedule it again.
     pub scheduled: bool,
-    /// The last flush could not write everything: call `on_drain` once
-    /// the outbox empties.
+    /// A flush could not write everything, or a send was refused with
+    /// `QueueFull`: call `on_drain` once the outbox empties.
     pub blocked: bool,
     /// An immediate close was asked for from some thread.
     pub abort: bool,
@@ -236,7 +236,7 @@ impl ConnShared {
     }
 
     /// Checks that a data or control frame may be queued now.
-    fn check_sendable(&self, ob: &Outbox, len: usize) -> Result<()> {
+    fn check_sendable(&self, ob: &mut Outbox, len: usize) -> Result<()> {
         match self.state.load(Ordering::SeqCst) {
             CONNECTING => return Err(Error::invalid("the connection is not open yet (wait for the open callback)")),
             OPEN => {}
@@ -249,6 +249,8 @@ impl ConnShared {
         // A message always fits an empty queue: the limit bounds what
         // piles up, and any single message can still be sent.
         if self.max_buffered != 0 && ob.pending() > 0 && ob.pending() + len > self.max_buffered {
+            // The drain callback tells the sender when to try again.
+            ob.blocked = true;
             return Err(Error::new(
                 ErrorKind::QueueFull,
                 format!(
@@ -304,7 +306,7 @@ impl ConnShared {
 
     fn send_data(&self, kind: MessageType, data: &[u8]) -> Result<()> {
         let mut ob = self.lock_out()?;
-        self.check_sendable(&ob, data.len())?;
+        self.check_sendable(&mut ob, data.len())?;
         let op = op_of(kind);
         let compress = ob.deflate.as_ref().is_some_and(|d| d.enabled && data.len() >= d.threshold);
         if !compress {
@@ -333,8 +335,8 @@ impl ConnShared {
         if data.len() > MAX_CONTROL_PAYLOAD {
             return Err(Error::invalid("control frame payload longer than 125 bytes"));
         }
-        let ob = self.lock_out()?;
-        self.check_sendable(&ob, 0)?;
+        let mut ob = self.lock_out()?;
+        self.check_sendable(&mut ob, 0)?;
         self.send_frame(ob, op_of(kind), false, data)
     }
 
@@ -343,7 +345,7 @@ impl ConnShared {
             return self.send_control(pm.kind(), pm.data());
         }
         let mut ob = self.lock_out()?;
-        self.check_sendable(&ob, pm.data().len())?;
+        self.check_sendable(&mut ob, pm.data().len())?;
         let op = op_of(pm.kind());
         let setting = match ob.deflate.as_ref() {
             Some(d) if d.enabled && pm.data().len() >= d.threshold => Some((d.level, d.deflater.window_bits())),

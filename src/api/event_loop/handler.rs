@@ -22,7 +22,8 @@ pub trait Handler: Send + Sync {
     /// A ping arrived (the pong is already queued).
     fn on_ping(&self, _conn: &ConnHandle, _data: &[u8]) {}
     fn on_pong(&self, _conn: &ConnHandle, _data: &[u8]) {}
-    /// The send queue emptied after the socket had pushed back.
+    /// The send queue emptied after the socket had pushed back or a send
+    /// was refused with `QueueFull`.
     fn on_drain(&self, _conn: &ConnHandle) {}
     /// The connection failed (protocol violation, I/O error, timeout); the
     /// close callback follows.

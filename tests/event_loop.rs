@@ -471,8 +471,7 @@ fn idle_and_handshake_timeouts() {
     let (atx, arx) = mpsc::channel();
     let _lt = LoopThread::start(move |r| {
         r.set_config(cfg).unwrap();
-        let mut up = Upgrader::default();
-        up.handshake_timeout = Some(Duration::from_millis(300));
+        let up = Upgrader { handshake_timeout: Some(Duration::from_millis(300)), ..Upgrader::default() };
         atx.send(r.listen("127.0.0.1:0", &up, Arc::new(Echo { events: Mutex::new(tx) })).unwrap()).unwrap();
     });
     let addr = arx.recv().unwrap();

@@ -538,6 +538,9 @@ ws_status ws_conn_write_prepared(struct ws_conn *conn, const struct ws_prepared_
  * Frees the connection, closing its socket first if it is still open.
  * NULL is a no-op, and so is freeing the same handle twice. Must be the
  * last call on the handle: no other thread may be using it.
+ * On an event-loop connection it gives back one `ws_conn_retain`
+ * reference (and is a no-op without one): the loop owns the handle until
+ * the close callback returns.
  */
 void ws_conn_free(struct ws_conn *conn);
 
@@ -545,6 +548,8 @@ void ws_conn_free(struct ws_conn *conn);
  * Closes the socket at once, without a close handshake (gorilla's Close).
  * Any thread. Blocked reads and writes on other threads return
  * `WS_ERR_LOCALLY_CLOSED`. The handle stays valid until `ws_conn_free`.
+ * On an event-loop connection the loop closes it on its next iteration
+ * and calls the close callback (1006).
  */
 ws_status ws_conn_close(struct ws_conn *conn);
 
@@ -556,6 +561,9 @@ ws_status ws_conn_close(struct ws_conn *conn);
  * incoming data messages meanwhile; otherwise it waits for that reader to
  * see the close. Returns `WS_ERR_TIMEOUT` when the peer did not answer in
  * time (the socket is closed anyway). Any thread.
+ * On an event-loop connection it queues the close frame and returns at
+ * once (`timeout_ms` is not used: the loop's close timeout applies); the
+ * close callback reports the end.
  */
 ws_status ws_conn_close_graceful(struct ws_conn *conn,
                                  uint16_t code,
@@ -603,6 +611,9 @@ void ws_bytes_free(uint8_t *data);
  * `WS_ERR_TIMEOUT` means nothing was sent; `WS_ERR_WRITE_INCOMPLETE` that
  * the message is committed and its rest queued. `WS_ERR_CLOSE_SENT` after
  * a close frame went out.
+ * On an event-loop connection the message is queued and the call never
+ * blocks (the loop writes it); `WS_ERR_QUEUE_FULL` past the loop's
+ * `ws_loop_set_max_buffered`.
  */
 ws_status ws_conn_write_message(struct ws_conn *conn,
                                 ws_msg_type type,
@@ -615,7 +626,8 @@ ws_status ws_conn_write_message(struct ws_conn *conn,
  * limit, 0 = only if it can go out at once). A close payload must be a
  * valid code plus UTF-8 reason (see `ws_format_close_message`) or empty.
  * Any thread, including while another thread has a streaming writer open
- * (the frame goes between two fragments).
+ * (the frame goes between two fragments). On an event-loop connection
+ * the frame is queued at once (`timeout_ms` is not used).
  */
 ws_status ws_conn_write_control(struct ws_conn *conn,
                                 ws_msg_type type,

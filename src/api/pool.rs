@@ -12,6 +12,7 @@ pub struct BufferPool {
 #[derive(Debug)]
 struct PoolInner {
     buffer_size: usize,
+    max_pooled: usize,
     free: Mutex<Vec<Vec<u8>>>,
 }
 
@@ -20,7 +21,15 @@ const MAX_POOLED: usize = 1024;
 
 impl BufferPool {
     pub fn new(buffer_size: usize) -> Self {
-        BufferPool { inner: Arc::new(PoolInner { buffer_size: buffer_size.max(256), free: Mutex::new(Vec::new()) }) }
+        Self::with_limit(buffer_size, MAX_POOLED)
+    }
+
+    /// A pool that keeps at most `max_pooled` idle buffers: what a burst
+    /// leaves behind is bounded by `max_pooled * 2 * buffer_size`.
+    pub fn with_limit(buffer_size: usize, max_pooled: usize) -> Self {
+        BufferPool {
+            inner: Arc::new(PoolInner { buffer_size: buffer_size.max(256), max_pooled, free: Mutex::new(Vec::new()) }),
+        }
     }
 
     pub fn buffer_size(&self) -> usize {
@@ -39,7 +48,7 @@ impl BufferPool {
             return;
         }
         if let Ok(mut f) = self.inner.free.lock() {
-            if f.len() < MAX_POOLED {
+            if f.len() < self.inner.max_pooled {
                 f.push(buf);
             }
         }

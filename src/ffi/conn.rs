@@ -250,6 +250,9 @@ fn conn_status(r: Result<(), Error>) -> ws_status {
 /// Frees the connection, closing its socket first if it is still open.
 /// NULL is a no-op, and so is freeing the same handle twice. Must be the
 /// last call on the handle: no other thread may be using it.
+/// On an event-loop connection it gives back one `ws_conn_retain`
+/// reference (and is a no-op without one): the loop owns the handle until
+/// the close callback returns.
 #[no_mangle]
 pub extern "C" fn ws_conn_free(conn: *mut ws_conn) {
     ffi_value!((), {
@@ -277,6 +280,8 @@ pub extern "C" fn ws_conn_free(conn: *mut ws_conn) {
 /// Closes the socket at once, without a close handshake (gorilla's Close).
 /// Any thread. Blocked reads and writes on other threads return
 /// `WS_ERR_LOCALLY_CLOSED`. The handle stays valid until `ws_conn_free`.
+/// On an event-loop connection the loop closes it on its next iteration
+/// and calls the close callback (1006).
 #[no_mangle]
 pub extern "C" fn ws_conn_close(conn: *mut ws_conn) -> ws_status {
     ffi_status!({
@@ -292,6 +297,9 @@ pub extern "C" fn ws_conn_close(conn: *mut ws_conn) -> ws_status {
 /// incoming data messages meanwhile; otherwise it waits for that reader to
 /// see the close. Returns `WS_ERR_TIMEOUT` when the peer did not answer in
 /// time (the socket is closed anyway). Any thread.
+/// On an event-loop connection it queues the close frame and returns at
+/// once (`timeout_ms` is not used: the loop's close timeout applies); the
+/// close callback reports the end.
 #[no_mangle]
 pub extern "C" fn ws_conn_close_graceful(
     conn: *mut ws_conn,
@@ -398,6 +406,9 @@ pub extern "C" fn ws_bytes_free(data: *mut u8) {
 /// `WS_ERR_TIMEOUT` means nothing was sent; `WS_ERR_WRITE_INCOMPLETE` that
 /// the message is committed and its rest queued. `WS_ERR_CLOSE_SENT` after
 /// a close frame went out.
+/// On an event-loop connection the message is queued and the call never
+/// blocks (the loop writes it); `WS_ERR_QUEUE_FULL` past the loop's
+/// `ws_loop_set_max_buffered`.
 #[no_mangle]
 pub extern "C" fn ws_conn_write_message(
     conn: *mut ws_conn,
@@ -418,7 +429,8 @@ pub extern "C" fn ws_conn_write_message(
 /// limit, 0 = only if it can go out at once). A close payload must be a
 /// valid code plus UTF-8 reason (see `ws_format_close_message`) or empty.
 /// Any thread, including while another thread has a streaming writer open
-/// (the frame goes between two fragments).
+/// (the frame goes between two fragments). On an event-loop connection
+/// the frame is queued at once (`timeout_ms` is not used).
 #[no_mangle]
 pub extern "C" fn ws_conn_write_control(
     conn: *mut ws_conn,

@@ -257,6 +257,16 @@ pub extern "C" fn ws_loop_new(loop_out: *mut *mut ws_loop) -> ws_status {
 #[no_mangle]
 pub extern "C" fn ws_loop_free(lp: *mut ws_loop) {
     ffi_value!((), {
+        if !guard::is_live(lp) {
+            return;
+        }
+        // SAFETY: a live handle (checked above).
+        if matches!(unsafe { &*lp }.el.try_lock(), Err(TryLockError::WouldBlock)) {
+            // Freeing the loop under its own poll would pull the memory
+            // from under the running call: refuse, keep it alive.
+            guard::set_last_error("ws_loop_free called while the loop is being driven (from a callback?): not freed");
+            return;
+        }
         if guard::unregister(lp) {
             // SAFETY: registered by ws_loop_new and just removed from the
             // live set: this is its only release.

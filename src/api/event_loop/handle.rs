@@ -402,9 +402,8 @@ impl ConnHandle {
                 self.0.send_control(kind, data)
             }
         } else {
-            if kind == MessageType::Text && simdutf8::basic::from_utf8(data).is_err() {
-                return self.fail(Error::invalid("text message is not valid UTF-8"));
-            }
+            // Like the blocking Conn (and gorilla), text is not re-validated
+            // here: the application vouches for it.
             self.0.send_data(kind, data)
         };
         r.or_else(|e| self.fail(e))

@@ -56,6 +56,7 @@ const READ_BUFFER: usize = 256 * 1024;
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
 
 /// One readiness event, copied out of mio's list.
+#[derive(Clone, Copy)]
 struct Ready {
     token: usize,
     read: bool,
@@ -92,6 +93,7 @@ pub struct EventLoop {
     rbuf: Vec<u8>,
     flushing: Vec<(usize, u64)>,
     again: Vec<usize>,
+    ready: Vec<Ready>,
     next_sweep: Instant,
     shutdown_deadline: Option<Instant>,
 }
@@ -114,6 +116,7 @@ impl EventLoop {
             rbuf: vec![0; READ_BUFFER],
             flushing: Vec::new(),
             again: Vec::new(),
+            ready: Vec::new(),
             next_sweep: Instant::now() + SWEEP_EVERY,
             shutdown_deadline: None,
         })
@@ -182,23 +185,24 @@ impl EventLoop {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.events.clear(),
             Err(e) => return Err(Error::io("poll", e)),
         }
-        let ready: Vec<Ready> = self
-            .events
-            .iter()
-            .map(|e| Ready {
-                token: e.token().0,
-                read: e.is_readable() || e.is_read_closed() || e.is_error(),
-                write: e.is_writable() || e.is_error(),
-                // The peer's FIN (or an error) came with this event: read
-                // to the end even after a short read, or the end is missed.
-                to_end: e.is_read_closed() || e.is_error(),
-            })
-            .collect();
+        // Reused across iterations: no allocation per poll.
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.events.iter().map(|e| Ready {
+            token: e.token().0,
+            read: e.is_readable() || e.is_read_closed() || e.is_error(),
+            write: e.is_writable() || e.is_error(),
+            // The peer's FIN (or an error) came with this event: read
+            // to the end even after a short read, or the end is missed.
+            to_end: e.is_read_closed() || e.is_error(),
+        }));
         for r in &ready {
             if r.token != WAKER.0 {
                 self.on_event(r);
             }
         }
+        let handled = ready.len();
+        self.ready = ready;
         for t in std::mem::take(&mut self.again) {
             self.on_event(&Ready { token: t, read: true, write: false, to_end: true });
         }
@@ -212,7 +216,7 @@ impl EventLoop {
         self.apply_commands();
         self.flush_all();
         self.check_shutdown();
-        Ok(ready.len())
+        Ok(handled)
     }
 
     fn alloc_slot(&mut self, e: Entry) -> usize {

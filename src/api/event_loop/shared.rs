@@ -44,6 +44,13 @@ impl Default for LoopConfig {
     }
 }
 
+/// Outboxes and message assemblies take buffers of this size from the
+/// loop's pool (a buffer that grew past twice this is dropped, not kept).
+const POOL_BUFFER: usize = 32 * 1024;
+/// Idle buffers the pool keeps: after a burst over thousands of
+/// connections, at most 64 x 64 KiB stay allocated.
+const POOL_MAX: usize = 64;
+
 pub(super) enum Command {
     Listen {
         tcp: mio::net::TcpListener,
@@ -112,7 +119,7 @@ impl LoopShared {
             next_id: AtomicU64::new(1),
             config: Mutex::new(LoopConfig::default()),
             open: Mutex::new(HashMap::new()),
-            pool: BufferPool::new(64 * 1024),
+            pool: BufferPool::with_limit(POOL_BUFFER, POOL_MAX),
         }
     }
 

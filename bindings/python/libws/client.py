@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _ffi
-from .connection import DEFAULT_CLOSE_TIMEOUT, CloseHandler, Connection, PingHandler
+from .connection import _PRIVATE, DEFAULT_CLOSE_TIMEOUT, CloseHandler, Connection, PingHandler
 from .exceptions import HandshakeError, error_for
 
 HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
@@ -247,6 +247,7 @@ def connect(
             _ffi.ws_response_free(resp.value)
     return Connection(
         conn.value,
+        _private=_PRIVATE,
         close_timeout=close_timeout,
         on_ping=on_ping,
         on_pong=on_pong,

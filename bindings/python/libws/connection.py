@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import threading
+import time
 import weakref
 from ctypes import byref, c_int32, c_size_t, c_void_p
 from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
@@ -37,6 +38,10 @@ _SENT_CODE = {
 }
 
 DEFAULT_CLOSE_TIMEOUT = 10.0
+
+#: passed by connect() and the server: a Connection made from an arbitrary
+#: integer would hand libws a pointer it never issued
+_PRIVATE = object()
 
 
 def _ms(seconds: float) -> int:
@@ -90,7 +95,8 @@ class Connection:
 
     Thread safety: :meth:`send`, :meth:`ping`, :meth:`pong` and
     :meth:`close` may be called from any thread at any time; one thread
-    reads at a time (a second concurrent :meth:`recv` waits for the first).
+    reads at a time (a second concurrent :meth:`recv` waits for the first,
+    within its own timeout).
     Blocking calls release the GIL. The underlying handle is freed exactly
     once, after the last call that uses it returns.
 
@@ -108,6 +114,7 @@ class Connection:
         self,
         _handle: int,
         *,
+        _private: object = None,
         close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
         on_ping: Optional[PingHandler] = None,
         on_pong: Optional[PingHandler] = None,
@@ -115,8 +122,8 @@ class Connection:
         response_headers: Optional[List[Tuple[str, str]]] = None,
         request: Any = None,
     ) -> None:
-        if not _handle:
-            raise ValueError("Connection needs a libws handle; use libws.connect() or libws.serve()")
+        if _private is not _PRIVATE or not isinstance(_handle, int) or not _handle:
+            raise TypeError("Connection objects come from libws.connect() or a libws.serve() handler")
         self._h: Optional[int] = _handle
         self._state = threading.Lock()  # guards the fields below
         self._users = 0  # calls in progress that use the handle
@@ -251,27 +258,34 @@ class Connection:
             raise RuntimeError("recv() called from a handler running inside recv() on the same connection")
         h = self._enter()
         try:
-            with self._read_lock:
+            # One reader at a time: a second thread waits for the first,
+            # within its own timeout.
+            start = time.monotonic()
+            if not self._read_lock.acquire(timeout=-1 if ms < 0 else ms / 1000):
+                raise TimeoutError("timed out waiting for another thread's recv()", _ffi.WS_ERR_TIMEOUT)
+            try:
                 self._reader = me
-                try:
-                    if ms >= 0:
-                        _ffi.ws_conn_set_read_deadline(h, ms)
-                        self._deadline_set = True
-                    elif self._deadline_set:
-                        _ffi.ws_conn_set_read_deadline(h, -1)
-                        self._deadline_set = False
-                    st = _ffi.ws_conn_read_message(h, byref(self._type), byref(self._data), byref(self._len))
-                    if st == _ffi.WS_OK:
-                        n = self._len.value
-                        # The payload is only valid until the next read: copy now.
-                        raw = ctypes.string_at(self._data.value, n) if n else b""
-                        if self._type.value == _ffi.WS_TEXT:
-                            return raw.decode("utf-8")
-                        return raw
-                    exc = self._handler_exc
-                    self._handler_exc = None
-                finally:
-                    self._reader = None
+                if ms > 0:
+                    ms = max(0, ms - int((time.monotonic() - start) * 1000))
+                if ms >= 0:
+                    _ffi.ws_conn_set_read_deadline(h, ms)
+                    self._deadline_set = True
+                elif self._deadline_set:
+                    _ffi.ws_conn_set_read_deadline(h, -1)
+                    self._deadline_set = False
+                st = _ffi.ws_conn_read_message(h, byref(self._type), byref(self._data), byref(self._len))
+                if st == _ffi.WS_OK:
+                    n = self._len.value
+                    # The payload is only valid until the next read: copy now.
+                    raw = ctypes.string_at(self._data.value, n) if n else b""
+                    if self._type.value == _ffi.WS_TEXT:
+                        return raw.decode("utf-8")
+                    return raw
+                exc = self._handler_exc
+                self._handler_exc = None
+            finally:
+                self._reader = None
+                self._read_lock.release()
             if st == _ffi.WS_ERR_HANDLER and exc is not None:
                 raise exc
             raise self._error(st)

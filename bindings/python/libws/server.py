@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from . import _ffi
 from .client import CompressionArg, _strings
-from .connection import DEFAULT_CLOSE_TIMEOUT, Connection, _parse_addr
+from .connection import _PRIVATE, DEFAULT_CLOSE_TIMEOUT, Connection, _parse_addr
 from .exceptions import ConnectionClosed, ConnectionClosedOK, error_for
 
 logger = logging.getLogger("libws")
@@ -194,9 +194,28 @@ class Server:
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Accepts connections until :meth:`shutdown` is called (from
-        another thread or a handler) or KeyboardInterrupt. Each connection
-        runs the handler on a new thread. ``poll_interval`` bounds how long
-        a Ctrl-C may wait."""
+        another thread or a handler). Each connection runs the handler on a
+        new thread.
+
+        In the main thread, accepting runs on a helper thread while this one
+        waits, so that Ctrl-C (KeyboardInterrupt, or any exception a signal
+        handler raises) never lands between accepting a connection and
+        handing it to its thread: the server is shut down (open connections
+        get close 1001) and the exception propagates. ``poll_interval``
+        bounds how long a Ctrl-C waits."""
+        if threading.current_thread() is not threading.main_thread():
+            self._accept_loop(poll_interval)
+            return
+        self.start(poll_interval)
+        bg = self._bg
+        try:
+            while bg is not None and bg.is_alive():
+                bg.join(poll_interval)
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def _accept_loop(self, poll_interval: float) -> None:
         with self._lock:
             if self._serving:
                 raise RuntimeError("the server is already serving")
@@ -225,7 +244,7 @@ class Server:
             self._served.set()
 
     def _spawn(self, handle: int) -> None:
-        conn = Connection(handle, close_timeout=self.close_timeout)
+        conn = Connection(handle, _private=_PRIVATE, close_timeout=self.close_timeout)
         with self._lock:
             entry = self._requests.pop(conn.remote_address, None) if conn.remote_address else None
             conn.request = entry[1] if entry else None
@@ -257,13 +276,15 @@ class Server:
                 self._connections.discard(conn)
                 self._threads.discard(threading.current_thread())
 
-    def start(self) -> "Server":
-        """Starts :meth:`serve_forever` in a background (daemon) thread and
-        returns the server."""
+    def start(self, poll_interval: float = 0.5) -> "Server":
+        """Starts accepting in a background (daemon) thread and returns the
+        server."""
         with self._lock:
             if self._bg is not None:
                 raise RuntimeError("the server was already started")
-            self._bg = threading.Thread(target=self.serve_forever, name=f"libws-server-{self.port}", daemon=True)
+            self._bg = threading.Thread(
+                target=self._accept_loop, args=(poll_interval,), name=f"libws-server-{self.port}", daemon=True
+            )
             self._served.clear()  # shutdown() waits for the thread from now on
         self._bg.start()
         return self

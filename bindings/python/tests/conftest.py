@@ -115,3 +115,15 @@ def drain(sock):
             pass
     except OSError:
         pass
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def child_env(**extra):
+    """Environment for a child Python that must import the same libws."""
+    env = dict(os.environ)
+    if os.environ.get("LIBWS_TEST_INSTALLED") != "1":
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env

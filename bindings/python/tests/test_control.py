@@ -327,6 +327,20 @@ def test_send_and_recv_on_different_threads(echo_url):
         assert [m for m in received if m[0] == "b"] == [f"b{i}" for i in range(n // 2)]
 
 
+def test_second_reader_times_out_while_first_waits(echo_url):
+    with libws.connect(echo_url) as ws:
+        first = threading.Thread(target=lambda: ws.recv(timeout=10))
+        first.start()
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        with pytest.raises(libws.TimeoutError):
+            ws.recv(timeout=0.2)
+        assert time.monotonic() - t0 < 2
+        ws.send("for the first reader")
+        first.join(10)
+        assert not first.is_alive()
+
+
 def test_two_readers_take_turns(echo_url):
     with libws.connect(echo_url) as ws:
         got = []
@@ -453,8 +467,9 @@ def test_misuse(echo_url):
 
 
 def test_bad_constructor_and_gc(echo_url):
-    with pytest.raises(ValueError):
-        libws.Connection(0)
+    for bad in (0, 12345, "x"):
+        with pytest.raises(TypeError):  # never a pointer libws did not issue
+            libws.Connection(bad)
     for _ in range(50):
         ws = libws.connect(echo_url, on_ping=lambda d: None)
         del ws  # freed by __del__ without close()

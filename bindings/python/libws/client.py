@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _ffi
-from .connection import _PRIVATE, DEFAULT_CLOSE_TIMEOUT, CloseHandler, Connection, PingHandler
+from .connection import (
+    _PRIVATE,
+    DEFAULT_CLOSE_TIMEOUT,
+    CloseHandler,
+    Connection,
+    PingHandler,
+    _buffer_size,
+    _limit,
+)
 from .exceptions import HandshakeError, error_for
 
 HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
@@ -165,7 +173,8 @@ def connect(
         close_timeout: default seconds :meth:`Connection.close` waits for
             the peer's close frame.
         on_ping, on_pong, on_close: handlers, see :class:`Connection`.
-        read_buffer_size, write_buffer_size: I/O buffer sizes (0: 16 KiB).
+        read_buffer_size, write_buffer_size: I/O buffer sizes in bytes
+            (0: 16 KiB; at most 64 MiB). They do not limit message sizes.
 
     Raises:
         HandshakeError: the server did not accept the upgrade; ``.status``,
@@ -177,6 +186,9 @@ def connect(
         TypeError: an argument has the wrong type.
     """
     copts = _compression_options(compression)
+    limit = _limit(max_size, "max_size")
+    rbuf = _buffer_size(read_buffer_size, "read_buffer_size")
+    wbuf = _buffer_size(write_buffer_size, "write_buffer_size")
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, not {type(url).__name__}")
     pairs = _header_pairs(headers)
@@ -203,15 +215,15 @@ def connect(
             if st != _ffi.WS_OK:
                 raise error_for(st)
         if max_size != 64 * 1024 * 1024:
-            st = _ffi.ws_dialer_set_read_limit(dialer, 0 if max_size is None else int(max_size))
+            st = _ffi.ws_dialer_set_read_limit(dialer, limit)
             if st != _ffi.WS_OK:
                 raise error_for(st)
         if copts is not None:
             st = _ffi.ws_dialer_set_compression(dialer, byref(copts))
             if st != _ffi.WS_OK:
                 raise error_for(st)
-        if read_buffer_size or write_buffer_size:
-            st = _ffi.ws_dialer_set_buffer_sizes(dialer, int(read_buffer_size), int(write_buffer_size))
+        if rbuf or wbuf:
+            st = _ffi.ws_dialer_set_buffer_sizes(dialer, rbuf, wbuf)
             if st != _ffi.WS_OK:
                 raise error_for(st)
         hdrs = (_ffi.ws_header * max(len(pairs), 1))()

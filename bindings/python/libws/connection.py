@@ -57,6 +57,30 @@ def _ms(seconds: float) -> int:
     return int(math.ceil(seconds * 1000))
 
 
+#: upper bound of the I/O buffer sizes (the C ABI takes any size_t and
+#: aborts the process when it cannot allocate one)
+MAX_BUFFER_SIZE = 64 * 1024 * 1024
+
+
+def _limit(value: Optional[int], what: str) -> int:
+    """A read limit for C: None -> 0 (no limit); else an int >= 1."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int or None, not {type(value).__name__}")
+    if not 1 <= value < 1 << 64:
+        raise ValueError(f"{what} must be at least 1 (None: no limit), not {value}")
+    return value
+
+
+def _buffer_size(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= MAX_BUFFER_SIZE:
+        raise ValueError(f"{what} must be 0 (default) to {MAX_BUFFER_SIZE} bytes, not {value}")
+    return value
+
+
 def _parse_addr(s: Optional[str]) -> Optional[Tuple[str, int]]:
     """'ip:port' or '[ip6]:port' -> (ip, port)."""
     if not s:
@@ -373,6 +397,11 @@ class Connection:
         closed connection does nothing; the socket is closed even when the
         peer does not answer in time (no error is raised).
 
+        Called from an ``on_ping``/``on_pong``/``on_close`` handler (on the
+        thread inside :meth:`recv`), it only sends the close frame: that
+        :meth:`recv` then ends with :class:`ConnectionClosed` once the peer
+        answers.
+
         Raises:
             ValueError: a code that may not be sent or a too-long reason
                 (the connection is left open).
@@ -395,6 +424,19 @@ class Connection:
         ms = _ms(timeout)
         if ms < 0 or ms > 0xFFFFFFFF:
             ms = 0xFFFFFFFF
+        if self._reader == threading.get_ident():
+            # Called by a handler inside recv() on this thread: waiting here
+            # for the peer's close would wait for ourselves. Send the close
+            # frame only; the recv() that runs the handler sees the answer
+            # and raises ConnectionClosed (a later close() frees the socket).
+            h = self._enter()
+            try:
+                st = _ffi.ws_conn_write_control(h, _ffi.WS_CLOSE, buf.raw[: n.value], n.value, ms)
+            finally:
+                self._leave()
+            if st not in (_ffi.WS_OK, _ffi.WS_ERR_CLOSE_SENT):
+                raise self._error(st)
+            return
         with self._state:
             if self._closing or self._h is None:
                 first = False
@@ -513,9 +555,10 @@ class Connection:
 
     def set_max_size(self, limit: Optional[int]) -> None:
         """Sets the largest message the peer may send (None: no limit)."""
+        _limit(limit, "max_size")
         h = self._enter()
         try:
-            st = _ffi.ws_conn_set_read_limit(h, 0 if limit is None else int(limit))
+            st = _ffi.ws_conn_set_read_limit(h, _limit(limit, "max_size"))
         finally:
             self._leave()
         if st != _ffi.WS_OK:

@@ -12,8 +12,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import urlsplit
 
 from . import _ffi
-from .client import CompressionArg, _strings
-from .connection import _PRIVATE, DEFAULT_CLOSE_TIMEOUT, Connection, _parse_addr
+from .client import CompressionArg, _header_pairs, _strings
+from .connection import _PRIVATE, DEFAULT_CLOSE_TIMEOUT, Connection, _limit, _parse_addr
 from .exceptions import ConnectionClosed, ConnectionClosedOK, error_for
 
 logger = logging.getLogger("libws")
@@ -117,6 +117,8 @@ class Server:
         from .connection import _ms
 
         copts = _compression_options(compression)
+        limit = _limit(max_size, "max_size")
+        extra = _header_pairs(response_headers)
         if not callable(handler):
             raise TypeError("handler must be callable")
         if check_origin is not None and not callable(check_origin):
@@ -147,7 +149,7 @@ class Server:
             if st == _ffi.WS_OK and subprotocols:
                 arr, n = _strings(subprotocols, "subprotocols")
                 st = _ffi.ws_upgrader_set_subprotocols(up, arr, n)
-            for k, v in response_headers or ():
+            for k, v in extra:
                 if st != _ffi.WS_OK:
                     break
                 st = _ffi.ws_upgrader_add_response_header(up, k.encode("latin-1"), v.encode("latin-1"))
@@ -156,7 +158,7 @@ class Server:
             if st == _ffi.WS_OK and copts is not None:
                 st = _ffi.ws_upgrader_set_compression(up, byref(copts))
             if st == _ffi.WS_OK and max_size != 64 * 1024 * 1024:
-                st = _ffi.ws_upgrader_set_read_limit(up, 0 if max_size is None else int(max_size))
+                st = _ffi.ws_upgrader_set_read_limit(up, limit)
             if st != _ffi.WS_OK:
                 raise error_for(st)
             st = _ffi.ws_listen(up, host.encode("utf-8"), port, byref(listener))

@@ -177,6 +177,20 @@ def test_client_close_codes(code, reason):
     assert seen == [(code, reason, code, reason)]
 
 
+def test_close_from_a_handler_inside_recv(echo_url):
+    with libws.connect(echo_url) as ws:
+        ws.on_pong = lambda data: ws.close(4000, "closed in on_pong", timeout=10)
+        ws.ping(b"p")
+        t0 = time.monotonic()
+        with pytest.raises(libws.ConnectionClosedError) as ei:
+            ws.recv(timeout=10)
+        assert time.monotonic() - t0 < 5  # did not wait for itself
+        assert ei.value.code == 4000  # the echo server's answer to our close
+        with pytest.raises(libws.ConnectionClosed):
+            ws.send("after")
+    assert ws.closed and ws.fd == -1
+
+
 def test_close_argument_errors(echo_url):
     with libws.connect(echo_url) as ws:
         with pytest.raises(ValueError):
@@ -474,6 +488,27 @@ def test_bad_constructor_and_gc(echo_url):
         ws = libws.connect(echo_url, on_ping=lambda d: None)
         del ws  # freed by __del__ without close()
     gc.collect()
+
+
+def test_size_arguments_are_checked(echo_url):
+    # Out-of-range sizes never reach C (a huge buffer size would make the
+    # library abort the process when it cannot allocate it).
+    for kwargs, exc in [({"read_buffer_size": 1 << 40}, ValueError), ({"write_buffer_size": -1}, ValueError),
+                        ({"read_buffer_size": "16k"}, TypeError), ({"max_size": -1}, ValueError),
+                        ({"max_size": 0}, ValueError), ({"max_size": 1.5}, TypeError)]:
+        with pytest.raises(exc):
+            libws.connect(echo_url, **kwargs)
+    with pytest.raises(ValueError):
+        libws.serve("127.0.0.1", 0, lambda ws: None, max_size=-5)
+    with pytest.raises(TypeError):
+        libws.serve("127.0.0.1", 0, lambda ws: None, response_headers=[(1, 2)])
+    with libws.connect(echo_url, read_buffer_size=256, write_buffer_size=1 << 20) as ws:
+        ws.send(b"x" * 100_000)
+        assert ws.recv(timeout=5) == b"x" * 100_000
+        with pytest.raises(ValueError):
+            ws.set_max_size(-1)
+        ws.set_max_size(None)
+        ws.set_max_size(10)
 
 
 def test_connect_errors():

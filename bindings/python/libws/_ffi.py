@@ -278,6 +278,13 @@ ws_format_close_message = _fn(
 )
 
 
+def read_bytes(ptr: Optional[int], n: int) -> bytes:
+    """``n`` bytes at address ``ptr`` (b"" when ``n`` is 0 or ``ptr`` NULL)."""
+    if not n or not ptr:
+        return b""
+    return ctypes.string_at(ptr, n)
+
+
 def last_error() -> str:
     """The calling thread's last libws error message (ws_last_error)."""
     n = ws_last_error(None, 0)
@@ -313,6 +320,6 @@ def pair_at(fn, handle, index: int):
     st = fn(handle, index, ctypes.byref(np), ctypes.byref(nl), ctypes.byref(vp), ctypes.byref(vl))
     if st != WS_OK:
         return None
-    name = ctypes.string_at(np.value, nl.value) if nl.value else b""
-    value = ctypes.string_at(vp.value, vl.value) if vl.value else b""
+    name = read_bytes(np.value, nl.value)
+    value = read_bytes(vp.value, vl.value)
     return name.decode("latin-1"), value.decode("latin-1")

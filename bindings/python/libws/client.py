@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 from ctypes import byref, c_char_p, c_size_t, c_void_p
 from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -112,7 +111,7 @@ def _response_body(resp: int) -> bytes:
     p, n = c_void_p(), c_size_t()
     if _ffi.ws_response_body(resp, byref(p), byref(n)) != _ffi.WS_OK or not n.value:
         return b""
-    return ctypes.string_at(p.value, n.value)
+    return _ffi.read_bytes(p.value, n.value)
 
 
 def _strings(items: Sequence[str], what: str):
@@ -258,7 +257,7 @@ def connect(
         if resp.value:
             _ffi.ws_response_free(resp.value)
     return Connection(
-        conn.value,
+        conn.value or 0,
         _private=_PRIVATE,
         close_timeout=close_timeout,
         on_ping=on_ping,

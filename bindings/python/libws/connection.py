@@ -44,7 +44,7 @@ DEFAULT_CLOSE_TIMEOUT = 10.0
 _PRIVATE = object()
 
 
-def _ms(seconds: float) -> int:
+def _ms(seconds: Optional[float]) -> int:
     """Seconds (float) to whole milliseconds, rounding up (0 stays 0)."""
     if seconds is None:
         return -1
@@ -235,7 +235,7 @@ class Connection:
         else:
             code, reason = self._read_close_state(self._h)
         if code is None:
-            code = _SENT_CODE.get(st) or self._sent_code or 1006
+            code = (_SENT_CODE.get(st) if st is not None else None) or self._sent_code or 1006
         return closed_error(code, reason, st, msg)
 
     def _error(self, st: int) -> LibwsError:
@@ -301,7 +301,7 @@ class Connection:
                 if st == _ffi.WS_OK:
                     n = self._len.value
                     # The payload is only valid until the next read: copy now.
-                    raw = ctypes.string_at(self._data.value, n) if n else b""
+                    raw = _ffi.read_bytes(self._data.value, n)
                     if self._type.value == _ffi.WS_TEXT:
                         return raw.decode("utf-8")
                     return raw
@@ -628,7 +628,7 @@ def _ping_trampoline(wr, c, d, n) -> int:
     conn = wr()
     try:
         try:
-            payload = ctypes.string_at(d, n) if n else b""
+            payload = _ffi.read_bytes(d, n)
             fn = conn._on_ping if conn is not None else None
             if fn is not None:
                 fn(payload)
@@ -643,7 +643,7 @@ def _ping_trampoline(wr, c, d, n) -> int:
 def _pong_trampoline(wr, c, d, n) -> int:
     conn = wr()
     try:
-        payload = ctypes.string_at(d, n) if n else b""
+        payload = _ffi.read_bytes(d, n)
         fn = conn._on_pong if conn is not None else None
         if fn is not None:
             fn(payload)
@@ -656,7 +656,7 @@ def _close_trampoline(wr, c, code, d, n) -> int:
     conn = wr()
     try:
         try:
-            reason = (ctypes.string_at(d, n) if n else b"").decode("utf-8", "replace")
+            reason = (_ffi.read_bytes(d, n)).decode("utf-8", "replace")
             fn = conn._on_close if conn is not None else None
             if fn is not None:
                 fn(code, reason)

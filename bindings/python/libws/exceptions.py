@@ -194,6 +194,7 @@ def error_for(st: int, msg: str = "") -> LibwsError:
 
 def closed_error(code: Optional[int], reason: str, st: Optional[int], msg: str = "") -> ConnectionClosed:
     """ConnectionClosedOK for 1000/1001, ConnectionClosedError otherwise."""
+    cls: "type[ConnectionClosed]"
     if st == _ffi.WS_ERR_READ_LIMIT:
         cls = MessageTooBig
     elif st in (_ffi.WS_ERR_PROTOCOL, _ffi.WS_ERR_INVALID_UTF8, _ffi.WS_ERR_INVALID_DATA):

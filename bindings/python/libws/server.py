@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 import time
@@ -72,9 +71,9 @@ def _read_request(req: int) -> Request:
     p, n = c_void_p(), c_size_t()
     method = path = ""
     if _ffi.ws_request_method(req, byref(p), byref(n)) == _ffi.WS_OK and n.value:
-        method = ctypes.string_at(p.value, n.value).decode("latin-1")
+        method = _ffi.read_bytes(p.value, n.value).decode("latin-1")
     if _ffi.ws_request_target(req, byref(p), byref(n)) == _ffi.WS_OK and n.value:
-        path = ctypes.string_at(p.value, n.value).decode("latin-1")
+        path = _ffi.read_bytes(p.value, n.value).decode("latin-1")
     headers = []
     for i in range(_ffi.ws_request_header_count(req)):
         pair = _ffi.pair_at(_ffi.ws_request_header_at, req, i)
@@ -83,7 +82,7 @@ def _read_request(req: int) -> Request:
     protos = []
     i = 0
     while _ffi.ws_request_subprotocol(req, i, byref(p), byref(n)) == _ffi.WS_OK:
-        protos.append(ctypes.string_at(p.value, n.value).decode("latin-1") if n.value else "")
+        protos.append(_ffi.read_bytes(p.value, n.value).decode("latin-1"))
         i += 1
     remote = _parse_addr(_ffi.copy_string(_ffi.ws_request_remote_addr, req, 64))
     return Request(method, path, headers, remote, protos)
@@ -231,7 +230,7 @@ class Server:
         try:
             while not self._stopping:
                 st = _ffi.ws_listener_accept(listener, ms, byref(conn))
-                if st == _ffi.WS_OK:
+                if st == _ffi.WS_OK and conn.value:
                     self._spawn(conn.value)
                 elif st == _ffi.WS_ERR_TIMEOUT:
                     continue

@@ -39,6 +39,9 @@ _SENT_CODE = {
 
 DEFAULT_CLOSE_TIMEOUT = 10.0
 
+#: longest wait of one read in the main thread, so that Ctrl-C is seen
+_SIGNAL_SLICE_MS = 200
+
 #: passed by connect() and the server: a Connection made from an arbitrary
 #: integer would hand libws a pointer it never issued
 _PRIVATE = object()
@@ -289,15 +292,28 @@ class Connection:
                 raise TimeoutError("timed out waiting for another thread's recv()", _ffi.WS_ERR_TIMEOUT)
             try:
                 self._reader = me
-                if ms > 0:
-                    ms = max(0, ms - int((time.monotonic() - start) * 1000))
-                if ms >= 0:
-                    _ffi.ws_conn_set_read_deadline(h, ms)
-                    self._deadline_set = True
-                elif self._deadline_set:
-                    _ffi.ws_conn_set_read_deadline(h, -1)
-                    self._deadline_set = False
-                st = _ffi.ws_conn_read_message(h, byref(self._type), byref(self._data), byref(self._len))
+                deadline = None if ms < 0 else start + ms / 1000
+                # In the main thread, wait in slices so that signal handlers
+                # (Ctrl-C) run; a read that times out loses nothing.
+                main = threading.current_thread() is threading.main_thread()
+                while True:
+                    if deadline is None:
+                        wait = _SIGNAL_SLICE_MS if main else -1
+                    else:
+                        wait = max(0, math.ceil((deadline - time.monotonic()) * 1000))
+                        if main:
+                            wait = min(wait, _SIGNAL_SLICE_MS)
+                    if wait >= 0:
+                        _ffi.ws_conn_set_read_deadline(h, wait)
+                        self._deadline_set = True
+                    elif self._deadline_set:
+                        _ffi.ws_conn_set_read_deadline(h, -1)
+                        self._deadline_set = False
+                    st = _ffi.ws_conn_read_message(h, byref(self._type), byref(self._data), byref(self._len))
+                    if st != _ffi.WS_ERR_TIMEOUT or not main:
+                        break
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
                 if st == _ffi.WS_OK:
                     n = self._len.value
                     # The payload is only valid until the next read: copy now.

@@ -622,3 +622,43 @@ def test_peer_drops_tcp(raw_server):
             ws.recv(timeout=5)
         assert ei.value.code == 1006
         assert ws.close_code == 1006
+
+
+def test_ctrl_c_interrupts_recv_in_the_main_thread():
+    # A child blocked in recv() (no timeout) in its main thread gets SIGINT:
+    # KeyboardInterrupt comes at once, and the connection stays usable.
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import child_env
+
+    code = """if True:
+        import sys, time, libws
+        ws = libws.connect(sys.argv[1], timeout=10)
+        print("waiting", flush=True)
+        t0 = time.monotonic()
+        try:
+            ws.recv()
+        except KeyboardInterrupt:
+            print("interrupted after %.1f s" % (time.monotonic() - t0), flush=True)
+        ws.send("still usable")
+        print(ws.recv(timeout=10), flush=True)
+        ws.close()
+    """
+    with libws.serve("127.0.0.1", 0, lambda ws: [ws.send(m) for m in ws], background=True) as server:
+        proc = subprocess.Popen([sys.executable, "-c", code, f"ws://127.0.0.1:{server.port}/"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+        try:
+            assert proc.stdout.readline().strip() == "waiting"
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("interrupted after") and float(lines[0].split()[2]) < 3, lines
+    assert lines[1] == "still usable"

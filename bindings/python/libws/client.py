@@ -15,6 +15,7 @@ from .connection import (
     PingHandler,
     _buffer_size,
     _limit,
+    _ms_u32,
 )
 from .exceptions import HandshakeError, error_for
 
@@ -207,10 +208,7 @@ def connect(
             if st != _ffi.WS_OK:
                 raise error_for(st)
         if timeout is not None:
-            from .connection import _ms
-
-            ms = _ms(timeout)
-            st = _ffi.ws_dialer_set_handshake_timeout(dialer, max(1, min(ms, 0xFFFFFFFF)))
+            st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms_u32(timeout))
             if st != _ffi.WS_OK:
                 raise error_for(st)
         if max_size != 64 * 1024 * 1024:

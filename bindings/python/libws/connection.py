@@ -57,12 +57,21 @@ def _ms(seconds: Optional[float]) -> int:
         raise ValueError(f"timeout must be >= 0, not {seconds!r}")
     if math.isinf(seconds):
         return -1
-    return int(math.ceil(seconds * 1000))
+    ms = math.ceil(seconds * 1000)
+    # Beyond ~146 million years means no limit (and keeps int64 in range).
+    return -1 if ms > 1 << 62 else int(ms)
 
 
 #: upper bound of the I/O buffer sizes (the C ABI takes any size_t and
 #: aborts the process when it cannot allocate one)
 MAX_BUFFER_SIZE = 64 * 1024 * 1024
+
+
+def _ms_u32(seconds: Optional[float]) -> int:
+    """A timeout for the C setters that take uint32 milliseconds with 0 =
+    none: None or a huge value -> 0, otherwise 1 .. 2**32-1."""
+    ms = _ms(seconds)
+    return 0 if ms < 0 or ms > 0xFFFFFFFF else max(1, ms)
 
 
 def _limit(value: Optional[int], what: str) -> int:

@@ -276,6 +276,36 @@ def test_timeout_argument_validation(echo_url):
             ws.recv(timeout=-1)
         with pytest.raises(TypeError):
             ws.recv(timeout="1")
+        with pytest.raises(TypeError):
+            ws.recv(timeout=True)
+        with pytest.raises(ValueError):
+            ws.recv(timeout=float("nan"))
+        # huge timeouts mean no limit (never wrapped into a short one)
+        ws.send("x")
+        assert ws.recv(timeout=1e300) == "x"
+        ws.send("y")
+        assert ws.recv(timeout=float("inf")) == "y"
+
+
+def test_unbounded_handshake_timeouts(raw_server):
+    def slow_101(sock, req):
+        time.sleep(0.3)
+        sock.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept_key(req).encode() + b"\r\n\r\n"
+        )
+        drain(sock)
+
+    for t in (float("inf"), 1e300):  # no limit (not wrapped into a tiny one)
+        srv = raw_server(slow_101)
+        ws = libws.connect(f"ws://127.0.0.1:{srv.port}/", timeout=t)
+        ws.abort()
+    with libws.serve("127.0.0.1", 0, lambda ws: ws.send("hi"), background=True,
+                     handshake_timeout=float("inf")) as server:
+        with libws.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            assert ws.recv(timeout=5) == "hi"
+        with pytest.raises(ValueError):
+            libws.connect(f"ws://127.0.0.1:{server.port}/", timeout=-1)
 
 
 def test_handshake_timeout(raw_server):

@@ -12,11 +12,11 @@
 //! Python 3 to build the environment from.
 //!
 //! Every child process is killed when its guard drops (also on a panic) and
-//! every wait has a deadline.
+//! every wait has a deadline (tests/support/python.rs, shared with
+//! tests/python_binding.rs).
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -30,196 +30,17 @@ const WEBSOCKETS_REQUIREMENT: &str = "websockets>=13,<16";
 const SIZES: [usize; 6] = [0, 125, 126, 65535, 65536, 16 << 20];
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
-// ---------------------------------------------------------------------------
-// processes
-// ---------------------------------------------------------------------------
+#[path = "support/python.rs"]
+mod python;
 
-/// A child process that is killed and reaped when dropped.
-struct ChildGuard {
-    name: String,
-    child: Child,
-}
-
-impl ChildGuard {
-    fn spawn(name: &str, cmd: &mut Command) -> ChildGuard {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("could not start {name} ({cmd:?}): {e}"));
-        ChildGuard { name: name.to_string(), child }
-    }
-
-    /// Waits for the process to exit, at most `timeout`.
-    fn wait_timeout(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) => return st,
-                Ok(None) if Instant::now() >= deadline => {
-                    panic!("{} did not exit within {timeout:?}", self.name)
-                }
-                Ok(None) => thread::sleep(Duration::from_millis(20)),
-                Err(e) => panic!("waiting for {}: {e}", self.name),
-            }
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// Lines of a child's output, read by a thread, so that waits can time out.
-fn line_reader(r: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            match line {
-                Ok(l) => {
-                    if tx.send(l).is_err() {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-    });
-    rx
-}
-
-/// Everything a child writes, collected by a thread (for error messages).
-fn collector(r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let buf = Arc::new(Mutex::new(String::new()));
-    let b = buf.clone();
-    thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(|l| l.ok()) {
-            let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
-            b.push_str(&line);
-            b.push('\n');
-        }
-    });
-    buf
-}
-
-fn text_of(buf: &Arc<Mutex<String>>) -> String {
-    buf.lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-/// Runs a setup command to completion within `timeout`; Err carries its output.
-fn run_setup(what: &str, cmd: &mut Command, timeout: Duration) -> Result<(), String> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => ChildGuard { name: what.to_string(), child: c },
-        Err(e) => return Err(format!("{what}: could not run {cmd:?}: {e}")),
-    };
-    let out = collector(child.child.stdout.take().expect("piped stdout"));
-    let err = collector(child.child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if Instant::now() >= deadline => {
-                return Err(format!("{what}: {cmd:?} did not finish within {timeout:?}"));
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(format!("{what}: waiting for {cmd:?}: {e}")),
-        }
-    };
-    // The reader threads finish at EOF, right after exit.
-    thread::sleep(Duration::from_millis(50));
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{what}: {cmd:?} failed ({status})\n--- stdout\n{}--- stderr\n{}", text_of(&out), text_of(&err)))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// the Python environment
-// ---------------------------------------------------------------------------
-
-fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use python::{collector, line_reader, repo_dir, text_of, ChildGuard};
 
 fn script(name: &str) -> PathBuf {
     repo_dir().join("tests").join("interop").join(name)
 }
 
-/// target/ (CARGO_TARGET_TMPDIR is target/tmp, wherever target/ is).
-fn target_dir() -> PathBuf {
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().map(Path::to_path_buf).unwrap_or(tmp)
-}
-
-fn venv_python_in(venv: &Path) -> PathBuf {
-    venv.join("bin").join("python")
-}
-
-fn has_websockets(python: &Path) -> bool {
-    python.exists()
-        && run_setup(
-            "checking the venv",
-            Command::new(python).args(["-c", "import websockets, websockets.exceptions"]),
-            Duration::from_secs(30),
-        )
-        .is_ok()
-}
-
-/// Creates (or reuses) target/interop-venv with `websockets`; returns its
-/// python. Built in a scratch directory and renamed into place, so
-/// concurrent test processes never see a half-made environment.
 fn create_venv() -> Result<PathBuf, String> {
-    let venv = target_dir().join("interop-venv");
-    let python = venv_python_in(&venv);
-    if has_websockets(&python) {
-        return Ok(python);
-    }
-    let base = std::env::var("LIBWS_INTEROP_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let scratch = target_dir().join(format!("interop-venv.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(target_dir()).map_err(|e| format!("creating {}: {e}", target_dir().display()))?;
-    run_setup(
-        "creating the virtual environment",
-        Command::new(&base).arg("-m").arg("venv").arg(&scratch),
-        Duration::from_secs(120),
-    )
-    .map_err(|e| {
-        let _ = std::fs::remove_dir_all(&scratch);
-        format!(
-            "{e}\n\nThe Python interop tests need Python 3 with the venv module and pip \
-                 (ensurepip). On Debian/Ubuntu install them with: apt-get install python3 python3-venv \
-                 (or set LIBWS_INTEROP_PYTHON to a Python 3 that has them)."
-        )
-    })?;
-    let scratch_python = venv_python_in(&scratch);
-    run_setup(
-        "installing websockets",
-        Command::new(&scratch_python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "--timeout", "60"])
-            .arg(WEBSOCKETS_REQUIREMENT),
-        Duration::from_secs(600),
-    )
-    .map_err(|e| {
-        let _ = std::fs::remove_dir_all(&scratch);
-        format!("{e}\n\n`pip install {WEBSOCKETS_REQUIREMENT}` failed: PyPI must be reachable.")
-    })?;
-    // A venv's scripts hold its absolute path, but `python -m` does not
-    // depend on them, so moving it is fine for our use.
-    let _ = std::fs::remove_dir_all(&venv);
-    if let Err(e) = std::fs::rename(&scratch, &venv) {
-        let _ = std::fs::remove_dir_all(&scratch);
-        if !has_websockets(&python) {
-            return Err(format!("moving the new venv to {}: {e}", venv.display()));
-        }
-    }
-    if has_websockets(&python) {
-        Ok(python)
-    } else {
-        Err(format!("{} was created but `import websockets` fails in it", venv.display()))
-    }
+    python::create_venv("interop-venv", &[WEBSOCKETS_REQUIREMENT], "import websockets, websockets.exceptions")
 }
 
 /// The venv's python, set up once per test process.

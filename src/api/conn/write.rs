@@ -125,6 +125,9 @@ enum Need {
 pub(super) struct WriterGuard<'a> {
     conn: &'a Conn,
     ws: Option<MutexGuard<'a, WriteSide>>,
+    /// The dropping thread holds `write_wait` (inside `lock_writer`'s loop):
+    /// notify without locking it a second time, which would deadlock.
+    wait_held: bool,
 }
 
 impl WriterGuard<'_> {
@@ -138,7 +141,11 @@ impl Drop for WriterGuard<'_> {
         if let Some(mut ws) = self.ws.take() {
             ws.release_buffer();
         }
-        self.conn.wake_writers();
+        if self.wait_held {
+            self.conn.write_wait_cv.notify_all();
+        } else {
+            self.conn.wake_writers();
+        }
     }
 }
 
@@ -154,13 +161,13 @@ impl Conn {
     /// Takes the write side, waiting at most until `deadline` for a write in
     /// progress (and, for data, for another thread's streaming writer).
     fn lock_writer(&self, deadline: Option<Instant>, need: Need) -> Result<WriterGuard<'_>> {
-        if let Some(g) = self.try_writer(need, deadline)? {
+        if let Some(g) = self.try_writer(need, deadline, false)? {
             return Ok(g);
         }
         self.write_waiters.fetch_add(1, Ordering::SeqCst);
         let r = (|| loop {
             let w = lock(&self.write_wait)?;
-            if let Some(g) = self.try_writer(need, deadline)? {
+            if let Some(g) = self.try_writer(need, deadline, true)? {
                 return Ok(g);
             }
             if self.is_shut() {
@@ -182,13 +189,15 @@ impl Conn {
     }
 
     /// One attempt at the write side; `None` when it must be waited for.
-    fn try_writer(&self, need: Need, deadline: Option<Instant>) -> Result<Option<WriterGuard<'_>>> {
+    /// `wait_held`: the caller holds `write_wait` (then a guard dropped here
+    /// must not lock it again).
+    fn try_writer(&self, need: Need, deadline: Option<Instant>, wait_held: bool) -> Result<Option<WriterGuard<'_>>> {
         let ws = match self.writer.try_lock() {
             Ok(ws) => ws,
             Err(TryLockError::WouldBlock) => return Ok(None),
             Err(TryLockError::Poisoned(_)) => return Err(Error::poisoned()),
         };
-        let mut guard = WriterGuard { conn: self, ws: Some(ws) };
+        let mut guard = WriterGuard { conn: self, ws: Some(ws), wait_held };
         if self.is_shut() {
             return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
         }
@@ -206,6 +215,8 @@ impl Conn {
                 self.finish_stream(guard.ws(), deadline)?;
             }
         }
+        // The caller drops it after releasing `write_wait`.
+        guard.wait_held = false;
         Ok(Some(guard))
     }
 

@@ -1,0 +1,76 @@
+"""libws: Python bindings (ctypes) for the libws WebSocket library.
+
+Client::
+
+    import libws
+    with libws.connect("ws://127.0.0.1:8765/") as ws:
+        ws.send("hello")
+        print(ws.recv())
+
+Server::
+
+    def echo(ws):
+        for message in ws:
+            ws.send(message)
+
+    libws.serve("127.0.0.1", 8765, echo).serve_forever()
+
+The shared library is found through $LIBWS_LIBRARY, then the package's
+own _lib/ directory, then a checkout's target/release/ (see
+``libws._ffi``); ``libws.library_path`` tells which file was loaded.
+"""
+
+from __future__ import annotations
+
+from . import _ffi
+from .client import Compression, connect
+from .connection import Connection
+from .exceptions import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    HandlerError,
+    HandshakeError,
+    InvalidArgument,
+    InvalidURI,
+    LibwsError,
+    MessageTooBig,
+    ProtocolError,
+    TimeoutError,
+    TransportError,
+)
+from .server import Request, Server, same_origin, serve
+
+__all__ = [
+    "connect",
+    "serve",
+    "Connection",
+    "Compression",
+    "Server",
+    "Request",
+    "same_origin",
+    "LibwsError",
+    "ConnectionClosed",
+    "ConnectionClosedOK",
+    "ConnectionClosedError",
+    "ProtocolError",
+    "MessageTooBig",
+    "HandshakeError",
+    "TimeoutError",
+    "InvalidURI",
+    "InvalidArgument",
+    "ConnectError",
+    "TransportError",
+    "HandlerError",
+    "library_path",
+    "library_version",
+    "__version__",
+]
+
+__version__ = "0.1.0"
+
+#: the shared library file that was loaded
+library_path: str = str(_ffi.path)
+#: the version libws.so reports (ws_version)
+library_version: str = _ffi.ws_version().decode()

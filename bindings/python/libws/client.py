@@ -1,0 +1,265 @@
+"""libws.connect: the client side."""
+
+from __future__ import annotations
+
+from ctypes import byref, c_char_p, c_size_t, c_void_p
+from dataclasses import dataclass
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _ffi
+from .connection import (
+    _PRIVATE,
+    DEFAULT_CLOSE_TIMEOUT,
+    CloseHandler,
+    Connection,
+    PingHandler,
+    _buffer_size,
+    _limit,
+    _ms_u32,
+)
+from .exceptions import HandshakeError, error_for
+
+HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
+
+
+def _header_pairs(headers: Optional[HeadersLike]) -> List[Tuple[str, str]]:
+    if headers is None:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out = []
+    for item in items:
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise TypeError("headers must be a mapping or an iterable of (name, value) pairs") from None
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError("header names and values must be str")
+        out.append((name, value))
+    return out
+
+
+@dataclass(frozen=True)
+class Compression:
+    """permessage-deflate (RFC 7692) settings for :func:`connect` and
+    :func:`serve` (``compression="deflate"`` means ``Compression()``).
+
+    Attributes:
+        level: zlib level of outgoing messages: -2 (Huffman only), -1
+            (zlib's default), 0 (stored) to 9 (smallest). Default 1 (fast).
+        threshold: messages shorter than this many bytes go out
+            uncompressed (default 0: compress everything).
+        server_no_context_takeover: the server resets its compressor after
+            every message (client: ask for it).
+        client_no_context_takeover: the client resets its compressor after
+            every message (server: ask for it).
+        server_max_window_bits, client_max_window_bits: LZ77 window sizes,
+            8 to 15 bits.
+    """
+
+    level: int = 1
+    threshold: int = 0
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: int = 15
+    client_max_window_bits: int = 15
+
+
+CompressionArg = Union[None, bool, str, Compression]
+
+
+def _compression_options(compression: object) -> Optional[_ffi.ws_compression_options]:
+    """The C options for a ``compression=`` argument (None: off)."""
+    if compression is None or compression is False:
+        return None
+    if compression is True or compression in ("deflate", "permessage-deflate"):
+        compression = Compression()
+    if not isinstance(compression, Compression):
+        raise ValueError(
+            f"unsupported compression {compression!r}: use None, \"deflate\" or a libws.Compression"
+        )
+    c = compression
+    for name in ("level", "threshold", "server_max_window_bits", "client_max_window_bits"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"Compression.{name} must be an int, not {type(v).__name__}")
+    if not -2 <= c.level <= 9:
+        raise ValueError(f"Compression.level must be -2 to 9, not {c.level}")
+    if c.threshold < 0:
+        raise ValueError("Compression.threshold must be >= 0")
+    for name in ("server_max_window_bits", "client_max_window_bits"):
+        if not 8 <= getattr(c, name) <= 15:
+            raise ValueError(f"Compression.{name} must be 8 to 15, not {getattr(c, name)}")
+    opts = _ffi.ws_compression_options_default()
+    opts.server_no_context_takeover = bool(c.server_no_context_takeover)
+    opts.client_no_context_takeover = bool(c.client_no_context_takeover)
+    opts.server_max_window_bits = c.server_max_window_bits
+    opts.client_max_window_bits = c.client_max_window_bits
+    opts.level = c.level
+    opts.threshold = c.threshold
+    return opts
+
+
+def _response_headers(resp: int) -> List[Tuple[str, str]]:
+    out = []
+    for i in range(_ffi.ws_response_header_count(resp)):
+        pair = _ffi.pair_at(_ffi.ws_response_header_at, resp, i)
+        if pair is not None:
+            out.append(pair)
+    return out
+
+
+def _response_body(resp: int) -> bytes:
+    p, n = c_void_p(), c_size_t()
+    if _ffi.ws_response_body(resp, byref(p), byref(n)) != _ffi.WS_OK or not n.value:
+        return b""
+    return _ffi.read_bytes(p.value, n.value)
+
+
+def _strings(items: Sequence[str], what: str):
+    if isinstance(items, str):
+        items = [items]
+    items = list(items)
+    for s in items:
+        if not isinstance(s, str):
+            raise TypeError(f"{what} must be strings")
+    arr = (c_char_p * max(len(items), 1))(*[s.encode("utf-8") for s in items])
+    return arr, len(items)
+
+
+def connect(
+    url: str,
+    subprotocols: Optional[Sequence[str]] = None,
+    headers: Optional[HeadersLike] = None,
+    timeout: Optional[float] = None,
+    compression: CompressionArg = None,
+    *,
+    origin: Optional[str] = None,
+    max_size: Optional[int] = 64 * 1024 * 1024,
+    close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+    on_ping: Optional[PingHandler] = None,
+    on_pong: Optional[PingHandler] = None,
+    on_close: Optional[CloseHandler] = None,
+    read_buffer_size: int = 0,
+    write_buffer_size: int = 0,
+) -> Connection:
+    """Opens a WebSocket connection to ``url`` and returns a :class:`Connection`.
+
+    Example::
+
+        with libws.connect("ws://127.0.0.1:8765/chat", subprotocols=["chat"]) as ws:
+            ws.send("hello")          # text message
+            ws.send(b"\\x00\\x01")      # binary message
+            reply = ws.recv(timeout=5)  # str for text, bytes for binary
+
+    Args:
+        url: ``ws://host[:port][/path][?query]`` (``wss://`` is not
+            supported yet and raises :class:`LibwsError` with
+            ``ws_status == WS_ERR_UNSUPPORTED``).
+        subprotocols: subprotocols to offer, in order of preference; the
+            chosen one is :attr:`Connection.subprotocol`.
+        headers: extra request headers, a mapping or ``(name, value)``
+            pairs (e.g. ``Authorization``, ``Cookie``). Headers that libws
+            writes itself (Host, Upgrade, Sec-WebSocket-*...) are refused.
+        timeout: seconds allowed for connecting and the opening handshake
+            (``None``: libws's default of 45 s). Name resolution is not
+            covered.
+        compression: ``None`` (default: off), ``"deflate"`` to offer
+            permessage-deflate with the defaults, or a :class:`Compression`
+            with its parameters. Whether the server accepted is
+            :attr:`Connection.compression`.
+        origin: value of the ``Origin`` header.
+        max_size: largest incoming message in bytes (``None``: no limit);
+            a larger one fails the connection with close 1009.
+        close_timeout: default seconds :meth:`Connection.close` waits for
+            the peer's close frame.
+        on_ping, on_pong, on_close: handlers, see :class:`Connection`.
+        read_buffer_size, write_buffer_size: I/O buffer sizes in bytes
+            (0: 16 KiB; at most 64 MiB). They do not limit message sizes.
+
+    Raises:
+        HandshakeError: the server did not accept the upgrade; ``.status``,
+            ``.headers`` and ``.body`` hold its HTTP answer when one came.
+        TimeoutError: the handshake did not finish within ``timeout``.
+        ConnectError: the host could not be reached.
+        InvalidURI: ``url`` is not a usable ws:// URL.
+        ValueError: an invalid ``compression`` or ``timeout``.
+        TypeError: an argument has the wrong type.
+    """
+    copts = _compression_options(compression)
+    limit = _limit(max_size, "max_size")
+    rbuf = _buffer_size(read_buffer_size, "read_buffer_size")
+    wbuf = _buffer_size(write_buffer_size, "write_buffer_size")
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, not {type(url).__name__}")
+    pairs = _header_pairs(headers)
+    if origin is not None:
+        if not isinstance(origin, str):
+            raise TypeError("origin must be a str")
+        pairs.append(("Origin", origin))
+    dialer = _ffi.ws_dialer_new()
+    if not dialer:
+        raise MemoryError("ws_dialer_new failed")
+    conn = c_void_p()
+    resp = c_void_p()
+    try:
+        if subprotocols:
+            arr, n = _strings(subprotocols, "subprotocols")
+            st = _ffi.ws_dialer_set_subprotocols(dialer, arr, n)
+            if st != _ffi.WS_OK:
+                raise error_for(st)
+        if timeout is not None:
+            st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms_u32(timeout))
+            if st != _ffi.WS_OK:
+                raise error_for(st)
+        if max_size != 64 * 1024 * 1024:
+            st = _ffi.ws_dialer_set_read_limit(dialer, limit)
+            if st != _ffi.WS_OK:
+                raise error_for(st)
+        if copts is not None:
+            st = _ffi.ws_dialer_set_compression(dialer, byref(copts))
+            if st != _ffi.WS_OK:
+                raise error_for(st)
+        if rbuf or wbuf:
+            st = _ffi.ws_dialer_set_buffer_sizes(dialer, rbuf, wbuf)
+            if st != _ffi.WS_OK:
+                raise error_for(st)
+        hdrs = (_ffi.ws_header * max(len(pairs), 1))()
+        keep = []
+        for i, (k, v) in enumerate(pairs):
+            kb, vb = k.encode("latin-1"), v.encode("latin-1")
+            if b"\0" in kb or b"\0" in vb:
+                raise ValueError("header names and values must not contain NUL")
+            keep.append((kb, vb))
+            hdrs[i].name = kb
+            hdrs[i].value = vb
+        ub = url.encode("utf-8")
+        if b"\0" in ub:
+            raise ValueError("url must not contain NUL")
+        st = _ffi.ws_dial(dialer, ub, hdrs, len(pairs), byref(conn), byref(resp))
+        msg = _ffi.last_error() if st != _ffi.WS_OK else ""
+    finally:
+        _ffi.ws_dialer_free(dialer)
+    try:
+        if st != _ffi.WS_OK:
+            if resp.value:
+                raise HandshakeError(
+                    msg or f"the server answered HTTP {_ffi.ws_response_status(resp.value)}",
+                    st,
+                    status=_ffi.ws_response_status(resp.value),
+                    headers=_response_headers(resp.value),
+                    body=_response_body(resp.value),
+                )
+            raise error_for(st, msg)
+        response_headers = _response_headers(resp.value) if resp.value else []
+    finally:
+        if resp.value:
+            _ffi.ws_response_free(resp.value)
+    return Connection(
+        conn.value or 0,
+        _private=_PRIVATE,
+        close_timeout=close_timeout,
+        on_ping=on_ping,
+        on_pong=on_pong,
+        on_close=on_close,
+        response_headers=response_headers,
+    )

@@ -42,6 +42,12 @@
 #define MIN_BUFFER 256
 
 /**
+ * The largest read or write buffer (and pool buffer) accepted: a buffer
+ * is allocated whole, so an absurd size would abort the process.
+ */
+#define MAX_BUFFER ((64 * 1024) * 1024)
+
+/**
  * gorilla's defaultCompressionLevel: fast, most of the gain for text.
  */
 #define DEFAULT_COMPRESSION_LEVEL 1
@@ -877,7 +883,8 @@ ws_status ws_dialer_set_handshake_timeout(struct ws_dialer *dialer, uint32_t tim
 
 /**
  * Sets the read and write buffer sizes (0 keeps the default of 16 KiB;
- * sizes under 256 are raised to 256). They do not limit message sizes.
+ * sizes under 256 are raised to 256; above 64 MiB the call fails with
+ * `WS_ERR_INVALID_ARGUMENT`). They do not limit message sizes.
  */
 ws_status ws_dialer_set_buffer_sizes(struct ws_dialer *dialer, size_t read_size, size_t write_size);
 
@@ -1245,7 +1252,8 @@ ws_status ws_request_subprotocol(const struct ws_request *req,
 
 /**
  * A new pool of buffers of `buffer_size` bytes (at least 256). Use one pool
- * per buffer size. Never NULL.
+ * per buffer size. NULL (with `ws_last_error`) when `buffer_size` is
+ * above 64 MiB.
  */
 struct ws_buffer_pool *ws_buffer_pool_new(size_t buffer_size);
 
@@ -1309,8 +1317,9 @@ ws_status ws_upgrader_set_handshake_timeout(struct ws_upgrader *up, uint32_t tim
 
 /**
  * Sets the read and write buffer sizes of accepted connections (0 keeps
- * the default of 16 KiB; sizes under 256 are raised to 256). They do not
- * limit message sizes.
+ * the default of 16 KiB; sizes under 256 are raised to 256; above 64 MiB
+ * the call fails with `WS_ERR_INVALID_ARGUMENT`). They do not limit
+ * message sizes.
  */
 ws_status ws_upgrader_set_buffer_sizes(struct ws_upgrader *up, size_t read_size, size_t write_size);
 

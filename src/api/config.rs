@@ -10,6 +10,9 @@ pub const DEFAULT_READ_LIMIT: u64 = 64 * 1024 * 1024;
 /// Below this a read buffer could not hold a control frame (2+4+125 bytes)
 /// and a header together.
 pub const MIN_BUFFER: usize = 256;
+/// The largest read or write buffer (and pool buffer) accepted: a buffer
+/// is allocated whole, so an absurd size would abort the process.
+pub const MAX_BUFFER: usize = 64 * 1024 * 1024;
 /// gorilla's defaultCompressionLevel: fast, most of the gain for text.
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 1;
 
@@ -42,9 +45,14 @@ impl Default for ConnConfig {
 }
 
 impl ConnConfig {
-    /// Sets buffer sizes; 0 keeps the default (as gorilla does).
-    pub fn set_buffer_sizes(&mut self, read: usize, write: usize) {
+    /// Sets buffer sizes; 0 keeps the default (as gorilla does). Sizes
+    /// above [`MAX_BUFFER`] are refused.
+    pub fn set_buffer_sizes(&mut self, read: usize, write: usize) -> crate::Result<()> {
+        if read > MAX_BUFFER || write > MAX_BUFFER {
+            return Err(crate::Error::invalid("buffer sizes above 64 MiB are refused"));
+        }
         self.read_buffer_size = if read == 0 { DEFAULT_READ_BUFFER } else { read.max(MIN_BUFFER) };
         self.write_buffer_size = if write == 0 { DEFAULT_WRITE_BUFFER } else { write.max(MIN_BUFFER) };
+        Ok(())
     }
 }

@@ -111,14 +111,12 @@ pub extern "C" fn ws_dialer_set_handshake_timeout(dialer: *mut ws_dialer, timeou
 }
 
 /// Sets the read and write buffer sizes (0 keeps the default of 16 KiB;
-/// sizes under 256 are raised to 256). They do not limit message sizes.
+/// sizes under 256 are raised to 256; above 64 MiB the call fails with
+/// `WS_ERR_INVALID_ARGUMENT`). They do not limit message sizes.
 #[no_mangle]
 pub extern "C" fn ws_dialer_set_buffer_sizes(dialer: *mut ws_dialer, read_size: usize, write_size: usize) -> ws_status {
     ffi_status!({
-        with_dialer(dialer, |d| {
-            d.conn.set_buffer_sizes(read_size, write_size);
-            Ok(())
-        })
+        with_dialer(dialer, |d| d.conn.set_buffer_sizes(read_size, write_size).map_err(|e| guard::fail(&e)))
     })
 }
 

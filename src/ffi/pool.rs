@@ -11,10 +11,15 @@ pub struct ws_buffer_pool {
 }
 
 /// A new pool of buffers of `buffer_size` bytes (at least 256). Use one pool
-/// per buffer size. Never NULL.
+/// per buffer size. NULL (with `ws_last_error`) when `buffer_size` is
+/// above 64 MiB.
 #[no_mangle]
 pub extern "C" fn ws_buffer_pool_new(buffer_size: usize) -> *mut ws_buffer_pool {
     ffi_value!(std::ptr::null_mut(), {
+        if buffer_size > crate::api::config::MAX_BUFFER {
+            guard::set_last_error("buffer pool sizes above 64 MiB are refused");
+            return std::ptr::null_mut();
+        }
         guard::register(Box::new(ws_buffer_pool { pool: BufferPool::new(buffer_size) }))
     })
 }

@@ -208,16 +208,12 @@ pub extern "C" fn ws_upgrader_set_handshake_timeout(up: *mut ws_upgrader, timeou
 }
 
 /// Sets the read and write buffer sizes of accepted connections (0 keeps
-/// the default of 16 KiB; sizes under 256 are raised to 256). They do not
-/// limit message sizes.
+/// the default of 16 KiB; sizes under 256 are raised to 256; above 64 MiB
+/// the call fails with `WS_ERR_INVALID_ARGUMENT`). They do not limit
+/// message sizes.
 #[no_mangle]
 pub extern "C" fn ws_upgrader_set_buffer_sizes(up: *mut ws_upgrader, read_size: usize, write_size: usize) -> ws_status {
-    ffi_status!({
-        with_up(up, |u| {
-            u.conn.set_buffer_sizes(read_size, write_size);
-            Ok(())
-        })
-    })
+    ffi_status!({ with_up(up, |u| { u.conn.set_buffer_sizes(read_size, write_size).map_err(|e| guard::fail(&e)) }) })
 }
 
 /// Makes accepted connections take write buffers from `pool` only while

@@ -2,6 +2,8 @@
  * sizes, status strings, last error, ws_format_close_message. */
 #include "common.h"
 
+#include <stdint.h>
+
 #define INV WS_ERR_INVALID_ARGUMENT
 
 int main(void) {
@@ -263,6 +265,17 @@ int main(void) {
     check(1, "upgrader: free, double free and free(NULL) are harmless");
     ws_buffer_pool *pool = ws_buffer_pool_new(4096);
     check(pool != NULL, "buffer pool created");
+    check(ws_buffer_pool_new((size_t)1 << 40) == NULL, "a 1 TiB buffer pool is refused, not allocated");
+    ws_dialer *bd = ws_dialer_new();
+    check_status(ws_dialer_set_buffer_sizes(bd, (size_t)1 << 40, 0), WS_ERR_INVALID_ARGUMENT,
+                 "a 1 TiB dialer buffer is refused");
+    check_status(ws_dialer_set_buffer_sizes(bd, 0, SIZE_MAX), WS_ERR_INVALID_ARGUMENT, "SIZE_MAX is refused");
+    check_status(ws_dialer_set_buffer_sizes(bd, 1 << 20, 1 << 20), WS_OK, "1 MiB buffers are fine");
+    ws_dialer_free(bd);
+    ws_upgrader *bu = ws_upgrader_new();
+    check_status(ws_upgrader_set_buffer_sizes(bu, (size_t)1 << 40, 0), WS_ERR_INVALID_ARGUMENT,
+                 "a 1 TiB upgrader buffer is refused");
+    ws_upgrader_free(bu);
     ws_buffer_pool_free(pool);
     ws_buffer_pool_free(pool);
     ws_buffer_pool_free(NULL);

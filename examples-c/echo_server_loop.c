@@ -7,7 +7,8 @@
  * Prints "listening on ws://HOST:PORT/" once it is ready. Flow control: a
  * connection whose peer does not read its echoes is paused once 4 MiB are
  * queued and resumed when the queue drains, so memory stays bounded and
- * no message is dropped. SIGINT/SIGTERM start a graceful shutdown (close
+ * no message is dropped (a send refused at the 64 MiB backstop closes the
+ * connection). SIGINT/SIGTERM start a graceful shutdown (close
  * 1001 to everyone, up to 2 s), then the program exits.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -94,8 +95,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "echo_server_loop: cannot create the loop\n");
         return 1;
     }
-    /* Flow control replaces the queue limit (see on_message). */
-    ws_loop_set_max_buffered(loop, 0);
+    /* Flow control (see on_message) keeps queues near 4 MiB; the limit is
+     * the backstop, e.g. against pings from a peer that never reads our
+     * pongs, and leaves room for one message of up to the read limit. */
+    ws_loop_set_max_buffered(loop, 64u << 20);
 
     ws_upgrader *up = ws_upgrader_new();
     if (compress) {

@@ -626,9 +626,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn run(cfg: &Config) -> io::Result<()> {
     let n = cfg.clients;
     let limit = raise_nofile(2 * n as u64 + 256)?;
+    // Before pinning: available_parallelism follows the thread's affinity.
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
     cfg.pin.enter_server_placement(&cfg.cpus)?;
     println!("# command: {}", std::env::args().collect::<Vec<_>>().join(" "));
-    println!("# cores: {}", thread::available_parallelism().map_or(0, |n| n.get()));
+    println!("# cores: {cores} (available_parallelism)");
     println!(
         "# placement: {} (client thread = \"client\", sending main thread = \"servers\")",
         cfg.pin.describe(&cfg.cpus)

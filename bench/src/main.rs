@@ -38,7 +38,8 @@
 //! `--compress` (see `compress.rs`): echo throughput of JSON-like text
 //! (`json.rs`; default `--sizes 65536`, `--modes 1,16`) between a libws
 //! server and a libws client that both compress (context takeover), next
-//! to the same load uncompressed, with bytes on the wire per message.
+//! to the same load uncompressed, with bytes on the wire per message. Its
+//! servers and clients are fixed (`--servers`, `--client` do not apply).
 //!
 //! `--broadcast` (see `broadcast.rs`): one libws server, `--clients N`
 //! (default 1000) raw clients that inflate and check every message; the

@@ -25,7 +25,7 @@ use crate::handshake;
 /// One measurement run on an established connection.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadSpec {
-    /// Payload bytes per message (binary messages).
+    /// Payload bytes per message.
     pub size: usize,
     /// Messages kept outstanding (1 = strict request/response).
     pub depth: usize,
@@ -42,6 +42,10 @@ pub struct LoadResult {
     pub elapsed: Duration,
     /// All echoes received, including the drained tail.
     pub total_messages: u64,
+    /// Bytes the client's socket sent and received over the whole run
+    /// (drain included), from TCP_INFO; 0 when the client cannot tell.
+    pub wire_sent: u64,
+    pub wire_received: u64,
 }
 
 /// A client implementation. The same instance drives every server of the
@@ -55,7 +59,8 @@ pub trait BenchClient: Send + Sync {
 
 /// An established connection.
 ///
-/// Contract for `run`: send binary messages of exactly `spec.size` bytes,
+/// Contract for `run`: send messages (binary, or text for a client built for
+/// JSON payloads) of exactly `spec.size` bytes,
 /// keeping at most `spec.depth` outstanding (refill as echoes arrive), until
 /// `spec.duration` has passed since the first send; count echoes received by
 /// then; then stop sending and drain the rest. Every echo must be checked for
@@ -82,6 +87,14 @@ impl Rng {
         h.write_u64(0x9e37_79b9_7f4a_7c15);
         Rng(h.finish() | 1)
     }
+    /// A deterministic generator (for generated payloads).
+    pub fn seeded(seed: u64) -> Self {
+        let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        for _ in 0..4 {
+            r.next_u64();
+        }
+        r
+    }
     pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
@@ -98,37 +111,80 @@ impl Default for Rng {
     }
 }
 
-/// Message payload: a fixed pattern with the sequence number in the first
-/// (up to) 8 bytes.
-pub struct Payload {
-    buf: Vec<u8>,
+/// How a payload carries its sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stamp {
+    /// The first (up to) 8 bytes, little-endian (binary pattern payloads).
+    LeBytes,
+    /// 16 hex digits at [`crate::json::STAMP_AT`] (JSON text payloads).
+    Hex,
 }
 
+/// Message payloads with the sequence number stamped in: either a fixed
+/// binary pattern, or JSON-like text ([`crate::json`]) cycling through
+/// [`JSON_VARIANTS`] documents so consecutive messages differ.
+#[derive(Clone)]
+pub struct Payload {
+    bufs: Vec<Vec<u8>>,
+    stamp: Stamp,
+}
+
+/// Distinct JSON documents a JSON payload cycles through.
+pub const JSON_VARIANTS: u64 = 8;
+
 impl Payload {
+    /// Binary pattern; the sequence number in the first (up to) 8 bytes.
     pub fn new(size: usize) -> Self {
         let buf = (0..size).map(|i| (i * 31 + 7) as u8).collect();
-        Payload { buf }
+        Payload { bufs: vec![buf], stamp: Stamp::LeBytes }
     }
-    fn stamp_len(&self) -> usize {
-        self.buf.len().min(8)
+    /// JSON-like text of exactly `size` bytes (`size >= json::MIN_SIZE`);
+    /// message `seq` is document `seq % JSON_VARIANTS` with `seq` stamped.
+    pub fn json(size: usize) -> Self {
+        let bufs = (0..JSON_VARIANTS).map(|v| crate::json::document(size, 1 + v)).collect();
+        Payload { bufs, stamp: Stamp::Hex }
+    }
+    pub fn is_text(&self) -> bool {
+        self.stamp == Stamp::Hex
+    }
+    fn stamp_range(&self) -> std::ops::Range<usize> {
+        match self.stamp {
+            Stamp::LeBytes => 0..self.bufs[0].len().min(8),
+            Stamp::Hex => crate::json::STAMP_AT..crate::json::STAMP_AT + crate::json::STAMP_LEN,
+        }
+    }
+    fn stamp_of(&self, seq: u64) -> [u8; 16] {
+        let mut s = [0u8; 16];
+        match self.stamp {
+            Stamp::LeBytes => s[..8].copy_from_slice(&seq.to_le_bytes()),
+            Stamp::Hex => s = crate::json::stamp_bytes(seq),
+        }
+        s
+    }
+    fn index(&self, seq: u64) -> usize {
+        (seq % self.bufs.len() as u64) as usize
     }
     /// The payload of message number `seq`.
     pub fn for_seq(&mut self, seq: u64) -> &[u8] {
-        let n = self.stamp_len();
-        self.buf[..n].copy_from_slice(&seq.to_le_bytes()[..n]);
-        &self.buf
+        let r = self.stamp_range();
+        let st = self.stamp_of(seq);
+        let i = self.index(seq);
+        let buf = &mut self.bufs[i];
+        buf[r.clone()].copy_from_slice(&st[..r.len()]);
+        buf
     }
     /// Checks length and sequence stamp of an echo; `full` also compares
     /// every byte.
     pub fn verify(&self, seq: u64, got: &[u8], full: bool) -> io::Result<()> {
-        if got.len() != self.buf.len() {
-            return Err(invalid(format!("echo #{seq}: length {} != {}", got.len(), self.buf.len())));
+        let buf = &self.bufs[self.index(seq)];
+        if got.len() != buf.len() {
+            return Err(invalid(format!("echo #{seq}: length {} != {}", got.len(), buf.len())));
         }
-        let n = self.stamp_len();
-        if got[..n] != seq.to_le_bytes()[..n] {
+        let r = self.stamp_range();
+        if got[r.clone()] != self.stamp_of(seq)[..r.len()] {
             return Err(invalid(format!("echo #{seq}: wrong sequence stamp")));
         }
-        if full && got[n..] != self.buf[n..] {
+        if full && (got[..r.start] != buf[..r.start] || got[r.end..] != buf[r.end..]) {
             return Err(invalid(format!("echo #{seq}: content differs")));
         }
         Ok(())

@@ -17,6 +17,12 @@
 //!   stops reading while echoes are due, so big windows (16 x 64 KiB = 1 MiB,
 //!   more than loopback socket buffers hold for sure) cannot deadlock, which
 //!   a single thread writing the whole window before reading could.
+//!
+//! [`LibwsClient`] fields choose permessage-deflate (offered with
+//! `ws_dialer_set_compression` and the default `ws_compression_options`:
+//! context takeover both ways, 15-bit windows, level 1) and JSON-like text
+//! payloads instead of the binary pattern. Bytes at the socket are read
+//! from TCP_INFO before and after each run (`LoadResult::wire_*`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -25,11 +31,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use ws::ffi::compression::{ws_compression_options_default, ws_conn_compression_negotiated};
 use ws::ffi::conn::{
-    ws_conn_close, ws_conn_close_graceful, ws_conn_free, ws_conn_read_message, ws_conn_write_message, ws_msg_type,
-    WS_BINARY,
+    ws_conn_close, ws_conn_close_graceful, ws_conn_fd, ws_conn_free, ws_conn_read_message, ws_conn_write_message,
+    ws_msg_type, WS_BINARY, WS_TEXT,
 };
-use ws::ffi::dialer::ws_dial;
+use ws::ffi::dialer::{ws_dial, ws_dialer_free, ws_dialer_new, ws_dialer_set_compression};
 use ws::ffi::status::{WS_ERR_LOCALLY_CLOSED, WS_OK};
 
 use crate::client::{BenchClient, BenchConnection, LoadResult, LoadSpec, Payload};
@@ -40,40 +47,92 @@ fn invalid(msg: String) -> io::Error {
 }
 
 /// The libws C API client.
-pub struct LibwsClient;
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LibwsClient {
+    /// Offer permessage-deflate (default options) and require it.
+    pub compress: bool,
+    /// Send JSON-like text messages ([`Payload::json`]) instead of binary.
+    pub json: bool,
+}
 
 impl BenchClient for LibwsClient {
     fn name(&self) -> &str {
-        "libws C API (ws_dial; one thread, or writer + reader threads when depth x size > 64 KiB)"
+        match (self.compress, self.json) {
+            (false, false) => {
+                "libws C API (ws_dial; one thread, or writer + reader threads when depth x size > 64 KiB)"
+            }
+            (false, true) => "libws C API, JSON-like text, no compression",
+            (true, _) => "libws C API with permessage-deflate (context takeover, 15-bit windows, level 1)",
+        }
     }
 
     fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
-        Ok(Box::new(LibwsConn::dial(addr)?))
+        Ok(Box::new(LibwsConn::dial_with(addr, *self)?))
     }
 }
 
 /// One dialed connection; freed on close (or drop).
 pub struct LibwsConn {
     conn: ConnPtr,
+    json: bool,
 }
 
 impl LibwsConn {
     pub fn dial(addr: SocketAddr) -> io::Result<Self> {
+        Self::dial_with(addr, LibwsClient::default())
+    }
+
+    pub fn dial_with(addr: SocketAddr, cfg: LibwsClient) -> io::Result<Self> {
         let url = std::ffi::CString::new(format!("ws://{addr}/")).map_err(|e| invalid(e.to_string()))?;
         let mut c = ptr::null_mut();
-        check("ws_dial", ws_dial(ptr::null(), url.as_ptr(), ptr::null(), 0, &mut c, ptr::null_mut()))?;
-        Ok(LibwsConn { conn: ConnPtr(c) })
+        if cfg.compress {
+            let d = ws_dialer_new();
+            if d.is_null() {
+                return Err(io::Error::other("ws_dialer_new failed"));
+            }
+            let opts = ws_compression_options_default();
+            let r = check("ws_dialer_set_compression", ws_dialer_set_compression(d, &opts))
+                .and_then(|()| check("ws_dial", ws_dial(d, url.as_ptr(), ptr::null(), 0, &mut c, ptr::null_mut())));
+            ws_dialer_free(d);
+            r?;
+            if !ws_conn_compression_negotiated(c) {
+                ws_conn_free(c);
+                return Err(invalid("the server did not accept permessage-deflate".into()));
+            }
+        } else {
+            check("ws_dial", ws_dial(ptr::null(), url.as_ptr(), ptr::null(), 0, &mut c, ptr::null_mut()))?;
+        }
+        Ok(LibwsConn { conn: ConnPtr(c), json: cfg.json })
+    }
+
+    fn payload(&self, size: usize) -> io::Result<Payload> {
+        if !self.json {
+            return Ok(Payload::new(size));
+        }
+        if size < crate::json::MIN_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("JSON payloads need at least {} bytes", crate::json::MIN_SIZE),
+            ));
+        }
+        Ok(Payload::json(size))
+    }
+
+    /// Bytes sent (and acknowledged) and received by this socket so far.
+    fn wire_bytes(&self) -> io::Result<(u64, u64)> {
+        tcp_bytes(ws_conn_fd(self.conn.0))
     }
 
     /// `n` strict round trips of `payload` (no clock; length checked): the
     /// steady-state loop the allocation check counts. Allocates nothing
     /// itself.
     pub fn round_trips(&mut self, payload: &mut Payload, n: u64) -> io::Result<()> {
+        let kind = kind_of(payload);
         for seq in 0..n {
             let out = payload.for_seq(seq);
             let size = out.len();
-            write(self.conn, out)?;
-            let got = read(self.conn)?;
+            write(self.conn, out, kind)?;
+            let got = read(self.conn, kind)?;
             if got.len() != size {
                 return Err(invalid(format!("echo #{seq}: length {} != {size}", got.len())));
             }
@@ -82,8 +141,9 @@ impl LibwsConn {
     }
 
     fn run_single(&mut self, spec: &LoadSpec) -> io::Result<LoadResult> {
-        let mut out = Payload::new(spec.size);
-        let check_payload = Payload::new(spec.size);
+        let mut out = self.payload(spec.size)?;
+        let check_payload = out.clone();
+        let kind = kind_of(&out);
         let (mut sent, mut received) = (0u64, 0u64);
         let mut result = LoadResult::default();
         let start = Instant::now();
@@ -91,14 +151,14 @@ impl LibwsConn {
         let mut sending = true;
         loop {
             while sending && sent - received < spec.depth as u64 {
-                write(self.conn, out.for_seq(sent))?;
+                write(self.conn, out.for_seq(sent), kind)?;
                 sent += 1;
             }
             if received == sent {
                 result.total_messages = received;
                 return Ok(result);
             }
-            let got = read(self.conn)?;
+            let got = read(self.conn, kind)?;
             let last = !sending && received + 1 == sent;
             check_payload.verify(received, got, received == 0 || last)?;
             received += 1;
@@ -117,11 +177,13 @@ impl LibwsConn {
             sent: AtomicU64::new(0),
         };
         let conn = self.conn;
+        let payload = self.payload(spec.size)?;
+        let check_payload = payload.clone();
         std::thread::scope(|s| {
             let writer = std::thread::Builder::new()
                 .name("libws-client-writer".into())
-                .spawn_scoped(s, || writer(conn, spec.size, &sh))?;
-            let res = reader(conn, spec, &sh);
+                .spawn_scoped(s, || writer(conn, payload, &sh))?;
+            let res = reader(conn, spec, check_payload, &sh);
             if res.is_err() {
                 // Release a writer waiting for credits or blocked in a write.
                 sh.lock().stop = true;
@@ -138,20 +200,30 @@ impl LibwsConn {
     }
 }
 
-/// Sends one binary message.
-fn write(conn: ConnPtr, data: &[u8]) -> io::Result<()> {
-    check("ws_conn_write_message", ws_conn_write_message(conn.0, WS_BINARY, data.as_ptr(), data.len()))
+/// Text for JSON payloads, binary for the pattern.
+fn kind_of(p: &Payload) -> ws_msg_type {
+    if p.is_text() {
+        WS_TEXT
+    } else {
+        WS_BINARY
+    }
 }
 
-/// Reads one message; the slice is libws's buffer, valid until the next
-/// read on `conn` (callers are its only reader and drop it before then).
-fn read<'a>(conn: ConnPtr) -> io::Result<&'a [u8]> {
+/// Sends one message of type `kind`.
+fn write(conn: ConnPtr, data: &[u8], kind: ws_msg_type) -> io::Result<()> {
+    check("ws_conn_write_message", ws_conn_write_message(conn.0, kind, data.as_ptr(), data.len()))
+}
+
+/// Reads one message, which must be of type `want`; the slice is libws's
+/// buffer, valid until the next read on `conn` (callers are its only reader
+/// and drop it before then).
+fn read<'a>(conn: ConnPtr, want: ws_msg_type) -> io::Result<&'a [u8]> {
     let mut kind: ws_msg_type = 0;
     let mut data: *const u8 = ptr::null();
     let mut len = 0usize;
     check("ws_conn_read_message", ws_conn_read_message(conn.0, &mut kind, &mut data, &mut len))?;
-    if kind != WS_BINARY {
-        return Err(invalid(format!("echo of type {kind}, expected binary")));
+    if kind != want {
+        return Err(invalid(format!("echo of type {kind}, expected {want}")));
     }
     if len == 0 {
         return Ok(&[]);
@@ -191,8 +263,8 @@ impl Shared {
     }
 }
 
-fn writer(conn: ConnPtr, size: usize, sh: &Shared) {
-    let mut payload = Payload::new(size);
+fn writer(conn: ConnPtr, mut payload: Payload, sh: &Shared) {
+    let kind = kind_of(&payload);
     let mut seq = 0u64;
     loop {
         {
@@ -208,7 +280,7 @@ fn writer(conn: ConnPtr, size: usize, sh: &Shared) {
             g.credits -= 1;
         }
         sh.sent.store(seq + 1, Ordering::Release);
-        if let Err(e) = write(conn, payload.for_seq(seq)) {
+        if let Err(e) = write(conn, payload.for_seq(seq), kind) {
             let mut g = sh.lock();
             g.error = Some(e);
             g.stop = true;
@@ -226,8 +298,8 @@ fn writer(conn: ConnPtr, size: usize, sh: &Shared) {
     }
 }
 
-fn reader(conn: ConnPtr, spec: &LoadSpec, sh: &Shared) -> io::Result<LoadResult> {
-    let check_payload = Payload::new(spec.size);
+fn reader(conn: ConnPtr, spec: &LoadSpec, check_payload: Payload, sh: &Shared) -> io::Result<LoadResult> {
+    let kind = kind_of(&check_payload);
     let mut received = 0u64;
     let mut result = LoadResult::default();
     let start = Instant::now();
@@ -235,7 +307,7 @@ fn reader(conn: ConnPtr, spec: &LoadSpec, sh: &Shared) -> io::Result<LoadResult>
     // Window: an echo is always due (the writer holds credits or a message is
     // outstanding), so blocking reads are safe.
     loop {
-        let got = read(conn)?;
+        let got = read(conn, kind)?;
         check_payload.verify(received, got, received == 0)?;
         received += 1;
         let over = Instant::now() >= deadline;
@@ -259,7 +331,7 @@ fn reader(conn: ConnPtr, spec: &LoadSpec, sh: &Shared) -> io::Result<LoadResult>
     // send one more or finish. Drained echoes are compared in full.
     loop {
         if received < sh.sent.load(Ordering::Acquire) {
-            match read(conn) {
+            match read(conn, kind) {
                 Ok(got) => check_payload.verify(received, got, true)?,
                 Err(e) => {
                     // A writer error closed the connection: report that one.
@@ -302,11 +374,12 @@ impl BenchConnection for LibwsConn {
         if spec.depth == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "depth 0"));
         }
-        if single_thread_safe(spec) {
-            self.run_single(spec)
-        } else {
-            self.run_threaded(spec)
-        }
+        let before = self.wire_bytes()?;
+        let mut r = if single_thread_safe(spec) { self.run_single(spec) } else { self.run_threaded(spec) }?;
+        let after = self.wire_bytes()?;
+        r.wire_sent = after.0 - before.0;
+        r.wire_received = after.1 - before.1;
+        Ok(r)
     }
 
     fn close(self: Box<Self>) -> io::Result<()> {
@@ -322,4 +395,27 @@ impl Drop for LibwsConn {
     fn drop(&mut self) {
         ws_conn_free(self.conn.0);
     }
+}
+
+/// (bytes acknowledged by the peer, bytes received) on socket `fd`, from
+/// Linux's TCP_INFO (`tcpi_bytes_acked`, `tcpi_bytes_received`: payload
+/// bytes at the TCP level, so WebSocket frame headers are included).
+fn tcp_bytes(fd: i32) -> io::Result<(u64, u64)> {
+    if fd < 0 {
+        return Err(io::Error::other("ws_conn_fd: no descriptor"));
+    }
+    // SAFETY: tcp_info is plain old data; all zeroes is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `fd` is the connection's open socket (the connection is live
+    // for the duration of the call); `info`/`len` describe a writable buffer
+    // of the right size.
+    let rc = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&raw mut info).cast(), &mut len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (len as usize) < std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received) + 8 {
+        return Err(io::Error::other("TCP_INFO without byte counters (kernel older than 4.2)"));
+    }
+    Ok((info.tcpi_bytes_acked, info.tcpi_bytes_received))
 }

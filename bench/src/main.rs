@@ -27,12 +27,35 @@
 //!
 //! The libws server (`servers/libws_blocking.rs`) is the "libws" row; the
 //! ratio column is libws over the best other WebSocket server.
+//!
+//! Compression (permessage-deflate) has two modes of its own:
+//!
+//! ```text
+//! cargo run -p libws-bench --release -- --compress --seconds 2 --repeat 3
+//! cargo run -p libws-bench --release -- --broadcast --repeat 3
+//! ```
+//!
+//! `--compress` (see `compress.rs`): echo throughput of JSON-like text
+//! (`json.rs`; default `--sizes 65536`, `--modes 1,16`) between a libws
+//! server and a libws client that both compress (context takeover), next
+//! to the same load uncompressed, with bytes on the wire per message. Its
+//! servers and clients are fixed (`--servers`, `--client` do not apply).
+//!
+//! `--broadcast` (see `broadcast.rs`): one libws server, `--clients N`
+//! (default 1000) raw clients that inflate and check every message; the
+//! time to send one message to all of them with a prepared message versus
+//! `ws_conn_write_message` on each, compressed and not. `--broadcasts N`
+//! timed broadcasts per series (default 20), default `--sizes 16384,65536`,
+//! default `--pin split`.
 
 mod affinity;
 mod alloc_count;
+mod broadcast;
 mod client;
 mod client_libws;
+mod compress;
 mod handshake;
+mod json;
 mod libws_ffi;
 mod servers;
 
@@ -51,7 +74,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// The client that drives every WebSocket server (`--client`).
 fn ws_client(kind: ClientKind) -> Box<dyn BenchClient> {
     match kind {
-        ClientKind::Libws => Box::new(client_libws::LibwsClient),
+        ClientKind::Libws => Box::new(client_libws::LibwsClient::default()),
         ClientKind::Raw => Box::new(RawWsClient),
     }
 }
@@ -83,15 +106,24 @@ struct Args {
     modes: Vec<usize>,
     servers: Vec<String>,
     json: bool,
+    /// `--sizes` was given (the compression modes have other defaults).
+    sizes_given: bool,
     repeat: usize,
-    pin: affinity::Pin,
+    /// `--pin`, if given (default `same`; `split` for `--broadcast`).
+    pin: Option<affinity::Pin>,
     client: ClientKind,
     alloc_check: bool,
+    compress: bool,
+    broadcast: bool,
+    clients: usize,
+    broadcasts: usize,
 }
 
 const USAGE: &str = "usage: libws-bench [--seconds N] [--warmup N] [--sizes 16,1024,65536] \
 [--modes 1,16] [--servers a,b,c] [--repeat N] [--pin same|split|none] [--client libws|raw] [--json]\n\
-       libws-bench --alloc-check [--sizes 16,1024,65536]";
+       libws-bench --alloc-check [--sizes 16,1024,65536]\n\
+       libws-bench --compress [--seconds N] [--warmup N] [--sizes 65536] [--modes 1,16] [--repeat N] [--pin ...]\n\
+       libws-bench --broadcast [--clients 1000] [--broadcasts 20] [--sizes 16384,65536] [--repeat N] [--pin ...]";
 
 fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, String> {
     v.split(',')
@@ -108,10 +140,15 @@ fn parse_args() -> Result<Args, String> {
         modes: vec![1, 16],
         servers: REGISTRY.iter().map(|(n, _)| n.to_string()).collect(),
         json: false,
+        sizes_given: false,
         repeat: 1,
-        pin: affinity::Pin::Same,
+        pin: None,
         client: ClientKind::Libws,
         alloc_check: false,
+        compress: false,
+        broadcast: false,
+        clients: 1000,
+        broadcasts: 20,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -119,14 +156,21 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--seconds" => a.seconds = val()?.parse().map_err(|_| "--seconds: bad number")?,
             "--warmup" => a.warmup = val()?.parse().map_err(|_| "--warmup: bad number")?,
-            "--sizes" => a.sizes = parse_list("--sizes", &val()?)?,
+            "--sizes" => {
+                a.sizes = parse_list("--sizes", &val()?)?;
+                a.sizes_given = true;
+            }
             "--modes" => a.modes = parse_list("--modes", &val()?)?,
             "--servers" => a.servers = parse_list("--servers", &val()?)?,
             "--repeat" => a.repeat = val()?.parse().map_err(|_| "--repeat: bad number")?,
-            "--pin" => a.pin = val()?.parse()?,
+            "--pin" => a.pin = Some(val()?.parse()?),
             "--json" => a.json = true,
             "--client" => a.client = val()?.parse()?,
             "--alloc-check" => a.alloc_check = true,
+            "--compress" => a.compress = true,
+            "--broadcast" => a.broadcast = true,
+            "--clients" => a.clients = val()?.parse().map_err(|_| "--clients: bad number")?,
+            "--broadcasts" => a.broadcasts = val()?.parse().map_err(|_| "--broadcasts: bad number")?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -139,6 +183,15 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.repeat == 0 {
         return Err("--repeat must be >= 1".into());
+    }
+    if [a.alloc_check, a.compress, a.broadcast].iter().filter(|&&m| m).count() > 1 {
+        return Err("--alloc-check, --compress and --broadcast are separate modes".into());
+    }
+    if (a.compress || a.broadcast) && a.json {
+        return Err("--json is not supported with --compress or --broadcast".into());
+    }
+    if a.clients == 0 || a.broadcasts == 0 {
+        return Err("--clients and --broadcasts must be >= 1".into());
     }
     if a.modes.contains(&0) || a.sizes.iter().any(|&s| s > u32::MAX as usize) {
         return Err("modes must be >= 1, sizes < 4 GiB".into());
@@ -276,6 +329,40 @@ fn main() -> ExitCode {
             }
         };
     }
+    if args.compress {
+        let sizes = if args.sizes_given { args.sizes.clone() } else { vec![65536] };
+        return compress::run(&args, &sizes, args.pin.unwrap_or(affinity::Pin::Same));
+    }
+    if args.broadcast {
+        let sizes = if args.sizes_given { args.sizes.clone() } else { vec![16384, 65536] };
+        if let Some(s) = sizes.iter().find(|&&s| s < json::MIN_SIZE) {
+            eprintln!("error: --broadcast needs sizes of at least {} bytes, got {s}", json::MIN_SIZE);
+            return ExitCode::from(2);
+        }
+        let cpus = match affinity::allowed_cpus() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: sched_getaffinity: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let cfg = broadcast::Config {
+            clients: args.clients,
+            broadcasts: args.broadcasts,
+            sizes,
+            repeat: args.repeat,
+            pin: args.pin.unwrap_or(affinity::Pin::Split),
+            cpus,
+        };
+        return match broadcast::run(&cfg) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let pin = args.pin.unwrap_or(affinity::Pin::Same);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpus = match affinity::allowed_cpus() {
@@ -293,7 +380,7 @@ fn main() -> ExitCode {
     let header = [
         format!("command: {command}"),
         format!("cores: {cores} (available_parallelism)"),
-        format!("placement: {}", args.pin.describe(&cpus)),
+        format!("placement: {}", pin.describe(&cpus)),
         format!(
             "per case: new connection, {:.1} s warm-up, {:.1} s measured, median of {} run(s); binary messages",
             args.warmup, args.seconds, args.repeat
@@ -311,7 +398,7 @@ fn main() -> ExitCode {
         println!();
     }
 
-    if let Err(e) = args.pin.enter_server_placement(&cpus) {
+    if let Err(e) = pin.enter_server_placement(&cpus) {
         eprintln!("error: setting server CPU affinity: {e}");
         return ExitCode::FAILURE;
     }
@@ -327,7 +414,7 @@ fn main() -> ExitCode {
         }
     }
 
-    if let Err(e) = args.pin.enter_client_placement(&cpus) {
+    if let Err(e) = pin.enter_client_placement(&cpus) {
         eprintln!("error: setting client CPU affinity: {e}");
         return ExitCode::FAILURE;
     }
@@ -372,7 +459,7 @@ fn main() -> ExitCode {
         let mut o = String::from("{\n");
         let _ = writeln!(o, "  \"command\": {},", json_str(&command));
         let _ = writeln!(o, "  \"cores\": {cores},");
-        let _ = writeln!(o, "  \"placement\": {},", json_str(&args.pin.describe(&cpus)));
+        let _ = writeln!(o, "  \"placement\": {},", json_str(&pin.describe(&cpus)));
         let _ = writeln!(o, "  \"seconds\": {},", args.seconds);
         let _ = writeln!(o, "  \"warmup_seconds\": {},", args.warmup);
         let _ = writeln!(o, "  \"repeat\": {},", args.repeat);

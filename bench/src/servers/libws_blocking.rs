@@ -3,6 +3,9 @@
 //! `ws_listener_accept`, one thread per connection looping
 //! `ws_conn_read_message` -> `ws_conn_write_message` (same type, same bytes,
 //! zero-copy from libws's read buffer) until an error, then `ws_conn_free`.
+//! [`start_deflate`] is the same server with permessage-deflate accepted
+//! (`ws_upgrader_set_compression` with the default options: context
+//! takeover, 15-bit windows, level 1), named "libws+deflate".
 //!
 //! Handle ownership: every accepted connection sits in `live` until its
 //! thread ends. Whoever removes it from `live` frees it: the connection
@@ -16,9 +19,11 @@ use std::ptr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
+use ws::ffi::compression::ws_compression_options_default;
 use ws::ffi::conn::{ws_conn_close, ws_conn_free, ws_conn_read_message, ws_conn_write_message, ws_msg_type};
 use ws::ffi::server::{
     ws_listen, ws_listener, ws_listener_accept, ws_listener_free, ws_listener_port, ws_listener_shutdown,
+    ws_upgrader_free, ws_upgrader_new, ws_upgrader_set_compression,
 };
 use ws::ffi::status::{WS_ERR_CLOSED, WS_ERR_LOCALLY_CLOSED, WS_OK};
 
@@ -37,6 +42,7 @@ unsafe impl Send for ListenerPtr {}
 type Live = Arc<Mutex<HashMap<u64, (ConnPtr, Option<JoinHandle<()>>)>>>;
 
 pub struct LibwsBlocking {
+    name: &'static str,
     addr: SocketAddr,
     listener: ListenerPtr,
     acceptor: JoinHandle<()>,
@@ -44,8 +50,30 @@ pub struct LibwsBlocking {
 }
 
 pub fn start() -> io::Result<Box<dyn EchoServer>> {
+    start_with("libws", false)
+}
+
+/// The same server, accepting permessage-deflate.
+pub fn start_deflate() -> io::Result<Box<dyn EchoServer>> {
+    start_with("libws+deflate", true)
+}
+
+fn start_with(name: &'static str, compress: bool) -> io::Result<Box<dyn EchoServer>> {
     let mut l: *mut ws_listener = ptr::null_mut();
-    check("ws_listen", ws_listen(ptr::null(), c"127.0.0.1".as_ptr(), 0, &mut l))?;
+    if compress {
+        let up = ws_upgrader_new();
+        if up.is_null() {
+            return Err(io::Error::other("ws_upgrader_new failed"));
+        }
+        let opts = ws_compression_options_default();
+        // ws_listen takes a snapshot of the upgrader's settings.
+        let r = check("ws_upgrader_set_compression", ws_upgrader_set_compression(up, &opts))
+            .and_then(|()| check("ws_listen", ws_listen(up, c"127.0.0.1".as_ptr(), 0, &mut l)));
+        ws_upgrader_free(up);
+        r?;
+    } else {
+        check("ws_listen", ws_listen(ptr::null(), c"127.0.0.1".as_ptr(), 0, &mut l))?;
+    }
     let listener = ListenerPtr(l);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ws_listener_port(l)));
     let live: Live = Arc::default();
@@ -54,7 +82,7 @@ pub fn start() -> io::Result<Box<dyn EchoServer>> {
         thread::Builder::new().name("srv-libws-accept".into()).spawn(move || accept_loop(listener, live))
     };
     match acceptor {
-        Ok(acceptor) => Ok(Box::new(LibwsBlocking { addr, listener, acceptor, live })),
+        Ok(acceptor) => Ok(Box::new(LibwsBlocking { name, addr, listener, acceptor, live })),
         Err(e) => {
             ws_listener_free(l);
             Err(e)
@@ -130,7 +158,7 @@ fn echo(conn: ConnPtr) {
 
 impl EchoServer for LibwsBlocking {
     fn name(&self) -> &str {
-        "libws"
+        self.name
     }
     fn addr(&self) -> SocketAddr {
         self.addr

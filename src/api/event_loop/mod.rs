@@ -92,6 +92,9 @@ pub struct EventLoop {
     rbuf: Vec<u8>,
     flushing: Vec<(usize, u64)>,
     again: Vec<usize>,
+    /// Reused every iteration so that polling allocates nothing.
+    ready: Vec<Ready>,
+    again_spare: Vec<usize>,
     next_sweep: Instant,
     shutdown_deadline: Option<Instant>,
 }
@@ -112,8 +115,13 @@ impl EventLoop {
             free: Vec::new(),
             timers: Timers::default(),
             rbuf: vec![0; READ_BUFFER],
-            flushing: Vec::new(),
+            // Swapped with the shared flush list on every flush: both lists
+            // start with room, so a send never allocates the first time the
+            // empty one is the shared one.
+            flushing: Vec::with_capacity(64),
             again: Vec::new(),
+            ready: Vec::new(),
+            again_spare: Vec::new(),
             next_sweep: Instant::now() + SWEEP_EVERY,
             shutdown_deadline: None,
         })
@@ -182,26 +190,30 @@ impl EventLoop {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.events.clear(),
             Err(e) => return Err(Error::io("poll", e)),
         }
-        let ready: Vec<Ready> = self
-            .events
-            .iter()
-            .map(|e| Ready {
-                token: e.token().0,
-                read: e.is_readable() || e.is_read_closed() || e.is_error(),
-                write: e.is_writable() || e.is_error(),
-                // The peer's FIN (or an error) came with this event: read
-                // to the end even after a short read, or the end is missed.
-                to_end: e.is_read_closed() || e.is_error(),
-            })
-            .collect();
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.events.iter().map(|e| Ready {
+            token: e.token().0,
+            read: e.is_readable() || e.is_read_closed() || e.is_error(),
+            write: e.is_writable() || e.is_error(),
+            // The peer's FIN (or an error) came with this event: read
+            // to the end even after a short read, or the end is missed.
+            to_end: e.is_read_closed() || e.is_error(),
+        }));
         for r in &ready {
             if r.token != WAKER.0 {
                 self.on_event(r);
             }
         }
-        for t in std::mem::take(&mut self.again) {
+        let handled = ready.len();
+        self.ready = ready;
+        let again = std::mem::take(&mut self.again_spare);
+        let mut again = std::mem::replace(&mut self.again, again);
+        for &t in &again {
             self.on_event(&Ready { token: t, read: true, write: false, to_end: true });
         }
+        again.clear();
+        self.again_spare = again;
         self.apply_commands();
         let now = Instant::now();
         self.timers.run_due(now);
@@ -212,7 +224,7 @@ impl EventLoop {
         self.apply_commands();
         self.flush_all();
         self.check_shutdown();
-        Ok(ready.len())
+        Ok(handled)
     }
 
     fn alloc_slot(&mut self, e: Entry) -> usize {

@@ -49,7 +49,7 @@ fn raise_nofile() -> io::Result<u64> {
     let mut lim = getrlimit(Resource::Nofile);
     if let Some(hard) = lim.maximum {
         lim.current = Some(hard);
-        setrlimit(Resource::Nofile, lim.clone()).map_err(io::Error::from)?;
+        setrlimit(Resource::Nofile, lim).map_err(io::Error::from)?;
     }
     Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
 }

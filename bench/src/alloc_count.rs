@@ -91,50 +91,55 @@ pub fn allocations() -> u64 {
 const WARMUP: u64 = 1_000;
 const MEASURED: u64 = 20_000;
 
-/// `--alloc-check`: libws server + libws client in this process, 1 message
-/// in flight; allocations per round trip (server + client together) after a
-/// warm-up. Returns false if a size that fits the default 16 KiB buffers
-/// allocated.
+/// `--alloc-check`: each libws server (blocking, then event loop) + the
+/// libws client in this process, 1 message in flight; allocations per round
+/// trip (server + client together) after a warm-up. Returns false if a size
+/// that fits the default 16 KiB buffers allocated.
 pub fn run(sizes: &[usize]) -> io::Result<bool> {
     let trace_n: u64 = std::env::var("LIBWS_BENCH_ALLOC_TRACE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let server = servers::libws_blocking::start()?;
-    println!("# allocation check: libws server (C API) + libws client (C API), in-process, 1 in flight");
+    println!("# allocation check: libws servers (C API) + libws client (C API), in-process, 1 in flight");
     println!(
         "# {WARMUP} warm-up round trips, then {MEASURED} counted; counts alloc + alloc_zeroed + realloc, whole process"
     );
-    println!("{:<8} {:>12} {:>14}", "size", "allocations", "per round trip");
+    println!("{:<11} {:<8} {:>12} {:>14}", "server", "size", "allocations", "per round trip");
     let mut ok = true;
-    for &size in sizes {
-        let mut conn = LibwsConn::dial(server.addr())?;
-        let mut payload = Payload::new(size);
-        conn.round_trips(&mut payload, WARMUP)?;
-        if trace_n > 0 {
-            TRACE_LEFT.store(trace_n, Ordering::Relaxed);
-            TRACING.store(true, Ordering::Relaxed);
+    let starts: [(&str, servers::StartFn); 2] =
+        [("libws", servers::libws_blocking::start), ("libws-loop", servers::libws_loop::start)];
+    for (name, start) in starts {
+        let server = start()?;
+        for &size in sizes {
+            let mut conn = LibwsConn::dial(server.addr())?;
+            let mut payload = Payload::new(size);
+            conn.round_trips(&mut payload, WARMUP)?;
+            if trace_n > 0 {
+                TRACE_LEFT.store(trace_n, Ordering::Relaxed);
+                TRACING.store(true, Ordering::Relaxed);
+            }
+            let before = allocations();
+            conn.round_trips(&mut payload, MEASURED)?;
+            let n = allocations() - before;
+            TRACING.store(false, Ordering::Relaxed);
+            let per = n as f64 / MEASURED as f64;
+            let fits = size + 14 <= 16 * 1024;
+            println!(
+                "{:<11} {:<8} {:>12} {:>14.2}{}",
+                name,
+                crate::size_name(size),
+                n,
+                per,
+                if fits { "" } else { "   (larger than the default 16 KiB buffers: informational)" }
+            );
+            if fits && n != 0 {
+                ok = false;
+            }
+            let traces = std::mem::take(&mut *TRACES.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            for t in traces {
+                println!("{t}");
+            }
+            use crate::client::BenchConnection as _;
+            Box::new(conn).close()?;
         }
-        let before = allocations();
-        conn.round_trips(&mut payload, MEASURED)?;
-        let n = allocations() - before;
-        TRACING.store(false, Ordering::Relaxed);
-        let per = n as f64 / MEASURED as f64;
-        let fits = size + 14 <= 16 * 1024;
-        println!(
-            "{:<8} {:>12} {:>14.2}{}",
-            crate::size_name(size),
-            n,
-            per,
-            if fits { "" } else { "   (larger than the default 16 KiB buffers: informational)" }
-        );
-        if fits && n != 0 {
-            ok = false;
-        }
-        let traces = std::mem::take(&mut *TRACES.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        for t in traces {
-            println!("{t}");
-        }
-        use crate::client::BenchConnection as _;
-        Box::new(conn).close()?;
+        server.stop();
     }
-    server.stop();
     Ok(ok)
 }

@@ -7,10 +7,16 @@
 //! is sent for every echo received, until the measuring window ends; the
 //! outstanding echoes are then drained (verified, not counted).
 //!
+//! One connection's state is a [`Lane`]. [`RawWsClient`] and
+//! [`PlainTcpClient`] drive one lane; [`MultiRawWsClient`] and
+//! [`MultiPlainTcpClient`] (`--conns N`) drive N lanes from one thread on
+//! one `Poll`, each lane with its own window of `depth` messages, so N
+//! connections do not need N client threads on a 2-core machine.
+//!
 //! Payloads are a fixed pattern with the message's sequence number stamped
 //! into its first 8 bytes. Every echo is checked for length and sequence
-//! number (so order too); the first and last echo of a run are compared in
-//! full.
+//! number (so order too); the first and last echo of a run (per lane) are
+//! compared in full.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -193,7 +199,7 @@ impl Payload {
 
 /// Result of one decode step: bytes consumed and, if a whole message
 /// completed, its payload.
-type Decoded<'a> = Option<(usize, Option<&'a [u8]>)>;
+pub type Decoded<'a> = Option<(usize, Option<&'a [u8]>)>;
 
 /// Framing used by the shared pump.
 trait Framing {
@@ -344,13 +350,11 @@ impl Framing for LenPrefixFraming {
 
 // --------------------------------------------------------------------- pump
 
-const TOKEN: Token = Token(0);
-
-/// A connection driven by the shared non-blocking pump.
-struct PumpConn<F: Framing> {
+/// One connection of the pump: its socket, framing, buffers, readiness and
+/// sliding window. [`PumpConn`] drives one lane, [`MultiConn`] many on one
+/// `Poll`; both run the same steps, so every echo is checked the same way.
+struct Lane<F: Framing> {
     stream: mio::net::TcpStream,
-    poll: Poll,
-    events: Events,
     framing: F,
     inbuf: Vec<u8>,
     in_start: usize,
@@ -359,20 +363,23 @@ struct PumpConn<F: Framing> {
     out_pos: usize,
     /// Sent on close, if any (WebSocket close frame).
     close_frame: Option<Vec<u8>>,
+    // Per run:
+    payload: Payload,
+    sent: u64,
+    received: u64,
+    // Optimistic readiness; cleared on WouldBlock / short IO (edge-triggered).
+    readable: bool,
+    writable: bool,
 }
 
-impl<F: Framing> PumpConn<F> {
+impl<F: Framing> Lane<F> {
     fn new(stream: TcpStream, framing: F, leftover: &[u8]) -> io::Result<Self> {
         stream.set_nonblocking(true)?;
-        let mut stream = mio::net::TcpStream::from_std(stream);
-        let poll = Poll::new()?;
-        poll.registry().register(&mut stream, TOKEN, Interest::READABLE | Interest::WRITABLE)?;
+        let stream = mio::net::TcpStream::from_std(stream);
         let mut inbuf = vec![0u8; 256 * 1024];
         inbuf[..leftover.len()].copy_from_slice(leftover);
-        Ok(PumpConn {
+        Ok(Lane {
             stream,
-            poll,
-            events: Events::with_capacity(4),
             framing,
             inbuf,
             in_start: 0,
@@ -380,126 +387,199 @@ impl<F: Framing> PumpConn<F> {
             out: Vec::with_capacity(64 * 1024),
             out_pos: 0,
             close_frame: None,
+            payload: Payload::new(0),
+            sent: 0,
+            received: 0,
+            readable: true,
+            writable: true,
         })
+    }
+
+    /// Resets the window for a run of `size`-byte messages.
+    fn begin(&mut self, size: usize) {
+        // Room for at least two whole messages plus headers.
+        let need = 2 * (size + 16);
+        if self.inbuf.len() < need {
+            self.inbuf.resize(need, 0);
+        }
+        self.payload = Payload::new(size);
+        self.sent = 0;
+        self.received = 0;
+        self.readable = true;
+        self.writable = true;
+    }
+
+    /// Encodes new messages until `depth` are outstanding.
+    fn fill(&mut self, depth: usize) {
+        while self.sent - self.received < depth as u64 {
+            self.framing.encode(self.payload.for_seq(self.sent), &mut self.out);
+            self.sent += 1;
+        }
+    }
+
+    /// Writes what is pending.
+    fn write(&mut self) -> io::Result<()> {
+        while self.writable && self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out_pos += n;
+                    if self.out_pos < self.out.len() {
+                        self.writable = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+        Ok(())
+    }
+
+    /// Reads what is available.
+    fn read(&mut self) -> io::Result<()> {
+        while self.readable {
+            if self.in_start == self.in_end {
+                self.in_start = 0;
+                self.in_end = 0;
+            } else if self.inbuf.len() - self.in_end < self.inbuf.len() / 4 {
+                self.inbuf.copy_within(self.in_start..self.in_end, 0);
+                self.in_end -= self.in_start;
+                self.in_start = 0;
+            }
+            let space = self.inbuf.len() - self.in_end;
+            if space == 0 {
+                // A frame larger than the buffer (only with foreign framing).
+                let len = self.inbuf.len();
+                self.inbuf.resize(len * 2, 0);
+                continue;
+            }
+            match self.stream.read(&mut self.inbuf[self.in_end..]) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection")),
+                Ok(n) => {
+                    self.in_end += n;
+                    if n < space {
+                        self.readable = false; // short read: socket drained
+                    } else {
+                        break; // buffer full: parse, then read on
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses and verifies complete echoes. `sending` false means the
+    /// window is draining (the last echo is then compared in full).
+    fn parse(&mut self, sending: bool) -> io::Result<()> {
+        if self.in_start < self.in_end {
+            while let Some((used, msg)) = self.framing.decode(&self.inbuf[self.in_start..self.in_end], &mut self.out)? {
+                self.in_start += used;
+                if let Some(msg) = msg {
+                    if self.received == self.sent {
+                        return Err(invalid("echo for a message never sent"));
+                    }
+                    let last = !sending && self.received + 1 == self.sent;
+                    self.payload.verify(self.received, msg, self.received == 0 || last)?;
+                    self.received += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the lane can make progress without waiting for readiness.
+    fn busy(&self, sending: bool, depth: usize) -> bool {
+        let pending_out = self.out_pos < self.out.len();
+        let can_send = sending && self.sent - self.received < depth as u64;
+        self.readable || can_send || pending_out && self.writable
+    }
+
+    fn note(&mut self, ev: &mio::event::Event) {
+        self.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+        self.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+    }
+
+    /// Back to a blocking socket: sends the close frame (if any) and FIN.
+    fn start_close(self, registry: &mio::Registry) -> io::Result<TcpStream> {
+        let Lane { mut stream, close_frame, .. } = self;
+        registry.deregister(&mut stream)?;
+        let mut s: TcpStream = stream.into();
+        s.set_nonblocking(false)?;
+        s.set_read_timeout(Some(Duration::from_secs(1)))?;
+        if let Some(frame) = close_frame {
+            s.write_all(&frame)?;
+        }
+        s.shutdown(Shutdown::Write)?;
+        Ok(s)
+    }
+}
+
+/// Waits for the peer to close (or time out), discarding anything left.
+fn finish_close(mut s: TcpStream) {
+    let mut sink = [0u8; 4096];
+    while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+/// A connection driven by the shared non-blocking pump.
+struct PumpConn<F: Framing> {
+    lane: Lane<F>,
+    poll: Poll,
+    events: Events,
+}
+
+impl<F: Framing> PumpConn<F> {
+    fn new(lane: Lane<F>) -> io::Result<Self> {
+        let mut lane = lane;
+        let poll = Poll::new()?;
+        poll.registry().register(&mut lane.stream, Token(0), Interest::READABLE | Interest::WRITABLE)?;
+        Ok(PumpConn { lane, poll, events: Events::with_capacity(4) })
     }
 
     fn run_inner(&mut self, spec: &LoadSpec) -> io::Result<LoadResult> {
         if spec.depth == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "depth 0"));
         }
-        // Room for at least two whole messages plus headers.
-        let need = 2 * (spec.size + 16);
-        if self.inbuf.len() < need {
-            self.inbuf.resize(need, 0);
-        }
-        let mut payload = Payload::new(spec.size);
-        let (mut sent, mut received) = (0u64, 0u64);
+        let lane = &mut self.lane;
+        lane.begin(spec.size);
         let mut sending = true;
         let mut result = LoadResult::default();
-        // Optimistic readiness; cleared on WouldBlock / short IO (edge-triggered).
-        let (mut readable, mut writable) = (true, true);
         let start = Instant::now();
         let deadline = start + spec.duration;
 
         loop {
             if sending {
-                while sent - received < spec.depth as u64 {
-                    self.framing.encode(payload.for_seq(sent), &mut self.out);
-                    sent += 1;
-                }
+                lane.fill(spec.depth);
             }
-
-            // Write what is pending.
-            while writable && self.out_pos < self.out.len() {
-                match self.stream.write(&self.out[self.out_pos..]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => {
-                        self.out_pos += n;
-                        if self.out_pos < self.out.len() {
-                            writable = false;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => writable = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if self.out_pos == self.out.len() {
-                self.out.clear();
-                self.out_pos = 0;
-            }
-
-            // Read what is available.
-            while readable {
-                if self.in_start == self.in_end {
-                    self.in_start = 0;
-                    self.in_end = 0;
-                } else if self.inbuf.len() - self.in_end < self.inbuf.len() / 4 {
-                    self.inbuf.copy_within(self.in_start..self.in_end, 0);
-                    self.in_end -= self.in_start;
-                    self.in_start = 0;
-                }
-                let space = self.inbuf.len() - self.in_end;
-                if space == 0 {
-                    // A frame larger than the buffer (only with foreign framing).
-                    let len = self.inbuf.len();
-                    self.inbuf.resize(len * 2, 0);
-                    continue;
-                }
-                match self.stream.read(&mut self.inbuf[self.in_end..]) {
-                    Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection")),
-                    Ok(n) => {
-                        self.in_end += n;
-                        if n < space {
-                            readable = false; // short read: socket drained
-                        } else {
-                            break; // buffer full: parse, then read on
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => readable = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-
-            // Parse complete messages.
-            if self.in_start < self.in_end {
-                while let Some((used, msg)) =
-                    self.framing.decode(&self.inbuf[self.in_start..self.in_end], &mut self.out)?
-                {
-                    self.in_start += used;
-                    if let Some(msg) = msg {
-                        if received == sent {
-                            return Err(invalid("echo for a message never sent"));
-                        }
-                        let last = !sending && received + 1 == sent;
-                        payload.verify(received, msg, received == 0 || last)?;
-                        received += 1;
-                    }
-                }
-            }
+            lane.write()?;
+            lane.read()?;
+            lane.parse(sending)?;
             if sending && Instant::now() >= deadline {
                 sending = false;
-                result.round_trips = received;
+                result.round_trips = lane.received;
                 result.elapsed = start.elapsed();
             }
 
-            if !sending && received == sent {
-                result.total_messages = received;
+            if !sending && lane.received == lane.sent {
+                result.total_messages = lane.received;
                 return Ok(result);
             }
 
-            let pending_out = self.out_pos < self.out.len();
-            let can_send = sending && sent - received < spec.depth as u64;
-            if !(readable || can_send || pending_out && writable) {
+            if !lane.busy(sending, spec.depth) {
                 // Also bounds how long a lost echo can stall us.
                 self.poll.poll(&mut self.events, Some(Duration::from_secs(10)))?;
                 if self.events.is_empty() {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "no progress for 10 s"));
                 }
                 for ev in self.events.iter() {
-                    readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                    writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                    lane.note(ev);
                 }
             }
         }
@@ -511,18 +591,92 @@ impl<F: Framing> BenchConnection for PumpConn<F> {
         self.run_inner(spec)
     }
 
-    fn close(mut self: Box<Self>) -> io::Result<()> {
-        self.poll.registry().deregister(&mut self.stream)?;
-        let mut s: TcpStream = self.stream.into();
-        s.set_nonblocking(false)?;
-        s.set_read_timeout(Some(Duration::from_secs(1)))?;
-        if let Some(frame) = self.close_frame.take() {
-            s.write_all(&frame)?;
+    fn close(self: Box<Self>) -> io::Result<()> {
+        let PumpConn { lane, poll, .. } = *self;
+        finish_close(lane.start_close(poll.registry())?);
+        Ok(())
+    }
+}
+
+/// `n` connections driven at once by one thread on one `Poll` (token =
+/// lane index). Each lane keeps its own window of `depth` messages with its
+/// own sequence numbers; `round_trips` is the sum over all lanes.
+struct MultiConn<F: Framing> {
+    lanes: Vec<Lane<F>>,
+    poll: Poll,
+    events: Events,
+}
+
+impl<F: Framing> MultiConn<F> {
+    fn new(mut lanes: Vec<Lane<F>>) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            poll.registry().register(&mut lane.stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
         }
-        s.shutdown(Shutdown::Write)?;
-        // Wait for the peer to close (or time out), discarding anything left.
-        let mut sink = [0u8; 4096];
-        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+        Ok(MultiConn { lanes, poll, events: Events::with_capacity(1024) })
+    }
+}
+
+impl<F: Framing> BenchConnection for MultiConn<F> {
+    fn run(&mut self, spec: &LoadSpec) -> io::Result<LoadResult> {
+        if spec.depth == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "depth 0"));
+        }
+        for lane in &mut self.lanes {
+            lane.begin(spec.size);
+        }
+        let mut sending = true;
+        let mut result = LoadResult::default();
+        let start = Instant::now();
+        let deadline = start + spec.duration;
+
+        loop {
+            let mut busy = false;
+            for lane in &mut self.lanes {
+                if sending {
+                    lane.fill(spec.depth);
+                }
+                lane.write()?;
+                lane.read()?;
+                lane.parse(sending)?;
+            }
+            if sending && Instant::now() >= deadline {
+                sending = false;
+                result.round_trips = self.lanes.iter().map(|l| l.received).sum();
+                result.elapsed = start.elapsed();
+            }
+            let mut done = !sending;
+            for lane in &self.lanes {
+                done &= lane.received == lane.sent;
+                busy |= lane.busy(sending, spec.depth);
+            }
+            if done {
+                result.total_messages = self.lanes.iter().map(|l| l.received).sum();
+                return Ok(result);
+            }
+            if !busy {
+                // Also bounds how long a lost echo can stall us.
+                self.poll.poll(&mut self.events, Some(Duration::from_secs(10)))?;
+                if self.events.is_empty() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no progress for 10 s"));
+                }
+                for ev in self.events.iter() {
+                    if let Some(lane) = self.lanes.get_mut(ev.token().0) {
+                        lane.note(ev);
+                    }
+                }
+            }
+        }
+    }
+
+    fn close(self: Box<Self>) -> io::Result<()> {
+        let MultiConn { lanes, poll, .. } = *self;
+        // Close frames and FINs to all first, then wait for each peer.
+        let mut closing = Vec::with_capacity(lanes.len());
+        for lane in lanes {
+            closing.push(lane.start_close(poll.registry())?);
+        }
+        closing.into_iter().for_each(finish_close);
         Ok(())
     }
 }
@@ -533,15 +687,18 @@ fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(s)
 }
 
-/// Minimal raw RFC 6455 client (blocking handshake, non-blocking pump).
-pub struct RawWsClient;
+/// A WebSocket connection after a blocking opening handshake: the socket
+/// (blocking, no timeouts), the client framing, and bytes that arrived
+/// after the 101 response.
+pub struct WsHandshaken {
+    pub stream: TcpStream,
+    framing: WsFraming,
+    pub leftover: Vec<u8>,
+}
 
-impl BenchClient for RawWsClient {
-    fn name(&self) -> &str {
-        "raw-ws (built-in, mio, masked frames)"
-    }
-
-    fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
+impl WsHandshaken {
+    /// Connects to `addr` and completes the opening handshake.
+    pub fn connect(addr: SocketAddr) -> io::Result<Self> {
         let mut s = connect_tcp(addr)?;
         let mut rng = Rng::new();
         let key = handshake::new_client_key(&mut rng);
@@ -563,12 +720,63 @@ impl BenchClient for RawWsClient {
             }
         };
         s.set_read_timeout(None)?;
-        let mut framing = WsFraming { rng, assembling: false, assembled: Vec::new() };
+        buf.drain(..header_len);
+        Ok(WsHandshaken {
+            stream: s,
+            framing: WsFraming { rng, assembling: false, assembled: Vec::new() },
+            leftover: buf,
+        })
+    }
+
+    /// A masked binary frame carrying `payload`, appended to `out`.
+    pub fn encode(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        self.framing.encode(payload, out);
+    }
+
+    /// Decodes one server frame from the front of `buf` (see [`Framing`]):
+    /// `None` if incomplete, else bytes used and a complete message if any.
+    /// Pongs for pings go to `out`.
+    pub fn decode<'a>(&'a mut self, buf: &'a [u8], out: &mut Vec<u8>) -> io::Result<Decoded<'a>> {
+        self.framing.decode(buf, out)
+    }
+
+    fn into_lane(self) -> io::Result<Lane<WsFraming>> {
+        let WsHandshaken { stream, mut framing, leftover } = self;
         let mut close_frame = Vec::new();
         framing.write_frame(0x8, &1000u16.to_be_bytes(), &mut close_frame);
-        let mut conn = PumpConn::new(s, framing, &buf[header_len..])?;
-        conn.close_frame = Some(close_frame);
-        Ok(Box::new(conn))
+        let mut lane = Lane::new(stream, framing, &leftover)?;
+        lane.close_frame = Some(close_frame);
+        Ok(lane)
+    }
+}
+
+/// Minimal raw RFC 6455 client (blocking handshake, non-blocking pump).
+pub struct RawWsClient;
+
+impl BenchClient for RawWsClient {
+    fn name(&self) -> &str {
+        "raw-ws (built-in, mio, masked frames)"
+    }
+
+    fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
+        Ok(Box::new(PumpConn::new(WsHandshaken::connect(addr)?.into_lane()?)?))
+    }
+}
+
+/// [`RawWsClient`] for `conns` connections at once, all driven by one
+/// thread on one mio `Poll` (`--conns N`, N > 1).
+pub struct MultiRawWsClient {
+    pub conns: usize,
+}
+
+impl BenchClient for MultiRawWsClient {
+    fn name(&self) -> &str {
+        "raw-ws multi (built-in, mio, masked frames; N connections on one thread, one Poll)"
+    }
+
+    fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
+        let lanes = (0..self.conns).map(|_| WsHandshaken::connect(addr)?.into_lane()).collect::<io::Result<_>>()?;
+        Ok(Box::new(MultiConn::new(lanes)?))
     }
 }
 
@@ -581,8 +789,24 @@ impl BenchClient for PlainTcpClient {
     }
 
     fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
-        let s = connect_tcp(addr)?;
-        Ok(Box::new(PumpConn::new(s, LenPrefixFraming, &[])?))
+        Ok(Box::new(PumpConn::new(Lane::new(connect_tcp(addr)?, LenPrefixFraming, &[])?)?))
+    }
+}
+
+/// [`PlainTcpClient`] for `conns` connections at once on one thread.
+pub struct MultiPlainTcpClient {
+    pub conns: usize,
+}
+
+impl BenchClient for MultiPlainTcpClient {
+    fn name(&self) -> &str {
+        "plain-tcp multi (built-in, mio, 4-byte length prefix; N connections on one thread, one Poll)"
+    }
+
+    fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
+        let lanes =
+            (0..self.conns).map(|_| Lane::new(connect_tcp(addr)?, LenPrefixFraming, &[])).collect::<io::Result<_>>()?;
+        Ok(Box::new(MultiConn::new(lanes)?))
     }
 }
 

@@ -18,15 +18,29 @@
 //! Other flags: `--warmup S` (default 0.5), `--repeat N` (median of N runs,
 //! interleaved across servers), `--pin same|split|none` (default `same`:
 //! client and servers share one CPU; see `affinity.rs` for why), `--json`,
-//! `--client libws|raw` (the WebSocket client: libws's C API client, the
-//! default, or the built-in raw mio client).
+//! `--markdown` (the table as README markdown), `--client libws|raw` (the
+//! WebSocket client: libws's C API client, or the built-in raw mio client;
+//! libws is the default with one connection).
+//!
+//! `--conns N` (default 1): N connections per server and case, opened
+//! together and driven at once, each with its own window of `--modes`
+//! messages; msgs/s is the total over all N. N > 1 always uses the
+//! built-in multi-connection clients (raw WebSocket and plain TCP: one
+//! thread, one mio `Poll`, N connections; see `client.rs`), so
+//! `--client libws` is refused with it.
 //!
 //! `--alloc-check` runs only the libws server and client (both through the C
 //! API) in-process and prints heap allocations per round trip (see
 //! `alloc_count.rs`).
 //!
-//! The libws server (`servers/libws_blocking.rs`) is the "libws" row; the
-//! ratio column is libws over the best other WebSocket server.
+//! `--idle-memory N [--idle-size B]` measures the event-loop server's
+//! memory per idle connection, with the server in a child process (see
+//! `idle_memory.rs`).
+//!
+//! The libws servers are the "libws" row (blocking, `servers/libws_blocking.rs`)
+//! and the "libws-loop" row (event loop, `servers/libws_loop.rs`); each
+//! gets a ratio over the best non-libws WebSocket server of the same case,
+//! and every WebSocket server a ratio over plain TCP.
 //!
 //! Compression (permessage-deflate) has two modes of its own:
 //!
@@ -55,6 +69,7 @@ mod client;
 mod client_libws;
 mod compress;
 mod handshake;
+mod idle_memory;
 mod json;
 mod libws_ffi;
 mod servers;
@@ -66,16 +81,26 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use client::{BenchClient, LoadResult, LoadSpec, PlainTcpClient, RawWsClient};
+use client::{BenchClient, LoadResult, LoadSpec, MultiPlainTcpClient, MultiRawWsClient, PlainTcpClient, RawWsClient};
 use servers::{EchoServer, Protocol, REGISTRY};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// The client that drives every WebSocket server (`--client`).
-fn ws_client(kind: ClientKind) -> Box<dyn BenchClient> {
+/// The client that drives every WebSocket server (`--client`, `--conns`).
+fn ws_client(kind: ClientKind, conns: usize) -> Box<dyn BenchClient> {
     match kind {
         ClientKind::Libws => Box::new(client_libws::LibwsClient::default()),
+        ClientKind::Raw if conns > 1 => Box::new(MultiRawWsClient { conns }),
         ClientKind::Raw => Box::new(RawWsClient),
+    }
+}
+
+/// The client that drives the plain TCP reference.
+fn plain_client(conns: usize) -> Box<dyn BenchClient> {
+    if conns > 1 {
+        Box::new(MultiPlainTcpClient { conns })
+    } else {
+        Box::new(PlainTcpClient)
     }
 }
 
@@ -112,16 +137,23 @@ struct Args {
     /// `--pin`, if given (default `same`; `split` for `--broadcast`).
     pin: Option<affinity::Pin>,
     client: ClientKind,
+    conns: usize,
+    markdown: bool,
     alloc_check: bool,
     compress: bool,
     broadcast: bool,
     clients: usize,
     broadcasts: usize,
+    idle_memory: Option<usize>,
+    idle_size: usize,
+    loop_server_child: bool,
 }
 
 const USAGE: &str = "usage: libws-bench [--seconds N] [--warmup N] [--sizes 16,1024,65536] \
-[--modes 1,16] [--servers a,b,c] [--repeat N] [--pin same|split|none] [--client libws|raw] [--json]\n\
+[--modes 1,16] [--servers a,b,c] [--repeat N] [--pin same|split|none] [--client libws|raw] [--conns N] \
+[--json|--markdown]\n\
        libws-bench --alloc-check [--sizes 16,1024,65536]\n\
+       libws-bench --idle-memory N [--idle-size BYTES]\n\
        libws-bench --compress [--seconds N] [--warmup N] [--sizes 65536] [--modes 1,16] [--repeat N] [--pin ...]\n\
        libws-bench --broadcast [--clients 1000] [--broadcasts 20] [--sizes 16384,65536] [--repeat N] [--pin ...]";
 
@@ -144,12 +176,18 @@ fn parse_args() -> Result<Args, String> {
         repeat: 1,
         pin: None,
         client: ClientKind::Libws,
+        conns: 1,
+        markdown: false,
         alloc_check: false,
         compress: false,
         broadcast: false,
         clients: 1000,
         broadcasts: 20,
+        idle_memory: None,
+        idle_size: 16 * 1024,
+        loop_server_child: false,
     };
+    let mut client = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -165,12 +203,17 @@ fn parse_args() -> Result<Args, String> {
             "--repeat" => a.repeat = val()?.parse().map_err(|_| "--repeat: bad number")?,
             "--pin" => a.pin = Some(val()?.parse()?),
             "--json" => a.json = true,
-            "--client" => a.client = val()?.parse()?,
+            "--client" => client = Some(val()?.parse::<ClientKind>()?),
+            "--conns" => a.conns = val()?.parse().map_err(|_| "--conns: bad number")?,
+            "--markdown" => a.markdown = true,
             "--alloc-check" => a.alloc_check = true,
             "--compress" => a.compress = true,
             "--broadcast" => a.broadcast = true,
             "--clients" => a.clients = val()?.parse().map_err(|_| "--clients: bad number")?,
             "--broadcasts" => a.broadcasts = val()?.parse().map_err(|_| "--broadcasts: bad number")?,
+            "--idle-memory" => a.idle_memory = Some(val()?.parse().map_err(|_| "--idle-memory: bad number")?),
+            "--idle-size" => a.idle_size = val()?.parse().map_err(|_| "--idle-size: bad number")?,
+            idle_memory::CHILD_FLAG => a.loop_server_child = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -192,6 +235,22 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.clients == 0 || a.broadcasts == 0 {
         return Err("--clients and --broadcasts must be >= 1".into());
+    }
+    if a.conns == 0 || a.idle_memory == Some(0) {
+        return Err("--conns and --idle-memory must be >= 1".into());
+    }
+    a.client = match (client, a.conns) {
+        (Some(ClientKind::Libws), n) if n > 1 => {
+            return Err("--client libws drives one connection; --conns N > 1 uses the raw multi-connection client \
+                        (omit --client or pass --client raw)"
+                .into())
+        }
+        (Some(c), _) => c,
+        (None, 1) => ClientKind::Libws,
+        (None, _) => ClientKind::Raw,
+    };
+    if a.json && a.markdown {
+        return Err("--json and --markdown exclude each other".into());
     }
     if a.modes.contains(&0) || a.sizes.iter().any(|&s| s > u32::MAX as usize) {
         return Err("modes must be >= 1, sizes < 4 GiB".into());
@@ -225,7 +284,9 @@ impl Row {
     }
 }
 
-/// libws msgs/s over the best non-libws WebSocket server of the same case.
+/// A libws server's msgs/s over the best WebSocket server of the same case
+/// that is not libws (the blocking and the loop server are both subjects,
+/// never each other's peer; plain TCP is not a peer).
 fn ratio(rows: &[Row], i: usize) -> Option<f64> {
     let row = &rows[i];
     if !row.is_libws() {
@@ -238,6 +299,19 @@ fn ratio(rows: &[Row], i: usize) -> Option<f64> {
         .filter_map(Row::msgs_per_s)
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))?;
     Some(row.msgs_per_s()? / best)
+}
+
+/// A WebSocket server's msgs/s over plain TCP's in the same case.
+fn over_tcp(rows: &[Row], i: usize) -> Option<f64> {
+    let row = &rows[i];
+    if row.protocol != Protocol::WebSocket {
+        return None;
+    }
+    let tcp = rows
+        .iter()
+        .find(|r| r.size == row.size && r.depth == row.depth && r.protocol == Protocol::LengthPrefixed)?
+        .msgs_per_s()?;
+    Some(row.msgs_per_s()? / tcp)
 }
 
 fn rate(r: &LoadResult) -> f64 {
@@ -285,6 +359,72 @@ fn run_case(
     Ok(res)
 }
 
+/// The table as markdown: one line per case, msgs/s per server (in run
+/// order), then each libws server over the best peer and over plain TCP.
+fn markdown(rows: &[Row]) -> String {
+    let mut servers: Vec<&str> = Vec::new();
+    for r in rows {
+        if !servers.contains(&r.server.as_str()) {
+            servers.push(&r.server);
+        }
+    }
+    let subjects: Vec<&str> =
+        rows.iter().filter(|r| r.is_libws()).map(|r| r.server.as_str()).fold(Vec::new(), |mut v, s| {
+            if !v.contains(&s) {
+                v.push(s);
+            }
+            v
+        });
+    let has_tcp = rows.iter().any(|r| r.protocol == Protocol::LengthPrefixed);
+    let mut o = String::from("| size | mode |");
+    for s in &servers {
+        let _ = write!(o, " {s} |");
+    }
+    for s in &subjects {
+        let _ = write!(o, " {s} / best peer |");
+    }
+    if has_tcp {
+        for s in &subjects {
+            let _ = write!(o, " {s} / plain TCP |");
+        }
+    }
+    o.push_str("\n|---|---|");
+    let cols = servers.len() + subjects.len() * if has_tcp { 2 } else { 1 };
+    o.push_str(&"---|".repeat(cols));
+    o.push('\n');
+    let mut i = 0;
+    while i < rows.len() {
+        let (size, depth) = (rows[i].size, rows[i].depth);
+        let case: Vec<usize> =
+            (i..rows.len()).take_while(|&j| rows[j].size == size && rows[j].depth == depth).collect();
+        let _ = write!(o, "| {} | {} |", size_name(size), mode_name(depth));
+        let find = |name: &str| case.iter().copied().find(|&j| rows[j].server == name);
+        for s in &servers {
+            let cell = match find(s).map(|j| &rows[j]) {
+                Some(r) => match (&r.outcome, r.msgs_per_s()) {
+                    (Ok(_), Some(m)) => format!("{m:.0}"),
+                    (Err(e), _) => format!("error: {e}"),
+                    _ => String::new(),
+                },
+                None => String::new(),
+            };
+            let _ = write!(o, " {cell} |");
+        }
+        let ratio_cell = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.2}x"));
+        for s in &subjects {
+            let _ = write!(o, " {} |", ratio_cell(find(s).and_then(|j| ratio(rows, j))));
+        }
+        if has_tcp {
+            for s in &subjects {
+                let _ = write!(o, " {} |", ratio_cell(find(s).and_then(|j| over_tcp(rows, j))));
+            }
+        }
+        o.push('\n');
+        i = case.last().map_or(i + 1, |&j| j + 1);
+    }
+    o
+}
+
 fn json_str(s: &str) -> String {
     let mut o = String::from("\"");
     for c in s.chars() {
@@ -316,6 +456,24 @@ fn main() -> ExitCode {
             return if e.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) };
         }
     };
+    if args.loop_server_child {
+        return match idle_memory::child() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: loop server child: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(n) = args.idle_memory {
+        return match idle_memory::run(n, args.idle_size) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.alloc_check {
         return match alloc_count::run(&args.sizes) {
             Ok(true) => ExitCode::SUCCESS,
@@ -372,8 +530,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ws = ws_client(args.client);
-    let plain = PlainTcpClient;
+    let ws = ws_client(args.client, args.conns);
+    let plain = plain_client(args.conns);
     let duration = Duration::from_secs_f64(args.seconds);
     let warmup = Duration::from_secs_f64(args.warmup);
 
@@ -382,16 +540,25 @@ fn main() -> ExitCode {
         format!("cores: {cores} (available_parallelism)"),
         format!("placement: {}", pin.describe(&cpus)),
         format!(
-            "per case: new connection, {:.1} s warm-up, {:.1} s measured, median of {} run(s); binary messages",
-            args.warmup, args.seconds, args.repeat
+            "per case: {} new connection(s) driven at once, {:.1} s warm-up, {:.1} s measured, median of {} run(s); \
+             binary messages",
+            args.conns, args.warmup, args.seconds, args.repeat
         ),
         format!("websocket client: {}", ws.name()),
         format!("reference client: {}", plain.name()),
-        "servers: in-process, 127.0.0.1:0, tokio servers on a 2-worker runtime each".to_string(),
-        PIPELINE_NOTE.to_string(),
-        "msgs/s = round trips per second; MiB/s = payload bytes echoed per second, one direction".into(),
+        "servers: in-process, 127.0.0.1:0, tokio servers on a 2-worker runtime each, libws-loop on one loop thread"
+            .to_string(),
+        format!("{PIPELINE_NOTE} (per connection)"),
+        "msgs/s = round trips per second (total over all connections); MiB/s = payload bytes echoed per second, \
+         one direction"
+            .into(),
     ];
-    if !args.json {
+    if args.markdown {
+        for h in &header {
+            println!("<!-- {h} -->");
+        }
+        println!();
+    } else if !args.json {
         for h in &header {
             println!("# {h}");
         }
@@ -429,7 +596,7 @@ fn main() -> ExitCode {
                 for (srv, outs) in running.iter().zip(&mut outcomes) {
                     let client: &dyn BenchClient = match srv.protocol() {
                         Protocol::WebSocket => ws.as_ref(),
-                        Protocol::LengthPrefixed => &plain,
+                        Protocol::LengthPrefixed => plain.as_ref(),
                     };
                     eprint!("running {:>6} {:<12} {:<18} #{}", size_name(size), mode_name(depth), srv.name(), rep + 1);
                     let outcome = run_case(srv.as_ref(), client, &spec, warmup).map_err(|e| e.to_string());
@@ -463,6 +630,7 @@ fn main() -> ExitCode {
         let _ = writeln!(o, "  \"seconds\": {},", args.seconds);
         let _ = writeln!(o, "  \"warmup_seconds\": {},", args.warmup);
         let _ = writeln!(o, "  \"repeat\": {},", args.repeat);
+        let _ = writeln!(o, "  \"connections\": {},", args.conns);
         let _ = writeln!(o, "  \"websocket_client\": {},", json_str(ws.name()));
         let _ = writeln!(o, "  \"reference_client\": {},", json_str(plain.name()));
         let _ = writeln!(o, "  \"pipelining\": {},", json_str(PIPELINE_NOTE));
@@ -476,7 +644,7 @@ fn main() -> ExitCode {
                 o,
                 "    {{\"size\": {}, \"in_flight\": {}, \"server\": {}, \"protocol\": {}, \
                  \"round_trips\": {rt}, \"elapsed_s\": {el}, \"msgs_per_s\": {}, \"mib_per_s\": {}, \
-                 \"libws_over_best_peer\": {}, \"error\": {err}}}",
+                 \"libws_over_best_peer\": {}, \"over_plain_tcp\": {}, \"error\": {err}}}",
                 r.size,
                 r.depth,
                 json_str(&r.server),
@@ -487,13 +655,19 @@ fn main() -> ExitCode {
                 json_num(r.msgs_per_s()),
                 json_num(r.mib_per_s()),
                 json_num(ratio(&rows, i)),
+                json_num(over_tcp(&rows, i)),
             );
             o.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
         }
         o.push_str("  ]\n}");
         println!("{o}");
+    } else if args.markdown {
+        print!("{}", markdown(&rows));
     } else {
-        println!("{:<7} {:<13} {:<20} {:>12} {:>10}  libws / best peer", "size", "mode", "server", "msgs/s", "MiB/s");
+        println!(
+            "{:<7} {:<13} {:<20} {:>12} {:>10}  {:>17}  vs plain TCP",
+            "size", "mode", "server", "msgs/s", "MiB/s", "libws / best peer"
+        );
         let mut prev = None;
         for (i, r) in rows.iter().enumerate() {
             if prev.is_some() && prev != Some((r.size, r.depth)) {
@@ -506,14 +680,16 @@ fn main() -> ExitCode {
                 _ => (String::new(), String::new()),
             };
             let ratio = ratio(&rows, i).map_or(String::new(), |x| format!("{x:.2}x"));
+            let tcp = over_tcp(&rows, i).map_or(String::new(), |x| format!("{x:.2}x"));
             println!(
-                "{:<7} {:<13} {:<20} {:>12} {:>10}  {}",
+                "{:<7} {:<13} {:<20} {:>12} {:>10}  {:>17}  {}",
                 size_name(r.size),
                 mode_name(r.depth),
                 r.server,
                 m,
                 b,
-                ratio
+                ratio,
+                tcp
             );
         }
     }

@@ -43,8 +43,10 @@ impl BufferPool {
 
     pub fn put(&self, mut buf: Vec<u8>) {
         buf.clear();
-        // A buffer that grew for a large frame is not worth keeping.
-        if buf.capacity() > self.inner.buffer_size * 2 {
+        // A buffer that grew for a large frame is not worth keeping; one
+        // smaller than the pool's size (an empty `Vec` put back by a
+        // connection that held none) would be handed out and regrown.
+        if buf.capacity() > self.inner.buffer_size * 2 || buf.capacity() < self.inner.buffer_size {
             return;
         }
         if let Ok(mut f) = self.inner.free.lock() {
@@ -57,5 +59,23 @@ impl BufferPool {
     /// Buffers currently idle in the pool.
     pub fn idle(&self) -> usize {
         self.inner.free.lock().map(|f| f.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BufferPool;
+
+    #[test]
+    fn buffers_smaller_than_the_pool_size_are_not_kept() {
+        let pool = BufferPool::new(4096);
+        pool.put(Vec::new());
+        pool.put(Vec::with_capacity(16));
+        assert_eq!(pool.idle(), 0);
+        assert!(pool.get().capacity() >= 4096);
+        pool.put(Vec::with_capacity(4096));
+        assert_eq!(pool.idle(), 1);
+        pool.put(Vec::with_capacity(3 * 4096));
+        assert_eq!(pool.idle(), 1);
     }
 }

@@ -1,15 +1,16 @@
 //! In-process echo servers under test.
 //!
 //! Every server lives in its own module, binds `127.0.0.1:0` and runs on its
-//! own threads (tokio servers own a 2-worker runtime). To add a server (e.g.
-//! libws), write a module with a constructor returning
-//! `io::Result<Box<dyn EchoServer>>` and add one line to [`REGISTRY`].
+//! own threads (tokio servers own a 2-worker runtime). To add a server,
+//! write a module with a constructor returning `io::Result<Box<dyn
+//! EchoServer>>` and add one line to [`REGISTRY`].
 
 use std::io;
 use std::net::SocketAddr;
 
 pub mod fastwebsockets;
 pub mod libws_blocking;
+pub mod libws_loop;
 pub mod plain_tcp;
 pub mod tokio_tungstenite;
 
@@ -43,13 +44,16 @@ pub trait EchoServer: Send {
 pub type StartFn = fn() -> io::Result<Box<dyn EchoServer>>;
 
 /// All known servers, in table order. Names here must match `name()`.
-/// A server whose name starts with "libws" is treated as the subject of the
-/// "libws / best peer" ratio; every other WebSocket server is a peer.
+/// A server whose name starts with "libws" (the blocking "libws" and the
+/// event loop's "libws-loop") is a subject of the "libws / best peer" ratio;
+/// the peers are the other WebSocket servers only (never plain TCP, never
+/// the other libws server).
 pub const REGISTRY: &[(&str, StartFn)] = &[
     ("tokio-tungstenite", tokio_tungstenite::start),
     ("fastwebsockets", fastwebsockets::start),
     ("plain-tcp", plain_tcp::start),
     ("libws", libws_blocking::start),
+    ("libws-loop", libws_loop::start),
 ];
 
 /// Builds the 2-worker multi-thread runtime every tokio-based server uses.

@@ -93,7 +93,9 @@ pub struct EventLoop {
     rbuf: Vec<u8>,
     flushing: Vec<(usize, u64)>,
     again: Vec<usize>,
+    /// Reused every iteration so that polling allocates nothing.
     ready: Vec<Ready>,
+    again_spare: Vec<usize>,
     next_sweep: Instant,
     shutdown_deadline: Option<Instant>,
 }
@@ -114,9 +116,13 @@ impl EventLoop {
             free: Vec::new(),
             timers: Timers::default(),
             rbuf: vec![0; READ_BUFFER],
-            flushing: Vec::new(),
+            // Swapped with the shared flush list on every flush: both lists
+            // start with room, so a send never allocates the first time the
+            // empty one is the shared one.
+            flushing: Vec::with_capacity(64),
             again: Vec::new(),
             ready: Vec::new(),
+            again_spare: Vec::new(),
             next_sweep: Instant::now() + SWEEP_EVERY,
             shutdown_deadline: None,
         })
@@ -185,7 +191,6 @@ impl EventLoop {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.events.clear(),
             Err(e) => return Err(Error::io("poll", e)),
         }
-        // Reused across iterations: no allocation per poll.
         let mut ready = std::mem::take(&mut self.ready);
         ready.clear();
         ready.extend(self.events.iter().map(|e| Ready {
@@ -203,9 +208,13 @@ impl EventLoop {
         }
         let handled = ready.len();
         self.ready = ready;
-        for t in std::mem::take(&mut self.again) {
+        let again = std::mem::take(&mut self.again_spare);
+        let mut again = std::mem::replace(&mut self.again, again);
+        for &t in &again {
             self.on_event(&Ready { token: t, read: true, write: false, to_end: true });
         }
+        again.clear();
+        self.again_spare = again;
         self.apply_commands();
         let now = Instant::now();
         self.timers.run_due(now);

@@ -263,29 +263,38 @@ impl ConnShared {
         Ok(())
     }
 
-    /// Queues (or writes) one frame and schedules the connection.
+    /// Queues (or writes) one frame and schedules the connection. A large
+    /// unmasked payload is written at once with whatever is queued ahead
+    /// of it (one writev from the caller's memory: no copy into the
+    /// outbox unless the socket does not take it all).
     fn send_frame(&self, mut ob: MutexGuard<'_, Outbox>, op: OpCode, rsv1: bool, payload: &[u8]) -> Result<()> {
-        if ob.pending() == 0 && payload.len() >= DIRECT_WRITE_MIN && ob.keys.is_none() {
+        if payload.len() >= DIRECT_WRITE_MIN && ob.keys.is_none() && !ob.blocked {
             let mut h = [0u8; MAX_HEADER_LEN];
             let n = encode_header(&mut h, true, rsv1, op, payload.len() as u64, None);
-            let written = match self.stream.write_vectored(&[IoSlice::new(&h[..n]), IoSlice::new(payload)]) {
-                Ok(w) => w,
-                Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::Interrupted) => 0,
-                // A broken socket: queue it anyway, the loop's read or
-                // flush reports the failure once.
-                Err(_) => 0,
-            };
-            if written == n + payload.len() {
+            let queued = ob.pending();
+            let iov = [IoSlice::new(&ob.buf[ob.sent..]), IoSlice::new(&h[..n]), IoSlice::new(payload)];
+            // WouldBlock, Interrupted or a broken socket: queue it all; the
+            // loop's next flush or read reports a broken socket once.
+            let written = self.stream.write_vectored(&iov).unwrap_or(0);
+            let from_queue = written.min(queued);
+            ob.sent += from_queue;
+            let rest = written - from_queue;
+            if rest == n + payload.len() {
+                if ob.pending() == 0 && ob.buf.capacity() > 0 {
+                    self.loop_shared.pool.put(std::mem::take(&mut ob.buf));
+                    ob.sent = 0;
+                }
+                self.set_buffered(&ob);
                 return Ok(());
             }
             if ob.buf.capacity() == 0 {
                 ob.buf = self.loop_shared.pool.get();
             }
-            if written < n {
-                ob.buf.extend_from_slice(&h[written..n]);
+            if rest < n {
+                ob.buf.extend_from_slice(&h[rest..n]);
                 ob.buf.extend_from_slice(payload);
             } else {
-                ob.buf.extend_from_slice(&payload[written - n..]);
+                ob.buf.extend_from_slice(&payload[rest - n..]);
             }
         } else {
             ob.push_frame(&self.loop_shared.pool, op, rsv1, payload);

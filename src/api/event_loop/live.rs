@@ -22,6 +22,9 @@ use crate::proto::{close, ProtoError, ProtoErrorKind, Role};
 const LEFTOVER_MAX: usize = 144;
 /// Reads per connection per loop iteration before others get a turn.
 const READ_BUDGET: usize = 8;
+/// Reserving ahead for the rest of a frame goes at most this far (the
+/// frame's length comes from the peer).
+const READ_BUFFER_HINT: u64 = 4 * 1024 * 1024;
 /// Inflated output is produced in steps of at most this, so the read limit
 /// stops a decompression bomb early.
 const INFLATE_STEP: usize = 64 * 1024;
@@ -97,7 +100,7 @@ impl LiveConn {
     /// Reads what the socket has and dispatches it. A short read ends the
     /// turn (the socket is empty; new data raises a new edge) unless
     /// `to_end` asks to read until the socket says so.
-    pub fn on_readable(&mut self, rbuf: &mut [u8], to_end: bool) -> Outcome {
+    pub fn on_readable(&mut self, rbuf: &mut [u8], to_end: bool, now: Instant) -> Outcome {
         for _ in 0..READ_BUDGET {
             if self.handle.is_reading_paused() {
                 self.read_missed = true;
@@ -113,7 +116,7 @@ impl LiveConn {
                 Err(e) => return self.io_failure(e),
             };
             self.left_len = 0;
-            self.last_read = Instant::now();
+            self.last_read = now;
             self.ping_sent = None;
             let short = k + n < rbuf.len();
             match self.process(&mut rbuf[..k + n]) {
@@ -228,6 +231,9 @@ impl LiveConn {
             if self.msg.capacity() == 0 {
                 self.msg = self.handle.0.loop_shared.pool.get();
             }
+            // Grow once to the frame's size rather than by doubling.
+            let frame_rest = self.receiver.frame_remaining().unwrap_or(0).min(READ_BUFFER_HINT);
+            self.msg.reserve(data.len() + frame_rest as usize);
             self.msg.extend_from_slice(data);
             if !eom {
                 return Ok(());
@@ -241,7 +247,8 @@ impl LiveConn {
     }
 
     fn deliver(&mut self, kind: MessageType, data: &[u8]) {
-        self.last_message = Instant::now();
+        // The loop's clock of this iteration: no clock read per message.
+        self.last_message = self.last_read;
         self.handler.on_message(&self.handle, kind, data);
     }
 

@@ -98,6 +98,11 @@ pub struct EventLoop {
     again_spare: Vec<usize>,
     next_sweep: Instant,
     shutdown_deadline: Option<Instant>,
+    /// When the last wait returned: the time stamp of this iteration's reads.
+    now: Instant,
+    /// Slots in use, and how many of them are listeners.
+    occupied: usize,
+    listeners: usize,
 }
 
 /// The any-thread face of an event loop.
@@ -125,6 +130,9 @@ impl EventLoop {
             again_spare: Vec::new(),
             next_sweep: Instant::now() + SWEEP_EVERY,
             shutdown_deadline: None,
+            occupied: 0,
+            listeners: 0,
+            now: Instant::now(),
         })
     }
 
@@ -155,21 +163,20 @@ impl EventLoop {
     }
 
     fn needs_sweep(&self) -> bool {
-        self.slots.iter().any(|s| matches!(s, Some(Entry::Accepting(_) | Entry::Dialing(_) | Entry::Open(_))))
+        self.connection_count() > 0
     }
 
-    /// Connections in any state (handshaking, open, closing).
+    /// Connections in any state (handshaking, open, closing). O(1): the
+    /// loop asks on every iteration.
     pub fn connection_count(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| matches!(s, Some(Entry::Accepting(_) | Entry::Dialing(_) | Entry::Open(_))))
-            .count()
+        self.occupied - self.listeners
     }
 
-    /// Runs until `LoopRemote::stop` (or a finished shutdown).
+    /// Runs until `LoopRemote::stop` (or a finished shutdown). A stop
+    /// requested before `run` starts makes it return at once; each stop
+    /// ends one `run`.
     pub fn run(&mut self) -> Result<()> {
-        self.shared.stop.store(false, Ordering::SeqCst);
-        while !self.shared.stop.load(Ordering::SeqCst) {
+        while !self.shared.stop.swap(false, Ordering::SeqCst) {
             self.poll(None)?;
         }
         Ok(())
@@ -191,6 +198,7 @@ impl EventLoop {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.events.clear(),
             Err(e) => return Err(Error::io("poll", e)),
         }
+        self.now = Instant::now();
         let mut ready = std::mem::take(&mut self.ready);
         ready.clear();
         ready.extend(self.events.iter().map(|e| Ready {
@@ -229,6 +237,10 @@ impl EventLoop {
     }
 
     fn alloc_slot(&mut self, e: Entry) -> usize {
+        self.occupied += 1;
+        if matches!(e, Entry::Listener(_)) {
+            self.listeners += 1;
+        }
         match self.free.pop() {
             Some(t) => {
                 self.slots[t] = Some(e);
@@ -243,8 +255,12 @@ impl EventLoop {
 
     fn release_slot(&mut self, t: usize) -> Option<Entry> {
         let e = self.slots.get_mut(t)?.take();
-        if e.is_some() {
+        if let Some(entry) = &e {
             self.free.push(t);
+            self.occupied -= 1;
+            if matches!(entry, Entry::Listener(_)) {
+                self.listeners -= 1;
+            }
         }
         e
     }
@@ -443,7 +459,7 @@ impl EventLoop {
 
     fn read_conn(&mut self, t: usize, to_end: bool) {
         let outcome = match self.slots.get_mut(t) {
-            Some(Some(Entry::Open(c))) => c.on_readable(&mut self.rbuf, to_end),
+            Some(Some(Entry::Open(c))) => c.on_readable(&mut self.rbuf, to_end, self.now),
             _ => return,
         };
         self.handle_outcome(t, outcome);
@@ -664,7 +680,7 @@ impl EventLoop {
     }
 
     fn check_shutdown(&mut self) {
-        if self.shutdown_deadline.is_some() && self.slots.iter().all(|s| s.is_none()) {
+        if self.shutdown_deadline.is_some() && self.occupied == 0 {
             self.shutdown_deadline = None;
             self.shared.stop.store(true, Ordering::SeqCst);
         }

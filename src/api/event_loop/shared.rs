@@ -45,10 +45,11 @@ impl Default for LoopConfig {
 }
 
 /// Outboxes and message assemblies take buffers of this size from the
-/// loop's pool (a buffer that grew past twice this is dropped, not kept).
-const POOL_BUFFER: usize = 32 * 1024;
+/// loop's pool (a buffer that grew past twice this is dropped, not kept):
+/// a 64 KiB message and its frame header fit without growing.
+const POOL_BUFFER: usize = 64 * 1024 + crate::proto::frame::MAX_HEADER_LEN;
 /// Idle buffers the pool keeps: after a burst over thousands of
-/// connections, at most 64 x 64 KiB stay allocated.
+/// connections, at most 64 x 128 KiB stay allocated.
 const POOL_MAX: usize = 64;
 
 pub(super) enum Command {

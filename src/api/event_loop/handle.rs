@@ -287,6 +287,11 @@ impl ConnShared {
                 self.set_buffered(&ob);
                 return Ok(());
             }
+            // The socket pushed back: like a flush that could not write
+            // everything, the drain callback must follow once the rest is
+            // out (also when the loop then writes it in one go), and later
+            // sends queue behind it rather than retry the full socket.
+            ob.blocked = true;
             if ob.buf.capacity() == 0 {
                 ob.buf = self.loop_shared.pool.get();
             }

@@ -81,6 +81,8 @@ DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024
 #: longest wait of one poll when run() drives the loop in the main thread,
 #: so that Ctrl-C is seen even when the signal lands on another thread
 _SIGNAL_SLICE_MS = 200
+#: longest wait of one poll while a shutdown is in progress
+_SHUTDOWN_SLICE_MS = 50
 
 _PRIVATE = object()
 
@@ -169,19 +171,22 @@ class _Callbacks:
         if isinstance(handler, type):
             raise TypeError("handler must be an instance (or any object with on_* methods), not a class")
         self.handler = handler
-        found = False
+        has_methods = False
         for name in _HANDLER_METHODS:
             fn = getattr(handler, name, None) if handler is not None else None
-            if fn is not None and not callable(fn):
-                raise TypeError(f"handler.{name} must be callable")
-            # EventHandler's own no-op methods cost a Python call each:
-            # leave them out.
-            if fn is not None and getattr(type(handler), name, None) is getattr(EventHandler, name):
-                fn = None
-                found = True
             if fn is not None:
-                found = True
+                if not callable(fn):
+                    raise TypeError(f"handler.{name} must be callable")
+                has_methods = True
+                # EventHandler's own no-op methods would cost a Python call
+                # each: leave them out.
+                if getattr(type(handler), name, None) is getattr(EventHandler, name):
+                    fn = None
             setattr(self, name, fn)
+        if handler is not None and not has_methods:
+            if not callable(handler):
+                raise TypeError("handler must have on_* methods or be callable as on_message(conn, message)")
+            self.on_message = handler
         for name, fn in overrides.items():
             if name not in _HANDLER_METHODS:
                 raise TypeError(f"unknown callback {name!r} (expected one of {', '.join(_HANDLER_METHODS)})")
@@ -189,11 +194,6 @@ class _Callbacks:
                 raise TypeError(f"{name} must be callable")
             if fn is not None:
                 setattr(self, name, fn)
-                found = True
-        if not found and handler is not None:
-            if not callable(handler):
-                raise TypeError("handler must have on_* methods or be callable as on_message(conn, message)")
-            self.on_message = handler
 
 
 @dataclass(frozen=True)
@@ -773,9 +773,10 @@ class EventLoop:
         try:
             while True:
                 # A shutdown requested before this poll started is applied
-                # by it (its command is queued first).
+                # by it (its command is queued before the flag is set);
+                # then poll in short slices until every connection is gone.
                 shutting = self._shutdown_requested
-                st = _ffi.ws_loop_poll(h, ms)
+                st = _ffi.ws_loop_poll(h, _SHUTDOWN_SLICE_MS if shutting else ms)
                 self._raise_pending()
                 if st != _ffi.WS_OK:
                     raise error_for(st)
@@ -827,11 +828,15 @@ class EventLoop:
         h = self._enter()
         try:
             st = _ffi.ws_loop_shutdown(h, ms)
+            if st == _ffi.WS_OK:
+                # After the command is queued (see run()); the wake ends a
+                # poll that is waiting without a limit.
+                self._shutdown_requested = True
+                _ffi.ws_loop_wake(h)
         finally:
             self._leave()
         if st != _ffi.WS_OK:
             raise error_for(st)
-        self._shutdown_requested = True
         if not wait or self._driver == threading.get_ident():
             return
         t = self._thread

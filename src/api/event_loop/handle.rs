@@ -278,6 +278,10 @@ impl ConnShared {
             if written == n + payload.len() {
                 return Ok(());
             }
+            // The socket pushed back: like a flush that could not write
+            // everything, the drain callback must follow once the rest is
+            // out (also when the loop then writes it in one go).
+            ob.blocked = true;
             if ob.buf.capacity() == 0 {
                 ob.buf = self.loop_shared.pool.get();
             }

@@ -538,10 +538,14 @@ _live_loops: "weakref.WeakSet[EventLoop]" = weakref.WeakSet()
 def _stop_background_loops() -> None:
     # A daemon thread inside ws_loop_run that calls back into a finalizing
     # interpreter would be killed in the middle of libws: stop them first.
+    # Loops that nobody drives are closed while the interpreter is whole
+    # (their open connections' on_close runs now, not during finalization).
     for lp in list(_live_loops):
         try:
             lp._stop_background(2.0)
-        except Exception:  # never fail at exit
+            if not lp.running:
+                lp.close()
+        except BaseException:  # never fail at exit
             pass
 
 
@@ -674,18 +678,21 @@ class EventLoop:
             RuntimeError: the loop is being driven (also from a callback).
         """
         with self._lock:
-            if self._h is None:
+            if self._h is None or self._closing:
                 return
             if self._driver is not None:
                 raise RuntimeError("close() while the event loop is running: stop it first")
-            self._closing = True
+            self._closing = True  # from now on every other call refuses
             while self._users:
                 self._idle.wait()
             h = self._h
             self._driver = threading.get_ident()  # close callbacks run here
-            try:
-                _ffi.ws_loop_free(h)
-            finally:
+        # Not under the lock: a callback may wait for a thread that calls
+        # into the loop (it gets RuntimeError, at once).
+        try:
+            _ffi.ws_loop_free(h)
+        finally:
+            with self._lock:
                 self._driver = None
                 self._h = None
         self._timers.clear()

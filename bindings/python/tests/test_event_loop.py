@@ -814,3 +814,37 @@ def test_fileno_with_selectors():
         assert result == [f"sel {i}" for i in range(20)]
         assert fired == [True]
         assert rec.closed and rec.closed[0][1] == 1000
+
+
+# -- lifetime of the loop itself ------------------------------------------------------------------------------
+
+
+def test_interpreter_exit_with_a_running_loop_and_open_connections():
+    """No shutdown at all: the exit handler stops the loop thread and frees
+    the loop (on_close with 1006) before the interpreter goes away."""
+    import subprocess
+    import sys
+
+    from conftest import child_env
+
+    script = (
+        "import libws\n"
+        "s = libws.serve_events('127.0.0.1', 0, lambda c, m: c.send(m), background=True,\n"
+        "                       on_close=lambda c, code, r: print('closed', code, flush=True))\n"
+        "ws = libws.connect(f'ws://127.0.0.1:{s.port}/', timeout=10)\n"
+        "ws.send('x'); assert ws.recv(timeout=10) == 'x'\n"
+        "lp = libws.EventLoop(); lp.call_later(100, print)  # an idle loop too\n"
+        "print('exiting', flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=child_env())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["exiting", "closed 1006"], (out.stdout, out.stderr)
+
+
+def test_a_collected_loop_is_freed():
+    lp = libws.EventLoop()
+    port = lp.listen("127.0.0.1", 0, print).port
+    del lp
+    gc.collect()
+    with pytest.raises(libws.ConnectError):
+        libws.connect(f"ws://127.0.0.1:{port}/", timeout=5)

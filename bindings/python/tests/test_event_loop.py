@@ -333,7 +333,6 @@ def test_sends_from_other_threads(serve):
             k, i = ws.recv(timeout=T).split(":")
             seen[int(k)].append(int(i))
         assert all(v == list(range(300)) for v in seen.values())  # each thread's order kept
-        assert conn.buffered_amount == 0 or conn.buffered_amount < 1 << 20
 
 
 def test_send_from_another_thread_while_the_peer_closes(serve):
@@ -559,6 +558,8 @@ def test_queue_full_and_drain(serve):
                 try:
                     conn.send(chunk)
                 except libws.QueueFull as e:
+                    # (the loop's thread: no flush runs meanwhile)
+                    state["buffered"] = conn.buffered_amount
                     state["full"] = e
                     break
                 state["sent"] += 1
@@ -573,8 +574,9 @@ def test_queue_full_and_drain(serve):
         wait_for(lambda: state["full"] is not None, what="QueueFull")
         e = state["full"]
         assert e.ws_status == 22 and isinstance(e, libws.LibwsError)
-        assert 256 * 1024 - 65536 < srv.connections[0].buffered_amount <= 256 * 1024 + 65536
-        assert not state["drained"].is_set()
+        assert 256 * 1024 - 65536 < state["buffered"] <= 256 * 1024
+        # (the kernel's socket buffers may still grow and take the queue:
+        # then on_drain comes before the client reads, which is fine)
         n = 0
         while True:
             m = ws.recv(timeout=T)
@@ -584,6 +586,7 @@ def test_queue_full_and_drain(serve):
             n += 1
         assert n == state["sent"] and state["drained"].is_set()
         assert srv.connections[0].buffered_amount == 0
+        assert state["sent"] >= 3  # the refused send came after the queue filled
 
 
 def test_pause_and_resume_reading(serve):

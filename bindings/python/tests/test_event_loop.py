@@ -851,3 +851,36 @@ def test_a_collected_loop_is_freed():
     gc.collect()
     with pytest.raises(libws.ConnectError):
         libws.connect(f"ws://127.0.0.1:{port}/", timeout=5)
+
+
+def test_shutdown_from_a_callback_ends_serve_forever():
+    box = {}
+
+    def on_message(conn, message):
+        if message == "quit":
+            box["server"].shutdown(timeout=2)  # only starts it: we are on the loop's thread
+        else:
+            conn.send(message)
+
+    server = libws.serve_events("127.0.0.1", 0, on_message)
+    box["server"] = server
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    ws = libws.connect(url(server), timeout=10)
+    other = libws.connect(url(server), timeout=10)
+    outcome = _recv_outcome(other)
+    ws.send("echo")
+    assert ws.recv(timeout=T) == "echo"
+    ws.send("quit")
+    with pytest.raises(libws.ConnectionClosedOK) as ei:
+        ws.recv(timeout=T)
+    assert ei.value.code == 1001
+    e = outcome()
+    assert isinstance(e, libws.ConnectionClosedOK) and e.code == 1001
+    t.join(T)
+    assert not t.is_alive()  # serve_forever returned once everything closed
+    assert not server.loop.is_closed
+    server.shutdown()  # frees the loop now
+    assert server.loop.is_closed
+    ws.close()
+    other.close()

@@ -78,8 +78,8 @@ Data = Union[str, bytes]
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024
 
-#: longest wait of one poll when run() drives the loop in the main thread,
-#: so that Ctrl-C is seen even when the signal lands on another thread
+#: longest wait of the main thread while run() drives the loop on a helper
+#: thread, so that Ctrl-C is seen promptly
 _SIGNAL_SLICE_MS = 200
 #: longest wait of one poll while a shutdown is in progress
 _SHUTDOWN_SLICE_MS = 50
@@ -612,6 +612,11 @@ class EventLoop:
         self._shutdown_requested = False
         self._pending: Optional[BaseException] = None  # KeyboardInterrupt/SystemExit from a callback
         self._thread: Optional[threading.Thread] = None
+        # Set when that thread has finished driving the loop. Waited on
+        # instead of Thread.join: a join interrupted by Ctrl-C can mark a
+        # running thread as stopped (CPython 3.11), this cannot.
+        self._done = threading.Event()
+        self._done.set()
         self._conns: Dict[int, LoopConnection] = {}  # by handle address
         # by key (the C user data): listeners (kind "listen", with their
         # check_origin), accepted handshakes ("accept", with the request)
@@ -760,30 +765,64 @@ class EventLoop:
             raise error_for(st)
 
     def run(self) -> None:
-        """Runs the loop on this thread until :meth:`stop` (from any thread
-        or a callback), or until a :meth:`shutdown` has closed every
-        connection. If :meth:`stop` was called while the loop was not
-        running, the next ``run`` does one iteration and returns.
+        """Runs the loop until :meth:`stop` (from any thread or a callback),
+        or until a :meth:`shutdown` has closed every connection. If
+        :meth:`stop` was called while the loop was not running, the next
+        ``run`` does one iteration and returns.
 
-        The GIL is released while libws waits; callbacks take it back. In
-        the main thread the wait is cut into slices of 200 ms so that
-        Ctrl-C raises KeyboardInterrupt promptly.
+        The GIL is released while libws waits; callbacks take it back.
+        Called in the main thread, the loop runs on a helper thread while
+        this one waits, so that Ctrl-C (KeyboardInterrupt, or whatever a
+        signal handler raises) lands here and never inside a callback: the
+        loop is stopped (connections stay open) and the exception
+        propagates.
 
         Raises:
             RuntimeError: the loop is already running, or is closed.
             KeyboardInterrupt, SystemExit: from a signal or a callback (the
                 loop is left as it is: call :meth:`run` again, or
-                :meth:`shutdown` and :meth:`run`, or :meth:`close`).
+                :meth:`shutdown`, or :meth:`close`).
         """
+        if threading.current_thread() is not threading.main_thread():
+            self._run_here()
+            return
+        with self._lock:
+            if self._h is None or self._closing:
+                raise RuntimeError("the event loop is closed")
+            if self._driver is not None or not self._done.is_set():
+                raise RuntimeError("the event loop is already being driven by another thread")
+            box: List[BaseException] = []
+            done = self._done = threading.Event()
+            t = threading.Thread(target=self._run_capture, args=(box, done), name="libws-event-loop", daemon=True)
+            self._thread = t
+        t.start()
+        try:
+            while not done.wait(_SIGNAL_SLICE_MS / 1000):
+                pass
+        except BaseException:
+            self.stop()
+            done.wait()
+            raise
+        if box:
+            raise box[0]
+
+    def _run_capture(self, box: List[BaseException], done: threading.Event) -> None:
+        try:
+            self._run_here()
+        except BaseException as e:
+            box.append(e)
+        finally:
+            done.set()
+
+    def _run_here(self) -> None:
         h = self._begin_drive()
-        ms = _SIGNAL_SLICE_MS if threading.current_thread() is threading.main_thread() else -1
         try:
             while True:
                 # A shutdown requested before this poll started is applied
                 # by it (its command is queued before the flag is set);
                 # then poll in short slices until every connection is gone.
                 shutting = self._shutdown_requested
-                st = _ffi.ws_loop_poll(h, _SHUTDOWN_SLICE_MS if shutting else ms)
+                st = _ffi.ws_loop_poll(h, _SHUTDOWN_SLICE_MS if shutting else -1)
                 self._raise_pending()
                 if st != _ffi.WS_OK:
                     raise error_for(st)
@@ -847,9 +886,8 @@ class EventLoop:
         if not wait or self._driver == threading.get_ident():
             return
         t = self._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(ms / 1000 + 5)
-            if t.is_alive():
+        if t is not None and not self._done.is_set() and t is not threading.current_thread():
+            if not self._done.wait(ms / 1000 + 5):
                 logger.warning("the event loop thread did not finish the shutdown in time")
             return
         with self._lock:
@@ -867,31 +905,31 @@ class EventLoop:
         with self._lock:
             if self._h is None:
                 raise RuntimeError("the event loop is closed")
-            if self._thread is not None and self._thread.is_alive():
+            if self._driver is not None or not self._done.is_set():
                 raise RuntimeError("the event loop was already started")
-            self._thread = threading.Thread(target=self._thread_main, name="libws-event-loop", daemon=True)
+            done = self._done = threading.Event()
+            self._thread = threading.Thread(target=self._thread_main, args=(done,), name="libws-event-loop",
+                                            daemon=True)
         self._thread.start()
         return self
 
-    def _thread_main(self) -> None:
+    def _thread_main(self, done: threading.Event) -> None:
         try:
-            self.run()
+            self._run_here()
         except BaseException:
             logger.exception("the event loop thread ended with an exception")
+        finally:
+            done.set()
 
     def join(self, timeout: Optional[float] = None) -> bool:
         """Waits for the :meth:`start` thread to end; True when it has."""
-        t = self._thread
-        if t is None:
-            return True
-        t.join(timeout)
-        return not t.is_alive()
+        return self._done.wait(timeout)
 
     def _stop_background(self, timeout: float) -> None:
         t = self._thread
-        if t is not None and t.is_alive() and t is not threading.current_thread():
+        if t is not None and not self._done.is_set() and t is not threading.current_thread():
             self.stop()
-            t.join(timeout)
+            self._done.wait(timeout)
 
     @property
     def running(self) -> bool:

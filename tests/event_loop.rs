@@ -574,3 +574,66 @@ fn compression_on_loop_connections_with_a_bomb_stopped_at_the_limit() {
     assert_eq!(c.close_code(), Some(1009));
     expect_event(&rx, "error ReadLimit", Duration::from_secs(5));
 }
+
+/// A send whose direct write the socket took only in part must be
+/// followed by `on_drain` once the rest is out, also when the loop then
+/// writes that rest without the socket pushing back again (a reader
+/// paused at a high-water mark and resumed in `on_drain` would otherwise
+/// stay paused forever).
+#[test]
+fn a_partial_direct_write_is_followed_by_on_drain() {
+    struct Keep {
+        conn: Mutex<Option<ConnHandle>>,
+        drained: AtomicUsize,
+    }
+    impl Handler for Keep {
+        fn on_open(&self, conn: &ConnHandle) {
+            *self.conn.lock().unwrap() = Some(conn.clone());
+        }
+        fn on_drain(&self, _c: &ConnHandle) {
+            self.drained.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let h = Arc::new(Keep { conn: Mutex::new(None), drained: AtomicUsize::new(0) });
+    let mut el = EventLoop::new().unwrap();
+    let addr = el.remote().listen("127.0.0.1:0", &Upgrader::default(), h.clone()).unwrap();
+    let t = thread::spawn(move || raw_handshake(addr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.conn.lock().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no open");
+        el.poll(Some(Duration::from_millis(10))).unwrap();
+    }
+    let mut client = t.join().unwrap();
+    let conn = h.conn.lock().unwrap().clone().unwrap();
+    // The loop is not polled while this thread sends, so the send writes
+    // straight to the socket and queues what it did not take. Find a size
+    // whose remainder is small: then the loop's flush writes it into an
+    // emptied socket without being pushed back.
+    let mut size = 4 << 20;
+    let mut buf = vec![0u8; 8 << 20];
+    for attempt in 0..30 {
+        h.drained.store(0, Ordering::SeqCst);
+        conn.send(MessageType::Binary, &vec![7u8; size]).unwrap();
+        let total = size + 10; // 64-bit length header, unmasked
+        let rest = conn.buffered_amount();
+        let written = total - rest;
+        // Take everything the send wrote; nothing else is in flight.
+        client.read_exact(&mut buf[..written]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while conn.buffered_amount() != 0 {
+            assert!(Instant::now() < deadline, "the rest was not flushed");
+            el.poll(Some(Duration::from_millis(10))).unwrap();
+        }
+        el.poll(Some(Duration::ZERO)).unwrap();
+        client.read_exact(&mut buf[..rest]).unwrap();
+        if rest > 0 && rest <= 16 * 1024 {
+            assert_eq!(h.drained.load(Ordering::SeqCst), 1, "no on_drain after a partial direct write (rest {rest})");
+            return;
+        }
+        // Aim for a remainder of about 4 KiB next time (the socket's
+        // buffers grow as they are used: overshoot when all of it went).
+        size = if rest == 0 { size + (256 << 10) } else { (written + 4096).saturating_sub(10) };
+        eprintln!("attempt {attempt}: wrote {written} of {total}, next size {size}");
+    }
+    panic!("never got a small remainder");
+}

@@ -9,6 +9,7 @@ enables permessage-deflate by default; libws does not).
 
 Implementations:
   libws               libws.serve (thread per connection) + libws.connect
+  libws-events        libws.serve_events (event loop on a thread) + libws.connect
   websockets-sync     websockets.sync.server.serve + websockets.sync.client.connect (threads)
   websockets-asyncio  websockets.asyncio.server.serve + websockets.asyncio.client.connect
                       (one event loop; websockets >= 13)
@@ -45,6 +46,27 @@ def bench_libws(size, seconds):
                     ws.send(msg)
                     if ws.recv() != msg:
                         raise AssertionError("libws echo differs")
+                n += 100
+                if time.perf_counter() >= end:
+                    break
+            return n / (time.perf_counter() - t0)
+
+
+def bench_libws_events(size, seconds):
+    msg = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    with libws.serve_events("127.0.0.1", 0, lambda conn, m: conn.send(m), background=True, max_size=None) as server:
+        with libws.connect(f"ws://127.0.0.1:{server.port}/", max_size=None) as ws:
+            for _ in range(200):  # warm-up
+                ws.send(msg)
+                ws.recv()
+            n = 0
+            end = time.perf_counter() + seconds
+            t0 = time.perf_counter()
+            while True:
+                for _ in range(100):
+                    ws.send(msg)
+                    if ws.recv() != msg:
+                        raise AssertionError("libws event server echo differs")
                 n += 100
                 if time.perf_counter() >= end:
                     break
@@ -121,6 +143,7 @@ def bench_websockets_asyncio(size, seconds):
 
 BENCHES = {
     "libws": bench_libws,
+    "libws-events": bench_libws_events,
     "websockets-sync": bench_websockets_sync,
     "websockets-asyncio": bench_websockets_asyncio,
 }

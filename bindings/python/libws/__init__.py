@@ -15,6 +15,14 @@ Server::
 
     libws.serve("127.0.0.1", 8765, echo).serve_forever()
 
+Event-driven server (one thread, many connections)::
+
+    class Echo(libws.EventHandler):
+        def on_message(self, conn, message):
+            conn.send(message)
+
+    libws.serve_events("127.0.0.1", 8765, Echo()).serve_forever()
+
 The shared library is found through $LIBWS_LIBRARY, then the package's
 own _lib/ directory, then a checkout's target/release/ (see
 ``libws._ffi``); ``libws.library_path`` tells which file was loaded.
@@ -25,6 +33,7 @@ from __future__ import annotations
 from . import _ffi
 from .client import Compression, connect
 from .connection import Connection
+from .event_loop import EventHandler, EventLoop, EventServer, Listener, LoopConnection, TimerHandle, serve_events
 from .exceptions import (
     ConnectError,
     ConnectionClosed,
@@ -37,6 +46,7 @@ from .exceptions import (
     LibwsError,
     MessageTooBig,
     ProtocolError,
+    QueueFull,
     TimeoutError,
     TransportError,
 )
@@ -45,6 +55,13 @@ from .server import Request, Server, same_origin, serve
 __all__ = [
     "connect",
     "serve",
+    "serve_events",
+    "EventLoop",
+    "EventHandler",
+    "EventServer",
+    "LoopConnection",
+    "Listener",
+    "TimerHandle",
     "Connection",
     "Compression",
     "Server",
@@ -63,6 +80,7 @@ __all__ = [
     "ConnectError",
     "TransportError",
     "HandlerError",
+    "QueueFull",
     "library_path",
     "library_version",
     "__version__",

@@ -153,6 +153,7 @@ WS_ERR_NOT_FOUND = 18
 WS_ERR_BUFFER_TOO_SMALL = 19
 WS_ERR_HANDLER = 20
 WS_ERR_INVALID_DATA = 21
+WS_ERR_QUEUE_FULL = 22
 
 MAX_REASON_LEN = 123
 MAX_CONTROL_PAYLOAD = 125
@@ -268,6 +269,85 @@ ws_listener_port = _fn("ws_listener_port", c_uint16, c_void_p)
 ws_listener_addr = _fn("ws_listener_addr", ws_status, c_void_p, c_char_p, c_size_t, POINTER(c_size_t))
 ws_listener_shutdown = _fn("ws_listener_shutdown", ws_status, c_void_p)
 ws_listener_free = _fn("ws_listener_free", None, c_void_p)
+
+# event loop (ws_loop) and loop connections
+ws_loop_p = c_void_p
+ON_HANDSHAKE = CFUNCTYPE(c_int32, c_void_p, c_void_p, POINTER(c_void_p))
+ON_OPEN = CFUNCTYPE(None, c_void_p, c_void_p)
+ON_MESSAGE = CFUNCTYPE(None, c_void_p, ws_msg_type, c_void_p, c_size_t, c_void_p)
+ON_CONTROL = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t, c_void_p)
+ON_DRAIN = CFUNCTYPE(None, c_void_p, c_void_p)
+ON_ERROR = CFUNCTYPE(None, c_void_p, ws_status, c_char_p, c_void_p)
+ON_CLOSE = CFUNCTYPE(None, c_void_p, c_uint16, c_void_p, c_size_t, c_void_p)
+ON_DIAL_ERROR = CFUNCTYPE(None, ws_status, c_char_p, c_void_p, c_void_p)
+TIMER_FN = CFUNCTYPE(None, c_void_p, c_uint64, c_void_p)
+
+
+class ws_loop_callbacks(ctypes.Structure):
+    _fields_ = [
+        ("on_handshake", ON_HANDSHAKE),
+        ("on_open", ON_OPEN),
+        ("on_message", ON_MESSAGE),
+        ("on_ping", ON_CONTROL),
+        ("on_pong", ON_CONTROL),
+        ("on_drain", ON_DRAIN),
+        ("on_error", ON_ERROR),
+        ("on_close", ON_CLOSE),
+        ("on_dial_error", ON_DIAL_ERROR),
+    ]
+
+
+ws_loop_new = _fn("ws_loop_new", ws_status, POINTER(c_void_p))
+ws_loop_free = _fn("ws_loop_free", None, ws_loop_p)
+ws_loop_listen = _fn(
+    "ws_loop_listen",
+    ws_status,
+    ws_loop_p,
+    c_void_p,
+    c_char_p,
+    c_uint16,
+    POINTER(ws_loop_callbacks),
+    c_void_p,
+    POINTER(c_uint16),
+)
+ws_loop_dial = _fn(
+    "ws_loop_dial",
+    ws_status,
+    ws_loop_p,
+    c_void_p,
+    c_char_p,
+    POINTER(ws_header),
+    c_size_t,
+    POINTER(ws_loop_callbacks),
+    c_void_p,
+)
+ws_loop_poll = _fn("ws_loop_poll", ws_status, ws_loop_p, c_int64)
+ws_loop_run = _fn("ws_loop_run", ws_status, ws_loop_p)
+ws_loop_stop = _fn("ws_loop_stop", ws_status, ws_loop_p)
+ws_loop_wake = _fn("ws_loop_wake", ws_status, ws_loop_p)
+ws_loop_shutdown = _fn("ws_loop_shutdown", ws_status, ws_loop_p, c_int64)
+ws_loop_fd = _fn("ws_loop_fd", c_int32, ws_loop_p)
+ws_loop_next_timeout_ms = _fn("ws_loop_next_timeout_ms", c_int64, ws_loop_p)
+ws_loop_timer_add = _fn(
+    "ws_loop_timer_add", ws_status, ws_loop_p, c_int64, c_int64, TIMER_FN, c_void_p, POINTER(c_uint64)
+)
+ws_loop_timer_cancel = _fn("ws_loop_timer_cancel", ws_status, ws_loop_p, c_uint64)
+ws_loop_set_keepalive = _fn("ws_loop_set_keepalive", ws_status, ws_loop_p, c_int64, c_int64)
+ws_loop_set_idle_timeout = _fn("ws_loop_set_idle_timeout", ws_status, ws_loop_p, c_int64)
+ws_loop_set_close_timeout = _fn("ws_loop_set_close_timeout", ws_status, ws_loop_p, c_int64)
+ws_loop_set_max_buffered = _fn("ws_loop_set_max_buffered", ws_status, ws_loop_p, c_size_t)
+ws_loop_broadcast = _fn("ws_loop_broadcast", ws_status, ws_loop_p, c_void_p, POINTER(c_size_t))
+ws_loop_connection_count = _fn("ws_loop_connection_count", c_size_t, ws_loop_p)
+ws_conn_retain = _fn("ws_conn_retain", ws_status, conn_p)
+ws_conn_user_data = _fn("ws_conn_user_data", c_void_p, conn_p)
+ws_conn_set_user_data = _fn("ws_conn_set_user_data", ws_status, conn_p, c_void_p)
+ws_conn_buffered_amount = _fn("ws_conn_buffered_amount", c_size_t, conn_p)
+ws_conn_is_loop = _fn("ws_conn_is_loop", c_bool, conn_p)
+ws_conn_pause_reading = _fn("ws_conn_pause_reading", ws_status, conn_p, c_bool)
+ws_prepared_message_new = _fn(
+    "ws_prepared_message_new", ws_status, ws_msg_type, c_void_p, c_size_t, POINTER(c_void_p)
+)
+ws_prepared_message_free = _fn("ws_prepared_message_free", None, c_void_p)
 
 # misc
 ws_status_str = _fn("ws_status_str", c_char_p, ws_status)

@@ -19,6 +19,7 @@ Hierarchy::
      +-- ConnectError                also a ConnectionError (OSError)
      +-- TransportError              also an OSError (I/O error)
      +-- HandlerError                a ping/pong/close handler failed
+     +-- QueueFull                   an event-loop send past max_buffered (nothing queued)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "ConnectError",
     "TransportError",
     "HandlerError",
+    "QueueFull",
 ]
 
 
@@ -169,6 +171,13 @@ class HandlerError(LibwsError):
     ``__cause__``)."""
 
 
+class QueueFull(LibwsError):
+    """An event-loop connection's send queue is at its limit (the loop's
+    ``max_buffered``): nothing was queued. Send again after the handler's
+    ``on_drain(connection)``, or when :attr:`LoopConnection.buffered_amount`
+    has dropped. A message always fits an empty queue."""
+
+
 def _plain(cls, st: int, msg: str) -> LibwsError:
     return cls(msg or _ffi.status_str(st), st)
 
@@ -185,6 +194,7 @@ def error_for(st: int, msg: str = "") -> LibwsError:
         _ffi.WS_ERR_IO: TransportError,
         _ffi.WS_ERR_BAD_HANDSHAKE: HandshakeError,
         _ffi.WS_ERR_HANDLER: HandlerError,
+        _ffi.WS_ERR_QUEUE_FULL: QueueFull,
     }
     if st == _ffi.WS_ERR_UNSUPPORTED:
         e = LibwsError(msg or _ffi.status_str(st), st)

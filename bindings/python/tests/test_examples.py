@@ -104,6 +104,46 @@ def test_echo_server(sig):
         assert prog.line() == "stopped"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_event_echo_server(sig):
+    with Program(EXAMPLES / "event_echo_server.py", "--port", "0") as prog:
+        url = prog.url()
+        with libws.connect(url, timeout=10, max_size=None) as ws:
+            for msg in ["hello", b"\x00\x01\x02", "é" * 70000, b"", bytes(range(256)) * 4096 * 8]:
+                ws.send(msg)
+                assert ws.recv(timeout=TIMEOUT) == msg
+            # flow control: 24 MiB sent without reading, all echoed in order
+            # (the server pauses reading at 4 MiB queued, resumes on drain)
+            chunk = bytes(range(256)) * 4096  # 1 MiB
+            done = []
+            sender = threading.Thread(target=lambda: done.append([ws.send(chunk) for _ in range(24)]), daemon=True)
+            sender.start()
+            for _ in range(24):
+                assert ws.recv(timeout=TIMEOUT) == chunk
+            sender.join(TIMEOUT)
+            assert done
+        # open connections are closed with 1001 when the server stops
+        clients = [libws.connect(url, timeout=10) for _ in range(3)]
+        outcomes = [recv_in_thread(ws) for ws in clients]
+        assert prog.stop(sig) == 0
+        for ws, outcome in zip(clients, outcomes):
+            e = outcome()
+            assert isinstance(e, libws.ConnectionClosedOK) and e.code == 1001, e
+            assert e.reason == "server shutting down"
+            ws.close()
+        assert prog.line() == "stopped"
+
+
+def test_client_against_event_echo_server():
+    with Program(EXAMPLES / "event_echo_server.py", "--port", "0") as server:
+        url = server.url()
+        out = subprocess.run([sys.executable, str(EXAMPLES / "client.py"), url, "hello", "wörld"],
+                             capture_output=True, text=True, timeout=TIMEOUT, env=child_env())
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[1:] == ["< hello", "< wörld", "closed: 1000"]
+        assert server.stop() == 0
+
+
 def test_client_against_echo_server():
     with Program(EXAMPLES / "echo_server.py", "--port", "0") as server:
         url = server.url()

@@ -987,8 +987,10 @@ ws_status ws_loop_poll(struct ws_loop *lp, int64_t timeout_ms);
 ws_status ws_loop_run(struct ws_loop *lp);
 
 /**
- * Makes `ws_loop_run` return after its current iteration, and wakes a
- * blocked `ws_loop_poll`. Any thread.
+ * Makes `ws_loop_run` return after its current iteration (or, when none
+ * is running, the next `ws_loop_run` return at once: a stop is never
+ * lost), and wakes a blocked `ws_loop_poll`. Each stop ends one run. Any
+ * thread.
  */
 ws_status ws_loop_stop(struct ws_loop *lp);
 

@@ -377,8 +377,10 @@ pub extern "C" fn ws_loop_run(lp: *mut ws_loop) -> ws_status {
     })
 }
 
-/// Makes `ws_loop_run` return after its current iteration, and wakes a
-/// blocked `ws_loop_poll`. Any thread.
+/// Makes `ws_loop_run` return after its current iteration (or, when none
+/// is running, the next `ws_loop_run` return at once: a stop is never
+/// lost), and wakes a blocked `ws_loop_poll`. Each stop ends one run. Any
+/// thread.
 #[no_mangle]
 pub extern "C" fn ws_loop_stop(lp: *mut ws_loop) -> ws_status {
     ffi_status!({

@@ -228,11 +228,24 @@ impl ConnShared {
                 Err(e) => return Err(e),
             }
         }
-        // An empty outbox holds no memory: idle connections cost little.
-        self.loop_shared.pool.put(std::mem::take(&mut ob.buf));
+        // The buffer stays for the next frames; the loop's sweep gives an
+        // empty one back to the pool, so idle connections hold none.
+        ob.buf.clear();
         ob.sent = 0;
         self.set_buffered(ob);
         Ok(true)
+    }
+
+    /// Gives an empty outbox's buffer back to the pool (the sweep calls
+    /// this: a connection that stays busy keeps its buffer between sweeps
+    /// without two pool round trips per message).
+    pub(super) fn release_idle_buffer(&self) {
+        if let Ok(mut ob) = self.out.try_lock() {
+            if ob.pending() == 0 && ob.buf.capacity() > 0 {
+                self.loop_shared.pool.put(std::mem::take(&mut ob.buf));
+                ob.sent = 0;
+            }
+        }
     }
 
     /// Checks that a data or control frame may be queued now.
@@ -280,8 +293,8 @@ impl ConnShared {
             ob.sent += from_queue;
             let rest = written - from_queue;
             if rest == n + payload.len() {
-                if ob.pending() == 0 && ob.buf.capacity() > 0 {
-                    self.loop_shared.pool.put(std::mem::take(&mut ob.buf));
+                if ob.pending() == 0 {
+                    ob.buf.clear();
                     ob.sent = 0;
                 }
                 self.set_buffered(&ob);

@@ -605,6 +605,7 @@ impl EventLoop {
                     }
                 }
                 Some(Entry::Open(c)) => {
+                    c.handle.0.release_idle_buffer();
                     if c.close_deadline.is_some_and(|d| now >= d) {
                         let err =
                             (!c.peer_closed).then(|| Error::timeout("the close handshake did not finish in time"));

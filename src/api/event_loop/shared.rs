@@ -80,6 +80,8 @@ pub(crate) struct LoopShared {
     /// Connections with output to write: (slot, connection id).
     flush: Mutex<Vec<(usize, u64)>>,
     commands: Mutex<Vec<Command>>,
+    /// Set with every command, cleared when the loop takes them.
+    commands_queued: AtomicBool,
     pub(super) stop: AtomicBool,
     next_id: AtomicU64,
     pub(super) config: Mutex<LoopConfig>,
@@ -116,6 +118,7 @@ impl LoopShared {
             waker,
             flush: Mutex::new(Vec::new()),
             commands: Mutex::new(Vec::new()),
+            commands_queued: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             config: Mutex::new(LoopConfig::default()),
@@ -161,16 +164,22 @@ impl LoopShared {
 
     pub fn command(&self, c: Command) -> Result<()> {
         self.commands.lock().map_err(|_| Error::poisoned())?.push(c);
+        self.commands_queued.store(true, Ordering::Release);
         self.wake();
         Ok(())
     }
 
+    /// The queued commands; the loop asks several times per iteration, so
+    /// an empty queue is answered from a flag without taking the lock.
     pub fn take_commands(&self) -> Vec<Command> {
+        if !self.commands_queued.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
         self.commands.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
     }
 
     pub fn has_commands(&self) -> bool {
-        self.commands.lock().map(|c| !c.is_empty()).unwrap_or(false)
+        self.commands_queued.load(Ordering::Acquire)
     }
 
     pub fn has_flush(&self) -> bool {

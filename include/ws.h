@@ -942,8 +942,9 @@ ws_status ws_loop_new(struct ws_loop **loop_out);
 void ws_loop_free(struct ws_loop *lp);
 
 /**
- * Listens on `host`:`port` (port 0 picks a free one, written to
- * `*port_out` if not NULL) with a snapshot of `up`'s settings (NULL =
+ * Listens on `host`:`port` (`host` NULL = 127.0.0.1; an IPv6 address
+ * may be given bare; port 0 picks a free one, written to `*port_out` if
+ * not NULL) with a snapshot of `up`'s settings (NULL =
  * defaults: origin check, 10 s handshake timeout, 64 MiB read limit).
  * Connections get `cb` (copied) and, unless the handshake callback
  * changes it, `user_data`. Any thread.

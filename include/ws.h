@@ -1028,7 +1028,9 @@ int64_t ws_loop_next_timeout_ms(struct ws_loop *lp);
 /**
  * Runs `cb` on the loop's thread after `delay_ms`, then every
  * `interval_ms` if that is above 0 (0 = once). The timer's id goes to
- * `*id_out` (may be NULL). Any thread.
+ * `*id_out` (may be NULL). Negative values, and delays above 10 years,
+ * are `WS_ERR_INVALID_ARGUMENT` (as for every loop timeout setter). Any
+ * thread.
  */
 ws_status ws_loop_timer_add(struct ws_loop *lp,
                             int64_t delay_ms,

@@ -55,6 +55,18 @@ pub enum ErrorKind {
     QueueFull,
 }
 
+impl From<crate::proto::ProtoErrorKind> for ErrorKind {
+    fn from(k: crate::proto::ProtoErrorKind) -> ErrorKind {
+        use crate::proto::ProtoErrorKind as P;
+        match k {
+            P::Protocol => ErrorKind::Protocol,
+            P::InvalidUtf8 => ErrorKind::InvalidUtf8,
+            P::TooBig => ErrorKind::ReadLimit,
+            P::InvalidData => ErrorKind::InvalidData,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,

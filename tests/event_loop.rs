@@ -637,3 +637,15 @@ fn a_partial_direct_write_is_followed_by_on_drain() {
     }
     panic!("never got a small remainder");
 }
+
+#[test]
+fn absurd_durations_are_refused_not_overflowed() {
+    let el = EventLoop::new().unwrap();
+    let r = el.remote();
+    let huge = Duration::from_secs(u64::MAX / 4);
+    assert_eq!(r.add_timer(huge, None, Box::new(|| {})).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(r.shutdown(huge).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    let cfg = LoopConfig { close_timeout: huge, ..LoopConfig::default() };
+    assert_eq!(r.set_config(cfg).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    r.set_config(LoopConfig { close_timeout: Duration::from_secs(3600), ..LoopConfig::default() }).unwrap();
+}

@@ -16,7 +16,7 @@ use crate::transport::Stream;
 /// gorilla's DefaultDialer.HandshakeTimeout.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(45);
 /// How much of a non-101 response body is kept for the caller.
-const MAX_BODY_KEPT: usize = 4096;
+pub(crate) const MAX_BODY_KEPT: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub struct Dialer {

@@ -20,6 +20,7 @@ use super::server_handshake::{PendingHandshake as Pending, Step};
 use super::upgrader::Upgrader;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::Role;
+use crate::transport::tcp::bind_listener;
 use crate::transport::Stream;
 
 /// Handshakes in progress at most; further clients wait in the kernel's
@@ -41,33 +42,18 @@ impl Listener {
     /// Listens on `addr` ("host:port"; port 0 picks a free one) with a
     /// snapshot of `upgrader`'s settings.
     pub fn bind(addr: &str, upgrader: &Upgrader) -> Result<Listener> {
-        use std::net::ToSocketAddrs;
-        let mut last = None;
-        let addrs = addr
-            .to_socket_addrs()
-            .map_err(|e| Error::new(ErrorKind::BadUrl, format!("bad listen address {addr:?}: {e}")))?;
-        for a in addrs {
-            match mio::net::TcpListener::bind(a) {
-                Ok(tcp) => {
-                    let local_addr = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
-                    let (wake_tx, wake_rx) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
-                    wake_rx.set_nonblocking(true).map_err(|e| Error::io("socketpair", e))?;
-                    return Ok(Listener {
-                        tcp,
-                        upgrader: upgrader.clone(),
-                        pending: Mutex::new(Vec::new()),
-                        local_addr,
-                        shut: AtomicBool::new(false),
-                        wake_tx,
-                        wake_rx,
-                    });
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(match last {
-            Some(e) => Error::io(&format!("cannot listen on {addr}"), e),
-            None => Error::new(ErrorKind::BadUrl, format!("{addr} resolves to no address")),
+        let tcp = bind_listener(addr)?;
+        let local_addr = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
+        let (wake_tx, wake_rx) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+        wake_rx.set_nonblocking(true).map_err(|e| Error::io("socketpair", e))?;
+        Ok(Listener {
+            tcp,
+            upgrader: upgrader.clone(),
+            pending: Mutex::new(Vec::new()),
+            local_addr,
+            shut: AtomicBool::new(false),
+            wake_tx,
+            wake_rx,
         })
     }
 

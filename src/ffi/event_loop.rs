@@ -444,7 +444,9 @@ pub type ws_timer_fn = Option<unsafe extern "C" fn(lp: *mut ws_loop, timer_id: u
 
 /// Runs `cb` on the loop's thread after `delay_ms`, then every
 /// `interval_ms` if that is above 0 (0 = once). The timer's id goes to
-/// `*id_out` (may be NULL). Any thread.
+/// `*id_out` (may be NULL). Negative values, and delays above 10 years,
+/// are `WS_ERR_INVALID_ARGUMENT` (as for every loop timeout setter). Any
+/// thread.
 #[no_mangle]
 pub extern "C" fn ws_loop_timer_add(
     lp: *mut ws_loop,

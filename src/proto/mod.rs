@@ -53,6 +53,13 @@ impl ProtoError {
     pub const fn invalid_data(message: &'static str) -> Self {
         ProtoError { kind: ProtoErrorKind::InvalidData, message }
     }
+    /// The message as a close reason (cut to the 123 bytes a close frame
+    /// can carry).
+    pub fn close_reason(&self) -> &[u8] {
+        let r = self.message.as_bytes();
+        &r[..r.len().min(close::MAX_REASON_LEN)]
+    }
+
     /// The close code RFC 6455 prescribes for this failure.
     pub fn close_code(&self) -> u16 {
         match self.kind {

@@ -6,6 +6,28 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use mio::net::TcpStream;
 
+/// Binds a listening socket on the first address `addr` ("host:port")
+/// resolves to that accepts it (port 0 picks a free one). Shared by the
+/// blocking Listener and the event loop.
+pub fn bind_listener(addr: &str) -> crate::Result<mio::net::TcpListener> {
+    use crate::error::{Error, ErrorKind};
+    use std::net::ToSocketAddrs;
+    let addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| Error::new(ErrorKind::BadUrl, format!("bad listen address {addr:?}: {e}")))?;
+    let mut last = None;
+    for a in addrs {
+        match mio::net::TcpListener::bind(a) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => Error::io(&format!("cannot listen on {addr}"), e),
+        None => Error::new(ErrorKind::BadUrl, format!("{addr} resolves to no address")),
+    })
+}
+
 /// A connected, non-blocking byte stream. Reads and writes take `&self` so
 /// one thread can read while another writes (the kernel keeps the two
 /// directions apart).

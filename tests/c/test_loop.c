@@ -8,6 +8,7 @@
  */
 #include "common.h"
 
+#include <stdint.h>
 #include <sys/epoll.h>
 
 /* ---- a loop echo server ----------------------------------------------- */
@@ -503,6 +504,10 @@ static void test_misuse(void) {
     check_status(ws_loop_timer_add(loop, 1, 0, NULL, NULL, NULL), WS_ERR_INVALID_ARGUMENT, "timer without callback");
     check_status(ws_loop_timer_add(loop, -1, 0, on_timer, NULL, NULL), WS_ERR_INVALID_ARGUMENT, "negative delay");
     check_status(ws_loop_set_keepalive(loop, -5, 0), WS_ERR_INVALID_ARGUMENT, "negative keepalive");
+    check_status(ws_loop_timer_add(loop, INT64_MAX, 0, on_timer, NULL, NULL), WS_ERR_INVALID_ARGUMENT,
+                 "a timer delay of INT64_MAX ms is refused");
+    check_status(ws_loop_set_close_timeout(loop, INT64_MAX), WS_ERR_INVALID_ARGUMENT, "an absurd close timeout");
+    check_status(ws_loop_shutdown(loop, INT64_MAX), WS_ERR_INVALID_ARGUMENT, "an absurd shutdown timeout");
     check_status(ws_loop_broadcast(loop, NULL, NULL), WS_ERR_INVALID_ARGUMENT, "broadcast NULL message");
     check(ws_conn_buffered_amount(NULL) == 0, "buffered_amount(NULL) is 0");
     check_status(ws_conn_retain(NULL), WS_ERR_INVALID_ARGUMENT, "retain(NULL)");

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
+use crate::proto::frame::OpCode;
+use crate::proto::receiver::MessageKind;
 use crate::proto::{close, Role};
 use crate::transport::Stream;
 
@@ -53,6 +55,26 @@ impl MessageType {
     }
     pub fn is_control(self) -> bool {
         matches!(self, MessageType::Close | MessageType::Ping | MessageType::Pong)
+    }
+
+    /// The frame opcode of this type.
+    pub(crate) fn opcode(self) -> OpCode {
+        match self {
+            MessageType::Text => OpCode::Text,
+            MessageType::Binary => OpCode::Binary,
+            MessageType::Close => OpCode::Close,
+            MessageType::Ping => OpCode::Ping,
+            MessageType::Pong => OpCode::Pong,
+        }
+    }
+}
+
+impl From<MessageKind> for MessageType {
+    fn from(k: MessageKind) -> MessageType {
+        match k {
+            MessageKind::Text => MessageType::Text,
+            MessageKind::Binary => MessageType::Binary,
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
 use crate::proto::receiver::{ControlKind, Event, MessageKind, Receiver};
-use crate::proto::{close, ProtoError, ProtoErrorKind, Role};
+use crate::proto::{close, ProtoError, Role};
 use crate::transport::wait::{wait_ready, Interest};
 
 /// A message assembled by `read_message` that is not complete yet (its
@@ -106,13 +106,6 @@ impl Message<'_> {
     }
 }
 
-fn message_type(k: MessageKind) -> MessageType {
-    match k {
-        MessageKind::Text => MessageType::Text,
-        MessageKind::Binary => MessageType::Binary,
-    }
-}
-
 impl Conn {
     fn lock_reader(&self) -> Result<MutexGuard<'_, ReadSide>> {
         match self.reader.try_lock() {
@@ -159,12 +152,12 @@ impl Conn {
         if rs.assembling.as_ref().is_some_and(|a| a.compressed) {
             while !self.inflate_some(rs, deadline, usize::MAX, false)? {}
             let kind = rs.assembling.take().expect("assembling").kind;
-            return Ok((message_type(kind), Loc::Msg));
+            return Ok((MessageType::from(kind), Loc::Msg));
         }
         loop {
             if self.try_direct_read(rs, deadline)? {
                 let kind = rs.assembling.take().expect("assembling").kind;
-                return Ok((message_type(kind), Loc::Msg));
+                return Ok((MessageType::from(kind), Loc::Msg));
             }
             match self.next_data_event(rs, deadline)? {
                 Event::Data { start, end, end_of_message } => {
@@ -172,14 +165,14 @@ impl Conn {
                     if end_of_message && !a.had_data {
                         let kind = a.kind;
                         rs.assembling = None;
-                        return Ok((message_type(kind), Loc::Buf(start, end)));
+                        return Ok((MessageType::from(kind), Loc::Buf(start, end)));
                     }
                     a.had_data = true;
                     rs.msg.extend(&rs.buf[start..end]);
                     if end_of_message {
                         let kind = a.kind;
                         rs.assembling = None;
-                        return Ok((message_type(kind), Loc::Msg));
+                        return Ok((MessageType::from(kind), Loc::Msg));
                     }
                 }
                 _ => return Err(Error::new(ErrorKind::Internal, "message start inside a message")),
@@ -251,7 +244,7 @@ impl Conn {
                 // A whole-message read timed out part way: hand out what it
                 // collected first.
                 rs.stream = Some(StreamState { done: false, compressed: a.compressed });
-                return Ok(message_type(a.kind));
+                return Ok(MessageType::from(a.kind));
             }
             rs.msg.clear();
             let (kind, compressed) = self.next_message_start(&mut rs, deadline)?;
@@ -259,7 +252,7 @@ impl Conn {
                 self.begin_inflate(&mut rs, kind);
             }
             rs.stream = Some(StreamState { done: false, compressed });
-            Ok(message_type(kind))
+            Ok(MessageType::from(kind))
         })();
         r.or_else(|e| self.fail(e))
     }
@@ -457,14 +450,8 @@ impl Conn {
     /// Fails the connection for a protocol violation by the peer: sends the
     /// matching close code, closes TCP, and makes the error permanent.
     pub(super) fn fail_protocol(&self, rs: &mut ReadSide, pe: ProtoError) -> Error {
-        let kind = match pe.kind {
-            ProtoErrorKind::Protocol => ErrorKind::Protocol,
-            ProtoErrorKind::InvalidUtf8 => ErrorKind::InvalidUtf8,
-            ProtoErrorKind::TooBig => ErrorKind::ReadLimit,
-            ProtoErrorKind::InvalidData => ErrorKind::InvalidData,
-        };
-        let reason = pe.message.as_bytes();
-        let reason = &reason[..reason.len().min(close::MAX_REASON_LEN)];
+        let kind = ErrorKind::from(pe.kind);
+        let reason = pe.close_reason();
         let _ = self.write_close(pe.close_code(), reason, Some(Instant::now() + super::CONTROL_REPLY_WAIT));
         self.stream.shutdown();
         self.mark_ended();

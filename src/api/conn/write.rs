@@ -235,14 +235,14 @@ impl Conn {
             }
             let ws = w.ws();
             if !ws.compresses(data.len()) {
-                return self.send_frame(ws, op_of(kind), true, false, data, deadline);
+                return self.send_frame(ws, kind.opcode(), true, false, data, deadline);
             }
             let mut z = std::mem::take(&mut ws.zbuf);
             z.clear();
             if let Some(d) = ws.deflater.as_mut() {
                 d.compress_message(data, &mut z);
             }
-            let r = self.send_frame(ws, op_of(kind), true, true, &z, deadline);
+            let r = self.send_frame(ws, kind.opcode(), true, true, &z, deadline);
             ws.zbuf = z;
             if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
                 // The peer never saw this message: our window must forget it.
@@ -270,7 +270,7 @@ impl Conn {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
             let ws = w.ws();
-            let op = op_of(pm.kind());
+            let op = pm.kind().opcode();
             let bits = match ws.deflater.as_ref() {
                 Some(d) if ws.compresses(pm.data().len()) => d.window_bits(),
                 _ => return self.send_frame(ws, op, true, false, pm.data(), deadline),
@@ -342,7 +342,7 @@ impl Conn {
             if self.close_sent() {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
-            self.send_frame(w.ws(), op_of(kind), true, false, data, deadline)
+            self.send_frame(w.ws(), kind.opcode(), true, false, data, deadline)
         })();
         r.or_else(|e| self.fail(e))
     }
@@ -390,7 +390,7 @@ impl Conn {
             }
             let ws = w.ws();
             ws.stream_owner = Some(std::thread::current().id());
-            ws.stream_op = Some(op_of(kind));
+            ws.stream_op = Some(kind.opcode());
             ws.stream_compressed = ws.compresses(usize::MAX);
             ws.stream_flushed = false;
             if ws.stream_buf.capacity() == 0 {
@@ -673,14 +673,4 @@ fn incomplete() -> Error {
         ErrorKind::WriteIncomplete,
         "write deadline passed after part of the frame was sent; the rest is queued and goes out first on the next write or flush",
     )
-}
-
-fn op_of(kind: MessageType) -> OpCode {
-    match kind {
-        MessageType::Text => OpCode::Text,
-        MessageType::Binary => OpCode::Binary,
-        MessageType::Close => OpCode::Close,
-        MessageType::Ping => OpCode::Ping,
-        MessageType::Pong => OpCode::Pong,
-    }
 }

@@ -8,15 +8,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::handler::Handler;
-use crate::api::dialer::{bad_response, closed_before_response, DialRequest, Dialer};
+use crate::api::dialer::{bad_response, closed_before_response, DialRequest, Dialer, MAX_BODY_KEPT};
 use crate::api::http::Response;
 use crate::error::{Error, ErrorKind};
 use crate::proto::deflate::Agreement;
 use crate::proto::handshake;
 use crate::transport::Stream;
 
-/// A refused handshake keeps at most this much of the response body.
-const MAX_BODY_KEPT: usize = 4096;
 /// A response head larger than this is refused.
 const MAX_RESPONSE: usize = 64 * 1024;
 

@@ -133,16 +133,6 @@ impl std::fmt::Debug for ConnHandle {
     }
 }
 
-fn op_of(kind: MessageType) -> OpCode {
-    match kind {
-        MessageType::Text => OpCode::Text,
-        MessageType::Binary => OpCode::Binary,
-        MessageType::Close => OpCode::Close,
-        MessageType::Ping => OpCode::Ping,
-        MessageType::Pong => OpCode::Pong,
-    }
-}
-
 impl ConnShared {
     pub(super) fn new(
         id: u64,
@@ -334,7 +324,7 @@ impl ConnShared {
     fn send_data(&self, kind: MessageType, data: &[u8]) -> Result<()> {
         let mut ob = self.lock_out()?;
         self.check_sendable(&mut ob, data.len())?;
-        let op = op_of(kind);
+        let op = kind.opcode();
         let compress = ob.deflate.as_ref().is_some_and(|d| d.enabled && data.len() >= d.threshold);
         if !compress {
             return self.send_frame(ob, op, false, data);
@@ -364,7 +354,7 @@ impl ConnShared {
         }
         let mut ob = self.lock_out()?;
         self.check_sendable(&mut ob, 0)?;
-        self.send_frame(ob, op_of(kind), false, data)
+        self.send_frame(ob, kind.opcode(), false, data)
     }
 
     fn send_prepared(&self, pm: &PreparedMessage) -> Result<()> {
@@ -373,7 +363,7 @@ impl ConnShared {
         }
         let mut ob = self.lock_out()?;
         self.check_sendable(&mut ob, pm.data().len())?;
-        let op = op_of(pm.kind());
+        let op = pm.kind().opcode();
         let setting = match ob.deflate.as_ref() {
             Some(d) if d.enabled && pm.data().len() >= d.threshold => Some((d.level, d.deflater.window_bits())),
             _ => None,

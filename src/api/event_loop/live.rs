@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind};
 use crate::proto::deflate::codec::TAIL;
 use crate::proto::deflate::Inflater;
 use crate::proto::receiver::{ControlKind, Event, MessageKind, Receiver};
-use crate::proto::{close, ProtoError, ProtoErrorKind, Role};
+use crate::proto::{close, ProtoError, Role};
 
 /// A frame header (14) plus a whole control payload (125).
 const LEFTOVER_MAX: usize = 144;
@@ -209,10 +209,7 @@ impl LiveConn {
         let Some(a) = self.assembling.as_mut() else {
             return Err(ProtoError::protocol("data without a message"));
         };
-        let kind = match a.kind {
-            MessageKind::Text => MessageType::Text,
-            MessageKind::Binary => MessageType::Binary,
-        };
+        let kind = MessageType::from(a.kind);
         if a.compressed {
             self.inflate(data, eom)?;
             if !eom {
@@ -328,14 +325,8 @@ impl LiveConn {
 
     /// The peer broke the protocol: send the close code it earned, then end.
     fn fail(&mut self, pe: ProtoError) -> Outcome {
-        let kind = match pe.kind {
-            ProtoErrorKind::Protocol => ErrorKind::Protocol,
-            ProtoErrorKind::InvalidUtf8 => ErrorKind::InvalidUtf8,
-            ProtoErrorKind::TooBig => ErrorKind::ReadLimit,
-            ProtoErrorKind::InvalidData => ErrorKind::InvalidData,
-        };
-        let reason = pe.message.as_bytes();
-        let reason = &reason[..reason.len().min(close::MAX_REASON_LEN)];
+        let kind = ErrorKind::from(pe.kind);
+        let reason = pe.close_reason();
         let _ = self.handle.0.send_close(pe.close_code(), reason);
         // Best effort: what the socket takes now (never blocking).
         if let Ok(mut ob) = self.handle.0.lock_out() {

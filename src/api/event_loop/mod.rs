@@ -46,6 +46,7 @@ use super::server_handshake::{PendingHandshake, Step};
 use super::upgrader::Upgrader;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::{close, Role};
+use crate::transport::tcp::bind_listener;
 use crate::transport::Stream;
 
 const WAKER: Token = Token(usize::MAX);
@@ -714,30 +715,26 @@ impl Drop for EventLoop {
     }
 }
 
+/// The longest delay or timeout the loop takes: deadlines are `now + d`,
+/// and an absurd `d` would overflow the clock (a panic on the loop thread).
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+fn check_duration(d: Duration, what: &str) -> Result<()> {
+    if d > MAX_DURATION {
+        return Err(Error::invalid(format!("{what} above 10 years is refused")));
+    }
+    Ok(())
+}
+
 impl LoopRemote {
     /// Listens on `addr` ("host:port", port 0 = any free one) with a
     /// snapshot of `upgrader`; connections go to `handler`.
     pub fn listen(&self, addr: &str, upgrader: &Upgrader, handler: Arc<dyn Handler>) -> Result<SocketAddr> {
-        use std::net::ToSocketAddrs;
-        let addrs = addr
-            .to_socket_addrs()
-            .map_err(|e| Error::new(ErrorKind::BadUrl, format!("bad listen address {addr:?}: {e}")))?;
-        let mut last = None;
-        for a in addrs {
-            match mio::net::TcpListener::bind(a) {
-                Ok(tcp) => {
-                    let local = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
-                    let upgrader = Arc::new(upgrader.clone());
-                    self.0.command(Command::Listen { tcp, upgrader, handler })?;
-                    return Ok(local);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(match last {
-            Some(e) => Error::io(&format!("cannot listen on {addr}"), e),
-            None => Error::new(ErrorKind::BadUrl, format!("{addr} resolves to no address")),
-        })
+        let tcp = bind_listener(addr)?;
+        let local = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
+        let upgrader = Arc::new(upgrader.clone());
+        self.0.command(Command::Listen { tcp, upgrader, handler })?;
+        Ok(local)
     }
 
     /// Starts a dial with a snapshot of `dialer`. The URL is checked and
@@ -765,6 +762,10 @@ impl LoopRemote {
         if interval.is_some_and(|i| i.is_zero()) {
             return Err(Error::invalid("a repeating timer needs an interval above 0"));
         }
+        check_duration(after, "timer delay")?;
+        if let Some(iv) = interval {
+            check_duration(iv, "timer interval")?;
+        }
         let id = self.0.next_id();
         self.0.command(Command::AddTimer { id, after, interval, callback })?;
         Ok(id)
@@ -790,6 +791,7 @@ impl LoopRemote {
     /// handshakes up to `timeout`, then close what is left. `run` returns
     /// once everything is closed.
     pub fn shutdown(&self, timeout: Duration) -> Result<()> {
+        check_duration(timeout, "shutdown timeout")?;
         self.0.command(Command::Shutdown(timeout))
     }
 
@@ -798,6 +800,16 @@ impl LoopRemote {
     }
 
     pub fn set_config(&self, cfg: LoopConfig) -> Result<()> {
+        for (d, what) in [
+            (cfg.ping_interval, "ping interval"),
+            (Some(cfg.pong_timeout), "pong timeout"),
+            (cfg.idle_timeout, "idle timeout"),
+            (Some(cfg.close_timeout), "close timeout"),
+        ] {
+            if let Some(d) = d {
+                check_duration(d, what)?;
+            }
+        }
         *self.0.config.lock().map_err(|_| Error::poisoned())? = cfg;
         self.0.wake();
         Ok(())

@@ -248,9 +248,9 @@ class Server:
         with self._lock:
             entry = self._requests.pop(conn.remote_address, None) if conn.remote_address else None
             conn.request = entry[1] if entry else None
-            if self._stopping:
-                conn.abort()
-                return
+            # Also while stopping: the client already has its 101, so the
+            # connection gets its handler and, from shutdown(), a proper
+            # close 1001 rather than a dropped socket (1006).
             self._connections.add(conn)
             t = threading.Thread(target=self._run, args=(conn,), name=f"libws-conn-{conn.remote_address}", daemon=True)
             self._threads.add(t)
@@ -298,13 +298,16 @@ class Server:
             already = self._stopping
             self._stopping = True
             listener = self._listener
-            conns = list(self._connections) if close_connections else []
-            threads = list(self._threads)
         if listener is not None and not already:
             _ffi.ws_listener_shutdown(listener)
         if threading.current_thread() is not self._bg:
             if not self._served.wait(timeout + 1):
                 logger.warning("the accepting thread did not stop in time")
+        # Only now: a connection accepted just before the listener stopped
+        # is registered by then and gets its close 1001 too.
+        with self._lock:
+            conns = list(self._connections) if close_connections else []
+            threads = list(self._threads)
         closers = [
             threading.Thread(target=c.close, args=(1001, "server shutting down", min(timeout, self.close_timeout or timeout)), daemon=True)
             for c in conns

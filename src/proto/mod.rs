@@ -7,8 +7,10 @@
 
 pub mod close;
 pub mod deflate;
+pub mod engine;
 pub mod frame;
 pub mod handshake;
+pub mod kind;
 pub mod mask;
 pub mod receiver;
 pub mod utf8;

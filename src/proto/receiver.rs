@@ -8,22 +8,10 @@
 //! whole (it is at most 125 bytes).
 
 use super::frame::{self, FrameHeader, OpCode};
+use super::kind::MessageType;
 use super::mask::apply_mask;
 use super::utf8::Utf8Validator;
 use super::{ProtoError, Role};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MessageKind {
-    Text,
-    Binary,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ControlKind {
-    Close,
-    Ping,
-    Pong,
-}
 
 /// What the consumed bytes were. Ranges index the input slice passed to
 /// [`Receiver::next`] and are already unmasked.
@@ -32,17 +20,17 @@ pub enum Event {
     /// Nothing can be decided without more bytes.
     NeedMore,
     /// The first frame of a data message; its payload follows as `Data`.
-    MessageStart { kind: MessageKind, compressed: bool },
+    MessageStart { kind: MessageType, compressed: bool },
     /// Payload bytes of the current message. `end_of_message` is set with
     /// the last bytes of the final frame (possibly an empty range).
     Data { start: usize, end: usize, end_of_message: bool },
     /// A whole control frame.
-    Control { kind: ControlKind, start: usize, end: usize },
+    Control { kind: MessageType, start: usize, end: usize },
 }
 
 #[derive(Debug)]
 struct CurrentMessage {
-    kind: MessageKind,
+    kind: MessageType,
     compressed: bool,
     len: u64,
 }
@@ -125,11 +113,7 @@ impl Receiver {
         if let Some(m) = hdr.mask {
             apply_mask(&mut input[hlen..end], m, 0);
         }
-        let kind = match hdr.opcode {
-            OpCode::Close => ControlKind::Close,
-            OpCode::Ping => ControlKind::Ping,
-            _ => ControlKind::Pong,
-        };
+        let kind = MessageType::from_opcode(hdr.opcode).expect("a control opcode");
         Ok((end, Event::Control { kind, start: hlen, end }))
     }
 
@@ -155,7 +139,7 @@ impl Receiver {
             return Err(ProtoError::too_big("message exceeds the read limit"));
         }
         if self.message.is_none() {
-            let kind = if hdr.opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary };
+            let kind = if hdr.opcode == OpCode::Text { MessageType::Text } else { MessageType::Binary };
             self.message = Some(CurrentMessage { kind, compressed: hdr.rsv1, len: 0 });
             self.utf8.reset();
         }
@@ -206,7 +190,7 @@ impl Receiver {
             apply_mask(data, m, (self.frame_pos & 3) as usize);
         }
         let m = self.message.as_ref().expect("a data frame belongs to a message");
-        let check_utf8 = m.kind == MessageKind::Text && !m.compressed;
+        let check_utf8 = m.kind == MessageType::Text && !m.compressed;
         if check_utf8 && self.utf8.feed(data).is_err() {
             return Err(ProtoError::utf8("text message is not valid UTF-8"));
         }

@@ -14,7 +14,9 @@ use super::Conn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::codec::TAIL;
 use crate::proto::deflate::Inflater;
-use crate::proto::receiver::{Event, MessageKind};
+use crate::proto::engine::inflate::compressed_bound;
+use crate::proto::kind::MessageType;
+use crate::proto::receiver::Event;
 use crate::proto::utf8::Utf8Validator;
 use crate::proto::ProtoError;
 
@@ -59,11 +61,11 @@ impl InflateState {
 }
 
 impl Conn {
-    pub(super) fn begin_inflate(&self, rs: &mut ReadSide, kind: MessageKind) {
+    pub(super) fn begin_inflate(&self, rs: &mut ReadSide, kind: MessageType) {
         if let Some(st) = rs.inflate.as_mut() {
             st.utf8.reset();
             st.cur = Some(Current {
-                text: kind == MessageKind::Text,
+                text: kind == MessageType::Text,
                 pending: None,
                 eom_seen: false,
                 tail_fed: 0,
@@ -154,7 +156,7 @@ impl Conn {
             }
             // Compressed input is bounded too (incompressible data grows by
             // a few bytes per 16 KiB block at most).
-            if limit != 0 && total_in > limit + limit / 8 + 4096 {
+            if total_in > compressed_bound(limit) {
                 return Err(self.fail_protocol(rs, ProtoError::too_big("compressed message exceeds the read limit")));
             }
             if used == 0 && produced == 0 && !matches!(input, Input::Nothing) {

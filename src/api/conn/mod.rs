@@ -24,59 +24,13 @@ use std::time::{Duration, Instant};
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
-use crate::proto::frame::OpCode;
-use crate::proto::receiver::MessageKind;
 use crate::proto::{close, Role};
 use crate::transport::Stream;
 
 use read::ReadSide;
 use write::WriteSide;
 
-/// Message types, numbered as the opcodes (and as gorilla's constants).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MessageType {
-    Text = 1,
-    Binary = 2,
-    Close = 8,
-    Ping = 9,
-    Pong = 10,
-}
-
-impl MessageType {
-    pub fn from_i32(v: i32) -> Option<MessageType> {
-        Some(match v {
-            1 => MessageType::Text,
-            2 => MessageType::Binary,
-            8 => MessageType::Close,
-            9 => MessageType::Ping,
-            10 => MessageType::Pong,
-            _ => return None,
-        })
-    }
-    pub fn is_control(self) -> bool {
-        matches!(self, MessageType::Close | MessageType::Ping | MessageType::Pong)
-    }
-
-    /// The frame opcode of this type.
-    pub(crate) fn opcode(self) -> OpCode {
-        match self {
-            MessageType::Text => OpCode::Text,
-            MessageType::Binary => OpCode::Binary,
-            MessageType::Close => OpCode::Close,
-            MessageType::Ping => OpCode::Ping,
-            MessageType::Pong => OpCode::Pong,
-        }
-    }
-}
-
-impl From<MessageKind> for MessageType {
-    fn from(k: MessageKind) -> MessageType {
-        match k {
-            MessageKind::Text => MessageType::Text,
-            MessageKind::Binary => MessageType::Binary,
-        }
-    }
-}
+pub use crate::proto::kind::MessageType;
 
 /// How long the default handlers and protocol-error closes may block on a
 /// full socket (gorilla's writeWait).

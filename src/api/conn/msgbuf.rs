@@ -4,9 +4,10 @@
 //! length is tracked apart from it, so reading a large frame straight into
 //! it costs no zero-fill after the first message of that size.
 
-/// Above this, the buffer is given back after the message is consumed,
-/// so one huge message does not pin its memory for the connection's life.
-const KEEP_MAX: usize = 8 * 1024 * 1024;
+/// Above this, the buffer is given back once the message is consumed
+/// (when the next read starts, before it waits), so a large message does
+/// not pin its memory on an idle connection.
+const KEEP_MAX: usize = 1024 * 1024;
 
 #[derive(Default)]
 pub(super) struct MessageBuf {
@@ -40,7 +41,10 @@ impl MessageBuf {
     pub(super) fn tail(&mut self, n: usize) -> &mut [u8] {
         let need = self.len + n;
         if self.data.len() < need {
-            self.data.resize(need.max(self.data.len().saturating_mul(2)).min(need.max(KEEP_MAX)), 0);
+            // Exactly what is asked for: callers ask for what is about to
+            // arrive, so memory follows bytes received (the allocation
+            // still grows geometrically inside `Vec`).
+            self.data.resize(need, 0);
         }
         &mut self.data[self.len..need]
     }

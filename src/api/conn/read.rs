@@ -11,7 +11,9 @@ use super::{Conn, MessageType};
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
-use crate::proto::receiver::{ControlKind, Event, MessageKind, Receiver};
+use crate::proto::engine::close_state::after_close_sent;
+use crate::proto::engine::TcpAfterClose;
+use crate::proto::receiver::{Event, Receiver};
 use crate::proto::{close, ProtoError, Role};
 use crate::transport::wait::{wait_ready, Interest};
 
@@ -19,7 +21,7 @@ use crate::transport::wait::{wait_ready, Interest};
 /// read timed out); the next read continues it.
 #[derive(Debug)]
 struct Assembly {
-    kind: MessageKind,
+    kind: MessageType,
     had_data: bool,
     compressed: bool,
 }
@@ -134,6 +136,11 @@ impl Conn {
     fn read_message_locked(&self, rs: &mut ReadSide) -> Result<(MessageType, Loc)> {
         let deadline = self.read_deadline();
         self.check_sticky(rs)?;
+        if rs.assembling.is_none() && rs.stream.is_none() {
+            // The previous message is consumed: give a large buffer back
+            // before waiting for the next one.
+            rs.msg.clear();
+        }
         self.discard_stream(rs, deadline)?;
         if rs.start == rs.end {
             rs.start = 0;
@@ -152,12 +159,12 @@ impl Conn {
         if rs.assembling.as_ref().is_some_and(|a| a.compressed) {
             while !self.inflate_some(rs, deadline, usize::MAX, false)? {}
             let kind = rs.assembling.take().expect("assembling").kind;
-            return Ok((MessageType::from(kind), Loc::Msg));
+            return Ok((kind, Loc::Msg));
         }
         loop {
             if self.try_direct_read(rs, deadline)? {
                 let kind = rs.assembling.take().expect("assembling").kind;
-                return Ok((MessageType::from(kind), Loc::Msg));
+                return Ok((kind, Loc::Msg));
             }
             match self.next_data_event(rs, deadline)? {
                 Event::Data { start, end, end_of_message } => {
@@ -165,14 +172,14 @@ impl Conn {
                     if end_of_message && !a.had_data {
                         let kind = a.kind;
                         rs.assembling = None;
-                        return Ok((MessageType::from(kind), Loc::Buf(start, end)));
+                        return Ok((kind, Loc::Buf(start, end)));
                     }
                     a.had_data = true;
                     rs.msg.extend(&rs.buf[start..end]);
                     if end_of_message {
                         let kind = a.kind;
                         rs.assembling = None;
-                        return Ok((MessageType::from(kind), Loc::Msg));
+                        return Ok((kind, Loc::Msg));
                     }
                 }
                 _ => return Err(Error::new(ErrorKind::Internal, "message start inside a message")),
@@ -216,7 +223,10 @@ impl Conn {
             Some(r) if r >= DIRECT_READ_MIN && rs.start == rs.end => r,
             _ => return Ok(false),
         };
-        let want = remaining.min(4 * 1024 * 1024) as usize;
+        // Memory follows bytes received, not the length the header
+        // announced: read at most as much again as the message holds
+        // (at least 256 KiB, at most 4 MiB per read).
+        let want = remaining.min(rs.msg.len().clamp(256 * 1024, 4 * 1024 * 1024) as u64) as usize;
         let n = self.read_some(rs, Target::Msg(want), deadline)?;
         let fresh = rs.msg.commit(n);
         if let Err(pe) = rs.receiver.accept_payload(fresh) {
@@ -244,7 +254,7 @@ impl Conn {
                 // A whole-message read timed out part way: hand out what it
                 // collected first.
                 rs.stream = Some(StreamState { done: false, compressed: a.compressed });
-                return Ok(MessageType::from(a.kind));
+                return Ok(a.kind);
             }
             rs.msg.clear();
             let (kind, compressed) = self.next_message_start(&mut rs, deadline)?;
@@ -252,7 +262,7 @@ impl Conn {
                 self.begin_inflate(&mut rs, kind);
             }
             rs.stream = Some(StreamState { done: false, compressed });
-            Ok(MessageType::from(kind))
+            Ok(kind)
         })();
         r.or_else(|e| self.fail(e))
     }
@@ -343,7 +353,7 @@ impl Conn {
 
     /// Reads up to the next message's first frame: its kind, and whether
     /// it is compressed.
-    fn next_message_start(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<(MessageKind, bool)> {
+    fn next_message_start(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<(MessageType, bool)> {
         loop {
             if let Event::MessageStart { kind, compressed } = self.next_data_event(rs, deadline)? {
                 return Ok((kind, compressed));
@@ -413,18 +423,18 @@ impl Conn {
         }
     }
 
-    fn on_control(&self, rs: &mut ReadSide, kind: ControlKind, payload: &[u8]) -> Result<()> {
+    fn on_control(&self, rs: &mut ReadSide, kind: MessageType, payload: &[u8]) -> Result<()> {
         let handlers = self.handlers()?;
         match kind {
-            ControlKind::Ping => match handlers.ping {
+            MessageType::Ping => match handlers.ping {
                 Some(h) => h(self, payload),
                 None => self.default_ping_handler(payload),
             },
-            ControlKind::Pong => match handlers.pong {
+            MessageType::Pong => match handlers.pong {
                 Some(h) => h(self, payload),
                 None => Ok(()),
             },
-            ControlKind::Close => {
+            _ => {
                 let (code, reason) = match close::parse_payload(payload) {
                     Ok(r) => r,
                     Err(pe) => return Err(self.fail_protocol(rs, pe)),
@@ -434,9 +444,12 @@ impl Conn {
                     Some(h) => h(self, code, reason.as_bytes()),
                     None => self.default_close_handler(code, reason.as_bytes()),
                 };
-                // The close handshake is over once both frames have passed:
-                // close TCP (the server closes first, RFC 6455 7.1.1).
+                // The close handshake is over once both frames have passed;
+                // the engine's rule says who closes TCP (the server first).
                 if self.close_sent() {
+                    if after_close_sent(self.role, true) == TcpAfterClose::AwaitPeer {
+                        self.await_peer_eof(rs, Instant::now() + super::CONTROL_REPLY_WAIT);
+                    }
                     self.stream.shutdown();
                 }
                 let err = Error::new(ErrorKind::Closed, format!("websocket: close {code} {reason}"));
@@ -509,6 +522,25 @@ impl Conn {
                     }
                     return Err(self.end_abnormally(rs, &format!("read failed: {e}")));
                 }
+            }
+        }
+    }
+
+    /// A client after the close handshake: lets the server close TCP
+    /// first (RFC 6455 7.1.1), waiting at most until `deadline`; anything
+    /// that still arrives is discarded.
+    fn await_peer_eof(&self, rs: &mut ReadSide, deadline: Instant) {
+        loop {
+            match self.stream.read(&mut rs.buf[..]) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == IoKind::Interrupted => {}
+                Err(e) if e.kind() == IoKind::WouldBlock && !self.is_shut() => {
+                    if !matches!(wait_ready(self.fd(), Interest::Read, Some(deadline)), Ok(true)) {
+                        return;
+                    }
+                }
+                Err(_) => return,
             }
         }
     }

@@ -6,10 +6,11 @@
 //! from the caller's memory (one copy fewer); what the socket does not
 //! take is queued.
 
+use std::borrow::Cow;
 use std::io::{ErrorKind as IoKind, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::shared::LoopShared;
@@ -17,11 +18,9 @@ use crate::api::conn::MessageType;
 use crate::api::pool::BufferPool;
 use crate::api::prepared::PreparedMessage;
 use crate::error::{Error, ErrorKind, Result};
-use crate::proto::close;
-use crate::proto::deflate::codec::backend_level;
-use crate::proto::deflate::{Agreement, Deflater};
-use crate::proto::frame::{encode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::proto::mask::{copy_masked, MaskKeys};
+use crate::proto::deflate::Agreement;
+use crate::proto::engine::send::split_close;
+use crate::proto::engine::{CloseCell, ControlPayload, Invalid, Phase, Plan, Refusal, SendHalf};
 use crate::proto::Role;
 use crate::transport::Stream;
 
@@ -29,27 +28,11 @@ use crate::transport::Stream;
 /// queued (unmasked only: a client must copy to mask anyway).
 const DIRECT_WRITE_MIN: usize = 16 * 1024;
 
-/// Connection states, in order.
-pub(super) const CONNECTING: u8 = 0;
-pub(super) const OPEN: u8 = 1;
-/// Our close frame is queued or sent; waiting for the peer's.
-pub(super) const CLOSING: u8 = 2;
-pub(super) const CLOSED: u8 = 3;
-
 /// What the handshake agreed on; set once when the connection opens.
 #[derive(Debug)]
 pub(super) struct OpenInfo {
     pub subprotocol: String,
     pub compression: bool,
-}
-
-/// Outgoing compression (permessage-deflate) of one connection.
-struct DeflateOut {
-    deflater: Deflater,
-    enabled: bool,
-    level: i32,
-    threshold: usize,
-    zbuf: Vec<u8>,
 }
 
 pub(super) struct Outbox {
@@ -64,9 +47,8 @@ pub(super) struct Outbox {
     pub blocked: bool,
     /// An immediate close was asked for from some thread.
     pub abort: bool,
-    /// A client's masking keys (boxed: 4 KiB that servers must not carry).
-    keys: Option<Box<MaskKeys>>,
-    deflate: Option<DeflateOut>,
+    /// The engine's send half: encodes into `buf`.
+    send: SendHalf,
 }
 
 impl Outbox {
@@ -74,23 +56,12 @@ impl Outbox {
         self.buf.len() - self.sent
     }
 
-    /// Appends one frame: header, then the payload (masked for a client).
-    fn push_frame(&mut self, pool: &BufferPool, op: OpCode, rsv1: bool, payload: &[u8]) {
+    /// Takes a pooled buffer before the first frame goes in.
+    fn ready(&mut self, pool: &BufferPool) -> &mut Vec<u8> {
         if self.buf.capacity() == 0 {
             self.buf = pool.get();
         }
-        let mut h = [0u8; MAX_HEADER_LEN];
-        let mask = self.keys.as_mut().map(|k| k.next_key());
-        let n = encode_header(&mut h, true, rsv1, op, payload.len() as u64, mask);
-        self.buf.extend_from_slice(&h[..n]);
-        match mask {
-            None => self.buf.extend_from_slice(payload),
-            Some(m) => {
-                let start = self.buf.len();
-                self.buf.resize(start + payload.len(), 0);
-                copy_masked(&mut self.buf[start..], payload, m, 0);
-            }
-        }
+        &mut self.buf
     }
 }
 
@@ -103,7 +74,9 @@ pub(crate) struct ConnShared {
     pub(super) local_addr: Option<SocketAddr>,
     pub(super) peer_addr: Option<SocketAddr>,
     pub(super) info: OnceLock<OpenInfo>,
-    pub(super) state: AtomicU8,
+    /// The engine's close phase, shared by the loop's receive side and
+    /// every sender.
+    pub(super) close: CloseCell,
     pub(super) out: Mutex<Outbox>,
     /// `out.pending()`, readable without the lock.
     buffered: AtomicUsize,
@@ -151,15 +124,14 @@ impl ConnShared {
             peer_addr: stream.peer_addr(),
             stream,
             info: OnceLock::new(),
-            state: AtomicU8::new(CONNECTING),
+            close: CloseCell::default(),
             out: Mutex::new(Outbox {
                 buf: Vec::new(),
                 sent: 0,
                 scheduled: false,
                 blocked: false,
                 abort: false,
-                keys: None,
-                deflate: None,
+                send: SendHalf::new(role),
             }),
             buffered: AtomicUsize::new(0),
             max_buffered,
@@ -174,18 +146,11 @@ impl ConnShared {
 
     /// Called by the loop when the handshake completed.
     pub(super) fn open(&self, subprotocol: String, deflate: Option<&Agreement>, level: i32, threshold: usize) {
-        if let Ok(mut ob) = self.out.lock() {
-            if self.role == Role::Client {
-                ob.keys = Some(Box::default());
-            }
-            ob.deflate = deflate.and_then(|a| {
-                let bits = a.our_window_bits?;
-                let deflater = Deflater::new(backend_level(level).unwrap_or_default(), bits, a.our_no_context_takeover);
-                Some(DeflateOut { deflater, enabled: true, level, threshold, zbuf: Vec::new() })
-            });
+        if let (Ok(mut ob), Some(a)) = (self.out.lock(), deflate) {
+            ob.send.set_deflate(a, level, threshold);
         }
         let _ = self.info.set(OpenInfo { subprotocol, compression: deflate.is_some() });
-        self.state.store(OPEN, Ordering::SeqCst);
+        self.close.open();
     }
 
     pub(super) fn lock_out(&self) -> Result<MutexGuard<'_, Outbox>> {
@@ -206,7 +171,16 @@ impl ConnShared {
     /// Writes as much of the outbox as the socket takes. Returns
     /// `Ok(true)` when the outbox is empty.
     pub(super) fn write_out(&self, ob: &mut Outbox) -> std::io::Result<bool> {
-        while ob.sent < ob.buf.len() {
+        loop {
+            if ob.sent == ob.buf.len() {
+                // Drained: the pong kept while the peer did not read goes now.
+                ob.buf.clear();
+                ob.sent = 0;
+                let Outbox { buf, send, .. } = &mut *ob;
+                if !(self.close.phase() == Phase::Open && send.flush_owed(buf)) {
+                    break;
+                }
+            }
             match self.stream.write(&ob.buf[ob.sent..]) {
                 Ok(0) => return Err(IoKind::WriteZero.into()),
                 Ok(n) => ob.sent += n,
@@ -240,12 +214,7 @@ impl ConnShared {
 
     /// Checks that a data or control frame may be queued now.
     fn check_sendable(&self, ob: &mut Outbox, len: usize) -> Result<()> {
-        match self.state.load(Ordering::SeqCst) {
-            CONNECTING => return Err(Error::invalid("the connection is not open yet (wait for the open callback)")),
-            OPEN => {}
-            CLOSING => return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent")),
-            _ => return Err(Error::new(ErrorKind::LocallyClosed, "the connection is closed")),
-        }
+        self.close.phase().check_send().map_err(refusal)?;
         if ob.abort {
             return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
         }
@@ -266,47 +235,54 @@ impl ConnShared {
         Ok(())
     }
 
-    /// Queues (or writes) one frame and schedules the connection. A large
-    /// unmasked payload is written at once with whatever is queued ahead
-    /// of it (one writev from the caller's memory: no copy into the
-    /// outbox unless the socket does not take it all).
-    fn send_frame(&self, mut ob: MutexGuard<'_, Outbox>, op: OpCode, rsv1: bool, payload: &[u8]) -> Result<()> {
-        if payload.len() >= DIRECT_WRITE_MIN && ob.keys.is_none() && !ob.blocked {
-            let mut h = [0u8; MAX_HEADER_LEN];
-            let n = encode_header(&mut h, true, rsv1, op, payload.len() as u64, None);
-            let queued = ob.pending();
-            let iov = [IoSlice::new(&ob.buf[ob.sent..]), IoSlice::new(&h[..n]), IoSlice::new(payload)];
-            // WouldBlock, Interrupted or a broken socket: queue it all; the
-            // loop's next flush or read reports a broken socket once.
-            let written = self.stream.write_vectored(&iov).unwrap_or(0);
-            let from_queue = written.min(queued);
-            ob.sent += from_queue;
-            let rest = written - from_queue;
-            if rest == n + payload.len() {
-                if ob.pending() == 0 {
-                    ob.buf.clear();
-                    ob.sent = 0;
-                }
-                self.set_buffered(&ob);
-                return Ok(());
+    /// Writes a large unmasked, uncompressed payload at once with whatever
+    /// is queued ahead of it (one writev from the caller's memory: no copy
+    /// into the outbox unless the socket does not take it all).
+    fn send_direct(&self, mut ob: MutexGuard<'_, Outbox>, header: &[u8], payload: &[u8]) -> Result<()> {
+        let n = header.len();
+        let queued = ob.pending();
+        let iov = [IoSlice::new(&ob.buf[ob.sent..]), IoSlice::new(header), IoSlice::new(payload)];
+        // WouldBlock, Interrupted or a broken socket: queue it all; the
+        // loop's next flush or read reports a broken socket once.
+        let written = self.stream.write_vectored(&iov).unwrap_or(0);
+        let from_queue = written.min(queued);
+        ob.sent += from_queue;
+        let rest = written - from_queue;
+        if rest == n + payload.len() {
+            if ob.pending() == 0 {
+                ob.buf.clear();
+                ob.sent = 0;
             }
-            // The socket pushed back: like a flush that could not write
-            // everything, the drain callback must follow once the rest is
-            // out (also when the loop then writes it in one go), and later
-            // sends queue behind it rather than retry the full socket.
-            ob.blocked = true;
-            if ob.buf.capacity() == 0 {
-                ob.buf = self.loop_shared.pool.get();
-            }
-            if rest < n {
-                ob.buf.extend_from_slice(&h[rest..n]);
-                ob.buf.extend_from_slice(payload);
-            } else {
-                ob.buf.extend_from_slice(&payload[rest - n..]);
-            }
-        } else {
-            ob.push_frame(&self.loop_shared.pool, op, rsv1, payload);
+            self.set_buffered(&ob);
+            return Ok(());
         }
+        // The socket pushed back: like a flush that could not write
+        // everything, the drain callback must follow once the rest is
+        // out (also when the loop then writes it in one go), and later
+        // sends queue behind it rather than retry the full socket.
+        ob.blocked = true;
+        let buf = ob.ready(&self.loop_shared.pool);
+        if rest < n {
+            buf.extend_from_slice(&header[rest..]);
+            buf.extend_from_slice(payload);
+        } else {
+            buf.extend_from_slice(&payload[rest - n..]);
+        }
+        self.set_buffered(&ob);
+        self.schedule(ob);
+        Ok(())
+    }
+
+    /// Encodes into the outbox with the send half and schedules the
+    /// connection.
+    fn encode(
+        &self,
+        mut ob: MutexGuard<'_, Outbox>,
+        f: impl FnOnce(&mut SendHalf, &mut Vec<u8>) -> std::result::Result<(), Invalid>,
+    ) -> Result<()> {
+        ob.ready(&self.loop_shared.pool);
+        let Outbox { buf, send, .. } = &mut *ob;
+        f(send, buf).map_err(|e| Error::invalid(e.0))?;
         self.set_buffered(&ob);
         self.schedule(ob);
         Ok(())
@@ -324,37 +300,18 @@ impl ConnShared {
     fn send_data(&self, kind: MessageType, data: &[u8]) -> Result<()> {
         let mut ob = self.lock_out()?;
         self.check_sendable(&mut ob, data.len())?;
-        let op = kind.opcode();
-        let compress = ob.deflate.as_ref().is_some_and(|d| d.enabled && data.len() >= d.threshold);
-        if !compress {
-            return self.send_frame(ob, op, false, data);
+        if data.len() >= DIRECT_WRITE_MIN && !ob.blocked {
+            if let Plan::Direct { header, len } = ob.send.plan(kind, data.len()) {
+                return self.send_direct(ob, &header[..len], data);
+            }
         }
-        let d = ob.deflate.as_mut().expect("checked above");
-        let mut z = std::mem::take(&mut d.zbuf);
-        z.clear();
-        d.deflater.compress_message(data, &mut z);
-        let r = self.send_frame_keep(&mut ob, op, true, &z);
-        if let Some(d) = ob.deflate.as_mut() {
-            d.zbuf = z;
-        }
-        self.schedule(ob);
-        r
-    }
-
-    /// `send_frame` for a caller that keeps the lock (compression).
-    fn send_frame_keep(&self, ob: &mut Outbox, op: OpCode, rsv1: bool, payload: &[u8]) -> Result<()> {
-        ob.push_frame(&self.loop_shared.pool, op, rsv1, payload);
-        self.set_buffered(ob);
-        Ok(())
+        self.encode(ob, |send, buf| send.message(kind, data, buf))
     }
 
     fn send_control(&self, kind: MessageType, data: &[u8]) -> Result<()> {
-        if data.len() > MAX_CONTROL_PAYLOAD {
-            return Err(Error::invalid("control frame payload longer than 125 bytes"));
-        }
         let mut ob = self.lock_out()?;
         self.check_sendable(&mut ob, 0)?;
-        self.send_frame(ob, kind.opcode(), false, data)
+        self.encode(ob, |send, buf| send.control(kind, data, buf))
     }
 
     fn send_prepared(&self, pm: &PreparedMessage) -> Result<()> {
@@ -363,44 +320,41 @@ impl ConnShared {
         }
         let mut ob = self.lock_out()?;
         self.check_sendable(&mut ob, pm.data().len())?;
-        let op = pm.kind().opcode();
-        let setting = match ob.deflate.as_ref() {
-            Some(d) if d.enabled && pm.data().len() >= d.threshold => Some((d.level, d.deflater.window_bits())),
-            _ => None,
-        };
-        let Some((level, bits)) = setting else {
-            return self.send_frame(ob, op, false, pm.data());
-        };
-        let payload = pm.compressed(level, bits);
-        ob.push_frame(&self.loop_shared.pool, op, true, &payload);
-        // The peer's window now holds this message after our last one;
-        // our compressor must not refer back across it.
-        if let Some(d) = ob.deflate.as_mut() {
-            d.deflater.reset();
-        }
-        self.set_buffered(&ob);
-        self.schedule(ob);
-        Ok(())
+        let compressed = |level, bits| Cow::Owned(pm.compressed(level, bits).to_vec());
+        self.encode(ob, |send, buf| send.prepared(pm.kind(), pm.data(), compressed, buf))
     }
 
-    /// Queues a close frame; the connection is CLOSING afterwards.
+    /// Queues the pong the receive half owes (kept, one at most, while
+    /// the outbox is backed up).
+    pub(super) fn owe_pong(&self, payload: ControlPayload) {
+        let Ok(mut ob) = self.lock_out() else { return };
+        if self.close.phase() != Phase::Open || ob.abort {
+            return;
+        }
+        let backed_up = ob.blocked;
+        ob.ready(&self.loop_shared.pool);
+        let Outbox { buf, send, .. } = &mut *ob;
+        send.owe_pong(payload, backed_up, buf);
+        self.set_buffered(&ob);
+        self.schedule(ob);
+    }
+
+    /// Queues a close frame; the connection is `Closing` afterwards.
     pub(super) fn send_close(&self, code: u16, reason: &[u8]) -> Result<()> {
-        let mut payload = Vec::with_capacity(2 + reason.len());
-        if code != close::NO_STATUS {
-            close::format_payload(code, reason, &mut payload).map_err(Error::invalid)?;
-        } else if !reason.is_empty() {
-            return Err(Error::invalid("a close without a status code cannot carry a reason"));
-        }
+        SendHalf::check_close(code, reason).map_err(|e| Error::invalid(e.0))?;
         let ob = self.lock_out()?;
-        match self.state.load(Ordering::SeqCst) {
-            OPEN => {}
-            CONNECTING => return Err(Error::invalid("the connection is not open yet (wait for the open callback)")),
-            CLOSING => return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent")),
-            _ => return Err(Error::new(ErrorKind::LocallyClosed, "the connection is closed")),
-        }
-        self.state.store(CLOSING, Ordering::SeqCst);
+        self.close.begin_close().map_err(refusal)?;
         // A close always fits: the high-water mark does not apply to it.
-        self.send_frame(ob, OpCode::Close, false, &payload)
+        self.encode(ob, |send, buf| send.close(code, reason, buf))
+    }
+}
+
+/// A send the close state refused, as the API's error.
+fn refusal(r: Refusal) -> Error {
+    match r {
+        Refusal::NotOpen => Error::invalid("the connection is not open yet (wait for the open callback)"),
+        Refusal::CloseSent => Error::new(ErrorKind::CloseSent, r.message()),
+        Refusal::Closed => Error::new(ErrorKind::LocallyClosed, r.message()),
     }
 }
 
@@ -409,12 +363,10 @@ impl ConnHandle {
     pub fn send(&self, kind: MessageType, data: &[u8]) -> Result<()> {
         let r = if kind.is_control() {
             if kind == MessageType::Close {
-                let (code, reason) = match data.len() {
-                    0 => (close::NO_STATUS, &data[..0]),
-                    1 => return self.fail(Error::invalid("a close payload is empty or at least 2 bytes")),
-                    _ => (u16::from_be_bytes([data[0], data[1]]), &data[2..]),
-                };
-                self.0.send_close(code, reason)
+                match split_close(data) {
+                    Ok((code, reason)) => self.0.send_close(code, reason),
+                    Err(e) => Err(Error::invalid(e.0)),
+                }
             } else {
                 self.0.send_control(kind, data)
             }
@@ -472,7 +424,7 @@ impl ConnHandle {
     }
 
     pub fn is_open(&self) -> bool {
-        self.0.state.load(Ordering::SeqCst) == OPEN
+        self.0.close.phase() == Phase::Open
     }
 
     pub fn id(&self) -> u64 {
@@ -516,27 +468,18 @@ impl ConnHandle {
 
     /// Turns compression of the next messages on or off.
     pub fn enable_write_compression(&self, enable: bool) -> Result<()> {
-        if let Some(d) = self.0.lock_out()?.deflate.as_mut() {
-            d.enabled = enable;
-        }
+        self.0.lock_out()?.send.enable_compression(enable);
         Ok(())
     }
 
     /// Sets the compression level (-2..9, compress/flate semantics).
     pub fn set_compression_level(&self, level: i32) -> Result<()> {
-        let l = backend_level(level).ok_or_else(|| Error::invalid("compression level must be -2..9"))?;
-        if let Some(d) = self.0.lock_out()?.deflate.as_mut() {
-            d.deflater.set_level(l);
-            d.level = level;
-        }
-        Ok(())
+        self.0.lock_out()?.send.set_compression_level(level).map_err(|e| Error::invalid(e.0))
     }
 
     /// Messages shorter than `bytes` go out uncompressed.
     pub fn set_compression_threshold(&self, bytes: usize) -> Result<()> {
-        if let Some(d) = self.0.lock_out()?.deflate.as_mut() {
-            d.threshold = bytes;
-        }
+        self.0.lock_out()?.send.set_compression_threshold(bytes);
         Ok(())
     }
 

@@ -34,7 +34,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use self::dial::{DialStep, Dialing};
-use self::handle::{ConnShared, CLOSED, CLOSING, OPEN};
+use self::handle::ConnShared;
 use self::live::{LiveConn, Outcome};
 use self::shared::{Command, Driving, LoopShared};
 use self::timers::Timers;
@@ -45,6 +45,7 @@ use super::prepared::PreparedMessage;
 use super::server_handshake::{PendingHandshake, Step};
 use super::upgrader::Upgrader;
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::engine::{close_state, Phase, TcpAfterClose, TimeoutAction, TimeoutConfig};
 use crate::proto::{close, Role};
 use crate::transport::tcp::bind_listener;
 use crate::transport::Stream;
@@ -409,11 +410,11 @@ impl EventLoop {
         if let Ok(mut open) = self.shared.open.lock() {
             open.insert(handle.id(), handle.clone());
         }
-        let (live, left) = LiveConn::new(handle.clone(), handler.clone(), read_limit, inflate, &leftover);
+        let live = LiveConn::new(handle.clone(), handler.clone(), read_limit, inflate);
         self.slots[t] = Some(Entry::Open(Box::new(live)));
         handler.on_open(&handle);
         let outcome = match self.slots.get_mut(t) {
-            Some(Some(Entry::Open(c))) => c.feed(&mut self.rbuf, &left),
+            Some(Some(Entry::Open(c))) => c.feed(&mut self.rbuf, &leftover),
             _ => return,
         };
         if self.handle_outcome(t, outcome) {
@@ -488,7 +489,7 @@ impl EventLoop {
         let sh = &c.handle.0;
         self.deregister(sh.stream.as_raw_fd());
         sh.stream.shutdown();
-        sh.state.store(CLOSED, Ordering::SeqCst);
+        sh.close.end();
         let (code, reason) = sh.ended.get_or_init(|| (code, reason)).clone();
         if let Ok(mut open) = self.shared.open.lock() {
             open.remove(&sh.id);
@@ -560,9 +561,10 @@ impl EventLoop {
             }
             Err(e) => {
                 drop(ob);
+                let peer_closed = c.peer_closed();
                 let (code, reason) =
-                    if c.peer_closed { (close::NO_STATUS, Vec::new()) } else { (close::ABNORMAL, Vec::new()) };
-                let err = if c.peer_closed { None } else { Some(Error::io("write", e)) };
+                    if peer_closed { (close::NO_STATUS, Vec::new()) } else { (close::ABNORMAL, Vec::new()) };
+                let err = if peer_closed { None } else { Some(Error::io("write", e)) };
                 self.finish(t, code, reason, err);
                 return;
             }
@@ -572,22 +574,21 @@ impl EventLoop {
             c.handler.on_drain(&c.handle);
         }
         // Our close frame is out once the outbox empties in CLOSING.
-        if sh.state.load(Ordering::SeqCst) == CLOSING {
+        if sh.close.phase() == Phase::Closing {
             let Some(Some(Entry::Open(c))) = self.slots.get_mut(t) else { return };
-            if c.peer_closed && c.role() == Role::Server {
-                // Both close frames passed: the server closes TCP first
-                // (RFC 6455 7.1.1).
-                self.finish(t, close::NO_STATUS, Vec::new(), None);
-            } else if c.close_deadline.is_none() {
-                let wait = self.shared.config().close_timeout;
-                c.close_deadline = Some(Instant::now() + wait);
+            match close_state::after_close_sent(c.role(), c.peer_closed()) {
+                TcpAfterClose::ShutdownNow => self.finish(t, close::NO_STATUS, Vec::new(), None),
+                TcpAfterClose::AwaitPeer if c.deadlines.close_deadline().is_none() => {
+                    c.deadlines.close_started(Instant::now(), &timeout_config(&self.shared.config()));
+                }
+                TcpAfterClose::AwaitPeer => {}
             }
         }
     }
 
     /// Checks every deadline: handshakes, close handshakes, keepalive, idle.
     fn sweep(&mut self, now: Instant) {
-        let cfg = self.shared.config();
+        let tcfg = timeout_config(&self.shared.config());
         for t in 0..self.slots.len() {
             match &mut self.slots[t] {
                 Some(Entry::Accepting(a)) if a.hs.deadline.is_some_and(|d| now >= d) => {
@@ -607,36 +608,17 @@ impl EventLoop {
                 }
                 Some(Entry::Open(c)) => {
                     c.handle.0.release_idle_buffer();
-                    if c.close_deadline.is_some_and(|d| now >= d) {
-                        let err =
-                            (!c.peer_closed).then(|| Error::timeout("the close handshake did not finish in time"));
-                        self.finish(t, close::ABNORMAL, Vec::new(), err);
-                        continue;
-                    }
-                    if c.handle.0.state.load(Ordering::SeqCst) != OPEN {
-                        continue;
-                    }
-                    if let Some(iv) = cfg.ping_interval {
-                        match c.ping_sent {
-                            Some(at) if now.duration_since(at) >= cfg.pong_timeout => {
-                                let err = Error::new(
-                                    ErrorKind::Timeout,
-                                    format!(
-                                        "keepalive: nothing received within {} ms of a ping",
-                                        cfg.pong_timeout.as_millis()
-                                    ),
-                                );
-                                self.finish(t, close::ABNORMAL, Vec::new(), Some(err));
-                                continue;
-                            }
-                            Some(_) => {}
-                            None if now.duration_since(c.last_read) >= iv => c.send_keepalive_ping(now),
-                            None => {}
-                        }
-                    }
-                    if let Some(idle) = cfg.idle_timeout {
-                        if now.duration_since(c.last_message) >= idle {
+                    let open = c.handle.0.close.phase() == Phase::Open;
+                    match c.deadlines.on_timeout(now, &tcfg, open, c.peer_closed()) {
+                        None => {}
+                        Some(TimeoutAction::SendPing) => c.send_keepalive_ping(now),
+                        Some(TimeoutAction::CloseIdle) => {
                             let _ = c.handle.close(close::GOING_AWAY, b"idle timeout");
+                        }
+                        Some(TimeoutAction::EndQuietly) => self.finish(t, close::ABNORMAL, Vec::new(), None),
+                        Some(TimeoutAction::Fail(why)) => {
+                            let err = Error::new(ErrorKind::Timeout, why);
+                            self.finish(t, close::ABNORMAL, Vec::new(), Some(err));
                         }
                     }
                 }
@@ -668,7 +650,7 @@ impl EventLoop {
                         d.handler.on_dial_error(d.user, &e, None);
                     }
                 }
-                Some(Entry::Open(c)) if c.handle.0.state.load(Ordering::SeqCst) == OPEN => {
+                Some(Entry::Open(c)) if c.handle.0.close.phase() == Phase::Open => {
                     let _ = c.handle.close(close::GOING_AWAY, b"server shutting down");
                 }
                 Some(Entry::Open(_)) | None => {}
@@ -676,7 +658,7 @@ impl EventLoop {
         }
         for s in self.slots.iter_mut().flatten() {
             if let Entry::Open(c) = s {
-                c.close_deadline = Some(c.close_deadline.map_or(deadline, |d| d.min(deadline)));
+                c.deadlines.limit_close(deadline);
             }
         }
     }
@@ -712,6 +694,16 @@ impl EventLoop {
 impl Drop for EventLoop {
     fn drop(&mut self) {
         self.close_all();
+    }
+}
+
+/// The engine's timeout settings from the loop's.
+fn timeout_config(cfg: &LoopConfig) -> TimeoutConfig {
+    TimeoutConfig {
+        ping_interval: cfg.ping_interval,
+        pong_timeout: cfg.pong_timeout,
+        close_timeout: cfg.close_timeout,
+        idle_timeout: cfg.idle_timeout,
     }
 }
 

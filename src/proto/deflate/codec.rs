@@ -68,10 +68,17 @@ impl Deflater {
 
     /// Flushes the message's last bytes into `out` and strips the tail.
     pub fn finish_message(&mut self, out: &mut Vec<u8>) {
+        let before = out.len();
         self.run(&[], out, FlushCompress::Sync);
-        debug_assert!(out.ends_with(&TAIL));
-        if out.ends_with(&TAIL) {
+        if out.len() > before && out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
+        } else {
+            // No input since the last flush (an empty message after any
+            // other): zlib emits nothing, but the peer appends `00 00 ff
+            // ff` to every message, which must then close an empty stored
+            // block. Its header (BFINAL 0, type 00, padding) is one zero
+            // byte; the stream is byte-aligned after the previous flush.
+            out.push(0x00);
         }
         if self.no_context_takeover {
             self.c.reset();
@@ -196,6 +203,21 @@ mod tests {
         assert_eq!(payload, [0x00]);
         let mut inf = Inflater::new(false);
         assert!(inflate_all(&mut inf, &payload, 16).is_empty());
+    }
+
+    #[test]
+    fn empty_message_after_another_keeps_the_stream_valid() {
+        // Issue 10, defect 1: the second sync flush produced no bytes and
+        // the peer's inflater was left inside a block.
+        let mut d = Deflater::new(Compression::default(), 15, false);
+        let mut inf = Inflater::new(false);
+        for msg in [&b"hello"[..], b"", b"", b"world"] {
+            let mut payload = Vec::new();
+            d.compress_part(msg, &mut payload);
+            d.finish_message(&mut payload);
+            assert!(!payload.is_empty());
+            assert_eq!(inflate_all(&mut inf, &payload, 16), msg);
+        }
     }
 
     #[test]

@@ -1,0 +1,217 @@
+//! Inflating one compressed message (RFC 7692 7.2.2) with every bound a
+//! receiver needs, for every driver:
+//!
+//! - the read limit counts inflated bytes, checked after each step of at
+//!   most 64 KiB of output, so a small "bomb" stops at the limit (1009)
+//!   without a large allocation;
+//! - compressed input is bounded too (incompressible data grows by a few
+//!   bytes per 16 KiB block at most, so `limit + limit/8 + 4096` is more
+//!   than any honest peer needs; computed without overflow);
+//! - text is UTF-8-checked as it inflates (fails fast, 1007);
+//! - each call produces at most a caller-given budget of output, so one
+//!   connection's large message cannot stall a loop that serves others.
+
+use super::super::deflate::codec::TAIL;
+use super::super::deflate::Inflater;
+use super::super::utf8::Utf8Validator;
+use super::super::ProtoError;
+
+/// Inflated output is produced in steps of at most this size.
+const STEP: usize = 64 * 1024;
+
+/// The most compressed bytes a message may carry under read limit `limit`
+/// (0: no limit).
+pub fn compressed_bound(limit: u64) -> u64 {
+    if limit == 0 {
+        return u64::MAX;
+    }
+    limit.saturating_add(limit / 8).saturating_add(4096)
+}
+
+pub struct MessageInflater {
+    inflater: Inflater,
+    utf8: Utf8Validator,
+    text: bool,
+    total_in: u64,
+    total_out: u64,
+    tail_fed: usize,
+    /// The last step filled its output: more may be waiting inside zlib.
+    drain: bool,
+}
+
+/// How far one call got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inflated {
+    /// Compressed input bytes consumed.
+    pub used: usize,
+    /// The message is complete (only once its last frame was given).
+    pub done: bool,
+}
+
+impl MessageInflater {
+    pub fn new(peer_no_context_takeover: bool) -> MessageInflater {
+        MessageInflater {
+            inflater: Inflater::new(peer_no_context_takeover),
+            utf8: Utf8Validator::default(),
+            text: false,
+            total_in: 0,
+            total_out: 0,
+            tail_fed: 0,
+            drain: false,
+        }
+    }
+
+    /// A new compressed message starts.
+    pub fn begin(&mut self, text: bool) {
+        self.utf8.reset();
+        self.text = text;
+        self.total_in = 0;
+        self.total_out = 0;
+        self.tail_fed = 0;
+        self.drain = false;
+    }
+
+    /// Inflates `input` (the next compressed bytes of the message; `eom`
+    /// when they end it) onto `out`, adding at most `budget` bytes.
+    /// Input not consumed (`used < input.len()`) must be given again.
+    pub fn inflate(
+        &mut self,
+        input: &[u8],
+        eom: bool,
+        out: &mut Vec<u8>,
+        limit: u64,
+        budget: usize,
+    ) -> Result<Inflated, ProtoError> {
+        let start = out.len();
+        let mut used = 0;
+        loop {
+            let tail = used == input.len() && !self.drain;
+            let data: &[u8] = if used < input.len() {
+                &input[used..]
+            } else if self.drain {
+                &[]
+            } else if eom && self.tail_fed < TAIL.len() {
+                &TAIL[self.tail_fed..]
+            } else if eom {
+                self.inflater.end_message();
+                if self.text && self.utf8.finish().is_err() {
+                    return Err(ProtoError::utf8("text message is not valid UTF-8"));
+                }
+                return Ok(Inflated { used, done: true });
+            } else {
+                return Ok(Inflated { used, done: false });
+            };
+            let added = out.len() - start;
+            if added >= budget {
+                return Ok(Inflated { used, done: false });
+            }
+            let want = (budget - added).min(STEP);
+            let len = out.len();
+            out.resize(len + want, 0);
+            let (consumed, produced) = match self.inflater.inflate(data, &mut out[len..]) {
+                Ok(r) => r,
+                Err(e) => {
+                    out.truncate(len);
+                    return Err(e);
+                }
+            };
+            out.truncate(len + produced);
+            if tail && !data.is_empty() {
+                self.tail_fed += consumed;
+            } else {
+                used += consumed;
+                self.total_in += consumed as u64;
+            }
+            self.drain = produced == want;
+            self.total_out += produced as u64;
+            if self.text && self.utf8.feed(&out[len..]).is_err() {
+                return Err(ProtoError::utf8("text message is not valid UTF-8"));
+            }
+            if limit != 0 && self.total_out > limit {
+                return Err(ProtoError::too_big("message exceeds the read limit once inflated"));
+            }
+            if self.total_in > compressed_bound(limit) {
+                return Err(ProtoError::too_big("compressed message exceeds the read limit"));
+            }
+            if consumed == 0 && produced == 0 && !data.is_empty() {
+                return Err(ProtoError::invalid_data("compressed data makes no progress"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::deflate::Deflater;
+    use crate::proto::ProtoErrorKind;
+    use flate2::Compression;
+
+    fn compress(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Deflater::new(Compression::default(), 15, true).compress_message(data, &mut out);
+        out
+    }
+
+    #[test]
+    fn bound_does_not_overflow() {
+        assert_eq!(compressed_bound(0), u64::MAX);
+        assert_eq!(compressed_bound(u64::MAX - 1), u64::MAX);
+        assert_eq!(compressed_bound(8000), 8000 + 1000 + 4096);
+    }
+
+    #[test]
+    fn budget_bounds_each_call_and_the_message_completes() {
+        let data = vec![b'a'; 1 << 20];
+        let z = compress(&data);
+        let mut inf = MessageInflater::new(true);
+        inf.begin(true);
+        let mut out = Vec::new();
+        let mut used = 0;
+        let mut calls = 0;
+        loop {
+            let before = out.len();
+            let r = inf.inflate(&z[used..], true, &mut out, 0, 100_000).unwrap();
+            assert!(out.len() - before <= 100_000);
+            used += r.used;
+            calls += 1;
+            if r.done {
+                break;
+            }
+        }
+        assert!(calls >= 10);
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn limits() {
+        let z = compress(&vec![0u8; 1 << 20]);
+        let mut inf = MessageInflater::new(true);
+        inf.begin(false);
+        let e = inf.inflate(&z, true, &mut Vec::new(), 1000, usize::MAX).unwrap_err();
+        assert_eq!(e.kind, ProtoErrorKind::TooBig);
+        // Bad UTF-8 fails before the end of the message arrives.
+        let z = compress(&[b'a', 0xff, b'b']);
+        let mut inf = MessageInflater::new(true);
+        inf.begin(true);
+        let e = inf.inflate(&z, false, &mut Vec::new(), 0, usize::MAX).unwrap_err();
+        assert_eq!(e.kind, ProtoErrorKind::InvalidUtf8);
+    }
+
+    #[test]
+    fn compressed_input_past_the_bound_fails() {
+        // A final block, then junk that inflates to nothing: only the
+        // bound on compressed input stops it.
+        let mut z = Vec::new();
+        Deflater::new(Compression::default(), 15, true).compress_message(b"x", &mut z);
+        let mut finished = flate2::Compress::new(Compression::default(), false);
+        let mut fin = Vec::with_capacity(64);
+        finished.compress_vec(b"x", &mut fin, flate2::FlushCompress::Finish).unwrap();
+        let mut inf = MessageInflater::new(true);
+        inf.begin(false);
+        let mut out = Vec::new();
+        inf.inflate(&fin, false, &mut out, 100, usize::MAX).unwrap();
+        let e = inf.inflate(&[0u8; 10_000], false, &mut out, 100, usize::MAX).unwrap_err();
+        assert_eq!(e.kind, ProtoErrorKind::TooBig);
+    }
+}

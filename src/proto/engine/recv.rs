@@ -1,0 +1,525 @@
+//! The receive half of a connection: bytes in, events out.
+//!
+//! Frames come from the [`Receiver`]; this assembles messages (a message
+//! that arrived whole in the caller's buffer is handed out from there,
+//! without a copy; one that spans calls is assembled in a buffer the
+//! driver lends), inflates compressed ones with every bound
+//! ([`super::inflate`]), parses close frames, and records the replies the
+//! protocol owes (a pong for the latest ping, the echo of a close) for
+//! the send half. Bytes a call cannot use yet (a partial header, or input
+//! left when the inflate budget ran out) are kept here, so a driver never
+//! holds unparsed input itself.
+
+use super::super::close;
+use super::super::kind::MessageType;
+use super::super::receiver::{Event, Receiver};
+use super::super::{ProtoError, Role};
+use super::close_state::echo_code;
+use super::inflate::MessageInflater;
+
+/// A frame header (14) plus a whole control payload (125), rounded up.
+const LEFTOVER_MAX: usize = 144;
+/// Inflated output one `process` call produces at most (the rest waits
+/// for the next call, see [`RecvHalf::backlogged`]).
+const INFLATE_BUDGET: usize = 1024 * 1024;
+/// Growing the message buffer ahead for the rest of a frame goes at most
+/// this far: memory follows bytes received, not lengths announced.
+const RESERVE_AHEAD_MAX: u64 = 256 * 1024;
+
+/// What the received bytes were.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecvEvent<'a> {
+    /// A whole data message (inflated if it was compressed).
+    Message {
+        kind: MessageType,
+        data: &'a [u8],
+    },
+    Ping(&'a [u8]),
+    Pong(&'a [u8]),
+    /// The peer's close frame; its echo is owed (see [`RecvHalf::take_owed`]).
+    Close {
+        code: u16,
+        reason: &'a str,
+    },
+}
+
+/// The driver's side of `process`: events go to it, and it lends the
+/// buffers messages are assembled in (so a loop can pool them).
+pub trait RecvSink {
+    /// Return false to drop the rest of the input (the connection ends).
+    fn on_event(&mut self, ev: RecvEvent<'_>) -> bool;
+    fn take_buffer(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+    /// A message buffer that is empty again.
+    fn give_buffer(&mut self, _buf: Vec<u8>) {}
+}
+
+/// Replies the protocol owes the peer, for the send half to queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owed {
+    /// The latest unanswered ping's payload (RFC 6455 5.5.3 allows
+    /// answering only the most recent one, so a ping flood owes one pong).
+    pub pong: Option<ControlPayload>,
+    /// The peer closed: echo this code (1005 = an empty close frame).
+    pub close_echo: Option<u16>,
+}
+
+/// A control frame payload (at most 125 bytes) held by value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ControlPayload {
+    bytes: [u8; 125],
+    len: u8,
+}
+
+impl ControlPayload {
+    pub fn new(data: &[u8]) -> ControlPayload {
+        let len = data.len().min(125);
+        let mut bytes = [0u8; 125];
+        bytes[..len].copy_from_slice(&data[..len]);
+        ControlPayload { bytes, len: len as u8 }
+    }
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for ControlPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ControlPayload({:?})", self.as_slice())
+    }
+}
+
+struct Assembly {
+    kind: MessageType,
+    compressed: bool,
+    /// Part of the message is in `msg` (it did not arrive in one piece).
+    had_data: bool,
+}
+
+/// Compressed bytes of the current message not inflated yet (the budget
+/// ran out), and the raw input after them.
+#[derive(Default)]
+struct Backlog {
+    compressed: Vec<u8>,
+    eom: bool,
+    raw: Vec<u8>,
+}
+
+pub struct RecvHalf {
+    receiver: Receiver,
+    leftover: [u8; LEFTOVER_MAX],
+    left_len: u8,
+    cur: Option<Assembly>,
+    msg: Vec<u8>,
+    inflater: Option<Box<MessageInflater>>,
+    backlog: Option<Box<Backlog>>,
+    owed: Owed,
+    peer_closed: bool,
+}
+
+impl RecvHalf {
+    /// `read_limit` in bytes (0 = none; inflated bytes for compressed
+    /// messages); `inflate` is `Some(peer_no_context_takeover)` when
+    /// permessage-deflate was agreed.
+    pub fn new(role: Role, read_limit: u64, inflate: Option<bool>) -> RecvHalf {
+        let mut receiver = Receiver::new(role, read_limit);
+        receiver.set_allow_rsv1(inflate.is_some());
+        RecvHalf {
+            receiver,
+            leftover: [0; LEFTOVER_MAX],
+            left_len: 0,
+            cur: None,
+            msg: Vec::new(),
+            inflater: inflate.map(|nct| Box::new(MessageInflater::new(nct))),
+            backlog: None,
+            owed: Owed::default(),
+            peer_closed: false,
+        }
+    }
+
+    pub fn set_read_limit(&mut self, limit: u64) {
+        self.receiver.set_max_message(limit);
+    }
+
+    pub fn read_limit(&self) -> u64 {
+        self.receiver.max_message()
+    }
+
+    /// The peer's close frame arrived (nothing after it counts).
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// Input is waiting inside the engine (the inflate budget ran out):
+    /// call [`RecvHalf::resume`] before reading more, so TCP pushes back.
+    pub fn backlogged(&self) -> bool {
+        self.backlog.is_some()
+    }
+
+    /// Takes the replies owed so far.
+    pub fn take_owed(&mut self) -> Owed {
+        std::mem::take(&mut self.owed)
+    }
+
+    /// Writes the kept bytes of an unfinished header or control frame at
+    /// the start of `buf`; the driver reads after them and passes
+    /// `buf[..returned + n]` to `process`.
+    pub fn restore_leftover(&mut self, buf: &mut [u8]) -> usize {
+        let k = self.left_len as usize;
+        buf[..k].copy_from_slice(&self.leftover[..k]);
+        self.left_len = 0;
+        k
+    }
+
+    /// Processes received bytes (unmasking them in place). Everything is
+    /// consumed: events go to `sink`, unparsed bytes stay here.
+    pub fn process(&mut self, input: &mut [u8], sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
+        if let Some(b) = self.backlog.as_mut() {
+            // Keep the order: new bytes queue behind the backlog.
+            b.raw.extend_from_slice(input);
+            return self.resume(sink);
+        }
+        let mut budget = INFLATE_BUDGET;
+        self.run(input, sink, &mut budget)
+    }
+
+    /// Continues with input left in the backlog (no new bytes).
+    pub fn resume(&mut self, sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
+        let Some(mut b) = self.backlog.take() else { return Ok(()) };
+        let mut budget = INFLATE_BUDGET;
+        if !b.compressed.is_empty() || b.eom {
+            let eom = b.eom;
+            let z = std::mem::take(&mut b.compressed);
+            match self.inflate(&z, eom, sink, &mut budget)? {
+                Some(used) => {
+                    b.compressed = z[used..].to_vec();
+                    self.backlog = Some(b);
+                    return Ok(());
+                }
+                None => b.eom = false,
+            }
+        }
+        let mut raw = std::mem::take(&mut b.raw);
+        let r = self.run(&mut raw, sink, &mut budget);
+        if let Some(nb) = self.backlog.as_mut() {
+            nb.raw.shrink_to_fit();
+        }
+        r
+    }
+
+    fn run(&mut self, input: &mut [u8], sink: &mut dyn RecvSink, budget: &mut usize) -> Result<(), ProtoError> {
+        let mut pos = 0;
+        loop {
+            if self.peer_closed {
+                // Nothing after a close frame counts (RFC 6455 5.5.1).
+                return Ok(());
+            }
+            let (used, ev) = self.receiver.next(&mut input[pos..])?;
+            let base = pos;
+            pos += used;
+            match ev {
+                Event::NeedMore => {
+                    let rest = &input[pos..];
+                    debug_assert!(rest.len() <= LEFTOVER_MAX);
+                    let n = rest.len().min(LEFTOVER_MAX);
+                    self.leftover[..n].copy_from_slice(&rest[..n]);
+                    self.left_len = n as u8;
+                    return Ok(());
+                }
+                Event::MessageStart { kind, compressed } => {
+                    if compressed {
+                        let Some(inf) = self.inflater.as_mut() else {
+                            return Err(ProtoError::protocol("compressed message without negotiated compression"));
+                        };
+                        inf.begin(kind == MessageType::Text);
+                    }
+                    self.cur = Some(Assembly { kind, compressed, had_data: false });
+                }
+                Event::Data { start, end, end_of_message } => {
+                    let (s, e) = (base + start, base + end);
+                    let Some(a) = self.cur.as_mut() else {
+                        return Err(ProtoError::protocol("data without a message"));
+                    };
+                    if a.compressed {
+                        if let Some(used) = self.inflate(&input[s..e], end_of_message, sink, budget)? {
+                            // The budget ran out: keep the rest for `resume`.
+                            self.backlog = Some(Box::new(Backlog {
+                                compressed: input[s + used..e].to_vec(),
+                                eom: end_of_message,
+                                raw: input[pos..].to_vec(),
+                            }));
+                            return Ok(());
+                        }
+                    } else if end_of_message && !a.had_data {
+                        // The whole message is in the caller's buffer: no copy.
+                        let kind = a.kind;
+                        self.cur = None;
+                        if !sink.on_event(RecvEvent::Message { kind, data: &input[s..e] }) {
+                            return Ok(());
+                        }
+                    } else {
+                        a.had_data = true;
+                        self.append(&input[s..e], sink);
+                        if end_of_message && !self.deliver(sink) {
+                            return Ok(());
+                        }
+                    }
+                }
+                Event::Control { kind, start, end } => {
+                    let payload = ControlPayload::new(&input[base + start..base + end]);
+                    if !self.control(kind, payload.as_slice(), sink)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends payload to the message buffer, which grows once to the
+    /// frame's size (up to a bound) rather than by doubling.
+    fn append(&mut self, data: &[u8], sink: &mut dyn RecvSink) {
+        if self.msg.capacity() == 0 {
+            self.msg = sink.take_buffer();
+        }
+        let ahead = self.receiver.frame_remaining().unwrap_or(0).min(RESERVE_AHEAD_MAX);
+        self.msg.reserve(data.len() + ahead as usize);
+        self.msg.extend_from_slice(data);
+    }
+
+    /// Hands out the assembled message and gives its buffer back.
+    fn deliver(&mut self, sink: &mut dyn RecvSink) -> bool {
+        let kind = self.cur.take().map_or(MessageType::Binary, |a| a.kind);
+        let go_on = sink.on_event(RecvEvent::Message { kind, data: &self.msg });
+        let mut buf = std::mem::take(&mut self.msg);
+        buf.clear();
+        sink.give_buffer(buf);
+        go_on
+    }
+
+    /// Inflates a piece of the current message; `Some(used)` when the
+    /// budget ran out before the piece was consumed (or the message ended).
+    fn inflate(
+        &mut self,
+        z: &[u8],
+        eom: bool,
+        sink: &mut dyn RecvSink,
+        budget: &mut usize,
+    ) -> Result<Option<usize>, ProtoError> {
+        if self.msg.capacity() == 0 {
+            self.msg = sink.take_buffer();
+        }
+        let limit = self.receiver.max_message();
+        let inf = self.inflater.as_mut().expect("a compressed message has an inflater");
+        let before = self.msg.len();
+        let r = inf.inflate(z, eom, &mut self.msg, limit, *budget)?;
+        *budget = budget.saturating_sub(self.msg.len() - before);
+        if r.done {
+            self.deliver(sink);
+            return Ok(None);
+        }
+        if r.used < z.len() || eom {
+            return Ok(Some(r.used));
+        }
+        Ok(None)
+    }
+
+    fn control(&mut self, kind: MessageType, payload: &[u8], sink: &mut dyn RecvSink) -> Result<bool, ProtoError> {
+        Ok(match kind {
+            MessageType::Ping => {
+                self.owed.pong = Some(ControlPayload::new(payload));
+                sink.on_event(RecvEvent::Ping(payload))
+            }
+            MessageType::Pong => sink.on_event(RecvEvent::Pong(payload)),
+            _ => {
+                let (code, reason) = close::parse_payload(payload)?;
+                self.peer_closed = true;
+                self.owed.close_echo = Some(echo_code(code));
+                sink.on_event(RecvEvent::Close { code, reason })
+            }
+        })
+    }
+
+    /// For a driver that reads large frames straight into the message
+    /// buffer (no copy through its read buffer): when an uncompressed data
+    /// frame with at least `min` payload bytes left is being received and
+    /// nothing is kept here, the room to read its next bytes into.
+    pub fn direct_room(&mut self, min: u64, sink: &mut dyn RecvSink) -> Option<&mut [u8]> {
+        let left = self.receiver.frame_remaining()?;
+        let a = self.cur.as_mut()?;
+        if left < min || a.compressed || self.left_len > 0 || self.backlog.is_some() || self.peer_closed {
+            return None;
+        }
+        a.had_data = true;
+        if self.msg.capacity() == 0 {
+            self.msg = sink.take_buffer();
+        }
+        let n = left.min(RESERVE_AHEAD_MAX) as usize;
+        let len = self.msg.len();
+        self.msg.resize(len + n, 0);
+        Some(&mut self.msg[len..])
+    }
+
+    /// `n` bytes were read into the room [`RecvHalf::direct_room`] gave.
+    pub fn commit_direct(&mut self, n: usize, sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
+        let room = self.receiver.frame_remaining().unwrap_or(0).min(RESERVE_AHEAD_MAX) as usize;
+        let start = self.msg.len() - room;
+        self.msg.truncate(start + n);
+        self.receiver.accept_payload(&mut self.msg[start..])?;
+        if !self.receiver.in_message() {
+            self.deliver(sink);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::deflate::Deflater;
+    use crate::proto::frame::{encode_header, OpCode, MAX_HEADER_LEN};
+    use crate::proto::mask::apply_mask;
+    use crate::proto::ProtoErrorKind;
+    use flate2::Compression;
+
+    #[derive(Default)]
+    struct Collect(Vec<String>);
+
+    impl RecvSink for Collect {
+        fn on_event(&mut self, ev: RecvEvent<'_>) -> bool {
+            self.0.push(match ev {
+                RecvEvent::Message { kind, data } => format!("{kind:?}:{}", String::from_utf8_lossy(data)),
+                RecvEvent::Ping(p) => format!("ping:{}", String::from_utf8_lossy(p)),
+                RecvEvent::Pong(p) => format!("pong:{}", String::from_utf8_lossy(p)),
+                RecvEvent::Close { code, reason } => format!("close:{code}:{reason}"),
+            });
+            true
+        }
+    }
+
+    fn frame(fin: bool, rsv1: bool, op: OpCode, payload: &[u8]) -> Vec<u8> {
+        let m = [1, 2, 3, 4];
+        let mut h = [0u8; MAX_HEADER_LEN];
+        let n = encode_header(&mut h, fin, rsv1, op, payload.len() as u64, Some(m));
+        let mut v = h[..n].to_vec();
+        let s = v.len();
+        v.extend_from_slice(payload);
+        apply_mask(&mut v[s..], m, 0);
+        v
+    }
+
+    /// Feeds `input` in pieces of `step` bytes the way a driver does.
+    fn feed(r: &mut RecvHalf, input: &[u8], step: usize) -> Result<Vec<String>, ProtoError> {
+        let mut sink = Collect::default();
+        let mut buf = vec![0u8; step + LEFTOVER_MAX];
+        for piece in input.chunks(step) {
+            while r.backlogged() {
+                r.resume(&mut sink)?;
+            }
+            let k = r.restore_leftover(&mut buf);
+            buf[k..k + piece.len()].copy_from_slice(piece);
+            r.process(&mut buf[..k + piece.len()], &mut sink)?;
+        }
+        while r.backlogged() {
+            r.resume(&mut sink)?;
+        }
+        Ok(sink.0)
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut v = frame(false, false, OpCode::Text, "héllo ".as_bytes());
+        v.extend(frame(true, false, OpCode::Ping, b"p1"));
+        v.extend(frame(true, false, OpCode::Continuation, "wörld".as_bytes()));
+        v.extend(frame(true, false, OpCode::Binary, b"whole"));
+        let mut z = Vec::new();
+        let mut d = Deflater::new(Compression::default(), 15, false);
+        d.compress_message(&b"squeeze ".repeat(100), &mut z);
+        v.extend(frame(true, true, OpCode::Text, &z));
+        let mut z2 = Vec::new();
+        d.compress_message(b"", &mut z2); // after a message: must still be valid
+        v.extend(frame(true, true, OpCode::Binary, &z2));
+        v.extend(frame(true, false, OpCode::Close, &[3, 232, b'b', b'y', b'e']));
+        v.extend(frame(true, false, OpCode::Text, b"ignored after close"));
+        v
+    }
+
+    #[test]
+    fn every_split_gives_the_same_events() {
+        let input = sample();
+        let want = feed(&mut RecvHalf::new(Role::Server, 0, Some(false)), &input, input.len()).unwrap();
+        assert_eq!(want.len(), 6, "{want:?}");
+        assert_eq!(want[0], "ping:p1");
+        assert_eq!(want[1], "Text:héllo wörld");
+        assert_eq!(want[5], "close:1000:bye");
+        for step in 1..input.len() {
+            let mut r = RecvHalf::new(Role::Server, 0, Some(false));
+            assert_eq!(feed(&mut r, &input, step).unwrap(), want, "step {step}");
+            let owed = r.take_owed();
+            assert_eq!(owed.pong.unwrap().as_slice(), b"p1");
+            assert_eq!(owed.close_echo, Some(1000));
+        }
+    }
+
+    #[test]
+    fn a_ping_flood_owes_one_pong() {
+        let mut input = Vec::new();
+        for i in 0..1000 {
+            input.extend(frame(true, false, OpCode::Ping, format!("{i}").as_bytes()));
+        }
+        let mut r = RecvHalf::new(Role::Server, 0, None);
+        assert_eq!(feed(&mut r, &input, 4096).unwrap().len(), 1000);
+        assert_eq!(r.take_owed().pong.unwrap().as_slice(), b"999");
+        assert_eq!(r.take_owed().pong, None);
+    }
+
+    #[test]
+    fn inflate_budget_backlogs_and_keeps_order() {
+        let big = vec![b'z'; 5 * INFLATE_BUDGET];
+        let mut z = Vec::new();
+        Deflater::new(Compression::default(), 15, false).compress_message(&big, &mut z);
+        let mut input = frame(true, true, OpCode::Binary, &z);
+        input.extend(frame(true, false, OpCode::Text, b"after"));
+        let mut r = RecvHalf::new(Role::Server, 0, Some(false));
+        let mut sink = Collect::default();
+        r.process(&mut input, &mut sink).unwrap();
+        assert!(r.backlogged() && sink.0.is_empty());
+        let mut rounds = 0;
+        while r.backlogged() {
+            r.resume(&mut sink).unwrap();
+            rounds += 1;
+        }
+        assert!(rounds >= 4);
+        assert_eq!(sink.0.len(), 2);
+        assert_eq!(sink.0[1], "Text:after");
+    }
+
+    #[test]
+    fn direct_reads_into_the_message_buffer() {
+        let payload: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let whole = frame(true, false, OpCode::Binary, &payload);
+        let mut r = RecvHalf::new(Role::Server, 0, None);
+        let mut sink = Collect::default();
+        let mut head = whole[..1000].to_vec();
+        r.process(&mut head, &mut sink).unwrap();
+        let mut pos = 1000;
+        while pos < whole.len() {
+            let room = r.direct_room(1, &mut sink).expect("inside a large frame");
+            let n = room.len().min(7000).min(whole.len() - pos);
+            room[..n].copy_from_slice(&whole[pos..pos + n]);
+            pos += n;
+            r.commit_direct(n, &mut sink).unwrap();
+        }
+        assert_eq!(sink.0.len(), 1);
+        assert_eq!(sink.0[0].len(), "Binary:".len() + String::from_utf8_lossy(&payload).len());
+    }
+
+    #[test]
+    fn errors_carry_their_close_codes() {
+        let mut r = RecvHalf::new(Role::Server, 0, None);
+        let e = feed(&mut r, &frame(true, true, OpCode::Text, b"x"), 100).unwrap_err();
+        assert_eq!(e.kind, ProtoErrorKind::Protocol);
+        let mut r = RecvHalf::new(Role::Server, 0, None);
+        let e = feed(&mut r, &frame(true, false, OpCode::Close, &[3, 237]), 100).unwrap_err();
+        assert_eq!(e.close_code(), close::PROTOCOL_ERROR);
+    }
+}

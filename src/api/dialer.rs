@@ -8,6 +8,7 @@ use super::conn::Conn;
 use super::http::Response;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::{params, Agreement};
+use crate::proto::handshake::client::{ClientHandshake, ResponseHead};
 use crate::proto::handshake::{self, headers::validate_header};
 use crate::proto::Role;
 use crate::transport::wait::{wait_ready, Interest};
@@ -64,33 +65,34 @@ impl Dialer {
     /// Connects to a `ws://` URL and performs the opening handshake.
     /// `extra` headers are sent after the Dialer's own.
     pub fn dial(&self, url: &str, extra: &[(String, String)]) -> std::result::Result<(Conn, Response), DialError> {
-        let req = self.prepare(url, extra)?;
+        let mut req = self.prepare(url, extra)?;
         let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
         let stream = connect(&req.host, req.port, deadline)?;
-        stream.write_all_until(&req.bytes, deadline).map_err(|e| handshake_io("sending the handshake request", e))?;
-
-        let mut buf = Vec::with_capacity(1024);
-        let (head, head_len) = loop {
-            match handshake::Response::parse(&buf) {
-                Ok(Some(r)) => break r,
-                Ok(None) => {}
-                Err(m) => return Err(bad_response(&m).into()),
-            }
+        let mut hs = ClientHandshake::new(std::mem::take(&mut req.bytes), false, false);
+        // Connected. (A proxy tunnel and TLS take their stages here once
+        // transport/ has those layers.)
+        hs.layer_ready();
+        let n = hs.to_send().len();
+        stream.write_all_until(hs.to_send(), deadline).map_err(|e| handshake_io("sending the handshake request", e))?;
+        hs.sent(n);
+        let ResponseHead { head, after } = loop {
             let mut chunk = [0u8; 4096];
-            match stream.read_until(&mut chunk, deadline) {
+            let n = match stream.read_until(&mut chunk, deadline) {
                 Ok(0) => return Err(closed_before_response().into()),
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => n,
                 Err(e) => return Err(handshake_io("reading the handshake response", e).into()),
+            };
+            if let Some(r) = hs.received(&chunk[..n]).map_err(|m| bad_response_msg(&m))? {
+                break r;
             }
         };
         match self.check_response(&req, &head) {
             Ok((sub, deflate)) => {
-                let leftover = buf[head_len..].to_vec();
-                let conn = Conn::new(stream, Role::Client, sub, deflate, &self.conn, &leftover);
+                let conn = Conn::new(stream, Role::Client, sub, deflate, &self.conn, &after);
                 Ok((conn, Response { head, body: Vec::new() }))
             }
             Err(error) => {
-                let mut body = buf[head_len..].to_vec();
+                let mut body = after;
                 if head.status != 101 {
                     read_body_start(&stream, &mut body);
                 }
@@ -171,8 +173,10 @@ pub(crate) struct DialRequest {
     offered: Vec<String>,
 }
 
-pub(crate) fn bad_response(why: &str) -> Error {
-    Error::new(ErrorKind::BadHandshake, format!("websocket: bad handshake: {why}"))
+/// A response head the handshake machine refused (its message already
+/// reads "websocket: bad handshake: ...").
+pub(crate) fn bad_response_msg(message: &str) -> Error {
+    Error::new(ErrorKind::BadHandshake, message.to_string())
 }
 
 pub(crate) fn closed_before_response() -> Error {

@@ -8,15 +8,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::handler::Handler;
-use crate::api::dialer::{bad_response, closed_before_response, DialRequest, Dialer, MAX_BODY_KEPT};
+use crate::api::dialer::{bad_response_msg, closed_before_response, DialRequest, Dialer, MAX_BODY_KEPT};
 use crate::api::http::Response;
 use crate::error::{Error, ErrorKind};
 use crate::proto::deflate::Agreement;
-use crate::proto::handshake;
+use crate::proto::handshake::client::{ClientHandshake, ResponseHead, Stage};
 use crate::transport::Stream;
-
-/// A response head larger than this is refused.
-const MAX_RESPONSE: usize = 64 * 1024;
 
 pub(super) struct Dialing {
     pub stream: Stream,
@@ -27,9 +24,7 @@ pub(super) struct Dialing {
     pub dialer: Arc<Dialer>,
     pub handler: Arc<dyn Handler>,
     pub user: usize,
-    connected: bool,
-    written: usize,
-    buf: Vec<u8>,
+    hs: ClientHandshake,
     pub deadline: Option<Instant>,
 }
 
@@ -55,7 +50,7 @@ impl Dialing {
     /// Starts connecting to the first address that accepts a connect(2).
     pub fn start(
         mut addrs: Vec<SocketAddr>,
-        request: DialRequest,
+        mut request: DialRequest,
         dialer: Arc<Dialer>,
         handler: Arc<dyn Handler>,
         user: usize,
@@ -66,19 +61,8 @@ impl Dialing {
             match connect(addr) {
                 Ok(stream) => {
                     let deadline = dialer.handshake_timeout.map(|t| Instant::now() + t);
-                    return Ok(Dialing {
-                        stream,
-                        addrs,
-                        addr,
-                        request,
-                        dialer,
-                        handler,
-                        user,
-                        connected: false,
-                        written: 0,
-                        buf: Vec::new(),
-                        deadline,
-                    });
+                    let hs = ClientHandshake::new(std::mem::take(&mut request.bytes), false, false);
+                    return Ok(Dialing { stream, addrs, addr, request, dialer, handler, user, hs, deadline });
                 }
                 Err(e) => last = e,
             }
@@ -87,12 +71,12 @@ impl Dialing {
     }
 
     pub fn timeout_error(&self) -> Error {
-        let what = if self.connected { "the handshake" } else { "connecting" };
+        let what = if self.hs.stage() == Stage::Transport { "connecting" } else { "the handshake" };
         Error::new(ErrorKind::Timeout, format!("handshake timeout while {what} ({})", self.addr))
     }
 
     pub fn advance(&mut self) -> DialStep {
-        if !self.connected {
+        if self.hs.stage() == Stage::Transport {
             let err = match self.stream.take_error() {
                 Ok(Some(e)) | Err(e) => Some(e.to_string()),
                 Ok(None) if self.stream.peer_addr().is_some() => None,
@@ -111,11 +95,13 @@ impl Dialing {
                 }
                 return DialStep::Failed(error, None);
             }
-            self.connected = true;
+            // Connected. (A proxy tunnel and TLS take their stages here
+            // once transport/ has those layers.)
+            self.hs.layer_ready();
         }
-        while self.written < self.request.bytes.len() {
-            match self.stream.write(&self.request.bytes[self.written..]) {
-                Ok(n) => self.written += n,
+        while !self.hs.to_send().is_empty() {
+            match self.stream.write(self.hs.to_send()) {
+                Ok(n) => self.hs.sent(n),
                 Err(e) if e.kind() == IoKind::WouldBlock => return DialStep::Wait,
                 Err(e) if e.kind() == IoKind::Interrupted => {}
                 Err(e) => return DialStep::Failed(Error::io("sending the handshake request", e), None),
@@ -123,27 +109,22 @@ impl Dialing {
         }
         loop {
             let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
+            let n = match self.stream.read(&mut chunk) {
                 Ok(0) => return DialStep::Failed(closed_before_response(), None),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => n,
                 Err(e) if e.kind() == IoKind::WouldBlock => return DialStep::Wait,
                 Err(e) if e.kind() == IoKind::Interrupted => continue,
                 Err(e) => return DialStep::Failed(Error::io("reading the handshake response", e), None),
-            }
-            let (head, head_len) = match handshake::Response::parse(&self.buf) {
+            };
+            let ResponseHead { head, after } = match self.hs.received(&chunk[..n]) {
                 Ok(Some(r)) => r,
-                Ok(None) if self.buf.len() > MAX_RESPONSE => {
-                    return DialStep::Failed(bad_response("response head too large"), None)
-                }
                 Ok(None) => continue,
-                Err(m) => return DialStep::Failed(bad_response(&m), None),
+                Err(m) => return DialStep::Failed(bad_response_msg(&m), None),
             };
             return match self.dialer.check_response(&self.request, &head) {
-                Ok((subprotocol, deflate)) => {
-                    DialStep::Open { subprotocol, deflate, leftover: self.buf[head_len..].to_vec() }
-                }
+                Ok((subprotocol, deflate)) => DialStep::Open { subprotocol, deflate, leftover: after },
                 Err(e) => {
-                    let mut body = self.buf[head_len..].to_vec();
+                    let mut body = after;
                     body.truncate(MAX_BODY_KEPT);
                     DialStep::Failed(e, Some(Response { head, body }))
                 }

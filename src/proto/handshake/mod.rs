@@ -9,9 +9,12 @@
 //!   write the 101 or error response).
 //! * [`response`]: the client side (write the request, parse and validate
 //!   the server's response).
+//! * [`client`]: the client's handshake as a state machine (stages for a
+//!   proxy tunnel and TLS before the request), shared by every driver.
 //! * [`url`]: `ws://` / `wss://` URL parsing for the client.
 
 pub mod accept;
+pub mod client;
 pub mod headers;
 pub mod request;
 pub mod response;

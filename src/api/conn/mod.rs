@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
-use crate::proto::{close, Role};
+use crate::proto::engine::close_state::echo_code;
+use crate::proto::Role;
 use crate::transport::Stream;
 
 use read::ReadSide;
@@ -226,7 +227,7 @@ impl Conn {
     pub fn default_close_handler(&self, code: u16, _reason: &[u8]) -> Result<()> {
         let deadline = Some(Instant::now() + CONTROL_REPLY_WAIT);
         // Codes that may not go on the wire (1005) become an empty close.
-        let code = if close::is_valid_wire_code(code) { code } else { close::NO_STATUS };
+        let code = echo_code(code);
         match self.write_close(code, b"", deadline) {
             Err(e) if e.kind() != ErrorKind::InvalidArgument => Ok(()),
             r => r,

@@ -19,6 +19,7 @@ use crate::api::prepared::PreparedMessage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::codec::backend_level;
 use crate::proto::deflate::{Agreement, Deflater};
+use crate::proto::engine::send::split_close;
 use crate::proto::frame::{encode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::proto::mask::{copy_masked, MaskKeys};
 use crate::proto::{close, Role};
@@ -329,13 +330,7 @@ impl Conn {
                 return Err(Error::invalid("control frame payload longer than 125 bytes"));
             }
             if kind == MessageType::Close {
-                let (code, reason) = if data.is_empty() {
-                    (close::NO_STATUS, &[][..])
-                } else {
-                    close::parse_payload(data)
-                        .map(|(c, r)| (c, r.as_bytes()))
-                        .map_err(|e| Error::invalid(format!("invalid close payload: {e}")))?
-                };
+                let (code, reason) = split_close(data).map_err(|e| Error::invalid(e.0))?;
                 return self.write_close(code, reason, deadline);
             }
             let mut w = self.lock_writer(deadline, Need::Lock)?;

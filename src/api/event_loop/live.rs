@@ -14,7 +14,7 @@ use super::handle::ConnHandle;
 use super::handler::Handler;
 use crate::api::pool::BufferPool;
 use crate::error::{Error, ErrorKind};
-use crate::proto::engine::{Deadlines, Phase, RecvEvent, RecvHalf, RecvSink};
+use crate::proto::engine::{ControlPayload, Deadlines, Phase, RecvEvent, RecvHalf, RecvSink};
 use crate::proto::{close, ProtoError, Role};
 
 /// Reads per connection per loop iteration before others get a turn.
@@ -59,7 +59,12 @@ impl RecvSink for Sink<'_> {
                 self.deadlines.on_message(self.now);
                 self.handler.on_message(self.handle, kind, data);
             }
-            RecvEvent::Ping(p) => self.handler.on_ping(self.handle, p),
+            RecvEvent::Ping(p) => {
+                // The pong is queued before the callback (its documented
+                // order); the engine's owed-pong rule applies in `owe_pong`.
+                self.handle.0.owe_pong(ControlPayload::new(p));
+                self.handler.on_ping(self.handle, p);
+            }
             RecvEvent::Pong(p) => {
                 self.deadlines.on_pong();
                 self.handler.on_pong(self.handle, p);
@@ -198,11 +203,9 @@ impl LiveConn {
         if let Err(pe) = f(&mut self.recv, &mut sink) {
             return self.fail(pe);
         }
+        // The pong owed went out from the sink already (see `Ping`).
         let owed = self.recv.take_owed();
         let sh = &self.handle.0;
-        if let Some(p) = owed.pong {
-            sh.owe_pong(p);
-        }
         if let Some(code) = owed.close_echo {
             if sh.close.phase() == Phase::Open {
                 let _ = sh.send_close(code, b"");

@@ -10,6 +10,7 @@ pub mod listener;
 pub mod pool;
 pub mod prepared;
 pub(crate) mod server_handshake;
+pub mod session;
 pub mod upgrader;
 
 pub use config::ConnConfig;
@@ -19,4 +20,5 @@ pub use http::{Request, Response};
 pub use listener::Listener;
 pub use pool::BufferPool;
 pub use prepared::PreparedMessage;
+pub use session::{Session, SessionEvent, SessionHandler};
 pub use upgrader::Upgrader;

@@ -173,11 +173,23 @@ impl RecvHalf {
     }
 
     /// Processes received bytes (unmasking them in place). Everything is
-    /// consumed: events go to `sink`, unparsed bytes stay here.
+    /// consumed: events go to `sink`, unparsed bytes stay here (a driver
+    /// that calls `restore_leftover` first saves their copy).
     pub fn process(&mut self, input: &mut [u8], sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
         if let Some(b) = self.backlog.as_mut() {
             // Keep the order: new bytes queue behind the backlog.
             b.raw.extend_from_slice(input);
+            return self.resume(sink);
+        }
+        if self.left_len > 0 {
+            // The driver did not put the kept bytes in front
+            // (`restore_leftover`): join them here.
+            let k = self.left_len as usize;
+            self.left_len = 0;
+            let mut raw = Vec::with_capacity(k + input.len());
+            raw.extend_from_slice(&self.leftover[..k]);
+            raw.extend_from_slice(input);
+            self.backlog = Some(Box::new(Backlog { raw, ..Backlog::default() }));
             return self.resume(sink);
         }
         let mut budget = INFLATE_BUDGET;
@@ -457,6 +469,23 @@ mod tests {
             let owed = r.take_owed();
             assert_eq!(owed.pong.unwrap().as_slice(), b"p1");
             assert_eq!(owed.close_echo, Some(1000));
+        }
+    }
+
+    #[test]
+    fn splits_without_restoring_the_leftover_give_the_same_events() {
+        let input = sample();
+        let want = feed(&mut RecvHalf::new(Role::Server, 0, Some(false)), &input, input.len()).unwrap();
+        for split in 0..input.len() {
+            let mut r = RecvHalf::new(Role::Server, 0, Some(false));
+            let mut sink = Collect::default();
+            let (mut a, mut b) = (input[..split].to_vec(), input[split..].to_vec());
+            r.process(&mut a, &mut sink).unwrap();
+            r.process(&mut b, &mut sink).unwrap();
+            while r.backlogged() {
+                r.resume(&mut sink).unwrap();
+            }
+            assert_eq!(sink.0, want, "split {split}");
         }
     }
 

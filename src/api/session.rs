@@ -1,0 +1,484 @@
+//! A sans-IO connection: the engine's third driver, for programs that own
+//! their sockets or their whole I/O (the C API's `ws_session`). Both
+//! roles, the opening handshake included. The caller feeds received bytes
+//! (`recv`), takes the bytes to transmit (`pending` + `sent`), and calls
+//! `on_timeout` when `next_timeout` comes; events go to a
+//! [`SessionHandler`] during `recv`/`on_timeout`, whose message data is
+//! borrowed (zero-copy) for the call.
+//!
+//! No protocol decision is made here: the handshake is the Upgrader's and
+//! Dialer's (through the client handshake state machine), everything
+//! after it the engine's halves, close state and deadlines.
+//!
+//! Single-threaded: one thread at a time. A handler may send (queue) from
+//! inside a callback; calling `recv` from inside one is refused (`Busy`).
+
+use std::cell::{Cell, RefCell};
+use std::time::Instant;
+
+use super::dialer::{bad_response_msg, DialRequest, Dialer};
+use super::http::{Request, Response};
+use super::prepared::PreparedMessage;
+use super::upgrader::{Upgrader, Verdict};
+use crate::error::{Error, ErrorKind, Result};
+use crate::proto::close;
+use crate::proto::engine::close_state::after_close_sent;
+use crate::proto::engine::send::split_close;
+use crate::proto::engine::{
+    CloseCell, Deadlines, Phase, RecvEvent, RecvHalf, RecvSink, Refusal, SendHalf, TcpAfterClose, TimeoutAction,
+    TimeoutConfig,
+};
+use crate::proto::handshake;
+use crate::proto::handshake::client::{ClientHandshake, ResponseHead};
+use crate::proto::kind::MessageType;
+use crate::proto::Role;
+
+/// Output above this counts as backed up: a ping's pong is then kept (the
+/// latest only) until the caller took the output.
+const BACKED_UP: usize = 64 * 1024;
+
+/// What happened, for the handler.
+pub enum SessionEvent<'a> {
+    /// The opening handshake completed: the client's request (server
+    /// role) or the server's response (client role).
+    Open {
+        request: Option<&'a Request>,
+        response: Option<&'a Response>,
+    },
+    Message {
+        kind: MessageType,
+        data: &'a [u8],
+    },
+    /// A ping (its pong is queued).
+    Ping(&'a [u8]),
+    Pong(&'a [u8]),
+    /// The peer's close frame (the echo is queued).
+    Close {
+        code: u16,
+        reason: &'a [u8],
+    },
+    /// The session failed (a protocol violation with its close code
+    /// queued, a refused handshake with its HTTP answer queued, a
+    /// timeout); it is finished.
+    Error(&'a Error),
+}
+
+pub trait SessionHandler {
+    fn on_event(&mut self, session: &Session, event: SessionEvent<'_>);
+}
+
+enum Handshake {
+    Server { upgrader: Box<Upgrader>, buf: Vec<u8> },
+    Client { hs: ClientHandshake, request: DialRequest, dialer: Box<Dialer> },
+    Open(Box<RecvHalf>),
+    Over,
+}
+
+struct Tx {
+    send: SendHalf,
+    out: Vec<u8>,
+    sent: usize,
+}
+
+pub struct Session {
+    role: Role,
+    rx: RefCell<Handshake>,
+    tx: RefCell<Tx>,
+    close: CloseCell,
+    deadlines: Cell<Deadlines>,
+    timeouts: Cell<TimeoutConfig>,
+    read_limit: u64,
+    level: i32,
+    threshold: usize,
+    /// The caller should close the socket once the output is taken.
+    finished: Cell<bool>,
+    peer_closed: Cell<bool>,
+}
+
+impl Session {
+    fn new(
+        role: Role,
+        hs: Handshake,
+        handshake_deadline: Option<Instant>,
+        cfg: &super::ConnConfig,
+        now: Instant,
+    ) -> Session {
+        let mut d = Deadlines::new(now);
+        d.set_handshake_deadline(handshake_deadline);
+        Session {
+            role,
+            rx: RefCell::new(hs),
+            tx: RefCell::new(Tx { send: SendHalf::new(role), out: Vec::new(), sent: 0 }),
+            close: CloseCell::default(),
+            deadlines: Cell::new(d),
+            timeouts: Cell::new(TimeoutConfig {
+                ping_interval: None,
+                pong_timeout: std::time::Duration::from_secs(10),
+                close_timeout: std::time::Duration::from_secs(5),
+                idle_timeout: None,
+            }),
+            read_limit: cfg.read_limit,
+            level: cfg.compression_level,
+            threshold: cfg.compression_threshold,
+            finished: Cell::new(false),
+            peer_closed: Cell::new(false),
+        }
+    }
+
+    /// A server session: the first bytes fed are the client's request.
+    pub fn server(upgrader: &Upgrader, now: Instant) -> Session {
+        let deadline = upgrader.handshake_timeout.and_then(|t| now.checked_add(t));
+        let hs = Handshake::Server { upgrader: Box::new(upgrader.clone()), buf: Vec::new() };
+        Session::new(Role::Server, hs, deadline, &upgrader.conn, now)
+    }
+
+    /// A client session for `url` (the caller connects TCP to its host
+    /// and port): the request is pending output at once.
+    pub fn client(dialer: &Dialer, url: &str, now: Instant) -> Result<Session> {
+        let mut request = dialer.prepare(url, &[])?;
+        let mut hs = ClientHandshake::new(std::mem::take(&mut request.bytes), false, false);
+        hs.layer_ready(); // the caller's transport is connected
+        let request_bytes = hs.to_send().to_vec();
+        hs.sent(request_bytes.len());
+        let deadline = dialer.handshake_timeout.and_then(|t| now.checked_add(t));
+        let s = Session::new(
+            Role::Client,
+            Handshake::Client { hs, request, dialer: Box::new(dialer.clone()) },
+            deadline,
+            &dialer.conn,
+            now,
+        );
+        s.tx.borrow_mut().out = request_bytes;
+        Ok(s)
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Keepalive (ping after `interval` without input, fail after
+    /// `pong_timeout` more), the close-handshake timeout, the idle timeout.
+    pub fn set_timeouts(&self, cfg: TimeoutConfig) {
+        self.timeouts.set(cfg);
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.close.phase() == Phase::Open
+    }
+
+    /// The caller should close the socket once `wants_write` is false.
+    pub fn is_finished(&self) -> bool {
+        self.finished.get()
+    }
+
+    pub fn wants_read(&self) -> bool {
+        !self.finished.get()
+    }
+
+    pub fn wants_write(&self) -> bool {
+        let tx = self.tx.borrow();
+        tx.sent < tx.out.len()
+    }
+
+    /// The bytes to transmit (valid until the next call on the session).
+    pub fn pending(&self) -> (*const u8, usize) {
+        let tx = self.tx.borrow();
+        (tx.out[tx.sent..].as_ptr(), tx.out.len() - tx.sent)
+    }
+
+    /// Calls `f` with the bytes to transmit.
+    pub fn with_pending<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let tx = self.tx.borrow();
+        f(&tx.out[tx.sent..])
+    }
+
+    /// `n` of the pending bytes went out.
+    pub fn sent(&self, n: usize) -> Result<()> {
+        let mut tx = self.tx.borrow_mut();
+        if n > tx.out.len() - tx.sent {
+            return Err(Error::invalid("sent more bytes than were pending"));
+        }
+        tx.sent += n;
+        if tx.sent == tx.out.len() {
+            tx.out.clear();
+            tx.sent = 0;
+            let Tx { send, out, .. } = &mut *tx;
+            if self.close.phase() == Phase::Open {
+                send.flush_owed(out);
+            }
+        }
+        Ok(())
+    }
+
+    fn backed_up(tx: &Tx) -> bool {
+        tx.out.len() - tx.sent > BACKED_UP
+    }
+
+    fn encode(
+        &self,
+        f: impl FnOnce(&mut SendHalf, &mut Vec<u8>) -> std::result::Result<(), crate::proto::engine::Invalid>,
+    ) -> Result<()> {
+        let mut tx = self.tx.borrow_mut();
+        let Tx { send, out, .. } = &mut *tx;
+        f(send, out).map_err(|e| Error::invalid(e.0))
+    }
+
+    /// Queues a whole message (text, binary, or a control type).
+    pub fn send(&self, kind: MessageType, data: &[u8]) -> Result<()> {
+        if kind == MessageType::Close {
+            let (code, reason) = split_close(data).map_err(|e| Error::invalid(e.0))?;
+            return self.close(code, reason);
+        }
+        self.close.phase().check_send().map_err(refusal)?;
+        self.encode(|send, out| send.message(kind, data, out))
+    }
+
+    /// Queues a prepared message (compressed once per setting, shared).
+    pub fn send_prepared(&self, pm: &PreparedMessage) -> Result<()> {
+        if pm.kind() == MessageType::Close {
+            return self.send(pm.kind(), pm.data());
+        }
+        self.close.phase().check_send().map_err(refusal)?;
+        let compressed = |level, bits| std::borrow::Cow::Owned(pm.compressed(level, bits).to_vec());
+        self.encode(|send, out| send.prepared(pm.kind(), pm.data(), compressed, out))
+    }
+
+    /// Starts the close handshake (1005: an empty close frame).
+    pub fn close(&self, code: u16, reason: &[u8]) -> Result<()> {
+        SendHalf::check_close(code, reason).map_err(|e| Error::invalid(e.0))?;
+        self.close.begin_close().map_err(refusal)?;
+        self.encode(|send, out| send.close(code, reason, out))?;
+        self.after_our_close();
+        Ok(())
+    }
+
+    fn after_our_close(&self) {
+        match after_close_sent(self.role, self.peer_closed.get()) {
+            TcpAfterClose::ShutdownNow => self.finished.set(true),
+            TcpAfterClose::AwaitPeer => {
+                let mut d = self.deadlines.get();
+                d.close_started(Instant::now(), &self.timeouts.get());
+                self.deadlines.set(d);
+            }
+        }
+    }
+
+    /// When `on_timeout` is next due (None: not until something happens).
+    pub fn next_timeout(&self) -> Option<Instant> {
+        if self.finished.get() {
+            return None;
+        }
+        self.deadlines.get().next_timeout(&self.timeouts.get(), self.is_open())
+    }
+
+    /// Runs what is due at `now`: keepalive ping, pong timeout, idle close,
+    /// close and handshake timeouts.
+    pub fn on_timeout(&self, now: Instant, h: &mut dyn SessionHandler) {
+        if self.finished.get() {
+            return;
+        }
+        let mut d = self.deadlines.get();
+        let action = d.on_timeout(now, &self.timeouts.get(), self.is_open(), self.peer_closed.get());
+        if action == Some(TimeoutAction::SendPing) {
+            d.ping_sent(now);
+        }
+        self.deadlines.set(d);
+        match action {
+            None => {}
+            Some(TimeoutAction::SendPing) => {
+                let _ = self.send(MessageType::Ping, b"");
+            }
+            Some(TimeoutAction::CloseIdle) => {
+                let _ = self.close(close::GOING_AWAY, b"idle timeout");
+            }
+            Some(TimeoutAction::EndQuietly) => self.finished.set(true),
+            Some(TimeoutAction::Fail(why)) => self.fail(Error::new(ErrorKind::Timeout, why), h),
+        }
+    }
+
+    fn fail(&self, e: Error, h: &mut dyn SessionHandler) {
+        self.finished.set(true);
+        self.close.end();
+        h.on_event(self, SessionEvent::Error(&e));
+    }
+
+    /// The transport reached its end (TCP FIN or the caller's decision).
+    pub fn recv_eof(&self, h: &mut dyn SessionHandler) {
+        if self.finished.replace(true) {
+            return;
+        }
+        self.close.end();
+        if !self.peer_closed.get() {
+            let e = Error::new(ErrorKind::Closed, "the peer closed the connection without a close frame");
+            h.on_event(self, SessionEvent::Error(&e));
+        }
+    }
+
+    /// Feeds received bytes; events go to `h` during the call.
+    pub fn recv(&self, data: &[u8], now: Instant, h: &mut dyn SessionHandler) -> Result<()> {
+        let mut rx =
+            self.rx.try_borrow_mut().map_err(|_| Error::new(ErrorKind::Busy, "recv called from a callback"))?;
+        if self.finished.get() || data.is_empty() {
+            return Ok(());
+        }
+        let mut d = self.deadlines.get();
+        d.on_read(now);
+        self.deadlines.set(d);
+        let mut input = data.to_vec();
+        loop {
+            match &mut *rx {
+                Handshake::Over => return Ok(()),
+                Handshake::Open(recv) => {
+                    let mut sink = Sink { session: self, handler: h, now };
+                    if let Err(pe) = recv.process(&mut input, &mut sink) {
+                        return self.protocol_failure(pe, h);
+                    }
+                    while recv.backlogged() {
+                        let mut sink = Sink { session: self, handler: h, now };
+                        if let Err(pe) = recv.resume(&mut sink) {
+                            return self.protocol_failure(pe, h);
+                        }
+                    }
+                    let owed = recv.take_owed();
+                    if let Some(p) = owed.pong {
+                        if self.is_open() {
+                            let mut tx = self.tx.borrow_mut();
+                            let backed = Session::backed_up(&tx);
+                            let Tx { send, out, .. } = &mut *tx;
+                            send.owe_pong(p, backed, out);
+                        }
+                    }
+                    if let Some(code) = owed.close_echo {
+                        if self.is_open() {
+                            let _ = self.close(code, b"");
+                        } else {
+                            self.after_our_close();
+                        }
+                    }
+                    return Ok(());
+                }
+                Handshake::Server { upgrader, buf } => {
+                    buf.extend_from_slice(&input);
+                    let parsed = handshake::Request::parse(buf);
+                    let (verdict, req, len) = match parsed {
+                        Ok(None) => return Ok(()),
+                        Ok(Some((head, len))) => {
+                            let req = Request { head, remote_addr: None };
+                            (upgrader.decide(&req, &[]), Some(req), len)
+                        }
+                        Err(rej) => (upgrader.reject(None, rej), None, 0),
+                    };
+                    input = buf.split_off(len.min(buf.len()));
+                    match verdict {
+                        Verdict::Accept { response, deflate, .. } => {
+                            self.tx.borrow_mut().out.extend_from_slice(&response);
+                            *rx = self.open(deflate.as_ref(), now);
+                            if let Some(req) = &req {
+                                h.on_event(self, SessionEvent::Open { request: Some(req), response: None });
+                            }
+                        }
+                        Verdict::Reject { response, error } => {
+                            self.tx.borrow_mut().out.extend_from_slice(&response);
+                            *rx = Handshake::Over;
+                            self.fail(error, h);
+                            return Ok(());
+                        }
+                    }
+                }
+                Handshake::Client { hs, request, dialer } => {
+                    let ResponseHead { head, after } = match hs.received(&input) {
+                        Ok(None) => return Ok(()),
+                        Ok(Some(r)) => r,
+                        Err(m) => {
+                            *rx = Handshake::Over;
+                            self.fail(bad_response_msg(&m), h);
+                            return Ok(());
+                        }
+                    };
+                    input = after;
+                    let resp = Response { head, body: Vec::new() };
+                    match dialer.check_response(request, &resp.head) {
+                        Ok((_, deflate)) => {
+                            *rx = self.open(deflate.as_ref(), now);
+                            h.on_event(self, SessionEvent::Open { request: None, response: Some(&resp) });
+                        }
+                        Err(e) => {
+                            *rx = Handshake::Over;
+                            self.fail(e, h);
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if input.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn open(&self, deflate: Option<&crate::proto::deflate::Agreement>, now: Instant) -> Handshake {
+        if let Some(a) = deflate {
+            self.tx.borrow_mut().send.set_deflate(a, self.level, self.threshold);
+        }
+        let mut d = self.deadlines.get();
+        d.handshake_done(now);
+        self.deadlines.set(d);
+        self.close.open();
+        Handshake::Open(Box::new(RecvHalf::new(
+            self.role,
+            self.read_limit,
+            deflate.map(|a| a.peer_no_context_takeover),
+        )))
+    }
+
+    fn protocol_failure(&self, pe: crate::proto::ProtoError, h: &mut dyn SessionHandler) -> Result<()> {
+        if self.close.begin_close().is_ok() {
+            let _ = self.encode(|send, out| send.close(pe.close_code(), pe.close_reason(), out));
+        }
+        let e =
+            Error::new(ErrorKind::from(pe.kind), format!("websocket: {} (sent close {})", pe.message, pe.close_code()));
+        self.fail(e, h);
+        Ok(())
+    }
+}
+
+struct Sink<'a> {
+    session: &'a Session,
+    handler: &'a mut dyn SessionHandler,
+    now: Instant,
+}
+
+impl RecvSink for Sink<'_> {
+    fn on_event(&mut self, ev: RecvEvent<'_>) -> bool {
+        let s = self.session;
+        let event = match ev {
+            RecvEvent::Message { kind, data } => {
+                let mut d = s.deadlines.get();
+                d.on_message(self.now);
+                s.deadlines.set(d);
+                SessionEvent::Message { kind, data }
+            }
+            RecvEvent::Ping(p) => SessionEvent::Ping(p),
+            RecvEvent::Pong(p) => {
+                let mut d = s.deadlines.get();
+                d.on_pong();
+                s.deadlines.set(d);
+                SessionEvent::Pong(p)
+            }
+            RecvEvent::Close { code, reason } => {
+                s.peer_closed.set(true);
+                SessionEvent::Close { code, reason: reason.as_bytes() }
+            }
+        };
+        self.handler.on_event(s, event);
+        !s.finished.get() || s.close.phase() != Phase::Closed
+    }
+}
+
+fn refusal(r: Refusal) -> Error {
+    match r {
+        Refusal::NotOpen => Error::invalid("the session is not open yet (wait for the open event)"),
+        Refusal::CloseSent => Error::new(ErrorKind::CloseSent, r.message()),
+        Refusal::Closed => Error::new(ErrorKind::LocallyClosed, r.message()),
+    }
+}

@@ -161,6 +161,11 @@ typedef struct ws_request ws_request;
 typedef struct ws_response ws_response;
 
 /**
+ * One WebSocket connection without I/O. Opaque.
+ */
+typedef struct ws_session ws_session;
+
+/**
  * Server-side handshake settings (gorilla's Upgrader). Opaque. Setters
  * and upgrades may run on different threads; a listener takes a snapshot
  * of the settings when it is created.
@@ -326,6 +331,51 @@ typedef bool (*ws_check_origin_fn)(const struct ws_request *req, void *user_data
 typedef void (*ws_error_fn)(const struct ws_request *req,
                             struct ws_error_response *resp,
                             void *user_data);
+
+/**
+ * The events of a session. Every member may be NULL. Pointers passed in
+ * are valid only during the call (message data is zero-copy).
+ */
+typedef struct ws_session_callbacks {
+  /**
+   * The opening handshake completed. A server sees the client's request
+   * (`resp` NULL), a client the server's response (`req` NULL).
+   */
+  void (*on_open)(struct ws_session *s,
+                  const struct ws_request *req,
+                  const struct ws_response *resp,
+                  void *user_data);
+  /**
+   * A whole text or binary message (inflated if it was compressed).
+   */
+  void (*on_message)(struct ws_session *s,
+                     ws_msg_type type,
+                     const uint8_t *data,
+                     size_t len,
+                     void *user_data);
+  /**
+   * A ping arrived; its pong is queued when the call returns.
+   */
+  void (*on_ping)(struct ws_session *s, const uint8_t *data, size_t len, void *user_data);
+  void (*on_pong)(struct ws_session *s, const uint8_t *data, size_t len, void *user_data);
+  /**
+   * The peer's close frame (1005: it carried no code); the echo is
+   * queued. Close the socket once `ws_session_is_finished` and nothing
+   * is pending.
+   */
+  void (*on_close)(struct ws_session *s,
+                   uint16_t code,
+                   const uint8_t *reason,
+                   size_t len,
+                   void *user_data);
+  /**
+   * The session failed: a protocol violation (its close frame is
+   * pending), a refused handshake (the HTTP answer is pending), a
+   * timeout, or the transport ended without a close frame. The session
+   * is finished: send what is pending, then close the socket.
+   */
+  void (*on_error)(struct ws_session *s, ws_status status, const char *message, void *user_data);
+} ws_session_callbacks;
 
 /**
  * A UTF-8 text message.
@@ -1416,6 +1466,127 @@ ws_status ws_listener_shutdown(struct ws_listener *listener);
  * it: call `ws_listener_shutdown` and join accepting threads first.
  */
 void ws_listener_free(struct ws_listener *listener);
+
+/**
+ * A server session with the Upgrader's settings (NULL = defaults): the
+ * first bytes fed are the client's request; it answers with a 101 (or an
+ * HTTP error: 400, 403, 405, 426, 431 as the other servers) in
+ * `ws_session_pending`. `cb` is copied (NULL = no callbacks);
+ * `user_data` goes to every callback. Free with `ws_session_free`.
+ */
+ws_status ws_session_server_new(const struct ws_upgrader *upgrader,
+                                const struct ws_session_callbacks *cb,
+                                void *user_data,
+                                struct ws_session **out);
+
+/**
+ * A client session for `url` (`ws://`) with the Dialer's settings (NULL =
+ * defaults). The caller connects to the URL's host and port itself; the
+ * request is pending at once. `WS_ERR_BAD_URL` for a bad URL,
+ * `WS_ERR_UNSUPPORTED` for `wss://`.
+ */
+ws_status ws_session_client_new(const struct ws_dialer *dialer,
+                                const char *url,
+                                const struct ws_session_callbacks *cb,
+                                void *user_data,
+                                struct ws_session **out);
+
+/**
+ * Frees a session. NULL and a second free are no-ops. Never from one of
+ * its callbacks.
+ */
+void ws_session_free(struct ws_session *s);
+
+/**
+ * Feeds `len` received bytes (copied; `data` may be NULL when `len` is
+ * 0). Callbacks run during the call. `WS_ERR_BUSY` from a callback.
+ */
+ws_status ws_session_recv(struct ws_session *s, const uint8_t *data, size_t len);
+
+/**
+ * The transport ended (the peer's FIN, or a read error). After the close
+ * handshake that is the normal end; before it, `on_error` reports it.
+ */
+ws_status ws_session_recv_eof(struct ws_session *s);
+
+/**
+ * Points `*data`/`*len` at the bytes to transmit (`*len` 0: none). They
+ * stay valid until the next call on the session; report what went out
+ * with `ws_session_sent`.
+ */
+ws_status ws_session_pending(struct ws_session *s, const uint8_t **data, size_t *len);
+
+/**
+ * `n` of the pending bytes were transmitted (`WS_ERR_INVALID_ARGUMENT`
+ * when more than were pending).
+ */
+ws_status ws_session_sent(struct ws_session *s, size_t n);
+
+/**
+ * Whether the session wants more input (false once finished).
+ */
+bool ws_session_wants_read(struct ws_session *s);
+
+/**
+ * Whether bytes are pending.
+ */
+bool ws_session_wants_write(struct ws_session *s);
+
+/**
+ * True when the caller should close the socket once nothing is pending:
+ * a server after both close frames, a client once the server closed TCP
+ * (`ws_session_recv_eof`) or the close timeout passed, either after
+ * `on_error`.
+ */
+bool ws_session_is_finished(struct ws_session *s);
+
+/**
+ * Queues a message of `type` (text, binary, or ping/pong/close with at
+ * most 125 bytes; a close payload is a 2-byte code and a reason). Text is
+ * not re-validated. `WS_ERR_INVALID_ARGUMENT` before the open event,
+ * `WS_ERR_CLOSE_SENT` after a close.
+ */
+ws_status ws_session_send(struct ws_session *s, ws_msg_type type, const uint8_t *data, size_t len);
+
+/**
+ * Queues a prepared message (compressed once per setting, shared).
+ */
+ws_status ws_session_send_prepared(struct ws_session *s, const struct ws_prepared_message *pm);
+
+/**
+ * Starts the close handshake with `code` and a reason of `len` bytes
+ * (1005: an empty close frame, no reason).
+ */
+ws_status ws_session_close(struct ws_session *s, uint16_t code, const uint8_t *reason, size_t len);
+
+/**
+ * Keepalive: a ping after `interval_ms` without input, failure
+ * (`on_error`, `WS_ERR_TIMEOUT`) when nothing arrives `pong_timeout_ms`
+ * after it (0 interval: off, the default); `close_timeout_ms` bounds the
+ * close handshake (default 5000); `idle_timeout_ms` closes with 1001
+ * after that long without a message (0: never, the default).
+ */
+ws_status ws_session_set_timeouts(struct ws_session *s,
+                                  uint32_t interval_ms,
+                                  uint32_t pong_timeout_ms,
+                                  uint32_t close_timeout_ms,
+                                  uint32_t idle_timeout_ms);
+
+/**
+ * Milliseconds until `ws_session_on_timeout` is due (0: now), or -1 when
+ * nothing is scheduled. Rounded up, so waiting that long is enough.
+ */
+ws_status ws_session_next_timeout_ms(struct ws_session *s, int64_t *ms_out);
+
+/**
+ * Runs what is due now (a keepalive ping, a timeout); callbacks may run.
+ */
+ws_status ws_session_on_timeout(struct ws_session *s);
+
+/**
+ * The `user_data` given at creation.
+ */
+void *ws_session_user_data(struct ws_session *s);
 
 /**
  * A static, NUL-terminated description of `status` (never NULL).

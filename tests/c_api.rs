@@ -480,14 +480,46 @@ fn example_chat_server() {
 
 #[test]
 fn example_echo_server_loop() {
+    one_thread_echo_server("echo_server_loop");
+}
+
+/// The sans-IO session server (its own poll(2) loop over its own sockets)
+/// passes the same checks as the loop server.
+#[test]
+fn example_echo_server_session() {
+    one_thread_echo_server("echo_server_session");
+}
+
+#[test]
+fn example_echo_client_session() {
     let _serial = serial();
     for extra in [&[][..], &["--compress"][..]] {
-        let (server, url) = start_server_example_with("echo_server_loop", extra);
+        let (server, url) = start_server_example_with("echo_server_session", extra);
+        let out = release_command(&example("echo_client_session"))
+            .arg(&url)
+            .args(["--count", "300"])
+            .args(extra)
+            .output()
+            .expect("run echo_client_session");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "echo_client_session {extra:?}: {}\n{stdout}{stderr}", out.status);
+        assert!(stdout.contains("echoed=300 close=1000"), "{stdout}");
+        terminate(server, "echo_server_session");
+    }
+}
+
+/// An echo server that serves every connection on one thread: echoes at
+/// every size, many pipelining clients, flow control against a greedy one.
+fn one_thread_echo_server(name: &str) {
+    let _serial = serial();
+    for extra in [&[][..], &["--compress"][..]] {
+        let (server, url) = start_server_example_with(name, extra);
         let mut d = Dialer::default();
         if !extra.is_empty() {
             d.conn.compression = Some(ws::proto::deflate::DeflateOptions::default());
         }
-        let (c, _) = d.dial(&url, &[]).expect("dial echo_server_loop");
+        let (c, _) = d.dial(&url, &[]).unwrap_or_else(|e| panic!("dial {name}: {e:?}"));
         assert_eq!(c.compression_negotiated(), !extra.is_empty());
         for kind in [MessageType::Text, MessageType::Binary] {
             for len in SIZES {
@@ -495,7 +527,7 @@ fn example_echo_server_loop() {
                 c.write_message(kind, &data).unwrap();
                 let m = c.read_message().unwrap();
                 assert_eq!(m.kind(), kind);
-                assert!(m.data() == &data[..], "loop echo of {len} bytes ({kind:?}, {extra:?}) differs");
+                assert!(m.data() == &data[..], "{name}: echo of {len} bytes ({kind:?}, {extra:?}) differs");
             }
         }
         // Many clients at once, each pipelining.
@@ -531,7 +563,7 @@ fn example_echo_server_loop() {
         }
         writer.join().unwrap();
         c.close_graceful(1000, b"bye", Duration::from_secs(5)).unwrap();
-        terminate(server, "echo_server_loop");
+        terminate(server, name);
     }
 }
 

@@ -18,6 +18,7 @@ pub mod event_loop;
 pub mod http;
 pub mod pool;
 pub mod server;
+pub mod session;
 pub mod status;
 pub mod util;
 

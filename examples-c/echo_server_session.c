@@ -1,0 +1,236 @@
+/*
+ * echo_server_session: echoes every text and binary message back unchanged,
+ * over libws's sans-IO session API: this program owns the sockets and the
+ * poll(2) loop; libws only turns bytes into events and events into bytes.
+ *
+ *   echo_server_session [--host H] [--port P] [--compress]   (default 127.0.0.1:9001)
+ *
+ * Prints "listening on ws://HOST:PORT/" once it is ready. Serves many
+ * connections on one thread. Flow control: a connection with more than
+ * 4 MiB waiting to be sent is not read until that drains (TCP then pushes
+ * back on its peer). SIGINT/SIGTERM end the program.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ws.h"
+
+#define MAX_CONNS 1024
+#define READ_PAUSE_AT (4u << 20)
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(const char *prog) {
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress]\n", prog);
+    exit(2);
+}
+
+static int parse_port(const char *s, uint16_t *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 65535) return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+struct conn {
+    int fd;
+    ws_session *s;
+};
+
+static void on_message(ws_session *s, ws_msg_type type, const uint8_t *data, size_t len, void *user_data) {
+    (void)user_data;
+    ws_status st = ws_session_send(s, type, data, len);
+    if (st != WS_OK && st != WS_ERR_CLOSE_SENT) {
+        fprintf(stderr, "echo_server_session: send: %s\n", ws_status_str(st));
+    }
+}
+
+static void on_error(ws_session *s, ws_status status, const char *message, void *user_data) {
+    (void)s;
+    (void)user_data;
+    fprintf(stderr, "echo_server_session: connection failed: %s: %s\n", ws_status_str(status), message);
+}
+
+/* Writes what the session has pending; -1 when the socket failed. */
+static int flush_conn(struct conn *c) {
+    for (;;) {
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        if (ws_session_pending(c->s, &data, &len) != WS_OK || len == 0) return 0;
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            return -1;
+        }
+        ws_session_sent(c->s, (size_t)n);
+    }
+}
+
+/* Reads what the socket has into the session; -1 when the connection ended. */
+static int read_conn(struct conn *c, uint8_t *buf, size_t cap) {
+    for (int round = 0; round < 8; round++) {
+        ssize_t n = recv(c->fd, buf, cap, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            ws_session_recv_eof(c->s);
+            return -1;
+        }
+        if (n == 0) {
+            ws_session_recv_eof(c->s);
+            return -1;
+        }
+        ws_session_recv(c->s, buf, (size_t)n);
+        if ((size_t)n < cap) return 0;
+    }
+    return 0;
+}
+
+static void drop_conn(struct conn *conns, int *count, int i) {
+    close(conns[i].fd);
+    ws_session_free(conns[i].s);
+    conns[i] = conns[--*count];
+}
+
+static int listen_on(const char *host, uint16_t port, uint16_t *bound) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(fd, 512) != 0) {
+        close(fd);
+        return -1;
+    }
+    socklen_t alen = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    *bound = ntohs(a.sin_port);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+int main(int argc, char **argv) {
+    int compress = 0;
+    const char *host = "127.0.0.1";
+    uint16_t port = 9001;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
+        } else if (strcmp(argv[i], "--compress") == 0) {
+            compress = 1;
+        } else {
+            usage(argv[0]);
+        }
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    uint16_t bound = 0;
+    int lfd = listen_on(host, port, &bound);
+    if (lfd < 0) {
+        fprintf(stderr, "echo_server_session: listen on %s:%u: %s\n", host, (unsigned)port, strerror(errno));
+        return 1;
+    }
+    ws_upgrader *up = ws_upgrader_new();
+    if (compress) {
+        ws_compression_options opts = ws_compression_options_default();
+        ws_upgrader_set_compression(up, &opts);
+    }
+    ws_session_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.on_message = on_message;
+    cb.on_error = on_error;
+    printf("listening on ws://%s:%u/\n", host, (unsigned)bound);
+    fflush(stdout);
+
+    static struct conn conns[MAX_CONNS];
+    static struct pollfd pfds[MAX_CONNS + 1];
+    static uint8_t buf[256 * 1024];
+    int count = 0;
+    while (!stop_requested) {
+        int timeout = -1;
+        pfds[0].fd = lfd;
+        pfds[0].events = count < MAX_CONNS ? POLLIN : 0;
+        for (int i = 0; i < count; i++) {
+            const uint8_t *d = NULL;
+            size_t pending = 0;
+            ws_session_pending(conns[i].s, &d, &pending);
+            pfds[i + 1].fd = conns[i].fd;
+            pfds[i + 1].events = (short)((ws_session_wants_read(conns[i].s) && pending <= READ_PAUSE_AT ? POLLIN : 0) |
+                                         (pending > 0 ? POLLOUT : 0));
+            int64_t ms = -1;
+            ws_session_next_timeout_ms(conns[i].s, &ms);
+            if (ms >= 0 && (timeout < 0 || ms < timeout)) timeout = ms > 60000 ? 60000 : (int)ms;
+        }
+        int n = poll(pfds, (nfds_t)count + 1, timeout);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            perror("echo_server_session: poll");
+            break;
+        }
+        /* Connections first (indexes shift when one is dropped, so walk down). */
+        for (int i = count - 1; i >= 0; i--) {
+            struct conn *c = &conns[i];
+            short re = pfds[i + 1].revents;
+            int dead = 0;
+            if (re & (POLLIN | POLLHUP | POLLERR)) dead = read_conn(c, buf, sizeof buf) != 0;
+            ws_session_on_timeout(c->s);
+            if (flush_conn(c) != 0) dead = 1;
+            const uint8_t *d = NULL;
+            size_t pending = 0;
+            ws_session_pending(c->s, &d, &pending);
+            if (dead || (ws_session_is_finished(c->s) && pending == 0)) drop_conn(conns, &count, i);
+        }
+        if (pfds[0].revents & POLLIN) {
+            while (count < MAX_CONNS) {
+                int fd = accept(lfd, NULL, NULL);
+                if (fd < 0) break;
+                fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+                int one = 1;
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                ws_session *s = NULL;
+                if (ws_session_server_new(up, &cb, NULL, &s) != WS_OK) {
+                    close(fd);
+                    continue;
+                }
+                conns[count].fd = fd;
+                conns[count].s = s;
+                count++;
+            }
+        }
+    }
+    while (count > 0) drop_conn(conns, &count, count - 1);
+    ws_upgrader_free(up);
+    close(lfd);
+    return 0;
+}

@@ -1,0 +1,397 @@
+//! `ws_session`: the sans-IO connection in C, for programs that own their
+//! sockets or their whole I/O (game engines, io_uring, libuv/ASIO loops,
+//! embedded stacks). Shaped after wslay's event context and quiche's
+//! connection, with the opening handshake for both roles,
+//! permessage-deflate, keepalive and timeouts.
+//!
+//! The caller feeds received bytes (`ws_session_recv`, `_recv_eof`),
+//! transmits what `ws_session_pending` shows and reports it with
+//! `ws_session_sent`, and calls `ws_session_on_timeout` when
+//! `ws_session_next_timeout_ms` says. Events arrive through callbacks
+//! during those calls.
+//!
+//! Threading: a session is used by one thread at a time (the caller
+//! serializes); callbacks run on the calling thread, inside the call that
+//! caused them, and may queue sends and closes on their session (not
+//! `ws_session_recv`, which returns `WS_ERR_BUSY` there, and never
+//! `ws_session_free`).
+
+use std::ffi::{c_char, c_void, CString};
+use std::time::{Duration, Instant};
+
+use super::compression::ws_prepared_message;
+use super::conn::{tri, ws_msg_type};
+use super::convert::{bytes, cstr, need, put, status};
+use super::dialer::{dialer_snapshot, ws_dialer};
+use super::guard::{self, ffi_status, ffi_value, invalid};
+use super::http::{ws_request, ws_response};
+use super::server::{upgrader_snapshot, ws_upgrader};
+use super::status::*;
+use crate::api::session::{Session, SessionEvent, SessionHandler};
+use crate::api::MessageType;
+use crate::proto::engine::TimeoutConfig;
+
+/// The events of a session. Every member may be NULL. Pointers passed in
+/// are valid only during the call (message data is zero-copy).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ws_session_callbacks {
+    /// The opening handshake completed. A server sees the client's request
+    /// (`resp` NULL), a client the server's response (`req` NULL).
+    pub on_open: Option<
+        unsafe extern "C" fn(
+            s: *mut ws_session,
+            req: *const ws_request,
+            resp: *const ws_response,
+            user_data: *mut c_void,
+        ),
+    >,
+    /// A whole text or binary message (inflated if it was compressed).
+    pub on_message: Option<
+        unsafe extern "C" fn(
+            s: *mut ws_session,
+            r#type: ws_msg_type,
+            data: *const u8,
+            len: usize,
+            user_data: *mut c_void,
+        ),
+    >,
+    /// A ping arrived; its pong is queued when the call returns.
+    pub on_ping: Option<unsafe extern "C" fn(s: *mut ws_session, data: *const u8, len: usize, user_data: *mut c_void)>,
+    pub on_pong: Option<unsafe extern "C" fn(s: *mut ws_session, data: *const u8, len: usize, user_data: *mut c_void)>,
+    /// The peer's close frame (1005: it carried no code); the echo is
+    /// queued. Close the socket once `ws_session_is_finished` and nothing
+    /// is pending.
+    pub on_close: Option<
+        unsafe extern "C" fn(s: *mut ws_session, code: u16, reason: *const u8, len: usize, user_data: *mut c_void),
+    >,
+    /// The session failed: a protocol violation (its close frame is
+    /// pending), a refused handshake (the HTTP answer is pending), a
+    /// timeout, or the transport ended without a close frame. The session
+    /// is finished: send what is pending, then close the socket.
+    pub on_error: Option<
+        unsafe extern "C" fn(s: *mut ws_session, status: ws_status, message: *const c_char, user_data: *mut c_void),
+    >,
+}
+
+/// One WebSocket connection without I/O. Opaque.
+pub struct ws_session {
+    s: Session,
+    cb: ws_session_callbacks,
+    user_data: *mut c_void,
+}
+
+struct CHandler {
+    me: *mut ws_session,
+    cb: ws_session_callbacks,
+    ud: *mut c_void,
+}
+
+impl SessionHandler for CHandler {
+    fn on_event(&mut self, _s: &Session, ev: SessionEvent<'_>) {
+        let (me, ud) = (self.me, self.ud);
+        match ev {
+            SessionEvent::Open { request, response } => {
+                if let Some(f) = self.cb.on_open {
+                    let req = request.map(|r| ws_request { req: r });
+                    let resp = response.map(|r| ws_response { resp: r.clone() });
+                    let rp = req.as_ref().map_or(std::ptr::null(), |r| r as *const ws_request);
+                    let sp = resp.as_ref().map_or(std::ptr::null(), |r| r as *const ws_response);
+                    // SAFETY: both pointers live until the call returns.
+                    unsafe { f(me, rp, sp, ud) }
+                }
+            }
+            SessionEvent::Message { kind, data } => {
+                if let Some(f) = self.cb.on_message {
+                    // SAFETY: `data` is valid for the call.
+                    unsafe { f(me, kind as ws_msg_type, data.as_ptr(), data.len(), ud) }
+                }
+            }
+            SessionEvent::Ping(p) => {
+                if let Some(f) = self.cb.on_ping {
+                    // SAFETY: `p` is valid for the call.
+                    unsafe { f(me, p.as_ptr(), p.len(), ud) }
+                }
+            }
+            SessionEvent::Pong(p) => {
+                if let Some(f) = self.cb.on_pong {
+                    // SAFETY: `p` is valid for the call.
+                    unsafe { f(me, p.as_ptr(), p.len(), ud) }
+                }
+            }
+            SessionEvent::Close { code, reason } => {
+                if let Some(f) = self.cb.on_close {
+                    // SAFETY: `reason` is valid for the call.
+                    unsafe { f(me, code, reason.as_ptr(), reason.len(), ud) }
+                }
+            }
+            SessionEvent::Error(e) => {
+                if let Some(f) = self.cb.on_error {
+                    let msg = CString::new(e.message().replace('\0', " ")).unwrap_or_default();
+                    // SAFETY: `msg` lives until the call returns.
+                    unsafe { f(me, status_of_error(e), msg.as_ptr(), ud) }
+                }
+            }
+        }
+    }
+}
+
+fn session_ref<'a>(s: *mut ws_session) -> Result<&'a ws_session, ws_status> {
+    if s.is_null() {
+        return Err(invalid("session is NULL"));
+    }
+    // SAFETY: a non-NULL ws_session* is a live handle from a _new call;
+    // only shared references are made (the session uses interior
+    // mutability), so a callback's calls on the same session are sound.
+    Ok(unsafe { &*s })
+}
+
+fn with_handler(s: *mut ws_session, f: impl FnOnce(&Session, &mut CHandler) -> ws_status) -> ws_status {
+    let w = tri!(session_ref(s));
+    let mut h = CHandler { me: s, cb: w.cb, ud: w.user_data };
+    f(&w.s, &mut h)
+}
+
+fn new_session(
+    s: Session,
+    cb: *const ws_session_callbacks,
+    user_data: *mut c_void,
+    out: *mut *mut ws_session,
+) -> ws_status {
+    let cb = if cb.is_null() {
+        ws_session_callbacks {
+            on_open: None,
+            on_message: None,
+            on_ping: None,
+            on_pong: None,
+            on_close: None,
+            on_error: None,
+        }
+    } else {
+        // SAFETY: a non-NULL pointer is the caller's callbacks struct (copied).
+        unsafe { *cb }
+    };
+    put(out, guard::register(Box::new(ws_session { s, cb, user_data })));
+    WS_OK
+}
+
+/// A server session with the Upgrader's settings (NULL = defaults): the
+/// first bytes fed are the client's request; it answers with a 101 (or an
+/// HTTP error: 400, 403, 405, 426, 431 as the other servers) in
+/// `ws_session_pending`. `cb` is copied (NULL = no callbacks);
+/// `user_data` goes to every callback. Free with `ws_session_free`.
+#[no_mangle]
+pub extern "C" fn ws_session_server_new(
+    upgrader: *const ws_upgrader,
+    cb: *const ws_session_callbacks,
+    user_data: *mut c_void,
+    out: *mut *mut ws_session,
+) -> ws_status {
+    ffi_status!({
+        tri!(need(out, "out"));
+        let up = tri!(upgrader_snapshot(upgrader));
+        new_session(Session::server(&up, Instant::now()), cb, user_data, out)
+    })
+}
+
+/// A client session for `url` (`ws://`) with the Dialer's settings (NULL =
+/// defaults). The caller connects to the URL's host and port itself; the
+/// request is pending at once. `WS_ERR_BAD_URL` for a bad URL,
+/// `WS_ERR_UNSUPPORTED` for `wss://`.
+#[no_mangle]
+pub extern "C" fn ws_session_client_new(
+    dialer: *const ws_dialer,
+    url: *const c_char,
+    cb: *const ws_session_callbacks,
+    user_data: *mut c_void,
+    out: *mut *mut ws_session,
+) -> ws_status {
+    ffi_status!({
+        tri!(need(out, "out"));
+        let d = tri!(dialer_snapshot(dialer));
+        let url = tri!(cstr(url, "url"));
+        match Session::client(&d, url, Instant::now()) {
+            Ok(s) => new_session(s, cb, user_data, out),
+            Err(e) => guard::fail(&e),
+        }
+    })
+}
+
+/// Frees a session. NULL and a second free are no-ops. Never from one of
+/// its callbacks.
+#[no_mangle]
+pub extern "C" fn ws_session_free(s: *mut ws_session) {
+    ffi_value!((), {
+        if guard::unregister(s) {
+            // SAFETY: registered by a _new call; just left the live set.
+            drop(unsafe { Box::from_raw(s) });
+        }
+    })
+}
+
+/// Feeds `len` received bytes (copied; `data` may be NULL when `len` is
+/// 0). Callbacks run during the call. `WS_ERR_BUSY` from a callback.
+#[no_mangle]
+pub extern "C" fn ws_session_recv(s: *mut ws_session, data: *const u8, len: usize) -> ws_status {
+    ffi_status!({
+        let data = tri!(bytes(data, len, "data"));
+        with_handler(s, |sess, h| status(sess.recv(data, Instant::now(), h)))
+    })
+}
+
+/// The transport ended (the peer's FIN, or a read error). After the close
+/// handshake that is the normal end; before it, `on_error` reports it.
+#[no_mangle]
+pub extern "C" fn ws_session_recv_eof(s: *mut ws_session) -> ws_status {
+    ffi_status!({
+        with_handler(s, |sess, h| {
+            sess.recv_eof(h);
+            WS_OK
+        })
+    })
+}
+
+/// Points `*data`/`*len` at the bytes to transmit (`*len` 0: none). They
+/// stay valid until the next call on the session; report what went out
+/// with `ws_session_sent`.
+#[no_mangle]
+pub extern "C" fn ws_session_pending(s: *mut ws_session, data: *mut *const u8, len: *mut usize) -> ws_status {
+    ffi_status!({
+        tri!(need(data, "data"));
+        tri!(need(len, "len"));
+        let w = tri!(session_ref(s));
+        let (p, n) = w.s.pending();
+        put(data, p);
+        put(len, n);
+        WS_OK
+    })
+}
+
+/// `n` of the pending bytes were transmitted (`WS_ERR_INVALID_ARGUMENT`
+/// when more than were pending).
+#[no_mangle]
+pub extern "C" fn ws_session_sent(s: *mut ws_session, n: usize) -> ws_status {
+    ffi_status!({ status(tri!(session_ref(s)).s.sent(n)) })
+}
+
+/// Whether the session wants more input (false once finished).
+#[no_mangle]
+pub extern "C" fn ws_session_wants_read(s: *mut ws_session) -> bool {
+    ffi_value!(false, { session_ref(s).map(|w| w.s.wants_read()).unwrap_or(false) })
+}
+
+/// Whether bytes are pending.
+#[no_mangle]
+pub extern "C" fn ws_session_wants_write(s: *mut ws_session) -> bool {
+    ffi_value!(false, { session_ref(s).map(|w| w.s.wants_write()).unwrap_or(false) })
+}
+
+/// True when the caller should close the socket once nothing is pending:
+/// a server after both close frames, a client once the server closed TCP
+/// (`ws_session_recv_eof`) or the close timeout passed, either after
+/// `on_error`.
+#[no_mangle]
+pub extern "C" fn ws_session_is_finished(s: *mut ws_session) -> bool {
+    ffi_value!(true, { session_ref(s).map(|w| w.s.is_finished()).unwrap_or(true) })
+}
+
+fn msg_type(t: ws_msg_type) -> Result<MessageType, ws_status> {
+    MessageType::from_i32(t).ok_or_else(|| invalid("unknown message type"))
+}
+
+/// Queues a message of `type` (text, binary, or ping/pong/close with at
+/// most 125 bytes; a close payload is a 2-byte code and a reason). Text is
+/// not re-validated. `WS_ERR_INVALID_ARGUMENT` before the open event,
+/// `WS_ERR_CLOSE_SENT` after a close.
+#[no_mangle]
+pub extern "C" fn ws_session_send(s: *mut ws_session, r#type: ws_msg_type, data: *const u8, len: usize) -> ws_status {
+    ffi_status!({
+        let t = tri!(msg_type(r#type));
+        let data = tri!(bytes(data, len, "data"));
+        status(tri!(session_ref(s)).s.send(t, data))
+    })
+}
+
+/// Queues a prepared message (compressed once per setting, shared).
+#[no_mangle]
+pub extern "C" fn ws_session_send_prepared(s: *mut ws_session, pm: *const ws_prepared_message) -> ws_status {
+    ffi_status!({
+        if pm.is_null() {
+            return invalid("prepared message is NULL");
+        }
+        // SAFETY: a non-NULL pointer is a live handle from ws_prepared_message_new.
+        let pm = unsafe { &(*pm).pm };
+        status(tri!(session_ref(s)).s.send_prepared(pm))
+    })
+}
+
+/// Starts the close handshake with `code` and a reason of `len` bytes
+/// (1005: an empty close frame, no reason).
+#[no_mangle]
+pub extern "C" fn ws_session_close(s: *mut ws_session, code: u16, reason: *const u8, len: usize) -> ws_status {
+    ffi_status!({
+        let reason = tri!(bytes(reason, len, "reason"));
+        status(tri!(session_ref(s)).s.close(code, reason))
+    })
+}
+
+/// Keepalive: a ping after `interval_ms` without input, failure
+/// (`on_error`, `WS_ERR_TIMEOUT`) when nothing arrives `pong_timeout_ms`
+/// after it (0 interval: off, the default); `close_timeout_ms` bounds the
+/// close handshake (default 5000); `idle_timeout_ms` closes with 1001
+/// after that long without a message (0: never, the default).
+#[no_mangle]
+pub extern "C" fn ws_session_set_timeouts(
+    s: *mut ws_session,
+    interval_ms: u32,
+    pong_timeout_ms: u32,
+    close_timeout_ms: u32,
+    idle_timeout_ms: u32,
+) -> ws_status {
+    ffi_status!({
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        tri!(session_ref(s)).s.set_timeouts(TimeoutConfig {
+            ping_interval: (interval_ms > 0).then(|| ms(interval_ms)),
+            pong_timeout: ms(pong_timeout_ms),
+            close_timeout: ms(close_timeout_ms),
+            idle_timeout: (idle_timeout_ms > 0).then(|| ms(idle_timeout_ms)),
+        });
+        WS_OK
+    })
+}
+
+/// Milliseconds until `ws_session_on_timeout` is due (0: now), or -1 when
+/// nothing is scheduled. Rounded up, so waiting that long is enough.
+#[no_mangle]
+pub extern "C" fn ws_session_next_timeout_ms(s: *mut ws_session, ms_out: *mut i64) -> ws_status {
+    ffi_status!({
+        tri!(need(ms_out, "ms_out"));
+        let w = tri!(session_ref(s));
+        let ms = match w.s.next_timeout() {
+            None => -1,
+            Some(t) => {
+                let left = t.saturating_duration_since(Instant::now());
+                i64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
+            }
+        };
+        put(ms_out, ms);
+        WS_OK
+    })
+}
+
+/// Runs what is due now (a keepalive ping, a timeout); callbacks may run.
+#[no_mangle]
+pub extern "C" fn ws_session_on_timeout(s: *mut ws_session) -> ws_status {
+    ffi_status!({
+        with_handler(s, |sess, h| {
+            sess.on_timeout(Instant::now(), h);
+            WS_OK
+        })
+    })
+}
+
+/// The `user_data` given at creation.
+#[no_mangle]
+pub extern "C" fn ws_session_user_data(s: *mut ws_session) -> *mut c_void {
+    ffi_value!(std::ptr::null_mut(), { session_ref(s).map(|w| w.user_data).unwrap_or(std::ptr::null_mut()) })
+}

@@ -1,0 +1,183 @@
+/*
+ * The sans-IO session through the C API: a client and a server session
+ * wired through memory (handshake with permessage-deflate, messages,
+ * ping, close), the server fed the client's whole byte stream split at
+ * every byte boundary (the same events each time), bad input (an HTTP
+ * error for a bad request, close 1002 for an unmasked frame), timeouts
+ * and misuse.
+ */
+#include "common.h"
+
+struct log {
+    char text[8192];
+    size_t len;
+    int echo;
+};
+
+static void add(struct log *l, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(l->text + l->len, sizeof l->text - l->len, fmt, ap);
+    va_end(ap);
+    if (n > 0 && l->len + (size_t)n < sizeof l->text) l->len += (size_t)n;
+}
+
+static void on_open(ws_session *s, const ws_request *req, const ws_response *resp, void *ud) {
+    (void)s;
+    add(ud, "open(%s,%u);", req ? "req" : "-", resp ? (unsigned)ws_response_status(resp) : 0u);
+}
+
+static void on_message(ws_session *s, ws_msg_type t, const uint8_t *d, size_t n, void *ud) {
+    struct log *l = ud;
+    add(l, "msg(%d,%zu,%.*s);", (int)t, n, (int)(n > 20 ? 20 : n), (const char *)d);
+    if (l->echo) ws_session_send(s, t, d, n);
+}
+
+static void on_ping(ws_session *s, const uint8_t *d, size_t n, void *ud) {
+    (void)s;
+    add(ud, "ping(%.*s);", (int)n, (const char *)d);
+}
+
+static void on_pong(ws_session *s, const uint8_t *d, size_t n, void *ud) {
+    (void)s;
+    add(ud, "pong(%.*s);", (int)n, (const char *)d);
+}
+
+static void on_close(ws_session *s, uint16_t code, const uint8_t *r, size_t n, void *ud) {
+    (void)s;
+    add(ud, "close(%u,%.*s);", (unsigned)code, (int)n, (const char *)r);
+}
+
+static void on_error(ws_session *s, ws_status st, const char *m, void *ud) {
+    (void)s;
+    (void)m;
+    add(ud, "error(%s);", ws_status_str(st));
+}
+
+static ws_session_callbacks callbacks(void) {
+    ws_session_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.on_open = on_open;
+    cb.on_message = on_message;
+    cb.on_ping = on_ping;
+    cb.on_pong = on_pong;
+    cb.on_close = on_close;
+    cb.on_error = on_error;
+    return cb;
+}
+
+/* Moves everything `from` has pending into `out` (appending). */
+static size_t drain(ws_session *from, uint8_t *out, size_t cap, size_t at) {
+    const uint8_t *d = NULL;
+    size_t n = 0;
+    ws_session_pending(from, &d, &n);
+    if (at + n > cap) n = cap - at;
+    memcpy(out + at, d, n);
+    ws_session_sent(from, n);
+    return at + n;
+}
+
+static uint8_t stream[1 << 16];
+
+int main(void) {
+    ws_session_callbacks cb = callbacks();
+    ws_upgrader *up = ws_upgrader_new();
+    ws_dialer *dl = ws_dialer_new();
+    ws_compression_options opts = ws_compression_options_default();
+    ws_upgrader_set_compression(up, &opts);
+    ws_dialer_set_compression(dl, &opts);
+
+    /* ---- a whole exchange through memory ---- */
+    struct log cl = {{0}, 0, 0}, sl = {{0}, 0, 1};
+    ws_session *c = NULL, *s = NULL;
+    check(ws_session_client_new(dl, "ws://example.com/x", &cb, &cl, &c) == WS_OK, "client session");
+    check(ws_session_server_new(up, &cb, &sl, &s) == WS_OK, "server session");
+    check(ws_session_wants_write(c), "the request is pending at once");
+    static uint8_t buf[1 << 16];
+    size_t n = drain(c, stream, sizeof stream, 0);
+    check(ws_session_recv(s, stream, n) == WS_OK, "server takes the request");
+    size_t m = drain(s, buf, sizeof buf, 0);
+    check(m > 12 && memcmp(buf, "HTTP/1.1 101", 12) == 0, "101 pending");
+    check(ws_session_recv(c, buf, m) == WS_OK, "client takes the response");
+    check(strstr(cl.text, "open(-,101);") != NULL, "client open event with the response: %s", cl.text);
+    check(ws_session_send(c, WS_TEXT, (const uint8_t *)"hello hello hello", 17) == WS_OK, "send text");
+    static uint8_t zeros[3000];
+    check(ws_session_send(c, WS_BINARY, zeros, sizeof zeros) == WS_OK, "send binary");
+    check(ws_session_send(c, WS_TEXT, NULL, 0) == WS_OK, "send empty");
+    check(ws_session_send(c, WS_PING, (const uint8_t *)"hi", 2) == WS_OK, "send ping");
+    check(ws_session_close(c, 1000, (const uint8_t *)"bye", 3) == WS_OK, "close");
+    check(ws_session_send(c, WS_TEXT, (const uint8_t *)"x", 1) == WS_ERR_CLOSE_SENT, "nothing after close");
+    size_t start = n;
+    n = drain(c, stream, sizeof stream, n);
+    check(ws_session_recv(s, stream + start, n - start) == WS_OK, "server takes the frames");
+    m = drain(s, buf, sizeof buf, 0);
+    check(ws_session_recv(c, buf, m) == WS_OK, "client takes the echoes");
+    check(ws_session_is_finished(s), "the server is finished after both closes");
+    check(!ws_session_is_finished(c), "the client waits for the server's TCP close");
+    ws_session_recv_eof(c);
+    check(ws_session_is_finished(c), "then it is finished");
+    check(strstr(sl.text, "msg(1,17,hello hello hello);") && strstr(sl.text, "ping(hi);") &&
+              strstr(sl.text, "close(1000,bye);"),
+          "server events: %s", sl.text);
+    check(strstr(cl.text, "pong(hi);") && strstr(cl.text, "msg(2,3000,") && strstr(cl.text, "close(1000,);") &&
+              strstr(cl.text, "error") == NULL,
+          "client events: %s", cl.text);
+    ws_session_free(c);
+    ws_session_free(s);
+
+    /* ---- every split of the client's stream ---- */
+    int same = 1;
+    for (size_t split = 0; split <= n && same; split++) {
+        struct log l = {{0}, 0, 1};
+        ws_session *t = NULL;
+        ws_session_server_new(up, &cb, &l, &t);
+        ws_session_recv(t, stream, split);
+        ws_session_recv(t, stream + split, n - split);
+        if (l.len != sl.len || memcmp(l.text, sl.text, l.len) != 0) {
+            same = 0;
+            check(0, "split at %zu: %s", split, l.text);
+        }
+        ws_session_free(t);
+    }
+    check(same, "every split of %zu bytes gives the same server events", n);
+
+    /* ---- bad input ---- */
+    struct log bl = {{0}, 0, 0};
+    ws_session *b = NULL;
+    ws_session_server_new(NULL, &cb, &bl, &b);
+    const char *get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    ws_session_recv(b, (const uint8_t *)get, strlen(get));
+    m = drain(b, buf, sizeof buf, 0);
+    check(m > 12 && memcmp(buf, "HTTP/1.1 400", 12) == 0, "not an upgrade: 400");
+    check(ws_session_is_finished(b) && strstr(bl.text, "error(WS_ERR_HANDSHAKE") != NULL, "and finished: %s", bl.text);
+    ws_session_free(b);
+
+    ws_session *cc = NULL, *ss = NULL;
+    struct log l1 = {{0}, 0, 0}, l2 = {{0}, 0, 0};
+    ws_session_client_new(NULL, "ws://x/", &cb, &l1, &cc);
+    ws_session_server_new(NULL, &cb, &l2, &ss);
+    n = drain(cc, buf, sizeof buf, 0);
+    ws_session_recv(ss, buf, n);
+    drain(ss, buf, sizeof buf, 0);
+    const uint8_t unmasked[] = {0x81, 0x01, 'x'};
+    ws_session_recv(ss, unmasked, sizeof unmasked);
+    m = drain(ss, buf, sizeof buf, 0);
+    check(m >= 4 && buf[0] == 0x88 && ((buf[2] << 8) | buf[3]) == 1002, "unmasked frame: close 1002");
+    check(ws_session_is_finished(ss), "and finished");
+
+    /* ---- timeouts and misuse ---- */
+    int64_t ms = 0;
+    check(ws_session_set_timeouts(cc, 0, 1000, 20, 0) == WS_OK, "set timeouts");
+    check(ws_session_next_timeout_ms(cc, &ms) == WS_OK && ms > 0, "handshake deadline pending: %lld", (long long)ms);
+    check(ws_session_sent(cc, 1) == WS_ERR_INVALID_ARGUMENT, "sent more than pending is refused");
+    check(ws_session_send(cc, 99, NULL, 0) == WS_ERR_INVALID_ARGUMENT, "unknown type");
+    check(ws_session_send(NULL, WS_TEXT, NULL, 0) == WS_ERR_INVALID_ARGUMENT, "NULL session");
+    check(ws_session_client_new(NULL, "http://x/", &cb, NULL, &b) == WS_ERR_BAD_URL, "bad URL");
+    ws_session_free(cc);
+    ws_session_free(ss);
+    ws_session_free(NULL);
+
+    ws_upgrader_free(up);
+    ws_dialer_free(dl);
+    return summary();
+}

@@ -93,7 +93,14 @@ pub struct Session {
     /// The caller should close the socket once the output is taken.
     finished: Cell<bool>,
     peer_closed: Cell<bool>,
+    /// Received bytes are copied here to be unmasked in place (reused).
+    inbuf: RefCell<Vec<u8>>,
+    /// One message buffer kept between messages that needed assembling.
+    spare: RefCell<Vec<u8>>,
 }
+
+/// A message buffer larger than this is not kept between messages.
+const SPARE_MAX: usize = 1024 * 1024;
 
 impl Session {
     fn new(
@@ -122,6 +129,8 @@ impl Session {
             threshold: cfg.compression_threshold,
             finished: Cell::new(false),
             peer_closed: Cell::new(false),
+            inbuf: RefCell::new(Vec::new()),
+            spare: RefCell::new(Vec::new()),
         }
     }
 
@@ -324,7 +333,19 @@ impl Session {
         let mut d = self.deadlines.get();
         d.on_read(now);
         self.deadlines.set(d);
-        let mut input = data.to_vec();
+        let mut input = std::mem::take(&mut *self.inbuf.borrow_mut());
+        input.clear();
+        input.extend_from_slice(data);
+        self.recv_bytes(&mut rx, input, now, h)
+    }
+
+    fn recv_bytes(
+        &self,
+        rx: &mut Handshake,
+        mut input: Vec<u8>,
+        now: Instant,
+        h: &mut dyn SessionHandler,
+    ) -> Result<()> {
         loop {
             match &mut *rx {
                 Handshake::Over => return Ok(()),
@@ -338,6 +359,9 @@ impl Session {
                         if let Err(pe) = recv.resume(&mut sink) {
                             return self.protocol_failure(pe, h);
                         }
+                    }
+                    if input.capacity() <= SPARE_MAX {
+                        *self.inbuf.borrow_mut() = std::mem::take(&mut input);
                     }
                     let owed = recv.take_owed();
                     if let Some(p) = owed.pong {
@@ -472,6 +496,16 @@ impl RecvSink for Sink<'_> {
         };
         self.handler.on_event(s, event);
         !s.finished.get() || s.close.phase() != Phase::Closed
+    }
+
+    fn take_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut *self.session.spare.borrow_mut())
+    }
+
+    fn give_buffer(&mut self, buf: Vec<u8>) {
+        if buf.capacity() <= SPARE_MAX {
+            *self.session.spare.borrow_mut() = buf;
+        }
     }
 }
 

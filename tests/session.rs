@@ -143,3 +143,19 @@ fn bad_input_gets_the_same_answers_as_the_other_drivers() {
     assert!(server.is_finished());
     assert_eq!(sh.events.last().unwrap(), "error Protocol");
 }
+
+#[test]
+fn a_stalled_request_is_answered_408_at_the_handshake_timeout() {
+    let now = Instant::now();
+    let mut up = Upgrader::default();
+    up.handshake_timeout = Some(std::time::Duration::from_millis(50));
+    let server = Session::server(&up, now);
+    let mut sh = Record::default();
+    server.recv(b"GET / HTTP/1.1\r\nHost: x\r\n", now, &mut sh).unwrap();
+    let due = server.next_timeout().expect("a handshake deadline");
+    assert!(due <= now + std::time::Duration::from_millis(50));
+    server.on_timeout(due, &mut sh);
+    assert!(take(&server).starts_with(b"HTTP/1.1 408"));
+    assert!(server.is_finished());
+    assert_eq!(sh.events, vec!["error Timeout".to_string()]);
+}

@@ -301,7 +301,20 @@ impl Session {
                 let _ = self.close(close::GOING_AWAY, b"idle timeout");
             }
             Some(TimeoutAction::EndQuietly) => self.finished.set(true),
-            Some(TimeoutAction::Fail(why)) => self.fail(Error::new(ErrorKind::Timeout, why), h),
+            Some(TimeoutAction::Fail(why)) => {
+                // A server still reading the request answers 408, as the
+                // Listener and the loop do.
+                if let Ok(mut rx) = self.rx.try_borrow_mut() {
+                    if let Handshake::Server { upgrader, .. } = &*rx {
+                        let rej = handshake::Rejection::new(408, "websocket: handshake timeout");
+                        if let Verdict::Reject { response, .. } = upgrader.reject(None, rej) {
+                            self.tx.borrow_mut().out.extend_from_slice(&response);
+                        }
+                        *rx = Handshake::Over;
+                    }
+                }
+                self.fail(Error::new(ErrorKind::Timeout, why), h)
+            }
         }
     }
 

@@ -147,8 +147,7 @@ fn bad_input_gets_the_same_answers_as_the_other_drivers() {
 #[test]
 fn a_stalled_request_is_answered_408_at_the_handshake_timeout() {
     let now = Instant::now();
-    let mut up = Upgrader::default();
-    up.handshake_timeout = Some(std::time::Duration::from_millis(50));
+    let up = Upgrader { handshake_timeout: Some(std::time::Duration::from_millis(50)), ..Default::default() };
     let server = Session::server(&up, now);
     let mut sh = Record::default();
     server.recv(b"GET / HTTP/1.1\r\nHost: x\r\n", now, &mut sh).unwrap();

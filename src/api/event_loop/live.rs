@@ -127,7 +127,7 @@ impl LiveConn {
                 match self.handle.0.stream.read(room) {
                     Ok(n) => (n, n < want, true),
                     Err(e) => {
-                        let _ = self.recv.commit_direct(0, &mut sink);
+                        // The room stays for the next read (no new zeroing).
                         match e.kind() {
                             IoKind::WouldBlock => return Outcome::Idle,
                             IoKind::Interrupted => continue,

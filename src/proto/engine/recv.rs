@@ -116,6 +116,8 @@ pub struct RecvHalf {
     backlog: Option<Box<Backlog>>,
     owed: Owed,
     peer_closed: bool,
+    /// Zeroed bytes at the end of `msg` lent by `direct_room`, not filled yet.
+    room: usize,
 }
 
 impl RecvHalf {
@@ -135,6 +137,7 @@ impl RecvHalf {
             backlog: None,
             owed: Owed::default(),
             peer_closed: false,
+            room: 0,
         }
     }
 
@@ -176,6 +179,7 @@ impl RecvHalf {
     /// consumed: events go to `sink`, unparsed bytes stay here (a driver
     /// that calls `restore_leftover` first saves their copy).
     pub fn process(&mut self, input: &mut [u8], sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
+        self.drop_room();
         if let Some(b) = self.backlog.as_mut() {
             // Keep the order: new bytes queue behind the backlog.
             b.raw.extend_from_slice(input);
@@ -198,6 +202,7 @@ impl RecvHalf {
 
     /// Continues with input left in the backlog (no new bytes).
     pub fn resume(&mut self, sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
+        self.drop_room();
         let Some(mut b) = self.backlog.take() else { return Ok(()) };
         let mut budget = INFLATE_BUDGET;
         if !b.compressed.is_empty() || b.eom {
@@ -355,7 +360,9 @@ impl RecvHalf {
     /// For a driver that reads large frames straight into the message
     /// buffer (no copy through its read buffer): when an uncompressed data
     /// frame with at least `min` payload bytes left is being received and
-    /// nothing is kept here, the room to read its next bytes into.
+    /// nothing is kept here, the room to read its next bytes into. The
+    /// room stays (zeroed once) until `commit_direct`, so a read that
+    /// finds the socket empty costs nothing the next time.
     pub fn direct_room(&mut self, min: u64, sink: &mut dyn RecvSink) -> Option<&mut [u8]> {
         let left = self.receiver.frame_remaining()?;
         let a = self.cur.as_mut()?;
@@ -363,25 +370,37 @@ impl RecvHalf {
             return None;
         }
         a.had_data = true;
-        if self.msg.capacity() == 0 {
-            self.msg = sink.take_buffer();
-        }
         let n = left.min(RESERVE_AHEAD_MAX) as usize;
+        if self.room != n {
+            self.drop_room();
+            if self.msg.capacity() == 0 {
+                self.msg = sink.take_buffer();
+            }
+            let len = self.msg.len();
+            self.msg.resize(len + n, 0);
+            self.room = n;
+        }
         let len = self.msg.len();
-        self.msg.resize(len + n, 0);
-        Some(&mut self.msg[len..])
+        Some(&mut self.msg[len - n..])
     }
 
     /// `n` bytes were read into the room [`RecvHalf::direct_room`] gave.
     pub fn commit_direct(&mut self, n: usize, sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
-        let room = self.receiver.frame_remaining().unwrap_or(0).min(RESERVE_AHEAD_MAX) as usize;
-        let start = self.msg.len() - room;
-        self.msg.truncate(start + n);
+        let start = self.msg.len() - self.room;
+        self.room = 0;
+        self.msg.truncate(start + n.min(self.msg.len() - start));
         self.receiver.accept_payload(&mut self.msg[start..])?;
         if !self.receiver.in_message() {
             self.deliver(sink);
         }
         Ok(())
+    }
+
+    /// Forgets room handed out by `direct_room` and not filled.
+    fn drop_room(&mut self) {
+        let len = self.msg.len() - self.room;
+        self.msg.truncate(len);
+        self.room = 0;
     }
 }
 

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 pub mod fastwebsockets;
 pub mod libws_blocking;
 pub mod libws_loop;
+pub mod libws_session;
 pub mod plain_tcp;
 pub mod tokio_tungstenite;
 
@@ -44,8 +45,8 @@ pub trait EchoServer: Send {
 pub type StartFn = fn() -> io::Result<Box<dyn EchoServer>>;
 
 /// All known servers, in table order. Names here must match `name()`.
-/// A server whose name starts with "libws" (the blocking "libws" and the
-/// event loop's "libws-loop") is a subject of the "libws / best peer" ratio;
+/// A server whose name starts with "libws" (the blocking "libws", the
+/// event loop's "libws-loop" and the sans-IO "libws-session") is a subject of the "libws / best peer" ratio;
 /// the peers are the other WebSocket servers only (never plain TCP, never
 /// the other libws server).
 pub const REGISTRY: &[(&str, StartFn)] = &[
@@ -54,6 +55,7 @@ pub const REGISTRY: &[(&str, StartFn)] = &[
     ("plain-tcp", plain_tcp::start),
     ("libws", libws_blocking::start),
     ("libws-loop", libws_loop::start),
+    ("libws-session", libws_session::start),
 ];
 
 /// Builds the 2-worker multi-thread runtime every tokio-based server uses.

@@ -834,6 +834,7 @@ mod tests {
     fn idle_connection_structures_stay_small() {
         let live = std::mem::size_of::<super::live::LiveConn>();
         let shared = std::mem::size_of::<super::handle::ConnShared>();
+        println!("LiveConn {live} B + ConnShared {shared} B");
         assert!(live + shared < 1024, "LiveConn {live} B + ConnShared {shared} B");
     }
 }

@@ -114,7 +114,11 @@ pub struct RecvHalf {
     msg: Vec<u8>,
     inflater: Option<Box<MessageInflater>>,
     backlog: Option<Box<Backlog>>,
-    owed: Owed,
+    /// The latest ping's payload (boxed: an idle connection that never saw
+    /// a ping carries 8 bytes, not 126) and whether its pong is owed.
+    ping: Option<Box<ControlPayload>>,
+    pong_owed: bool,
+    close_echo: Option<u16>,
     peer_closed: bool,
     /// Zeroed bytes at the end of `msg` lent by `direct_room`, not filled yet.
     room: usize,
@@ -135,7 +139,9 @@ impl RecvHalf {
             msg: Vec::new(),
             inflater: inflate.map(|nct| Box::new(MessageInflater::new(nct))),
             backlog: None,
-            owed: Owed::default(),
+            ping: None,
+            pong_owed: false,
+            close_echo: None,
             peer_closed: false,
             room: 0,
         }
@@ -162,7 +168,8 @@ impl RecvHalf {
 
     /// Takes the replies owed so far.
     pub fn take_owed(&mut self) -> Owed {
-        std::mem::take(&mut self.owed)
+        let pong = if std::mem::take(&mut self.pong_owed) { self.ping.as_deref().copied() } else { None };
+        Owed { pong, close_echo: self.close_echo.take() }
     }
 
     /// Writes the kept bytes of an unfinished header or control frame at
@@ -344,14 +351,18 @@ impl RecvHalf {
     fn control(&mut self, kind: MessageType, payload: &[u8], sink: &mut dyn RecvSink) -> Result<bool, ProtoError> {
         Ok(match kind {
             MessageType::Ping => {
-                self.owed.pong = Some(ControlPayload::new(payload));
+                match self.ping.as_mut() {
+                    Some(b) => **b = ControlPayload::new(payload),
+                    None => self.ping = Some(Box::new(ControlPayload::new(payload))),
+                }
+                self.pong_owed = true;
                 sink.on_event(RecvEvent::Ping(payload))
             }
             MessageType::Pong => sink.on_event(RecvEvent::Pong(payload)),
             _ => {
                 let (code, reason) = close::parse_payload(payload)?;
                 self.peer_closed = true;
-                self.owed.close_echo = Some(echo_code(code));
+                self.close_echo = Some(echo_code(code));
                 sink.on_event(RecvEvent::Close { code, reason })
             }
         })

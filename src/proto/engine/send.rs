@@ -37,8 +37,10 @@ pub struct SendHalf {
     /// A client's masking keys (boxed: 4 KiB that servers must not carry).
     keys: Option<Box<MaskKeys>>,
     deflate: Option<Box<DeflateOut>>,
-    /// A pong owed while the output was backed up (only the latest counts).
-    owed_pong: Option<ControlPayload>,
+    /// A pong owed while the output was backed up (only the latest
+    /// counts; boxed and kept once used, so idle connections carry 8 bytes).
+    owed_pong: Option<Box<ControlPayload>>,
+    pong_owed: bool,
 }
 
 /// How a whole message will go out, for a driver that writes large
@@ -52,7 +54,7 @@ pub enum Plan {
 
 impl SendHalf {
     pub fn new(role: Role) -> SendHalf {
-        SendHalf { keys: (role == Role::Client).then(Box::default), deflate: None, owed_pong: None }
+        SendHalf { keys: (role == Role::Client).then(Box::default), deflate: None, owed_pong: None, pong_owed: false }
     }
 
     /// Compression agreed in the handshake (our direction), with the
@@ -251,16 +253,23 @@ impl SendHalf {
     /// read costs one pong, not a queue of them.
     pub fn owe_pong(&mut self, payload: ControlPayload, backed_up: bool, out: &mut Vec<u8>) {
         if backed_up {
-            self.owed_pong = Some(payload);
+            match self.owed_pong.as_mut() {
+                Some(b) => **b = payload,
+                None => self.owed_pong = Some(Box::new(payload)),
+            }
+            self.pong_owed = true;
         } else {
-            self.owed_pong = None;
+            self.pong_owed = false;
             self.frame(true, false, OpCode::Pong, payload.as_slice(), out);
         }
     }
 
     /// The output drained: send a pong kept by `owe_pong`.
     pub fn flush_owed(&mut self, out: &mut Vec<u8>) -> bool {
-        match self.owed_pong.take() {
+        if !std::mem::take(&mut self.pong_owed) {
+            return false;
+        }
+        match self.owed_pong.as_deref().copied() {
             Some(p) => {
                 self.frame(true, false, OpCode::Pong, p.as_slice(), out);
                 true

@@ -158,3 +158,23 @@ fn a_stalled_request_is_answered_408_at_the_handshake_timeout() {
     assert!(server.is_finished());
     assert_eq!(sh.events, vec!["error Timeout".to_string()]);
 }
+
+/// Autobahn 2.10 / 5.6: every ping gets its pong (the session first
+/// answered only the latest of several pings fed at once).
+#[test]
+fn every_ping_fed_at_once_gets_its_pong() {
+    let now = Instant::now();
+    let client = Session::client(&Dialer::default(), "ws://x/", now).unwrap();
+    let server = Session::server(&Upgrader::default(), now);
+    let (mut ch, mut sh) = (Record::default(), Record::default());
+    server.recv(&take(&client), now, &mut sh).unwrap();
+    client.recv(&take(&server), now, &mut ch).unwrap();
+    for i in 0..10 {
+        client.send(MessageType::Ping, format!("p{i}").as_bytes()).unwrap();
+    }
+    server.recv(&take(&client), now, &mut sh).unwrap();
+    client.recv(&take(&server), now, &mut ch).unwrap();
+    let pongs: Vec<_> = ch.events.iter().filter(|e| e.starts_with("pong")).collect();
+    assert_eq!(pongs.len(), 10, "{:?}", ch.events);
+    assert_eq!(pongs[9], "pong p9");
+}

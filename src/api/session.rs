@@ -25,8 +25,8 @@ use crate::proto::close;
 use crate::proto::engine::close_state::after_close_sent;
 use crate::proto::engine::send::split_close;
 use crate::proto::engine::{
-    CloseCell, Deadlines, Phase, RecvEvent, RecvHalf, RecvSink, Refusal, SendHalf, TcpAfterClose, TimeoutAction,
-    TimeoutConfig,
+    CloseCell, ControlPayload, Deadlines, Phase, RecvEvent, RecvHalf, RecvSink, Refusal, SendHalf, TcpAfterClose,
+    TimeoutAction, TimeoutConfig,
 };
 use crate::proto::handshake;
 use crate::proto::handshake::client::{ClientHandshake, ResponseHead};
@@ -376,15 +376,8 @@ impl Session {
                     if input.capacity() <= SPARE_MAX {
                         *self.inbuf.borrow_mut() = std::mem::take(&mut input);
                     }
+                    // The pongs went out from the sink already (see `Ping`).
                     let owed = recv.take_owed();
-                    if let Some(p) = owed.pong {
-                        if self.is_open() {
-                            let mut tx = self.tx.borrow_mut();
-                            let backed = Session::backed_up(&tx);
-                            let Tx { send, out, .. } = &mut *tx;
-                            send.owe_pong(p, backed, out);
-                        }
-                    }
                     if let Some(code) = owed.close_echo {
                         if self.is_open() {
                             let _ = self.close(code, b"");
@@ -495,7 +488,17 @@ impl RecvSink for Sink<'_> {
                 s.deadlines.set(d);
                 SessionEvent::Message { kind, data }
             }
-            RecvEvent::Ping(p) => SessionEvent::Ping(p),
+            RecvEvent::Ping(p) => {
+                // Every ping is answered (Autobahn 2.10, 5.6); the engine
+                // keeps only the latest one while the output is backed up.
+                if s.is_open() {
+                    let mut tx = s.tx.borrow_mut();
+                    let backed = Session::backed_up(&tx);
+                    let Tx { send, out, .. } = &mut *tx;
+                    send.owe_pong(ControlPayload::new(p), backed, out);
+                }
+                SessionEvent::Ping(p)
+            }
             RecvEvent::Pong(p) => {
                 let mut d = s.deadlines.get();
                 d.on_pong();

@@ -949,6 +949,24 @@ ws_status ws_dial(const struct ws_dialer *dialer,
                   struct ws_response **response_out);
 
 /**
+ * Performs the opening handshake over `fd`, a TCP socket the caller has
+ * already connected (gorilla's NetDial: your own connect, a socket through
+ * a tunnel, a bound source address...). libws takes ownership of `fd` in
+ * every case (on failure it is closed). `url` (ws://host[:port][/path])
+ * gives the Host header and the path; nothing is resolved or connected
+ * from it. The dialer's handshake timeout starts with the call. Results,
+ * `response_out` and statuses as `ws_dial`; `WS_ERR_INVALID_ARGUMENT` when
+ * `fd` is negative or not a connected TCP socket. Blocking; any thread.
+ */
+ws_status ws_dial_fd(const struct ws_dialer *dialer,
+                     int32_t fd,
+                     const char *url,
+                     const struct ws_header *headers_,
+                     size_t n_headers,
+                     struct ws_conn **conn_out,
+                     struct ws_response **response_out);
+
+/**
  * Creates an event loop (it owns an epoll instance and a wake-up
  * descriptor; no thread). Free it with `ws_loop_free`.
  */
@@ -1175,6 +1193,24 @@ ws_status ws_request_header(const struct ws_request *req,
                             size_t *len_out);
 
 /**
+ * How many times header `name` (case-insensitive) appears in the
+ * request. 0 when absent (or for a NULL argument).
+ */
+size_t ws_request_header_value_count(const struct ws_request *req, const char *name);
+
+/**
+ * Value number `index` (0-based, in order) of header `name`
+ * (case-insensitive): each header line is one value, never split at
+ * commas. Pointer and length, valid during the callback.
+ * `WS_ERR_NOT_FOUND` past the last one.
+ */
+ws_status ws_request_header_value_at(const struct ws_request *req,
+                                     const char *name,
+                                     size_t index,
+                                     const uint8_t **value_out,
+                                     size_t *len_out);
+
+/**
  * The number of header lines in the request.
  */
 size_t ws_request_header_count(const struct ws_request *req);
@@ -1211,6 +1247,25 @@ ws_status ws_response_header(const struct ws_response *resp,
                              const char *name,
                              const uint8_t **value_out,
                              size_t *len_out);
+
+/**
+ * How many times header `name` (case-insensitive) appears in the
+ * response, e.g. one per cookie for `Set-Cookie`. 0 when absent (or for
+ * a NULL argument).
+ */
+size_t ws_response_header_value_count(const struct ws_response *resp, const char *name);
+
+/**
+ * Value number `index` (0-based, in order) of header `name`
+ * (case-insensitive): each header line is one value, never split at
+ * commas (a `Set-Cookie` value may hold commas). Pointer and length,
+ * valid until `ws_response_free`. `WS_ERR_NOT_FOUND` past the last one.
+ */
+ws_status ws_response_header_value_at(const struct ws_response *resp,
+                                      const char *name,
+                                      size_t index,
+                                      const uint8_t **value_out,
+                                      size_t *len_out);
 
 /**
  * The number of header lines in the response.

@@ -231,6 +231,11 @@ fn c_test_http() {
 }
 
 #[test]
+fn c_test_client_extras() {
+    run_c_test("test_client_extras.c");
+}
+
+#[test]
 fn c_test_misuse() {
     run_c_test("test_misuse.c");
 }
@@ -520,7 +525,9 @@ fn example_chat_web() {
         assert_eq!((m.kind(), m.data()), (MessageType::Text, &b"hello from a"[..]), "{name}");
     }
     // Only /ws upgrades; binary messages are refused with 1003.
-    let refused = Dialer::default().dial(&format!("ws://{addr}/other"), &origin).err().expect("/other refused");
+    let Err(refused) = Dialer::default().dial(&format!("ws://{addr}/other"), &origin) else {
+        panic!("/other was upgraded");
+    };
     assert_eq!(refused.response.map(|r| r.status()), Some(404));
     b.write_message(MessageType::Binary, b"bin").unwrap();
     let e = b.read_message().err().expect("binary closes the sender");

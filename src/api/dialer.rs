@@ -80,15 +80,9 @@ impl Dialer {
         url: &str,
         extra: &[(String, String)],
     ) -> std::result::Result<(Conn, Response), DialError> {
-        let req = match self.prepare(url, extra) {
-            Ok(r) => r,
-            Err(e) => {
-                stream.shutdown();
-                return Err(e.into());
-            }
-        };
+        // On every early return the stream drops, which closes it.
+        let req = self.prepare(url, extra)?;
         if stream.peer_addr().is_none() {
-            stream.shutdown();
             return Err(Error::invalid("the socket is not a connected TCP socket").into());
         }
         let deadline = self.handshake_timeout.map(|t| Instant::now() + t);

@@ -133,6 +133,13 @@ typedef struct ws_dialer ws_dialer;
 typedef struct ws_error_response ws_error_response;
 
 /**
+ * The answer to a plain HTTP request, lent to the HTTP handler for the
+ * duration of the call. It starts as status 200, no header, empty body.
+ * Opaque.
+ */
+typedef struct ws_http_response ws_http_response;
+
+/**
  * A listening socket that hands out upgraded connections. Opaque.
  */
 typedef struct ws_listener ws_listener;
@@ -326,6 +333,20 @@ typedef bool (*ws_check_origin_fn)(const struct ws_request *req, void *user_data
 typedef void (*ws_error_fn)(const struct ws_request *req,
                             struct ws_error_response *resp,
                             void *user_data);
+
+/**
+ * Answers a plain HTTP request (one that is not a WebSocket upgrade
+ * attempt) by filling in `resp` (`ws_http_response_set_status`,
+ * `_add_header`, `_set_body`). `req` and the request body (`body_len`
+ * bytes at `body`) are valid during the call. Runs on the thread that
+ * accepts (`ws_listener_accept`) or drives the loop, so keep it short:
+ * other handshakes wait meanwhile.
+ */
+typedef void (*ws_http_fn)(const struct ws_request *req,
+                           const uint8_t *body,
+                           size_t body_len,
+                           struct ws_http_response *resp,
+                           void *user_data);
 
 /**
  * A UTF-8 text message.
@@ -928,6 +949,24 @@ ws_status ws_dial(const struct ws_dialer *dialer,
                   struct ws_response **response_out);
 
 /**
+ * Performs the opening handshake over `fd`, a TCP socket the caller has
+ * already connected (gorilla's NetDial: your own connect, a socket through
+ * a tunnel, a bound source address...). libws takes ownership of `fd` in
+ * every case (on failure it is closed). `url` (ws://host[:port][/path])
+ * gives the Host header and the path; nothing is resolved or connected
+ * from it. The dialer's handshake timeout starts with the call. Results,
+ * `response_out` and statuses as `ws_dial`; `WS_ERR_INVALID_ARGUMENT` when
+ * `fd` is negative or not a connected TCP socket. Blocking; any thread.
+ */
+ws_status ws_dial_fd(const struct ws_dialer *dialer,
+                     int32_t fd,
+                     const char *url,
+                     const struct ws_header *headers_,
+                     size_t n_headers,
+                     struct ws_conn **conn_out,
+                     struct ws_response **response_out);
+
+/**
  * Creates an event loop (it owns an epoll instance and a wake-up
  * descriptor; no thread). Free it with `ws_loop_free`.
  */
@@ -1154,6 +1193,24 @@ ws_status ws_request_header(const struct ws_request *req,
                             size_t *len_out);
 
 /**
+ * How many times header `name` (case-insensitive) appears in the
+ * request. 0 when absent (or for a NULL argument).
+ */
+size_t ws_request_header_value_count(const struct ws_request *req, const char *name);
+
+/**
+ * Value number `index` (0-based, in order) of header `name`
+ * (case-insensitive): each header line is one value, never split at
+ * commas. Pointer and length, valid during the callback.
+ * `WS_ERR_NOT_FOUND` past the last one.
+ */
+ws_status ws_request_header_value_at(const struct ws_request *req,
+                                     const char *name,
+                                     size_t index,
+                                     const uint8_t **value_out,
+                                     size_t *len_out);
+
+/**
  * The number of header lines in the request.
  */
 size_t ws_request_header_count(const struct ws_request *req);
@@ -1190,6 +1247,25 @@ ws_status ws_response_header(const struct ws_response *resp,
                              const char *name,
                              const uint8_t **value_out,
                              size_t *len_out);
+
+/**
+ * How many times header `name` (case-insensitive) appears in the
+ * response, e.g. one per cookie for `Set-Cookie`. 0 when absent (or for
+ * a NULL argument).
+ */
+size_t ws_response_header_value_count(const struct ws_response *resp, const char *name);
+
+/**
+ * Value number `index` (0-based, in order) of header `name`
+ * (case-insensitive): each header line is one value, never split at
+ * commas (a `Set-Cookie` value may hold commas). Pointer and length,
+ * valid until `ws_response_free`. `WS_ERR_NOT_FOUND` past the last one.
+ */
+ws_status ws_response_header_value_at(const struct ws_response *resp,
+                                      const char *name,
+                                      size_t index,
+                                      const uint8_t **value_out,
+                                      size_t *len_out);
 
 /**
  * The number of header lines in the response.
@@ -1256,6 +1332,33 @@ ws_status ws_request_subprotocol(const struct ws_request *req,
                                  size_t *len_out);
 
 /**
+ * The status the response will carry (200 unless changed).
+ */
+uint16_t ws_http_response_status(struct ws_http_response *resp);
+
+/**
+ * Sets the status (200-599; anything else is `WS_ERR_INVALID_ARGUMENT`).
+ */
+ws_status ws_http_response_set_status(struct ws_http_response *resp, uint16_t status);
+
+/**
+ * Adds a header, e.g. `Content-Type: text/html; charset=utf-8` (the name
+ * must be an HTTP token; the value must not contain CR, LF or NUL).
+ * `Content-Length`, `Transfer-Encoding` and `Connection` are written by
+ * libws and refused with `WS_ERR_INVALID_ARGUMENT`.
+ */
+ws_status ws_http_response_add_header(struct ws_http_response *resp,
+                                      const char *name,
+                                      const char *value);
+
+/**
+ * Replaces the body (copied; at most 64 MiB, else
+ * `WS_ERR_INVALID_ARGUMENT`). A HEAD request gets the headers only, with
+ * the body's `Content-Length`.
+ */
+ws_status ws_http_response_set_body(struct ws_http_response *resp, const uint8_t *body, size_t len);
+
+/**
  * A new pool of buffers of `buffer_size` bytes (at least 256). Use one pool
  * per buffer size. NULL (with `ws_last_error`) when `buffer_size` is
  * above 64 MiB.
@@ -1305,6 +1408,31 @@ ws_status ws_upgrader_set_check_origin(struct ws_upgrader *up,
 ws_status ws_upgrader_set_error_handler(struct ws_upgrader *up,
                                         ws_error_fn handler,
                                         void *user_data);
+
+/**
+ * Serves plain HTTP on the WebSocket port (as gorilla's servers do with
+ * net/http): a request to a listener (`ws_listen`) or a loop listener
+ * (`ws_loop_listen`) that is not an upgrade attempt is answered by
+ * `handler`, so one port serves a page and its WebSocket. A request is an
+ * upgrade attempt when its `Upgrade` names `websocket` or it carries a
+ * `Sec-WebSocket-Key` or `Sec-WebSocket-Version`; those are checked as
+ * before (400, 405, 426, 403...). A plain request's body is read first
+ * (`Content-Length` up to `ws_upgrader_set_http_max_body`, else 413;
+ * `Transfer-Encoding` gets 411); the handshake timeout covers the whole
+ * exchange. One request per connection: every answer carries
+ * `Connection: close`. NULL removes the handler: plain requests are then
+ * refused like bad handshakes (405 for a method other than GET, 400
+ * otherwise). `ws_upgrader_upgrade_fd` never calls it (its caller routes
+ * HTTP itself). Settings are snapshotted by `ws_listen`/`ws_loop_listen`.
+ */
+ws_status ws_upgrader_set_http_handler(struct ws_upgrader *up, ws_http_fn handler, void *user_data);
+
+/**
+ * Sets the largest body of a plain HTTP request in bytes (default 65536;
+ * 0 accepts none; above 64 MiB is `WS_ERR_INVALID_ARGUMENT`). A longer
+ * body is refused with 413 before it is read.
+ */
+ws_status ws_upgrader_set_http_max_body(struct ws_upgrader *up, size_t max_body);
 
 /**
  * Adds a header to every successful (101) response, e.g. Set-Cookie.

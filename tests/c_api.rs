@@ -226,6 +226,16 @@ fn c_test_loop() {
 }
 
 #[test]
+fn c_test_http() {
+    run_c_test("test_http.c");
+}
+
+#[test]
+fn c_test_client_extras() {
+    run_c_test("test_client_extras.c");
+}
+
+#[test]
 fn c_test_misuse() {
     run_c_test("test_misuse.c");
 }
@@ -280,7 +290,8 @@ fn start_server_example_with(name: &str, extra: &[&str]) -> (ChildGuard, String)
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
         .to_string();
-    assert!(url.starts_with("ws://127.0.0.1:") && url.ends_with('/'), "{name}: bad URL {url:?}");
+    let local = url.starts_with("ws://127.0.0.1:") || url.starts_with("http://127.0.0.1:");
+    assert!(local && url.ends_with('/'), "{name}: bad URL {url:?}");
     (guard, url)
 }
 
@@ -477,6 +488,53 @@ fn example_chat_server() {
 }
 
 // ---- The event-loop examples --------------------------------------------
+
+/// chat_web: the page over plain HTTP and the chat WebSocket at /ws on the
+/// same port (the browser drives it in `.ci/browser`).
+#[test]
+fn example_chat_web() {
+    let _serial = serial();
+    let (server, url) = start_server_example("chat_web");
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let get = |request: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let page = get("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(page.contains("Content-Type: text/html") && page.contains("new WebSocket("), "{page}");
+    assert!(get("GET /missing HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
+    assert!(get("POST / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
+    assert!(get("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").starts_with("HTTP/1.1 413 "));
+
+    let ws = format!("ws://{addr}/ws");
+    // Same origin as the page, as a browser sends it.
+    let origin = [("Origin".to_string(), format!("http://{addr}"))];
+    let (a, _) = Dialer::default().dial(&ws, &origin).expect("dial a");
+    let (b, _) = Dialer::default().dial(&ws, &origin).expect("dial b");
+    for c in [&a, &b] {
+        c.set_read_deadline(Some(Instant::now() + Duration::from_secs(10)));
+    }
+    a.write_message(MessageType::Text, b"hello from a").unwrap();
+    for (name, c) in [("a", &a), ("b", &b)] {
+        let m = c.read_message().unwrap_or_else(|e| panic!("{name} did not get a's message: {e:?}"));
+        assert_eq!((m.kind(), m.data()), (MessageType::Text, &b"hello from a"[..]), "{name}");
+    }
+    // Only /ws upgrades; binary messages are refused with 1003.
+    let Err(refused) = Dialer::default().dial(&format!("ws://{addr}/other"), &origin) else {
+        panic!("/other was upgraded");
+    };
+    assert_eq!(refused.response.map(|r| r.status()), Some(404));
+    b.write_message(MessageType::Binary, b"bin").unwrap();
+    let e = b.read_message().err().expect("binary closes the sender");
+    assert_eq!(b.close_code(), Some(1003), "{e:?}");
+    a.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+    terminate(server, "chat_web");
+}
 
 #[test]
 fn example_echo_server_loop() {

@@ -67,6 +67,35 @@ impl Dialer {
         let req = self.prepare(url, extra)?;
         let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
         let stream = connect(&req.host, req.port, deadline)?;
+        self.handshake(stream, &req, deadline)
+    }
+
+    /// Performs the opening handshake over a socket the caller connected
+    /// (gorilla's NetDial): `url` gives the Host header and the path; its
+    /// host and port are not used to connect. The handshake timeout starts
+    /// now. The stream is closed on failure.
+    pub fn dial_stream(
+        &self,
+        stream: Stream,
+        url: &str,
+        extra: &[(String, String)],
+    ) -> std::result::Result<(Conn, Response), DialError> {
+        // On every early return the stream drops, which closes it.
+        let req = self.prepare(url, extra)?;
+        if stream.peer_addr().is_none() {
+            return Err(Error::invalid("the socket is not a connected TCP socket").into());
+        }
+        let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
+        self.handshake(stream, &req, deadline)
+    }
+
+    /// Sends the request over a connected `stream` and checks the answer.
+    fn handshake(
+        &self,
+        stream: Stream,
+        req: &DialRequest,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(Conn, Response), DialError> {
         stream.write_all_until(&req.bytes, deadline).map_err(|e| handshake_io("sending the handshake request", e))?;
 
         let mut buf = Vec::with_capacity(1024);
@@ -83,7 +112,7 @@ impl Dialer {
                 Err(e) => return Err(handshake_io("reading the handshake response", e).into()),
             }
         };
-        match self.check_response(&req, &head) {
+        match self.check_response(req, &head) {
             Ok((sub, deflate)) => {
                 let leftover = buf[head_len..].to_vec();
                 let conn = Conn::new(stream, Role::Client, sub, deflate, &self.conn, &leftover);

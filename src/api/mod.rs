@@ -15,7 +15,7 @@ pub mod upgrader;
 pub use config::ConnConfig;
 pub use conn::{Conn, Message, MessageType};
 pub use dialer::Dialer;
-pub use http::{Request, Response};
+pub use http::{HttpResponse, Request, Response};
 pub use listener::Listener;
 pub use pool::BufferPool;
 pub use prepared::PreparedMessage;

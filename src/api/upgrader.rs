@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::config::ConnConfig;
 use super::conn::Conn;
-use super::http::{ErrorResponse, Request};
+use super::http::{ErrorResponse, HttpResponse, Request};
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::{params, Agreement};
 use crate::proto::handshake::{self, headers::validate_header, Rejection};
@@ -18,6 +18,15 @@ pub type CheckOrigin = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
 /// Adjusts an error response before it is sent. The request is `None`
 /// when it could not be parsed.
 pub type ErrorResponder = Arc<dyn Fn(Option<&Request>, &mut ErrorResponse) + Send + Sync>;
+
+/// Answers a plain HTTP request (one that is not an upgrade attempt) on a
+/// `Listener` or loop port: the request, its body, and the response to
+/// fill in. Runs on the thread that drives the handshakes, so other
+/// clients' handshakes wait while it runs.
+pub type HttpHandler = Arc<dyn Fn(&Request, &[u8], &mut HttpResponse) + Send + Sync>;
+
+/// The default limit on the body of a plain HTTP request (64 KiB).
+pub(crate) const DEFAULT_HTTP_MAX_BODY: usize = 64 << 10;
 
 /// The default handshake timeout of a server: a client that sends half a
 /// request and stalls is dropped after this.
@@ -34,6 +43,11 @@ pub struct Upgrader {
     pub response_headers: Vec<(String, String)>,
     /// `None` = no timeout.
     pub handshake_timeout: Option<Duration>,
+    /// `None` = a request that is not an upgrade is refused like a bad
+    /// handshake (400/405); `Some` answers it (see `server_handshake`).
+    pub http_handler: Option<HttpHandler>,
+    /// Largest body of a plain HTTP request; a longer one gets 413.
+    pub http_max_body: usize,
     pub conn: ConnConfig,
 }
 
@@ -45,6 +59,8 @@ impl Default for Upgrader {
             error_responder: None,
             response_headers: Vec::new(),
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            http_handler: None,
+            http_max_body: DEFAULT_HTTP_MAX_BODY,
             conn: ConnConfig::default(),
         }
     }
@@ -113,6 +129,8 @@ impl Upgrader {
 
     /// Upgrades a connection the caller accepted, whose first bytes
     /// (`already_read`, possibly empty or a partial request) it has read.
+    /// The HTTP handler is not used here: the caller's own server routes
+    /// plain HTTP, so a request that is not an upgrade is refused.
     /// Reads the rest of the request within the handshake timeout, answers
     /// it, and returns the connection; on failure the error response has
     /// been sent and the socket closed.

@@ -1,6 +1,8 @@
-//! `ws_dialer` (gorilla's Dialer) and `ws_dial`: the client side.
+//! `ws_dialer` (gorilla's Dialer), `ws_dial` and `ws_dial_fd` (over a
+//! socket the caller connected): the client side.
 
 use std::ffi::c_char;
+use std::os::fd::FromRawFd;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use super::pool::ws_buffer_pool;
 use super::status::*;
 use crate::api::Dialer;
 use crate::error::Error;
+use crate::transport::Stream;
 
 /// Client settings (gorilla's Dialer). Opaque. `ws_dial` may run on many
 /// threads at once with the same dialer; setters should not race dials.
@@ -180,23 +183,72 @@ pub extern "C" fn ws_dial(
         tri!(need(conn_out, "conn_out"));
         let extra = tri!(headers(headers_, n_headers));
         let d = tri!(dialer_snapshot(dialer));
-        let give_response = |resp| {
-            if !response_out.is_null() {
-                put(response_out, guard::register(Box::new(ws_response { resp })));
-            }
-        };
-        match d.dial(url, &extra) {
-            Ok((conn, resp)) => {
-                give_response(resp);
-                put(conn_out, ws_conn::into_raw(conn));
-                WS_OK
-            }
-            Err(de) => {
-                if let Some(resp) = de.response {
-                    give_response(resp);
-                }
-                guard::fail(&de.error)
-            }
+        finish_dial(d.dial(url, &extra), conn_out, response_out)
+    })
+}
+
+/// Hands a dial's outcome to C: the connection, and the response when the
+/// caller asked for it and one arrived.
+fn finish_dial(
+    outcome: std::result::Result<(crate::api::Conn, crate::api::Response), crate::api::dialer::DialError>,
+    conn_out: *mut *mut ws_conn,
+    response_out: *mut *mut ws_response,
+) -> ws_status {
+    let give_response = |resp| {
+        if !response_out.is_null() {
+            put(response_out, guard::register(Box::new(ws_response { resp })));
         }
+    };
+    match outcome {
+        Ok((conn, resp)) => {
+            give_response(resp);
+            put(conn_out, ws_conn::into_raw(conn));
+            WS_OK
+        }
+        Err(de) => {
+            if let Some(resp) = de.response {
+                give_response(resp);
+            }
+            guard::fail(&de.error)
+        }
+    }
+}
+
+/// Performs the opening handshake over `fd`, a TCP socket the caller has
+/// already connected (gorilla's NetDial: your own connect, a socket through
+/// a tunnel, a bound source address...). libws takes ownership of `fd` in
+/// every case (on failure it is closed). `url` (ws://host[:port][/path])
+/// gives the Host header and the path; nothing is resolved or connected
+/// from it. The dialer's handshake timeout starts with the call. Results,
+/// `response_out` and statuses as `ws_dial`; `WS_ERR_INVALID_ARGUMENT` when
+/// `fd` is negative or not a connected TCP socket. Blocking; any thread.
+#[no_mangle]
+pub extern "C" fn ws_dial_fd(
+    dialer: *const ws_dialer,
+    fd: i32,
+    url: *const c_char,
+    headers_: *const ws_header,
+    n_headers: usize,
+    conn_out: *mut *mut ws_conn,
+    response_out: *mut *mut ws_response,
+) -> ws_status {
+    ffi_status!({
+        put(response_out, std::ptr::null_mut());
+        if fd < 0 {
+            return invalid("fd is negative");
+        }
+        // SAFETY: the caller hands over ownership of the socket `fd`
+        // (documented above); it is closed when the value drops, on every
+        // path below.
+        let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+        let url = tri!(cstr(url, "url"));
+        tri!(need(conn_out, "conn_out"));
+        let extra = tri!(headers(headers_, n_headers));
+        let d = tri!(dialer_snapshot(dialer));
+        let stream = match Stream::from_std(std_stream) {
+            Ok(s) => s,
+            Err(e) => return guard::fail(&Error::io("fd is not a usable socket", e)),
+        };
+        finish_dial(d.dial_stream(stream, url, &extra), conn_out, response_out)
     })
 }

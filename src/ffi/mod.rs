@@ -16,6 +16,7 @@ pub mod conn;
 pub mod dialer;
 pub mod event_loop;
 pub mod http;
+pub mod http_response;
 pub mod pool;
 pub mod server;
 pub mod status;

@@ -9,10 +9,13 @@
 //!   write the 101 or error response).
 //! * [`response`]: the client side (write the request, parse and validate
 //!   the server's response).
+//! * [`plain_http`]: plain HTTP requests on the WebSocket port (not
+//!   upgrades): routing, body length, the response.
 //! * [`url`]: `ws://` / `wss://` URL parsing for the client.
 
 pub mod accept;
 pub mod headers;
+pub mod plain_http;
 pub mod request;
 pub mod response;
 pub mod url;

@@ -95,6 +95,7 @@ fn built() -> &'static Path {
         if !lib.join("libws.so").exists() {
             return Err(format!("{} was not built", lib.join("libws.so").display()));
         }
+        soname_link(&lib)?;
         run_checked(
             Command::new("make")
                 .arg("-C")
@@ -110,6 +111,25 @@ fn built() -> &'static Path {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     }
+}
+
+/// Programs linked against libws.so need the file its SONAME names
+/// (libws.so.0) at run time; cargo builds only libws.so, so the build
+/// tree gets the link `make install` also makes.
+fn soname_link(lib: &Path) -> Result<(), String> {
+    let out =
+        Command::new("readelf").arg("-d").arg(lib.join("libws.so")).output().map_err(|e| format!("readelf: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let soname = text
+        .lines()
+        .find(|l| l.contains("(SONAME)"))
+        .and_then(|l| l.split('[').nth(1))
+        .and_then(|s| s.split(']').next())
+        .ok_or_else(|| format!("libws.so has no SONAME:\n{text}"))?
+        .to_string();
+    let link = lib.join(&soname);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("libws.so", &link).map_err(|e| format!("symlink {}: {e}", link.display()))
 }
 
 /// Compiles one C (or C++) test program against the release library.

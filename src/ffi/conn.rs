@@ -10,16 +10,15 @@
 use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::convert::{bytes, bytes_mut, copy_c_string, copy_out, need, put, status};
 use super::guard::{self, ffi_status, ffi_value, invalid};
 use super::status::*;
+use super::timeout::deadline;
 use crate::api::conn::{CloseHandler, ControlHandler, MessageType};
 use crate::api::event_loop::ConnHandle;
 use crate::api::Conn;
 use crate::error::{Error, ErrorKind};
-use crate::transport::wait::deadline_from_ms;
 
 /// Message types, numbered as RFC 6455 opcodes (and gorilla's constants).
 pub type ws_msg_type = i32;
@@ -306,15 +305,13 @@ pub extern "C" fn ws_conn_close_graceful(
     code: u16,
     reason: *const u8,
     reason_len: usize,
-    timeout_ms: u32,
+    timeout_ms: i64,
 ) -> ws_status {
     ffi_status!({
         let c = tri!(conn_ref(conn));
         let reason = tri!(bytes(reason, reason_len, "reason"));
         match &c.kind {
-            ConnKind::Blocking(b) => {
-                conn_status(b.close_graceful(code, reason, Duration::from_millis(timeout_ms as u64)))
-            }
+            ConnKind::Blocking(b) => conn_status(b.close_graceful_until(code, reason, deadline(timeout_ms))),
             // Never blocks: the loop finishes the handshake (within its
             // close timeout) and reports it in the close callback.
             ConnKind::Loop(l) => conn_status(l.handle.close(code, reason)),
@@ -444,7 +441,7 @@ pub extern "C" fn ws_conn_write_control(
         let t = tri!(msg_type(r#type));
         let data = tri!(bytes(data, len, "data"));
         match &c.kind {
-            ConnKind::Blocking(b) => conn_status(b.write_control(t, data, deadline_from_ms(timeout_ms))),
+            ConnKind::Blocking(b) => conn_status(b.write_control(t, data, deadline(timeout_ms))),
             ConnKind::Loop(_) if !t.is_control() => invalid("write_control sends WS_CLOSE, WS_PING or WS_PONG"),
             // Queued at once: the timeout does not apply.
             ConnKind::Loop(l) => conn_status(l.handle.send(t, data)),
@@ -545,7 +542,7 @@ pub extern "C" fn ws_conn_writer_close(conn: *mut ws_conn) -> ws_status {
 #[no_mangle]
 pub extern "C" fn ws_conn_set_read_deadline(conn: *mut ws_conn, timeout_ms: i64) -> ws_status {
     ffi_status!({
-        tri!(tri!(conn_ref(conn)).blocking()).set_read_deadline(deadline_from_ms(timeout_ms));
+        tri!(tri!(conn_ref(conn)).blocking()).set_read_deadline(deadline(timeout_ms));
         WS_OK
     })
 }
@@ -555,7 +552,7 @@ pub extern "C" fn ws_conn_set_read_deadline(conn: *mut ws_conn, timeout_ms: i64)
 #[no_mangle]
 pub extern "C" fn ws_conn_set_write_deadline(conn: *mut ws_conn, timeout_ms: i64) -> ws_status {
     ffi_status!({
-        tri!(tri!(conn_ref(conn)).blocking()).set_write_deadline(deadline_from_ms(timeout_ms));
+        tri!(tri!(conn_ref(conn)).blocking()).set_write_deadline(deadline(timeout_ms));
         WS_OK
     })
 }

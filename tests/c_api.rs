@@ -255,6 +255,68 @@ fn c_header_compiles_as_cpp() {
     run_c_test("header_cpp.cpp");
 }
 
+// ---- The C++ wrapper (include/ws.hpp) ----------------------------------------
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// Compiles and runs one `tests/cpp/` program with `compiler` at
+/// C++17 (and `-Wall -Wextra -Werror -pedantic`) plus `extra` flags.
+fn run_cpp_test(src: &str, compiler: &str, extra: &[&str]) {
+    let lib = built();
+    let stem = Path::new(src).file_stem().unwrap().to_str().unwrap();
+    let exe = out_dir().join(format!("{stem}-{compiler}"));
+    let mut cmd = Command::new(compiler);
+    cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-pthread"])
+        .args(extra)
+        .arg(format!("-I{}", manifest_dir().join("include").display()))
+        .arg(format!("-I{}", manifest_dir().join("tests/cpp").display()))
+        .arg("-o")
+        .arg(&exe)
+        .arg(manifest_dir().join("tests/cpp").join(src))
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lws");
+    if let Err(e) = run_checked(&mut cmd, &format!("{compiler} {src}")) {
+        panic!("{e}");
+    }
+    let _serial = serial();
+    let (status, out, err) = run_with_timeout(&mut release_command(&exe), C_TEST_TIMEOUT);
+    println!("{out}");
+    if !err.is_empty() {
+        println!("--- stderr ---\n{err}");
+    }
+    let status = status.unwrap_or_else(|| panic!("{src} ({compiler}) timed out after {C_TEST_TIMEOUT:?}"));
+    let summary = out.lines().rev().find(|l| l.ends_with(" failed")).unwrap_or("");
+    assert!(status.success(), "{src} ({compiler}) exited with {status}; summary: {summary}");
+    assert!(
+        summary.ends_with(", 0 failed") && !summary.starts_with("0 passed"),
+        "{src}: no clean summary ({summary:?})"
+    );
+}
+
+#[test]
+fn cpp_wrapper_gxx() {
+    run_cpp_test("test_wrapper.cpp", "g++", &[]);
+}
+
+#[test]
+fn cpp_wrapper_gxx_without_exceptions() {
+    run_cpp_test("test_no_exceptions.cpp", "g++", &["-fno-exceptions"]);
+}
+
+/// clang++ where present (Debian's `clang` package); skipped otherwise.
+#[test]
+fn cpp_wrapper_clangxx() {
+    if !have("clang++") {
+        eprintln!("clang++ not installed: the clang++ build of the C++ wrapper tests is skipped");
+        return;
+    }
+    run_cpp_test("test_wrapper.cpp", "clang++", &[]);
+    run_cpp_test("test_no_exceptions.cpp", "clang++", &["-fno-exceptions"]);
+}
+
 // ---- The examples -----------------------------------------------------------
 
 /// A command for a program linked against libws that loads the release

@@ -275,6 +275,36 @@ fn compile_header(compiler: &str, lang: &str, std: &str, pedantic: bool) -> Resu
     }
 }
 
+/// Includes ws.hpp and instantiates its templates that take types.
+const HPP_TU: &str = r#"#include "ws.hpp"
+enum { NORMAL, TAIL };
+int main() {
+    ws::result<int> r(WS_ERR_TIMEOUT, "t");
+    ws::result<void> v = ws::result<void>::from(WS_OK);
+    return (r.ok() ? 1 : 0) + (v.ok() ? 0 : 1) + NORMAL + TAIL;
+}
+"#;
+
+fn compile_hpp(compiler: &str, std: &str, flags: &[&str]) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("libws-hpp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("tu.cpp");
+    std::fs::write(&src, HPP_TU).unwrap();
+    let out = Command::new(compiler)
+        .arg(format!("-std={std}"))
+        .args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only"])
+        .args(flags)
+        .arg(format!("-I{}", Path::new(env!("CARGO_MANIFEST_DIR")).join("include").display()))
+        .arg(&src)
+        .output()
+        .map_err(|e| format!("{compiler}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{compiler} -std={std} {flags:?} ws.hpp: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
 fn have(tool: &str) -> bool {
     Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
 }
@@ -300,6 +330,13 @@ fn header_compiles_as_c_and_cpp() {
         for std in ["c++11", "c++17", "c++20"] {
             ran += 1;
             failures.extend(compile_header(cxx, "c++", std, true).err());
+        }
+        // ws.hpp is C++17: with and without exceptions.
+        for std in ["c++17", "c++20"] {
+            for flags in [&[][..], &["-fno-exceptions"][..]] {
+                ran += 1;
+                failures.extend(compile_hpp(cxx, std, flags).err());
+            }
         }
     }
     assert!(failures.is_empty(), "{} of {ran} compiles failed:\n{}", failures.len(), failures.join("\n"));

@@ -572,10 +572,11 @@ ws_status ws_conn_close(struct ws_conn *conn);
 /**
  * The close handshake: sends a close frame with `code` and `reason`
  * (`reason_len` bytes of UTF-8, at most 123; code 1005 sends an empty
- * close), waits up to `timeout_ms` for the peer's close, then closes the
- * socket. If no other thread is reading, this call reads (and discards)
- * incoming data messages meanwhile; otherwise it waits for that reader to
- * see the close. Returns `WS_ERR_TIMEOUT` when the peer did not answer in
+ * close), waits up to `timeout_ms` (negative = no limit) for the peer's
+ * close, then closes the socket. If no other thread is reading, this call
+ * reads (and discards) incoming data messages meanwhile — which ends the
+ * validity of a zero-copy payload from `ws_conn_read_message` — otherwise
+ * it waits for that reader to see the close. Returns `WS_ERR_TIMEOUT` when the peer did not answer in
  * time (the socket is closed anyway). Any thread.
  * On an event-loop connection it queues the close frame and returns at
  * once (`timeout_ms` is not used: the loop's close timeout applies); the
@@ -591,7 +592,10 @@ ws_status ws_conn_close_graceful(struct ws_conn *conn,
  * Reads the next whole text or binary message (gorilla's ReadMessage).
  * On success `*type_out` is `WS_TEXT` or `WS_BINARY` and `*data_out`,
  * `*len_out` point at the payload, owned by the connection and valid until
- * the next read call on it (zero-copy). Text is validated UTF-8. Control
+ * the next call that reads it (`ws_conn_read_message`,
+ * `ws_conn_read_message_copy`, `ws_conn_next_reader`,
+ * `ws_conn_reader_read`, `ws_conn_close_graceful`) or `ws_conn_free`
+ * (zero-copy). Text is validated UTF-8. Control
  * frames that arrive meanwhile go to their handlers. Waits up to the read
  * deadline (`WS_ERR_TIMEOUT` leaves the connection usable; a partial
  * message is kept for the next read). Errors other than timeout are

@@ -520,6 +520,10 @@ public:
     result<void> try_set_compression_level(int level) const {
         return result<void>::from(ws_conn_set_compression_level(c_, level));
     }
+    result<void> try_set_compression_threshold(std::size_t bytes) const {
+        return result<void>::from(ws_conn_set_compression_threshold(c_, bytes));
+    }
+    void set_compression_threshold(std::size_t bytes) const { try_set_compression_threshold(bytes).value(); }
     void set_read_deadline(std::int64_t timeout_ms) const { try_set_read_deadline(timeout_ms).value(); }
     void set_write_deadline(std::int64_t timeout_ms) const { try_set_write_deadline(timeout_ms).value(); }
     void set_read_limit(std::uint64_t limit) const { try_set_read_limit(limit).value(); }

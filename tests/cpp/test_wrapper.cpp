@@ -78,6 +78,7 @@ void test_blocking() {
     check::that(resp.header("x-server") == std::optional<std::string_view>("libws"), "response header by name");
     check::that(c.subprotocol() == "chat", "subprotocol negotiated");
     check::that(!c.is_loop() && c.fd() >= 0 && c.remote_addr().find("127.0.0.1:") == 0, "connection state");
+    check::that(!c.compression_negotiated() && c.try_set_compression_threshold(64).ok(), "compression settings");
 
     c.send_text("hello");
     ws::message_view m = c.read();

@@ -851,6 +851,24 @@ public:
     result<void> try_set_read_limit(std::uint64_t limit) {
         return result<void>::from(ws_upgrader_set_read_limit(u_, limit));
     }
+    /**
+     * Upgrades a TCP socket the caller's own HTTP server accepted, given
+     * the bytes it already read from it; libws owns `fd` from then on
+     * (closed on failure too). A refused request has had its HTTP error
+     * sent (WS_ERR_HANDSHAKE_REJECTED). The connection's callables (check
+     * origin, error handler) are this upgrader's: keep it alive meanwhile.
+     */
+    result<conn> try_upgrade_fd(int fd, bytes_view request_bytes, const headers &extra = {}) const {
+        detail::header_list h(extra);
+        ws_conn *c = nullptr;
+        ws_status st = ws_upgrader_upgrade_fd(u_, fd, request_bytes.data(), request_bytes.size(), h.data(), h.size(), &c);
+        if (st != WS_OK) return result<conn>::failure(st);
+        return conn(c);
+    }
+    conn upgrade_fd(int fd, bytes_view request_bytes, const headers &extra = {}) const {
+        return try_upgrade_fd(fd, request_bytes, extra).value();
+    }
+
     upgrader &set_subprotocols(const std::vector<std::string> &p) { return done(try_set_subprotocols(p)); }
     upgrader &set_check_origin(std::function<bool(request_view)> f) { return done(try_set_check_origin(std::move(f))); }
     upgrader &set_error_handler(std::function<void(std::optional<request_view>, error_response_view)> f) {

@@ -2,13 +2,19 @@
 // with RAII handles, string_view/bytes_view, subprotocols, headers,
 // streaming, handlers as lambdas (and an exception thrown from one), read
 // deadlines, a threaded client (one thread writes while another reads),
-// errors as exceptions and as ws::result, refused handshakes, and the
+// errors as exceptions and as ws::result, refused handshakes,
+// upgrader::upgrade_fd on a socket accepted with POSIX calls, and the
 // event loop with lambda callbacks: a loop server and loop client, timers,
 // a loop on another thread serving blocking clients, broadcast, an
 // exception escaping a callback, and shutdown.
 #include "ws.hpp"
 
 #include "check.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -182,6 +188,47 @@ void test_errors() {
     check::that(what == "pong handler failed", "an exception from a handler is rethrown by the read");
 }
 
+// A socket accepted by "our own HTTP server" (plain POSIX calls), its
+// request read by us, then handed to upgrader::upgrade_fd.
+void test_upgrade_fd() {
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    bool ready = lfd >= 0 && bind(lfd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0 && listen(lfd, 4) == 0 &&
+                 getsockname(lfd, reinterpret_cast<sockaddr *>(&a), &alen) == 0;
+    if (!check::that(ready, "a plain listening socket")) return;
+    std::string url = "ws://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/own-server";
+    std::thread client([url] {
+        auto c = ws::try_dial(url);
+        if (!c) return;
+        c->send_text("over upgrade_fd");
+        auto m = c->try_read();
+        check::that(m.ok() && m->text() == "over upgrade_fd", "echo through a connection made by upgrade_fd");
+        (void)c->try_close_graceful(WS_CLOSE_NORMAL, "", 5000);
+    });
+    int fd = accept(lfd, nullptr, nullptr);
+    std::string head;
+    char buf[512];
+    while (head.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        head.append(buf, static_cast<std::size_t>(n));
+    }
+    ws::upgrader up;
+    auto c = up.try_upgrade_fd(fd, head, {{"X-Own", "1"}});
+    check::that(c.ok(), "upgrade_fd takes the socket and the bytes read");
+    if (c) {
+        auto m = c->try_read();
+        if (m) (void)c->try_write(m->type, m->data);
+        while (c->try_read().ok()) {
+        }
+    }
+    client.join();
+    close(lfd);
+}
+
 void test_event_loop() {
     ws::event_loop ev = ws::event_loop::create();
     std::atomic<int> server_closed{0};
@@ -271,6 +318,7 @@ int main() {
         test_blocking();
         test_threaded_client();
         test_errors();
+        test_upgrade_fd();
         test_event_loop();
     } catch (const std::exception &e) {
         check::that(false, std::string("unexpected exception: ") + e.what());

@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
         if (st != WS_OK) break;
     }
     int rc;
-    if (st == WS_ERR_CLOSED && ws_conn_close_code(conn) == NORMAL) {
+    if (st == WS_ERR_CLOSED && ws_conn_close_code(conn) == WS_CLOSE_NORMAL) {
         rc = 0;
     } else {
         char reason[128] = "";

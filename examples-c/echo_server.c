@@ -36,7 +36,7 @@ static int parse_port(const char *s, uint16_t *out) {
 
 static void *echo_conn(void *arg) {
     ws_conn *conn = arg;
-    static const uint16_t normal[] = {NORMAL, GOING_AWAY};
+    static const uint16_t normal[] = {WS_CLOSE_NORMAL, WS_CLOSE_GOING_AWAY};
     for (;;) {
         ws_msg_type type;
         const uint8_t *data;

@@ -95,6 +95,7 @@ fn built() -> &'static Path {
         if !lib.join("libws.so").exists() {
             return Err(format!("{} was not built", lib.join("libws.so").display()));
         }
+        soname_link(&lib)?;
         run_checked(
             Command::new("make")
                 .arg("-C")
@@ -110,6 +111,25 @@ fn built() -> &'static Path {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     }
+}
+
+/// Programs linked against libws.so need the file its SONAME names
+/// (libws.so.0) at run time; cargo builds only libws.so, so the build
+/// tree gets the link `make install` also makes.
+fn soname_link(lib: &Path) -> Result<(), String> {
+    let out =
+        Command::new("readelf").arg("-d").arg(lib.join("libws.so")).output().map_err(|e| format!("readelf: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let soname = text
+        .lines()
+        .find(|l| l.contains("(SONAME)"))
+        .and_then(|l| l.split('[').nth(1))
+        .and_then(|s| s.split(']').next())
+        .ok_or_else(|| format!("libws.so has no SONAME:\n{text}"))?
+        .to_string();
+    let link = lib.join(&soname);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("libws.so", &link).map_err(|e| format!("symlink {}: {e}", link.display()))
 }
 
 /// Compiles one C (or C++) test program against the release library.
@@ -243,6 +263,68 @@ fn c_test_misuse() {
 #[test]
 fn c_header_compiles_as_cpp() {
     run_c_test("header_cpp.cpp");
+}
+
+// ---- The C++ wrapper (include/ws.hpp) ----------------------------------------
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// Compiles and runs one `tests/cpp/` program with `compiler` at
+/// C++17 (and `-Wall -Wextra -Werror -pedantic`) plus `extra` flags.
+fn run_cpp_test(src: &str, compiler: &str, extra: &[&str]) {
+    let lib = built();
+    let stem = Path::new(src).file_stem().unwrap().to_str().unwrap();
+    let exe = out_dir().join(format!("{stem}-{compiler}"));
+    let mut cmd = Command::new(compiler);
+    cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-pthread"])
+        .args(extra)
+        .arg(format!("-I{}", manifest_dir().join("include").display()))
+        .arg(format!("-I{}", manifest_dir().join("tests/cpp").display()))
+        .arg("-o")
+        .arg(&exe)
+        .arg(manifest_dir().join("tests/cpp").join(src))
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lws");
+    if let Err(e) = run_checked(&mut cmd, &format!("{compiler} {src}")) {
+        panic!("{e}");
+    }
+    let _serial = serial();
+    let (status, out, err) = run_with_timeout(&mut release_command(&exe), C_TEST_TIMEOUT);
+    println!("{out}");
+    if !err.is_empty() {
+        println!("--- stderr ---\n{err}");
+    }
+    let status = status.unwrap_or_else(|| panic!("{src} ({compiler}) timed out after {C_TEST_TIMEOUT:?}"));
+    let summary = out.lines().rev().find(|l| l.ends_with(" failed")).unwrap_or("");
+    assert!(status.success(), "{src} ({compiler}) exited with {status}; summary: {summary}");
+    assert!(
+        summary.ends_with(", 0 failed") && !summary.starts_with("0 passed"),
+        "{src}: no clean summary ({summary:?})"
+    );
+}
+
+#[test]
+fn cpp_wrapper_gxx() {
+    run_cpp_test("test_wrapper.cpp", "g++", &[]);
+}
+
+#[test]
+fn cpp_wrapper_gxx_without_exceptions() {
+    run_cpp_test("test_no_exceptions.cpp", "g++", &["-fno-exceptions"]);
+}
+
+/// clang++ where present (Debian's `clang` package); skipped otherwise.
+#[test]
+fn cpp_wrapper_clangxx() {
+    if !have("clang++") {
+        eprintln!("clang++ not installed: the clang++ build of the C++ wrapper tests is skipped");
+        return;
+    }
+    run_cpp_test("test_wrapper.cpp", "clang++", &[]);
+    run_cpp_test("test_no_exceptions.cpp", "clang++", &["-fno-exceptions"]);
 }
 
 // ---- The examples -----------------------------------------------------------

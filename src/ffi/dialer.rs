@@ -4,7 +4,6 @@
 use std::ffi::c_char;
 use std::os::fd::FromRawFd;
 use std::sync::RwLock;
-use std::time::Duration;
 
 use super::conn::{tri, ws_conn};
 use super::convert::{cstr, cstr_array, headers, need, put, ws_header};
@@ -100,14 +99,14 @@ pub extern "C" fn ws_dialer_add_header(dialer: *mut ws_dialer, name: *const c_ch
     })
 }
 
-/// Sets the handshake timeout in milliseconds (0 = none; default 45000).
-/// It covers connecting, sending the request and reading the response;
-/// name resolution uses the system resolver and is not covered.
+/// Sets the handshake timeout in milliseconds (negative = none; default
+/// 45000). It covers connecting, sending the request and reading the
+/// response; name resolution uses the system resolver and is not covered.
 #[no_mangle]
-pub extern "C" fn ws_dialer_set_handshake_timeout(dialer: *mut ws_dialer, timeout_ms: u32) -> ws_status {
+pub extern "C" fn ws_dialer_set_handshake_timeout(dialer: *mut ws_dialer, timeout_ms: i64) -> ws_status {
     ffi_status!({
         with_dialer(dialer, |d| {
-            d.handshake_timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64));
+            d.handshake_timeout = super::timeout::timeout(timeout_ms);
             Ok(())
         })
     })

@@ -10,9 +10,11 @@
 
 pub(crate) mod convert;
 pub(crate) mod guard;
+pub(crate) mod timeout;
 
 pub mod compression;
 pub mod conn;
+pub mod constants;
 pub mod dialer;
 pub mod event_loop;
 pub mod http;

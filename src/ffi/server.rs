@@ -3,7 +3,6 @@
 use std::ffi::{c_char, c_void};
 use std::os::fd::FromRawFd;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use super::conn::{tri, ws_conn};
 use super::convert::{bytes, copy_out, cstr, cstr_array, headers, need, put, ws_header};
@@ -12,10 +11,10 @@ use super::http::{ws_error_response, ws_request};
 use super::http_response::ws_http_response;
 use super::pool::ws_buffer_pool;
 use super::status::*;
+use super::timeout::deadline;
 use crate::api::http::{ErrorResponse, HttpResponse, Request};
 use crate::api::{Listener, Upgrader};
 use crate::error::Error;
-use crate::transport::wait::deadline_from_ms;
 use crate::transport::Stream;
 
 /// Decides whether to accept a handshake request (origin, auth headers...).
@@ -265,14 +264,14 @@ pub extern "C" fn ws_upgrader_add_response_header(
     })
 }
 
-/// Sets the handshake timeout in milliseconds (0 = none; default 10000).
-/// A client that has not completed its request by then is dropped without
-/// delaying other clients.
+/// Sets the handshake timeout in milliseconds (negative = none; default
+/// 10000). A client that has not completed its request by then is dropped
+/// without delaying other clients.
 #[no_mangle]
-pub extern "C" fn ws_upgrader_set_handshake_timeout(up: *mut ws_upgrader, timeout_ms: u32) -> ws_status {
+pub extern "C" fn ws_upgrader_set_handshake_timeout(up: *mut ws_upgrader, timeout_ms: i64) -> ws_status {
     ffi_status!({
         with_up(up, |u| {
-            u.handshake_timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64));
+            u.handshake_timeout = super::timeout::timeout(timeout_ms);
             Ok(())
         })
     })
@@ -411,7 +410,7 @@ pub extern "C" fn ws_listener_accept(
     ffi_status!({
         let l = tri!(listener_ref(listener));
         tri!(need(conn_out, "conn_out"));
-        match l.l.accept(deadline_from_ms(timeout_ms)) {
+        match l.l.accept(deadline(timeout_ms)) {
             Ok(conn) => {
                 put(conn_out, ws_conn::into_raw(conn));
                 WS_OK

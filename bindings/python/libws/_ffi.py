@@ -31,7 +31,6 @@ from ctypes import (
     c_size_t,
     c_uint8,
     c_uint16,
-    c_uint32,
     c_uint64,
     c_void_p,
 )
@@ -169,7 +168,7 @@ def _fn(name: str, restype, *argtypes):
 # connection
 ws_conn_free = _fn("ws_conn_free", None, conn_p)
 ws_conn_close = _fn("ws_conn_close", ws_status, conn_p)
-ws_conn_close_graceful = _fn("ws_conn_close_graceful", ws_status, conn_p, c_uint16, c_char_p, c_size_t, c_uint32)
+ws_conn_close_graceful = _fn("ws_conn_close_graceful", ws_status, conn_p, c_uint16, c_char_p, c_size_t, c_int64)
 ws_conn_read_message = _fn(
     "ws_conn_read_message", ws_status, conn_p, POINTER(ws_msg_type), POINTER(c_void_p), POINTER(c_size_t)
 )
@@ -211,7 +210,7 @@ ws_dialer_new = _fn("ws_dialer_new", c_void_p)
 ws_dialer_free = _fn("ws_dialer_free", None, c_void_p)
 ws_dialer_set_subprotocols = _fn("ws_dialer_set_subprotocols", ws_status, c_void_p, POINTER(c_char_p), c_size_t)
 ws_dialer_add_header = _fn("ws_dialer_add_header", ws_status, c_void_p, c_char_p, c_char_p)
-ws_dialer_set_handshake_timeout = _fn("ws_dialer_set_handshake_timeout", ws_status, c_void_p, c_uint32)
+ws_dialer_set_handshake_timeout = _fn("ws_dialer_set_handshake_timeout", ws_status, c_void_p, c_int64)
 ws_dialer_set_read_limit = _fn("ws_dialer_set_read_limit", ws_status, c_void_p, c_uint64)
 ws_dialer_set_buffer_sizes = _fn("ws_dialer_set_buffer_sizes", ws_status, c_void_p, c_size_t, c_size_t)
 ws_dial = _fn(
@@ -260,7 +259,7 @@ ws_upgrader_set_subprotocols = _fn(
 )
 ws_upgrader_set_check_origin = _fn("ws_upgrader_set_check_origin", ws_status, c_void_p, CHECK_ORIGIN, c_void_p)
 ws_upgrader_add_response_header = _fn("ws_upgrader_add_response_header", ws_status, c_void_p, c_char_p, c_char_p)
-ws_upgrader_set_handshake_timeout = _fn("ws_upgrader_set_handshake_timeout", ws_status, c_void_p, c_uint32)
+ws_upgrader_set_handshake_timeout = _fn("ws_upgrader_set_handshake_timeout", ws_status, c_void_p, c_int64)
 ws_upgrader_set_read_limit = _fn("ws_upgrader_set_read_limit", ws_status, c_void_p, c_uint64)
 ws_upgrader_set_buffer_sizes = _fn("ws_upgrader_set_buffer_sizes", ws_status, c_void_p, c_size_t, c_size_t)
 ws_listen = _fn("ws_listen", ws_status, c_void_p, c_char_p, c_uint16, POINTER(c_void_p))

@@ -15,7 +15,7 @@ from .connection import (
     PingHandler,
     _buffer_size,
     _limit,
-    _ms_u32,
+    _ms,
 )
 from .exceptions import HandshakeError, error_for
 
@@ -208,7 +208,7 @@ def connect(
             if st != _ffi.WS_OK:
                 raise error_for(st)
         if timeout is not None:
-            st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms_u32(timeout))
+            st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms(timeout))
             if st != _ffi.WS_OK:
                 raise error_for(st)
         if max_size != 64 * 1024 * 1024:

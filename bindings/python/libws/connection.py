@@ -67,13 +67,6 @@ def _ms(seconds: Optional[float]) -> int:
 MAX_BUFFER_SIZE = 64 * 1024 * 1024
 
 
-def _ms_u32(seconds: Optional[float]) -> int:
-    """A timeout for the C setters that take uint32 milliseconds with 0 =
-    none: None or a huge value -> 0, otherwise 1 .. 2**32-1."""
-    ms = _ms(seconds)
-    return 0 if ms < 0 or ms > 0xFFFFFFFF else max(1, ms)
-
-
 def _limit(value: Optional[int], what: str) -> int:
     """A read limit for C: None -> 0 (no limit); else an int >= 1."""
     if value is None:
@@ -447,8 +440,6 @@ class Connection:
         if timeout is None:
             timeout = self.close_timeout
         ms = _ms(timeout)
-        if ms < 0 or ms > 0xFFFFFFFF:
-            ms = 0xFFFFFFFF
         if self._reader == threading.get_ident():
             # Called by a handler inside recv() on this thread: waiting here
             # for the peer's close would wait for ourselves. Send the close
@@ -473,7 +464,7 @@ class Connection:
                 h = self._h
         if not first:
             # Another thread is closing (or has closed): wait for it.
-            self._close_done.wait(None if ms == 0xFFFFFFFF else ms / 1000 + 1)
+            self._close_done.wait(None if ms < 0 else ms / 1000 + 1)
             return
         try:
             st = _ffi.ws_conn_close_graceful(h, code, rb, len(rb), ms)

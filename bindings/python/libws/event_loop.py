@@ -58,7 +58,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from . import _ffi
 from .client import CompressionArg, HeadersLike, _compression_options, _header_pairs, _response_body
 from .client import _response_headers, _strings
-from .connection import _SENT_CODE, _limit, _ms_u32, _parse_addr
+from .connection import _SENT_CODE, _limit, _ms, _parse_addr
 from .exceptions import (
     ConnectionClosed,
     HandshakeError,
@@ -598,7 +598,7 @@ class EventLoop:
             mb = max_buffered
         iv = _ms_nonneg(ping_interval, "ping_interval")
         to = _ms_nonneg(ping_timeout if ping_timeout is not None else ping_interval, "ping_timeout")
-        idle = _ms_nonneg(idle_timeout, "idle_timeout")
+        idle = _ms(idle_timeout)  # None or inf -> -1: off
         ct = _ms_nonneg(close_timeout, "close_timeout")
         if exception_handler is not None and not callable(exception_handler):
             raise TypeError("exception_handler must be callable or None")
@@ -1026,7 +1026,7 @@ class EventLoop:
                     break
                 st = _ffi.ws_upgrader_add_response_header(up, k.encode("latin-1"), v.encode("latin-1"))
             if st == _ffi.WS_OK and handshake_timeout is not None:
-                st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms_u32(handshake_timeout))
+                st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms(handshake_timeout))
             if st == _ffi.WS_OK and copts is not None:
                 st = _ffi.ws_upgrader_set_compression(up, byref(copts))
             if st == _ffi.WS_OK and max_size != DEFAULT_MAX_SIZE:
@@ -1122,7 +1122,7 @@ class EventLoop:
                 arr, n = _strings(subprotocols, "subprotocols")
                 st = _ffi.ws_dialer_set_subprotocols(dialer, arr, n)
             if st == _ffi.WS_OK and timeout is not None:
-                st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms_u32(timeout))
+                st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms(timeout))
             if st == _ffi.WS_OK and max_size != DEFAULT_MAX_SIZE:
                 st = _ffi.ws_dialer_set_read_limit(dialer, limit)
             if st == _ffi.WS_OK and copts is not None:

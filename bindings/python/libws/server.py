@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from . import _ffi
 from .client import CompressionArg, _header_pairs, _strings
-from .connection import _PRIVATE, DEFAULT_CLOSE_TIMEOUT, Connection, _limit, _ms_u32, _parse_addr
+from .connection import _PRIVATE, DEFAULT_CLOSE_TIMEOUT, Connection, _limit, _ms, _parse_addr
 from .exceptions import ConnectionClosed, ConnectionClosedOK, error_for
 
 logger = logging.getLogger("libws")
@@ -152,7 +152,7 @@ class Server:
                     break
                 st = _ffi.ws_upgrader_add_response_header(up, k.encode("latin-1"), v.encode("latin-1"))
             if st == _ffi.WS_OK and handshake_timeout is not None:
-                st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms_u32(handshake_timeout))
+                st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms(handshake_timeout))
             if st == _ffi.WS_OK and copts is not None:
                 st = _ffi.ws_upgrader_set_compression(up, byref(copts))
             if st == _ffi.WS_OK and max_size != 64 * 1024 * 1024:

@@ -39,6 +39,8 @@ pub(crate) struct PendingHandshake {
     buf: Vec<u8>,
     head_len: usize,
     pub deadline: Option<Instant>,
+    /// When the socket was accepted: a full `Listener` evicts the oldest.
+    pub started: Instant,
     phase: Phase,
 }
 
@@ -53,12 +55,14 @@ pub(crate) enum Step {
 
 impl PendingHandshake {
     pub fn new(stream: Stream, remote: Option<SocketAddr>, upgrader: &Upgrader) -> PendingHandshake {
+        let started = Instant::now();
         PendingHandshake {
             stream,
             remote,
             buf: Vec::new(),
             head_len: 0,
-            deadline: upgrader.handshake_timeout.map(|t| Instant::now() + t),
+            deadline: upgrader.handshake_timeout.map(|t| started + t),
+            started,
             phase: Phase::Reading,
         }
     }

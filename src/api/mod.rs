@@ -5,6 +5,8 @@ pub mod config;
 pub mod conn;
 pub mod dialer;
 pub mod event_loop;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod listener;
 pub mod pool;

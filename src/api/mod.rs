@@ -1,6 +1,7 @@
 //! The Rust API: gorilla/websocket's Dialer, Upgrader and Conn over the
 //! sans-IO engine in `proto` and the sockets in `transport`.
 
+pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod dialer;

@@ -2,7 +2,8 @@
  * echo_server_loop: echoes every text and binary message back unchanged,
  * every connection on one thread (libws's event loop).
  *
- *   echo_server_loop [--host H] [--port P] [--compress]   (default 127.0.0.1:9001)
+ *   echo_server_loop [--host H] [--port P] [--compress] [--idle-timeout S]
+ *                    [--read-limit BYTES]      (default 127.0.0.1:9001)
  *
  * Prints "listening on ws://HOST:PORT/" once it is ready. Flow control: a
  * connection whose peer does not read its echoes is paused once 4 MiB are
@@ -10,6 +11,11 @@
  * no message is dropped (a send refused at the 64 MiB backstop closes the
  * connection). SIGINT/SIGTERM start a graceful shutdown (close
  * 1001 to everyone, up to 2 s), then the program exits.
+ *
+ * Safe defaults for a server facing the network: a connection with no
+ * message either way for --idle-timeout seconds (default 60; 0 = never) is
+ * closed with 1001. --read-limit sets the largest message accepted
+ * (default: libws's, 64 MiB; 0 = no limit).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -31,7 +37,7 @@ static void on_signal(int sig) {
 }
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress]\n", prog);
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress] [--idle-timeout S] [--read-limit BYTES]\n", prog);
     exit(2);
 }
 
@@ -41,6 +47,15 @@ static int parse_port(const char *s, uint16_t *out) {
     long v = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 65535) return -1;
     *out = (uint16_t)v;
+    return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-') return -1;
+    *out = (uint64_t)v;
     return 0;
 }
 
@@ -72,6 +87,8 @@ int main(int argc, char **argv) {
     int compress = 0;
     const char *host = "127.0.0.1";
     uint16_t port = 9001;
+    uint64_t idle_s = 60, read_limit = 0;
+    int have_read_limit = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
@@ -79,6 +96,11 @@ int main(int argc, char **argv) {
             if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
         } else if (strcmp(argv[i], "--compress") == 0) {
             compress = 1;
+        } else if (strcmp(argv[i], "--idle-timeout") == 0 && i + 1 < argc) {
+            if (parse_u64(argv[++i], &idle_s) != 0 || idle_s > 86400u * 365) usage(argv[0]);
+        } else if (strcmp(argv[i], "--read-limit") == 0 && i + 1 < argc) {
+            if (parse_u64(argv[++i], &read_limit) != 0) usage(argv[0]);
+            have_read_limit = 1;
         } else {
             usage(argv[0]);
         }
@@ -99,12 +121,14 @@ int main(int argc, char **argv) {
      * the backstop, e.g. against pings from a peer that never reads our
      * pongs, and leaves room for one message of up to the read limit. */
     ws_loop_set_max_buffered(loop, 64u << 20);
+    if (idle_s > 0) ws_loop_set_idle_timeout(loop, (int64_t)idle_s * 1000);
 
     ws_upgrader *up = ws_upgrader_new();
     if (compress) {
         ws_compression_options opts = ws_compression_options_default();
         ws_upgrader_set_compression(up, &opts);
     }
+    if (have_read_limit) ws_upgrader_set_read_limit(up, read_limit);
     ws_loop_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.on_message = on_message;

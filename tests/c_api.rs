@@ -8,6 +8,13 @@
 //! Every child process is killed when its test ends, pass or fail
 //! (`ChildGuard`). The C programs run one at a time (`RUN_LOCK`): several of
 //! them measure timeouts, and the machine may be small.
+//!
+//! `.ci/sanitizers` runs this same harness with three environment knobs:
+//! `LIBWS_C_CFLAGS` (extra compiler flags for the C programs and examples,
+//! e.g. ASan + UBSan; the examples are then built under the target
+//! directory, not in examples-c/build), `LIBWS_C_LIBDIR` (a libws.so built
+//! elsewhere, e.g. with `-Zsanitizer=address`; no nested cargo build) and
+//! `LIBWS_C_WRAPPER` (a command the C programs run under, e.g. valgrind).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -49,7 +56,25 @@ fn target_dir() -> PathBuf {
 }
 
 fn lib_dir() -> PathBuf {
-    target_dir().join("release")
+    match std::env::var_os("LIBWS_C_LIBDIR") {
+        Some(d) => PathBuf::from(d),
+        None => target_dir().join("release"),
+    }
+}
+
+/// Extra compiler flags for every C program (`LIBWS_C_CFLAGS`).
+fn extra_cflags() -> Vec<String> {
+    std::env::var("LIBWS_C_CFLAGS").map(|f| f.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// Where the examples are built: in-tree normally, under the target
+/// directory when built with extra flags (so the two builds never mix).
+fn examples_dir() -> PathBuf {
+    if extra_cflags().is_empty() {
+        manifest_dir().join("examples-c/build")
+    } else {
+        out_dir().join("examples")
+    }
 }
 
 fn out_dir() -> PathBuf {
@@ -87,22 +112,30 @@ fn built() -> &'static Path {
         let t0 = Instant::now();
         // The outer cargo has released its build lock once tests run, so a
         // nested cargo in the same target directory does not block.
-        run_checked(
-            Command::new(env!("CARGO")).current_dir(manifest_dir()).args(["build", "--release", "--lib"]),
-            "cargo build --release --lib",
-        )?;
+        if std::env::var_os("LIBWS_C_LIBDIR").is_none() {
+            run_checked(
+                Command::new(env!("CARGO")).current_dir(manifest_dir()).args(["build", "--release", "--lib"]),
+                "cargo build --release --lib",
+            )?;
+        }
         let lib = lib_dir();
         if !lib.join("libws.so").exists() {
             return Err(format!("{} was not built", lib.join("libws.so").display()));
         }
         soname_link(&lib)?;
-        run_checked(
-            Command::new("make")
-                .arg("-C")
-                .arg(manifest_dir().join("examples-c"))
-                .arg(format!("LIBDIR={}", lib.display())),
-            "make -C examples-c",
-        )?;
+        let mut make = Command::new("make");
+        make.arg("-C").arg(manifest_dir().join("examples-c")).arg(format!("LIBDIR={}", lib.display()));
+        let extra = extra_cflags();
+        if !extra.is_empty() {
+            // -B: the same sources, other flags: always rebuild.
+            // The flags ride on CC, so they reach compiling and linking
+            // without replacing the Makefile's own CFLAGS and LDFLAGS.
+            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+            make.arg("-B")
+                .arg(format!("BUILD={}", examples_dir().display()))
+                .arg(format!("CC={cc} {}", extra.join(" ")));
+        }
+        run_checked(&mut make, "make -C examples-c")?;
         std::fs::create_dir_all(out_dir()).map_err(|e| format!("mkdir {}: {e}", out_dir().display()))?;
         eprintln!("c_api: library and examples built in {:.1} s", t0.elapsed().as_secs_f64());
         Ok(lib)
@@ -148,6 +181,7 @@ fn compile(src: &str) -> PathBuf {
         c.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-pthread"]);
         c
     };
+    cmd.args(extra_cflags());
     cmd.arg(format!("-I{}", manifest_dir().join("include").display()))
         .arg("-o")
         .arg(&exe)
@@ -333,14 +367,22 @@ fn cpp_wrapper_clangxx() {
 /// library: `cargo test` puts target/debug (with a debug libws.so that may
 /// be older) on LD_LIBRARY_PATH, which outranks the programs' RUNPATH.
 fn release_command(program: &Path) -> Command {
-    let mut c = Command::new(program);
+    let mut c = match std::env::var("LIBWS_C_WRAPPER") {
+        Ok(w) if !w.trim().is_empty() => {
+            let mut parts = w.split_whitespace();
+            let mut c = Command::new(parts.next().unwrap());
+            c.args(parts).arg(program);
+            c
+        }
+        _ => Command::new(program),
+    };
     c.env("LD_LIBRARY_PATH", lib_dir());
     c
 }
 
 fn example(name: &str) -> PathBuf {
     built();
-    manifest_dir().join("examples-c/build").join(name)
+    examples_dir().join(name)
 }
 
 /// Starts a server example with `--port 0` and returns it with the URL from

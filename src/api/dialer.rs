@@ -200,6 +200,13 @@ pub(crate) struct DialRequest {
     offered: Vec<String>,
 }
 
+impl DialRequest {
+    /// The request's `Sec-WebSocket-Key` (for `api::fuzzing`).
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 pub(crate) fn bad_response(why: &str) -> Error {
     Error::new(ErrorKind::BadHandshake, format!("websocket: bad handshake: {why}"))
 }

@@ -1,10 +1,13 @@
 //! The Rust API: gorilla/websocket's Dialer, Upgrader and Conn over the
 //! sans-IO engine in `proto` and the sockets in `transport`.
 
+pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod dialer;
 pub mod event_loop;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod listener;
 pub mod pool;

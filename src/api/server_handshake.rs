@@ -49,6 +49,8 @@ pub(crate) struct PendingHandshake {
     head_len: usize,
     body_len: usize,
     pub deadline: Option<Instant>,
+    /// When the socket was accepted: a full `Listener` evicts the oldest.
+    pub started: Instant,
     phase: Phase,
 }
 
@@ -63,13 +65,15 @@ pub(crate) enum Step {
 
 impl PendingHandshake {
     pub fn new(stream: Stream, remote: Option<SocketAddr>, upgrader: &Upgrader) -> PendingHandshake {
+        let started = Instant::now();
         PendingHandshake {
             stream,
             remote,
             buf: Vec::new(),
             head_len: 0,
             body_len: 0,
-            deadline: upgrader.handshake_timeout.map(|t| Instant::now() + t),
+            deadline: upgrader.handshake_timeout.map(|t| started + t),
+            started,
             phase: Phase::Reading,
         }
     }

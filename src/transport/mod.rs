@@ -5,6 +5,7 @@
 //! [`wait::wait_ready`]) and by an event loop. TLS and caller-supplied
 //! read/write callbacks are further variants of [`Stream`].
 
+pub mod accept;
 pub mod tcp;
 pub mod wait;
 

@@ -6,9 +6,16 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use mio::net::TcpStream;
 
+/// The accept queue's length asked of the kernel (capped by
+/// `net.core.somaxconn`). mio and std ask for 128, which a burst of clients
+/// or a few stalled handshakes fill; while the queue is full the kernel
+/// drops new clients' SYNs and they retry only after a second or more.
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// Binds a listening socket on the first address `addr` ("host:port")
-/// resolves to that accepts it (port 0 picks a free one). Shared by the
-/// blocking Listener and the event loop.
+/// resolves to that accepts it (port 0 picks a free one), with an accept
+/// queue of [`LISTEN_BACKLOG`]. Shared by the blocking Listener and the
+/// event loop.
 pub fn bind_listener(addr: &str) -> crate::Result<mio::net::TcpListener> {
     use crate::error::{Error, ErrorKind};
     use std::net::ToSocketAddrs;
@@ -18,7 +25,12 @@ pub fn bind_listener(addr: &str) -> crate::Result<mio::net::TcpListener> {
     let mut last = None;
     for a in addrs {
         match mio::net::TcpListener::bind(a) {
-            Ok(tcp) => return Ok(tcp),
+            Ok(tcp) => {
+                // listen(2) again on a listening socket only changes its
+                // backlog; if it fails, the first backlog stays.
+                let _ = rustix::net::listen(&tcp, LISTEN_BACKLOG);
+                return Ok(tcp);
+            }
             Err(e) => last = Some(e),
         }
     }

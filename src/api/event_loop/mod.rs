@@ -46,6 +46,7 @@ use super::server_handshake::{PendingHandshake, Step};
 use super::upgrader::Upgrader;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::{close, Role};
+use crate::transport::accept::{classify, AcceptFailure};
 use crate::transport::tcp::bind_listener;
 use crate::transport::Stream;
 
@@ -55,6 +56,10 @@ const WAKER: Token = Token(usize::MAX);
 const READ_BUFFER: usize = 256 * 1024;
 /// How often timeouts (handshake, keepalive, idle, close) are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
+/// Out of descriptors, a listener is tried again after this long (or
+/// sooner, when a connection closes): its edge-triggered readiness fired
+/// once for the clients now queued and will not fire again for them.
+const ACCEPT_RETRY: Duration = crate::api::listener::ACCEPT_BACKOFF;
 
 /// One readiness event, copied out of mio's list.
 #[derive(Clone, Copy)]
@@ -104,6 +109,9 @@ pub struct EventLoop {
     /// Slots in use, and how many of them are listeners.
     occupied: usize,
     listeners: usize,
+    /// Listeners whose accept ran out of descriptors, and when to retry them.
+    accept_paused: Vec<usize>,
+    accept_retry: Option<Instant>,
 }
 
 /// The any-thread face of an event loop.
@@ -133,6 +141,8 @@ impl EventLoop {
             shutdown_deadline: None,
             occupied: 0,
             listeners: 0,
+            accept_paused: Vec::new(),
+            accept_retry: None,
             now: Instant::now(),
         })
     }
@@ -157,6 +167,9 @@ impl EventLoop {
         }
         let now = Instant::now();
         let mut until = self.timers.next_deadline();
+        if let Some(r) = self.accept_retry {
+            until = Some(until.map_or(r, |u| u.min(r)));
+        }
         if self.needs_sweep() {
             until = Some(until.map_or(self.next_sweep, |u| u.min(self.next_sweep)));
         }
@@ -231,6 +244,9 @@ impl EventLoop {
             self.sweep(now);
             self.next_sweep = now + SWEEP_EVERY;
         }
+        if self.accept_retry.is_some_and(|r| now >= r) {
+            self.retry_accepts();
+        }
         self.apply_commands();
         self.flush_all();
         self.check_shutdown();
@@ -261,6 +277,10 @@ impl EventLoop {
             self.occupied -= 1;
             if matches!(entry, Entry::Listener(_)) {
                 self.listeners -= 1;
+            } else if self.accept_retry.is_some() {
+                // A socket is about to close: a paused listener may get
+                // its descriptor, so retry this iteration.
+                self.accept_retry = Some(self.now);
             }
         }
         e
@@ -345,10 +365,16 @@ impl EventLoop {
             let Some(Some(Entry::Listener(l))) = self.slots.get(t) else { return };
             let (tcp, remote) = match l.tcp.accept() {
                 Ok(x) => x,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // WouldBlock, a connection that died in the queue, or out
-                // of descriptors: try again on the next readiness.
-                Err(_) => return,
+                Err(e) => match classify(&e) {
+                    AcceptFailure::Skip => continue,
+                    // Empty: the next client raises a new edge. Fatal: the
+                    // listener is broken; its connections carry on.
+                    AcceptFailure::Empty | AcceptFailure::Fatal => return,
+                    AcceptFailure::OutOfResources => {
+                        self.pause_accepting(t);
+                        return;
+                    }
+                },
             };
             let (upgrader, handler) = (l.upgrader.clone(), l.handler.clone());
             let hs = PendingHandshake::new(Stream::from_mio(tcp), Some(remote), &upgrader);
@@ -357,6 +383,24 @@ impl EventLoop {
             if self.register(fd, nt).is_err() {
                 self.release_slot(nt);
             }
+        }
+    }
+
+    /// Remembers that listener `t` has clients queued that it could not
+    /// accept; `retry_accepts` tries again.
+    fn pause_accepting(&mut self, t: usize) {
+        if !self.accept_paused.contains(&t) {
+            self.accept_paused.push(t);
+        }
+        let at = self.now.max(Instant::now()) + ACCEPT_RETRY;
+        self.accept_retry = Some(self.accept_retry.map_or(at, |r| r.min(at)));
+    }
+
+    fn retry_accepts(&mut self) {
+        self.accept_retry = None;
+        for t in std::mem::take(&mut self.accept_paused) {
+            // A slot released meanwhile is skipped by `accept_all`.
+            self.accept_all(t);
         }
     }
 

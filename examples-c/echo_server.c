@@ -68,7 +68,7 @@ static void *echo_conn(void *arg) {
         ws_conn_set_read_deadline(conn, idle_timeout_ms > 0 ? idle_timeout_ms : -1);
         ws_status st = ws_conn_read_message(conn, &type, &data, &len);
         if (st == WS_ERR_TIMEOUT) {
-            ws_conn_close_graceful(conn, GOING_AWAY, (const uint8_t *)"idle timeout", 12, 1000);
+            ws_conn_close_graceful(conn, WS_CLOSE_GOING_AWAY, (const uint8_t *)"idle timeout", 12, 1000);
             break;
         }
         if (st == WS_OK) {

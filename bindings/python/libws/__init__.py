@@ -37,6 +37,7 @@ from .event_loop import EventHandler, EventLoop, EventServer, Listener, LoopConn
 from .exceptions import (
     ConnectError,
     ConnectionClosed,
+    ConnectionRefused,
     ConnectionClosedError,
     ConnectionClosedOK,
     HandlerError,
@@ -74,10 +75,12 @@ __all__ = [
     "ProtocolError",
     "MessageTooBig",
     "HandshakeError",
-    "TimeoutError",
+    # Not "TimeoutError": `from libws import *` must not shadow the builtin
+    # (libws.TimeoutError is a subclass of it; catch either).
     "InvalidURI",
     "InvalidArgument",
     "ConnectError",
+    "ConnectionRefused",
     "TransportError",
     "HandlerError",
     "QueueFull",

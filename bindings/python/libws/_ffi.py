@@ -338,6 +338,8 @@ ws_loop_set_close_timeout = _fn("ws_loop_set_close_timeout", ws_status, ws_loop_
 ws_loop_set_max_buffered = _fn("ws_loop_set_max_buffered", ws_status, ws_loop_p, c_size_t)
 ws_loop_broadcast = _fn("ws_loop_broadcast", ws_status, ws_loop_p, c_void_p, POINTER(c_size_t))
 ws_loop_connection_count = _fn("ws_loop_connection_count", c_size_t, ws_loop_p)
+# libws.asyncio (sends write through from the thread that drives the loop)
+ws_loop_set_write_through = _fn("ws_loop_set_write_through", ws_status, ws_loop_p, c_bool)
 ws_conn_retain = _fn("ws_conn_retain", ws_status, conn_p)
 ws_conn_user_data = _fn("ws_conn_user_data", c_void_p, conn_p)
 ws_conn_set_user_data = _fn("ws_conn_set_user_data", ws_status, conn_p, c_void_p)

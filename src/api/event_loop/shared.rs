@@ -215,7 +215,7 @@ impl LoopShared {
         let cap = buf.capacity();
         if cap > 2 * self.pool.buffer_size() && cap <= LARGE_KEEP {
             if let Ok(mut l) = self.large.lock() {
-                if l.as_ref().is_none_or(|b| b.capacity() < cap) {
+                if !l.as_ref().is_some_and(|b| b.capacity() >= cap) {
                     buf.clear();
                     *l = Some(buf);
                     self.large_used.store(true, Ordering::Relaxed);

@@ -32,6 +32,10 @@ sent twice); a cancelled ``send`` may have been queued already, as with
 ``websockets``. ``close`` and ``wait_closed`` may be cancelled: the close
 handshake goes on.
 
+Threads: like every asyncio object, a connection belongs to its event
+loop's thread; from another thread, go through
+``loop.call_soon_threadsafe`` / ``asyncio.run_coroutine_threadsafe``.
+
 Differences from ``websockets``: ``await conn.ping()`` waits for the pong
 and returns the latency (``websockets``: ``await (await conn.ping())``);
 ``compression`` defaults to None (as in libws's sync API).

@@ -493,3 +493,33 @@ def test_idle_connection_does_not_wake_the_loop():
                 assert sum(counts) <= 4, f"{counts} polls in 1 s on an idle connection"
 
     run(main())
+
+
+def test_cancel_wait_closed_and_serve_forever():
+    async def hold(ws):
+        await ws.wait_closed()
+
+    async def main():
+        srv = await lwa.serve(hold, "127.0.0.1", 0)
+        forever = asyncio.ensure_future(srv.serve_forever())
+        ws = await lwa.connect(f"ws://127.0.0.1:{srv.port}/")
+        # wait_closed cancelled: nothing happens to the connection
+        t = asyncio.ensure_future(ws.wait_closed())
+        await asyncio.sleep(0.01)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        await ws.send("still open")
+        assert not ws.closed
+        # serve_forever cancelled: the server closes, clients get 1001
+        forever.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await forever
+        with pytest.raises(libws.ConnectionClosedOK) as ei:
+            await ws.recv()
+        assert ei.value.code == 1001
+        await srv.wait_closed()
+        with pytest.raises(ConnectionRefusedError):
+            await lwa.connect(f"ws://127.0.0.1:{srv.port}/")
+
+    run(main())

@@ -543,6 +543,21 @@ pub extern "C" fn ws_loop_set_close_timeout(lp: *mut ws_loop, timeout_ms: i64) -
     })
 }
 
+/// `on` true: a text or binary message sent while nothing is queued is
+/// written to the socket by the sending thread at once instead of waking
+/// the loop to flush it (what a caller that drives the loop from the
+/// thread it sends on wants, e.g. inside a foreign event loop: one wake-up
+/// and one loop iteration less per send; each message is then one
+/// write(2), a burst is not batched). Compressed messages, control and
+/// close frames still go through the loop. Off by default. Any thread.
+#[no_mangle]
+pub extern "C" fn ws_loop_set_write_through(lp: *mut ws_loop, on: bool) -> ws_status {
+    ffi_status!({
+        tri!(loop_ref(lp)).remote.set_write_through(on);
+        WS_OK
+    })
+}
+
 /// The high-water mark of every connection opened afterwards: a send that
 /// would queue more than `bytes` fails with `WS_ERR_QUEUE_FULL` (default
 /// 16 MiB; 0 = no limit, unbounded memory). Any thread.

@@ -1159,16 +1159,7 @@ class EventLoop:
         """Queues ``message`` (str: text, bytes-like: binary) on every open
         connection, encoded once (compressed once per setting); returns how
         many took it (a full or closing connection is skipped). Any thread."""
-        if isinstance(message, str):
-            data, typ = message.encode("utf-8"), _ffi.WS_TEXT
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            data, typ = bytes(message), _ffi.WS_BINARY
-        else:
-            raise TypeError(f"broadcast() takes str or bytes-like data, not {type(message).__name__}")
-        pm = c_void_p()
-        st = _ffi.ws_prepared_message_new(typ, data, len(data), byref(pm))
-        if st != _ffi.WS_OK:
-            raise error_for(st)
+        pm = _prepared(message)
         n = c_size_t()
         try:
             h = self._enter()
@@ -1427,6 +1418,22 @@ class EventLoop:
     def __repr__(self) -> str:
         state = "closed" if self._h is None else ("running" if self._driver is not None else "idle")
         return f"<libws.EventLoop {state} connections={len(self._conns)}>"
+
+
+def _prepared(message: Union[str, bytes, bytearray, memoryview]) -> int:
+    """A ws_prepared_message for a broadcast (str: text, bytes-like:
+    binary); free it with ws_prepared_message_free."""
+    if isinstance(message, str):
+        data, typ = message.encode("utf-8"), _ffi.WS_TEXT
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        data, typ = bytes(message), _ffi.WS_BINARY
+    else:
+        raise TypeError(f"broadcast() takes str or bytes-like data, not {type(message).__name__}")
+    pm = c_void_p()
+    st = _ffi.ws_prepared_message_new(typ, data, len(data), byref(pm))
+    if st != _ffi.WS_OK:
+        raise error_for(st)
+    return pm.value or 0
 
 
 # Installed as the Upgrader's origin check when check_origin= is given:

@@ -14,14 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::shared::LoopShared;
 use crate::api::conn::MessageType;
-use crate::api::pool::BufferPool;
 use crate::api::prepared::PreparedMessage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::close;
 use crate::proto::deflate::codec::backend_level;
 use crate::proto::deflate::{Agreement, Deflater};
 use crate::proto::frame::{encode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::proto::mask::{copy_masked, MaskKeys};
+use crate::proto::mask::{apply_mask, MaskKeys};
 use crate::proto::Role;
 use crate::transport::Stream;
 
@@ -75,9 +74,9 @@ impl Outbox {
     }
 
     /// Appends one frame: header, then the payload (masked for a client).
-    fn push_frame(&mut self, pool: &BufferPool, op: OpCode, rsv1: bool, payload: &[u8]) {
+    fn push_frame(&mut self, shared: &LoopShared, op: OpCode, rsv1: bool, payload: &[u8]) {
         if self.buf.capacity() == 0 {
-            self.buf = pool.get();
+            self.buf = shared.buffer_for(payload.len() + MAX_HEADER_LEN);
         }
         let mut h = [0u8; MAX_HEADER_LEN];
         let mask = self.keys.as_mut().map(|k| k.next_key());
@@ -86,9 +85,11 @@ impl Outbox {
         match mask {
             None => self.buf.extend_from_slice(payload),
             Some(m) => {
+                // Copy, then mask in place: two passes (resize + copy_masked
+                // would zero the bytes first, a third).
                 let start = self.buf.len();
-                self.buf.resize(start + payload.len(), 0);
-                copy_masked(&mut self.buf[start..], payload, m, 0);
+                self.buf.extend_from_slice(payload);
+                apply_mask(&mut self.buf[start..], m, 0);
             }
         }
     }
@@ -228,14 +229,16 @@ impl ConnShared {
 
     /// Gives an empty outbox's buffer back to the pool (the sweep calls
     /// this: a connection that stays busy keeps its buffer between sweeps
-    /// without two pool round trips per message).
-    pub(super) fn release_idle_buffer(&self) {
-        if let Ok(mut ob) = self.out.try_lock() {
-            if ob.pending() == 0 && ob.buf.capacity() > 0 {
-                self.loop_shared.pool.put(std::mem::take(&mut ob.buf));
-                ob.sent = 0;
-            }
+    /// without two pool round trips per message). True when the outbox
+    /// still holds a buffer afterwards (it is busy), so the next sweep
+    /// must come soon.
+    pub(super) fn release_idle_buffer(&self) -> bool {
+        let Ok(mut ob) = self.out.try_lock() else { return true };
+        if ob.pending() == 0 && ob.buf.capacity() > 0 {
+            self.loop_shared.recycle(std::mem::take(&mut ob.buf));
+            ob.sent = 0;
         }
+        ob.buf.capacity() > 0
     }
 
     /// Checks that a data or control frame may be queued now.
@@ -296,7 +299,7 @@ impl ConnShared {
             // sends queue behind it rather than retry the full socket.
             ob.blocked = true;
             if ob.buf.capacity() == 0 {
-                ob.buf = self.loop_shared.pool.get();
+                ob.buf = self.loop_shared.buffer_for(n + payload.len() - rest);
             }
             if rest < n {
                 ob.buf.extend_from_slice(&h[rest..n]);
@@ -305,7 +308,26 @@ impl ConnShared {
                 ob.buf.extend_from_slice(&payload[rest - n..]);
             }
         } else {
-            ob.push_frame(&self.loop_shared.pool, op, rsv1, payload);
+            ob.push_frame(&self.loop_shared, op, rsv1, payload);
+            if matches!(op, OpCode::Text | OpCode::Binary)
+                && !ob.blocked
+                && self.loop_shared.write_through.load(Ordering::Relaxed)
+            {
+                // The sender drives the loop itself (an asyncio bridge):
+                // write now instead of waking the loop to flush. Control
+                // and close frames still go through the loop's flush,
+                // which keeps the close state machine.
+                match self.write_out(&mut ob) {
+                    Ok(true) => {
+                        self.loop_shared.buffers_held.store(true, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    // The socket pushed back: on_drain follows the flush.
+                    Ok(false) => ob.blocked = true,
+                    // Reported once by the loop's flush.
+                    Err(_) => {}
+                }
+            }
         }
         self.set_buffered(&ob);
         self.schedule(ob);
@@ -343,7 +365,7 @@ impl ConnShared {
 
     /// `send_frame` for a caller that keeps the lock (compression).
     fn send_frame_keep(&self, ob: &mut Outbox, op: OpCode, rsv1: bool, payload: &[u8]) -> Result<()> {
-        ob.push_frame(&self.loop_shared.pool, op, rsv1, payload);
+        ob.push_frame(&self.loop_shared, op, rsv1, payload);
         self.set_buffered(ob);
         Ok(())
     }
@@ -372,7 +394,7 @@ impl ConnShared {
             return self.send_frame(ob, op, false, pm.data());
         };
         let payload = pm.compressed(level, bits);
-        ob.push_frame(&self.loop_shared.pool, op, true, &payload);
+        ob.push_frame(&self.loop_shared, op, true, &payload);
         // The peer's window now holds this message after our last one;
         // our compressor must not refer back across it.
         if let Some(d) = ob.deflate.as_mut() {

@@ -225,12 +225,13 @@ impl LiveConn {
             return Ok(());
         } else {
             a.had_data = true;
-            if self.msg.capacity() == 0 {
-                self.msg = self.handle.0.loop_shared.pool.get();
-            }
             // Grow once to the frame's size rather than by doubling.
             let frame_rest = self.receiver.frame_remaining().unwrap_or(0).min(READ_BUFFER_HINT);
-            self.msg.reserve(data.len() + frame_rest as usize);
+            let need = data.len() + frame_rest as usize;
+            if self.msg.capacity() == 0 {
+                self.msg = self.handle.0.loop_shared.buffer_for(need);
+            }
+            self.msg.reserve(need);
             self.msg.extend_from_slice(data);
             if !eom {
                 return Ok(());
@@ -239,7 +240,7 @@ impl LiveConn {
         self.assembling = None;
         let msg = std::mem::take(&mut self.msg);
         self.deliver(kind, &msg);
-        self.handle.0.loop_shared.pool.put(msg);
+        self.handle.0.loop_shared.recycle(msg);
         Ok(())
     }
 

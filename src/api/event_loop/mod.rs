@@ -54,7 +54,11 @@ const WAKER: Token = Token(usize::MAX);
 /// The loop's one read buffer: a 64 KiB message and its header fit with
 /// room to spare, so most messages are handed out without a copy.
 const READ_BUFFER: usize = 256 * 1024;
-/// How often timeouts (handshake, keepalive, idle, close) are checked.
+/// The shortest time between two timeout checks (handshake, keepalive,
+/// idle, close). A sweep is due only at the earliest deadline it found, or
+/// this soon after something that may set an earlier one (a new
+/// connection, a flush, a settings change): idle connections do not wake
+/// the loop 20 times a second.
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
 /// Out of descriptors, a listener is tried again after this long (or
 /// sooner, when a connection closes): its edge-triggered readiness fired
@@ -102,7 +106,8 @@ pub struct EventLoop {
     /// Reused every iteration so that polling allocates nothing.
     ready: Vec<Ready>,
     again_spare: Vec<usize>,
-    next_sweep: Instant,
+    /// When the next sweep is due (None: no deadline anywhere).
+    next_sweep: Option<Instant>,
     shutdown_deadline: Option<Instant>,
     /// When the last wait returned: the time stamp of this iteration's reads.
     now: Instant,
@@ -137,7 +142,7 @@ impl EventLoop {
             again: Vec::new(),
             ready: Vec::new(),
             again_spare: Vec::new(),
-            next_sweep: Instant::now() + SWEEP_EVERY,
+            next_sweep: None,
             shutdown_deadline: None,
             occupied: 0,
             listeners: 0,
@@ -162,6 +167,9 @@ impl EventLoop {
     /// check, leftover input): `Some(0)` = poll now, `None` = only when
     /// its descriptor becomes readable.
     pub fn next_timeout(&mut self) -> Option<Duration> {
+        if self.shared.buffers_held.swap(false, Ordering::Relaxed) {
+            self.sweep_soon();
+        }
         if !self.again.is_empty() || self.shared.has_commands() || self.shared.has_flush() {
             return Some(Duration::ZERO);
         }
@@ -170,14 +178,17 @@ impl EventLoop {
         if let Some(r) = self.accept_retry {
             until = Some(until.map_or(r, |u| u.min(r)));
         }
-        if self.needs_sweep() {
-            until = Some(until.map_or(self.next_sweep, |u| u.min(self.next_sweep)));
+        if let Some(s) = self.next_sweep {
+            until = Some(until.map_or(s, |u| u.min(s)));
         }
         until.map(|u| u.saturating_duration_since(now))
     }
 
-    fn needs_sweep(&self) -> bool {
-        self.connection_count() > 0
+    /// Something may have set a deadline earlier than the next sweep:
+    /// sweep within SWEEP_EVERY.
+    fn sweep_soon(&mut self) {
+        let soon = Instant::now() + SWEEP_EVERY;
+        self.next_sweep = Some(self.next_sweep.map_or(soon, |s| s.min(soon)));
     }
 
     /// Connections in any state (handshaking, open, closing). O(1): the
@@ -240,9 +251,9 @@ impl EventLoop {
         self.apply_commands();
         let now = Instant::now();
         self.timers.run_due(now);
-        if now >= self.next_sweep {
-            self.sweep(now);
-            self.next_sweep = now + SWEEP_EVERY;
+        if self.next_sweep.is_some_and(|s| now >= s) {
+            let earliest = self.sweep(now);
+            self.next_sweep = earliest.map(|d| d.max(now + SWEEP_EVERY));
         }
         if self.accept_retry.is_some_and(|r| now >= r) {
             self.retry_accepts();
@@ -255,6 +266,7 @@ impl EventLoop {
 
     fn alloc_slot(&mut self, e: Entry) -> usize {
         self.occupied += 1;
+        self.sweep_soon();
         if matches!(e, Entry::Listener(_)) {
             self.listeners += 1;
         }
@@ -338,7 +350,11 @@ impl EventLoop {
             Command::CancelTimer(id) => {
                 self.timers.cancel(id);
             }
-            Command::Shutdown(timeout) => self.begin_shutdown(timeout),
+            Command::Shutdown(timeout) => {
+                self.begin_shutdown(timeout);
+                self.sweep_soon();
+            }
+            Command::Reconfigured => self.sweep_soon(),
         }
     }
 
@@ -455,6 +471,8 @@ impl EventLoop {
         }
         let (live, left) = LiveConn::new(handle.clone(), handler.clone(), read_limit, inflate, &leftover);
         self.slots[t] = Some(Entry::Open(Box::new(live)));
+        // Its keepalive/idle deadlines may come before the next sweep.
+        self.sweep_soon();
         handler.on_open(&handle);
         let outcome = match self.slots.get_mut(t) {
             Some(Some(Entry::Open(c))) => c.feed(&mut self.rbuf, &left),
@@ -538,7 +556,7 @@ impl EventLoop {
             open.remove(&sh.id);
         }
         if let Ok(mut ob) = sh.out.lock() {
-            self.shared.pool.put(std::mem::take(&mut ob.buf));
+            self.shared.recycle(std::mem::take(&mut ob.buf));
             ob.sent = 0;
             sh.set_buffered(&ob);
         }
@@ -559,6 +577,8 @@ impl EventLoop {
                 self.flushing = list;
                 return;
             }
+            // A flush may leave a buffer held or start a close handshake.
+            self.sweep_soon();
             for &(t, id) in &list {
                 if matches!(self.slots.get(t), Some(Some(Entry::Open(c))) if c.handle.id() == id) {
                     self.flush_conn(t);
@@ -629,9 +649,15 @@ impl EventLoop {
         }
     }
 
-    /// Checks every deadline: handshakes, close handshakes, keepalive, idle.
-    fn sweep(&mut self, now: Instant) {
+    /// Checks every deadline: handshakes, close handshakes, keepalive,
+    /// idle. Returns the earliest deadline still ahead (None: none).
+    fn sweep(&mut self, now: Instant) -> Option<Instant> {
         let cfg = self.shared.config();
+        let mut earliest: Option<Instant> = None;
+        let mut ahead = |d: Instant| earliest = Some(earliest.map_or(d, |e| e.min(d)));
+        if self.shared.age_large() {
+            ahead(now + SWEEP_EVERY);
+        }
         for t in 0..self.slots.len() {
             match &mut self.slots[t] {
                 Some(Entry::Accepting(a)) if a.hs.deadline.is_some_and(|d| now >= d) => {
@@ -649,8 +675,15 @@ impl EventLoop {
                         d.handler.on_dial_error(d.user, &e, None);
                     }
                 }
+                Some(Entry::Accepting(a)) => a.hs.deadline.into_iter().for_each(&mut ahead),
+                Some(Entry::Dialing(d)) => d.deadline.into_iter().for_each(&mut ahead),
                 Some(Entry::Open(c)) => {
-                    c.handle.0.release_idle_buffer();
+                    if c.handle.0.release_idle_buffer() {
+                        ahead(now + SWEEP_EVERY);
+                    }
+                    if let Some(d) = c.close_deadline {
+                        ahead(d);
+                    }
                     if c.close_deadline.is_some_and(|d| now >= d) {
                         let err =
                             (!c.peer_closed).then(|| Error::timeout("the close handshake did not finish in time"));
@@ -677,16 +710,23 @@ impl EventLoop {
                             None if now.duration_since(c.last_read) >= iv => c.send_keepalive_ping(now),
                             None => {}
                         }
+                        match c.ping_sent {
+                            Some(at) => ahead(at + cfg.pong_timeout),
+                            None => ahead(c.last_read + iv),
+                        }
                     }
                     if let Some(idle) = cfg.idle_timeout {
                         if now.duration_since(c.last_message) >= idle {
                             let _ = c.handle.close(close::GOING_AWAY, b"idle timeout");
+                        } else {
+                            ahead(c.last_message + idle);
                         }
                     }
                 }
                 _ => {}
             }
         }
+        earliest
     }
 
     fn begin_shutdown(&mut self, timeout: Duration) {
@@ -843,6 +883,17 @@ impl LoopRemote {
         self.0.config()
     }
 
+    /// With `on`, a data message sent while nothing is queued is written
+    /// to the socket by the sending thread at once, instead of waking the
+    /// loop to flush it: for a caller that drives the loop from the thread
+    /// it sends on (an asyncio bridge), one wake-up and one iteration less
+    /// per send, at the cost of one write(2) per message (a burst is not
+    /// batched into one write). Compressed messages and control frames
+    /// still go through the loop.
+    pub fn set_write_through(&self, on: bool) {
+        self.0.write_through.store(on, Ordering::Relaxed);
+    }
+
     pub fn set_config(&self, cfg: LoopConfig) -> Result<()> {
         for (d, what) in [
             (cfg.ping_interval, "ping interval"),
@@ -855,8 +906,8 @@ impl LoopRemote {
             }
         }
         *self.0.config.lock().map_err(|_| Error::poisoned())? = cfg;
-        self.0.wake();
-        Ok(())
+        // The loop re-checks deadlines under the new settings soon.
+        self.0.command(Command::Reconfigured)
     }
 
     /// Queues `pm` on every open connection; returns how many took it

@@ -1,7 +1,9 @@
 //! permessage-deflate (RFC 7692): negotiation and the per-message codec.
 
 pub mod codec;
+mod history;
 pub mod params;
+pub mod pool;
 
 pub use codec::{Deflater, Inflater};
-pub use params::{Agreement, DeflateOptions};
+pub use params::{Agreement, DeflateMemory, DeflateOptions};

@@ -4,6 +4,7 @@ pub mod codec;
 mod history;
 pub mod params;
 pub mod pool;
+pub mod scratch;
 
 pub use codec::{Deflater, Inflater};
 pub use params::{Agreement, DeflateMemory, DeflateOptions};

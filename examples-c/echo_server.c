@@ -19,9 +19,10 @@
 #include <string.h>
 
 #include "ws.h"
+#include "compress_flag.h"
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress]\n", prog);
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress[=pooled|dedicated|shared]]\n", prog);
     exit(2);
 }
 
@@ -70,6 +71,7 @@ static void *signal_thread(void *arg) {
 
 int main(int argc, char **argv) {
     int compress = 0;
+    ws_compression_options copts;
     const char *host = "127.0.0.1";
     uint16_t port = 9001;
     for (int i = 1; i < argc; i++) {
@@ -77,7 +79,7 @@ int main(int argc, char **argv) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
-        } else if (strcmp(argv[i], "--compress") == 0) {
+        } else if (compress_flag(argv[i], &copts) > 0) {
             compress = 1;
         } else {
             usage(argv[0]);
@@ -94,11 +96,7 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     ws_upgrader *up = ws_upgrader_new();
-    if (compress) {
-        /* permessage-deflate with context takeover, as offered by clients. */
-        ws_compression_options opts = ws_compression_options_default();
-        ws_upgrader_set_compression(up, &opts);
-    }
+    if (compress) ws_upgrader_set_compression(up, &copts); /* see compress_flag.h */
     /* The default read limit (64 MiB) is above Autobahn's largest message
      * (16 MiB); keep it. */
     ws_listener *listener = NULL;

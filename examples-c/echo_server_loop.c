@@ -2,7 +2,8 @@
  * echo_server_loop: echoes every text and binary message back unchanged,
  * every connection on one thread (libws's event loop).
  *
- *   echo_server_loop [--host H] [--port P] [--compress]   (default 127.0.0.1:9001)
+ *   echo_server_loop [--host H] [--port P] [--compress[=MODE]]   (default 127.0.0.1:9001;
+ *   MODE: pooled, dedicated or shared, see compress_flag.h)
  *
  * Prints "listening on ws://HOST:PORT/" once it is ready. Flow control: a
  * connection whose peer does not read its echoes is paused once 4 MiB are
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "ws.h"
+#include "compress_flag.h"
 
 #define PAUSE_AT (4u << 20)
 
@@ -31,7 +33,7 @@ static void on_signal(int sig) {
 }
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress]\n", prog);
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress[=pooled|dedicated|shared]]\n", prog);
     exit(2);
 }
 
@@ -70,6 +72,7 @@ static void on_error(ws_conn *conn, ws_status status, const char *message, void 
 
 int main(int argc, char **argv) {
     int compress = 0;
+    ws_compression_options copts;
     const char *host = "127.0.0.1";
     uint16_t port = 9001;
     for (int i = 1; i < argc; i++) {
@@ -77,7 +80,7 @@ int main(int argc, char **argv) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
-        } else if (strcmp(argv[i], "--compress") == 0) {
+        } else if (compress_flag(argv[i], &copts) > 0) {
             compress = 1;
         } else {
             usage(argv[0]);
@@ -101,10 +104,7 @@ int main(int argc, char **argv) {
     ws_loop_set_max_buffered(loop, 64u << 20);
 
     ws_upgrader *up = ws_upgrader_new();
-    if (compress) {
-        ws_compression_options opts = ws_compression_options_default();
-        ws_upgrader_set_compression(up, &opts);
-    }
+    if (compress) ws_upgrader_set_compression(up, &copts); /* see compress_flag.h */
     ws_loop_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.on_message = on_message;

@@ -80,8 +80,13 @@ fn json_like(seed: usize, len: usize) -> Vec<u8> {
     let mut n = seed;
     while v.len() < len {
         v.extend_from_slice(
-            format!("{{\"id\":{n},\"user\":\"player{}\",\"pos\":[{},{}],\"state\":\"online\"}},", n % 13, n % 97, n % 89)
-                .as_bytes(),
+            format!(
+                "{{\"id\":{n},\"user\":\"player{}\",\"pos\":[{},{}],\"state\":\"online\"}},",
+                n % 13,
+                n % 97,
+                n % 89
+            )
+            .as_bytes(),
         );
         n = n.wrapping_mul(31).wrapping_add(7) % 100_000;
     }
@@ -148,14 +153,16 @@ fn per_connection(opts: DeflateOptions, size: usize) -> i64 {
 #[test]
 fn idle_compressing_connections_stay_within_their_bounds() {
     let mut report = Vec::new();
-    for (name, opts, bound) in [
-        ("pooled (default)", DeflateOptions::default(), 16 * 1024),
-        ("shared", DeflateOptions::shared(), 2 * 1024),
-    ] {
+    for (name, opts, bound) in
+        [("pooled (default)", DeflateOptions::default(), 16 * 1024), ("shared", DeflateOptions::shared(), 2 * 1024)]
+    {
         for size in [0usize, 1024, 16 * 1024] {
             let got = per_connection(opts, size);
             report.push(format!("{name} after a {size}-byte message: {got} bytes"));
-            assert!(got <= bound, "{name}: {got} bytes per idle connection after a {size}-byte message > {bound}\n{report:?}");
+            assert!(
+                got <= bound,
+                "{name}: {got} bytes per idle connection after a {size}-byte message > {bound}\n{report:?}"
+            );
         }
     }
     // Dedicated keeps its zlib states: the cost the pooled modes avoid

@@ -217,7 +217,10 @@ fn websockets_client_against_libws_servers_in_every_mode() {
             let out = run_python_client(&format!("ws://{addr}/"), config, &what);
             assert!(out.starts_with("EXT permessage-deflate"), "{what}\n{out}");
             if mode == "shared" {
-                assert!(out.contains("server_no_context_takeover") && out.contains("client_no_context_takeover"), "{out}");
+                assert!(
+                    out.contains("server_no_context_takeover") && out.contains("client_no_context_takeover"),
+                    "{out}"
+                );
             }
         }
         remote.stop();

@@ -96,11 +96,7 @@ impl ServerChild {
         if let Some(m) = mode {
             cmd.args(["--idle-compress", m.name()]);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().ok_or_else(|| io::Error::other("no child stdout"))?);
         Ok(ServerChild { child, stdin, stdout })
@@ -334,7 +330,10 @@ fn run_compressed(n: usize, size: usize, mode: DeflateMode) -> io::Result<()> {
         )));
     }
     if size < crate::json::MIN_SIZE {
-        return Err(io::Error::other(format!("--idle-size must be at least {} with --idle-compress", crate::json::MIN_SIZE)));
+        return Err(io::Error::other(format!(
+            "--idle-size must be at least {} with --idle-compress",
+            crate::json::MIN_SIZE
+        )));
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut srv = ServerChild::spawn(Some(mode))?;
@@ -372,7 +371,10 @@ fn run_compressed(n: usize, size: usize, mode: DeflateMode) -> io::Result<()> {
     );
     println!("# clients: libws C API connections offering the mode's windows, JSON-like text, compression level 1");
     println!("# RSS: VmRSS of the child from /proc/<pid>/status (KiB); kernel socket buffers are not in it");
-    println!("connections: {n} compressing connections opened in {:.2} s, server counts {open} open", opened_in.as_secs_f64());
+    println!(
+        "connections: {n} compressing connections opened in {:.2} s, server counts {open} open",
+        opened_in.as_secs_f64()
+    );
     println!("RSS before any connection: {rss0} KiB");
     println!(
         "RSS with {n} idle compressing connections (no message yet): {rss1} KiB; growth {idle} KiB = {:.0} bytes per connection",

@@ -112,7 +112,9 @@ impl LibwsLoop {
                 if up.is_null() {
                     return Err(io::Error::other("ws_upgrader_new failed"));
                 }
-                if let Err(e) = check("ws_upgrader_set_compression", ws_upgrader_set_compression(up, &m.server_options())) {
+                if let Err(e) =
+                    check("ws_upgrader_set_compression", ws_upgrader_set_compression(up, &m.server_options()))
+                {
                     ws_upgrader_free(up);
                     return Err(e);
                 }

@@ -84,10 +84,9 @@ impl Deflater {
         let window_bits = window_bits.clamp(9, 15);
         let state = match memory {
             DeflateMemory::Dedicated => DeflateState::Kept(None),
-            DeflateMemory::Pooled | DeflateMemory::Shared => DeflateState::Pooled {
-                c: None,
-                history: (!no_context_takeover).then(|| History::new(window_bits)),
-            },
+            DeflateMemory::Pooled | DeflateMemory::Shared => {
+                DeflateState::Pooled { c: None, history: (!no_context_takeover).then(|| History::new(window_bits)) }
+            }
         };
         Deflater {
             state,
@@ -460,6 +459,25 @@ mod tests {
             d.compress_message(&msg, &mut small);
             assert!(small.len() * 4 < msg.len(), "{memory:?}: level 9 compresses");
             assert_eq!(inflate_all(&mut Inflater::new(true), &small, 4096), msg);
+        }
+    }
+
+    #[test]
+    fn level_changes_with_context_takeover_keep_the_stream_valid() {
+        let msg = json_like(2000);
+        for memory in MODES {
+            let mut d = Deflater::with_memory(Compression::new(2), 15, 8, false, memory);
+            let mut inf = Inflater::with_memory(15, false, memory);
+            let mut sizes = Vec::new();
+            for (round, level) in [2u32, 2, 9, 9, 1, 6, 0, 2].into_iter().enumerate() {
+                d.set_level(Compression::new(level));
+                let mut p = Vec::new();
+                d.compress_message(&msg[round * 100..round * 100 + 8000], &mut p);
+                sizes.push(p.len());
+                let got = inflate_all(&mut inf, &p, 4096);
+                assert!(got == msg[round * 100..round * 100 + 8000], "{memory:?} round {round} level {level}");
+            }
+            assert!(sizes[6] > 8000, "level 0 stores: {sizes:?}");
         }
     }
 

@@ -454,10 +454,7 @@ mod tests {
         assert_eq!(accept("permessage-deflate", &o).unwrap().1, "permessage-deflate");
         // Quoted values are allowed.
         assert_eq!(
-            accept("permessage-deflate; server_max_window_bits=\"12\"", &full)
-                .unwrap()
-                .0
-                .our_window_bits,
+            accept("permessage-deflate; server_max_window_bits=\"12\"", &full).unwrap().0.our_window_bits,
             Some(12)
         );
     }

@@ -41,10 +41,17 @@ impl Compressor {
         Compressor { d: Deflate::new_with_config(config), key, level }
     }
 
-    /// Between messages only (nothing pending), so it cannot fail.
+    /// Between messages only. zlib-rs can switch to a level with another
+    /// match finder only on a fresh stream (it would flush a block into an
+    /// output buffer its API does not pass), so a used stream is reset
+    /// first: the next message then refers to nothing before it, which the
+    /// peer's window allows (we merely do not use it once).
     pub fn set_level(&mut self, level: i32) {
         if level != self.level {
-            let _ = self.d.set_level(level);
+            if self.d.set_level(level).is_err() {
+                self.d.reset();
+                let _ = self.d.set_level(level);
+            }
             self.level = level;
         }
     }

@@ -19,8 +19,8 @@
 //!   a single thread writing the whole window before reading could.
 //!
 //! [`LibwsClient`] fields choose permessage-deflate (offered with
-//! `ws_dialer_set_compression` and the default `ws_compression_options`:
-//! context takeover both ways, 15-bit windows, level 1) and JSON-like text
+//! `ws_dialer_set_compression` and the options of `mode`, see
+//! `deflate_modes.rs`; level 1) and JSON-like text
 //! payloads instead of the binary pattern. Bytes at the socket are read
 //! from TCP_INFO before and after each run (`LoadResult::wire_*`).
 

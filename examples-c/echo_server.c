@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "ws.h"
+#include "compress_flag.h"
 
 #define WRITE_TIMEOUT_MS 10000
 
@@ -34,7 +35,7 @@
 static int64_t idle_timeout_ms = 60000;
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress] [--idle-timeout S] [--read-limit BYTES]\n", prog);
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress[=pooled|dedicated|shared]] [--idle-timeout S] [--read-limit BYTES]\n", prog);
     exit(2);
 }
 
@@ -102,6 +103,7 @@ static void *signal_thread(void *arg) {
 
 int main(int argc, char **argv) {
     int compress = 0;
+    ws_compression_options copts;
     const char *host = "127.0.0.1";
     uint16_t port = 9001;
     uint64_t read_limit = 0, idle_s = 0;
@@ -111,7 +113,7 @@ int main(int argc, char **argv) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
-        } else if (strcmp(argv[i], "--compress") == 0) {
+        } else if (compress_flag(argv[i], &copts) > 0) {
             compress = 1;
         } else if (strcmp(argv[i], "--idle-timeout") == 0 && i + 1 < argc) {
             if (parse_u64(argv[++i], &idle_s) != 0 || idle_s > 86400u * 365) usage(argv[0]);
@@ -134,11 +136,7 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     ws_upgrader *up = ws_upgrader_new();
-    if (compress) {
-        /* permessage-deflate with context takeover, as offered by clients. */
-        ws_compression_options opts = ws_compression_options_default();
-        ws_upgrader_set_compression(up, &opts);
-    }
+    if (compress) ws_upgrader_set_compression(up, &copts); /* see compress_flag.h */
     /* The default read limit (64 MiB) is above Autobahn's largest message
      * (16 MiB). */
     if (have_read_limit) ws_upgrader_set_read_limit(up, read_limit);

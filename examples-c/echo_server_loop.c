@@ -2,8 +2,9 @@
  * echo_server_loop: echoes every text and binary message back unchanged,
  * every connection on one thread (libws's event loop).
  *
- *   echo_server_loop [--host H] [--port P] [--compress] [--idle-timeout S]
- *                    [--read-limit BYTES]      (default 127.0.0.1:9001)
+ *   echo_server_loop [--host H] [--port P] [--compress[=MODE]] [--idle-timeout S]
+ *                    [--read-limit BYTES]      (default 127.0.0.1:9001;
+ *   MODE: pooled, dedicated or shared, see compress_flag.h)
  *
  * Prints "listening on ws://HOST:PORT/" once it is ready. Flow control: a
  * connection whose peer does not read its echoes is paused once 4 MiB are
@@ -26,6 +27,7 @@
 #include <string.h>
 
 #include "ws.h"
+#include "compress_flag.h"
 
 #define PAUSE_AT (4u << 20)
 
@@ -37,7 +39,7 @@ static void on_signal(int sig) {
 }
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress] [--idle-timeout S] [--read-limit BYTES]\n", prog);
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress[=pooled|dedicated|shared]] [--idle-timeout S] [--read-limit BYTES]\n", prog);
     exit(2);
 }
 
@@ -85,6 +87,7 @@ static void on_error(ws_conn *conn, ws_status status, const char *message, void 
 
 int main(int argc, char **argv) {
     int compress = 0;
+    ws_compression_options copts;
     const char *host = "127.0.0.1";
     uint16_t port = 9001;
     uint64_t idle_s = 60, read_limit = 0;
@@ -94,7 +97,7 @@ int main(int argc, char **argv) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
-        } else if (strcmp(argv[i], "--compress") == 0) {
+        } else if (compress_flag(argv[i], &copts) > 0) {
             compress = 1;
         } else if (strcmp(argv[i], "--idle-timeout") == 0 && i + 1 < argc) {
             if (parse_u64(argv[++i], &idle_s) != 0 || idle_s > 86400u * 365) usage(argv[0]);
@@ -124,10 +127,7 @@ int main(int argc, char **argv) {
     if (idle_s > 0) ws_loop_set_idle_timeout(loop, (int64_t)idle_s * 1000);
 
     ws_upgrader *up = ws_upgrader_new();
-    if (compress) {
-        ws_compression_options opts = ws_compression_options_default();
-        ws_upgrader_set_compression(up, &opts);
-    }
+    if (compress) ws_upgrader_set_compression(up, &copts); /* see compress_flag.h */
     if (have_read_limit) ws_upgrader_set_read_limit(up, read_limit);
     ws_loop_callbacks cb;
     memset(&cb, 0, sizeof cb);

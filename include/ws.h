@@ -190,6 +190,12 @@ typedef struct ws_response ws_response;
 typedef struct ws_upgrader ws_upgrader;
 
 /**
+ * Where compression state lives (`ws_compression_options.memory`); the
+ * cost of each per idle connection is tabled in README, "Compression".
+ */
+typedef int32_t ws_compression_memory;
+
+/**
  * permessage-deflate settings for a Dialer (what it offers) or an
  * Upgrader (what it accepts). Start from `ws_compression_options_default`.
  */
@@ -204,16 +210,20 @@ typedef struct ws_compression_options {
    */
   bool client_no_context_takeover;
   /**
-   * Largest window, 8 to 15 bits, the server may compress with.
+   * Largest window, 8 to 15 bits, the server may compress with. Default
+   * 12 (8 is accepted in negotiation, but then that side sends
+   * uncompressed). A server asks the client for its
+   * `client_max_window_bits`.
    */
   uint8_t server_max_window_bits;
   /**
-   * Largest window, 8 to 15 bits, the client may compress with.
+   * Largest window, 8 to 15 bits, the client may compress with. Default 12.
    */
   uint8_t client_max_window_bits;
   /**
    * Initial compression level of connections: -2 (Huffman only; the
-   * backend uses 1), -1 (default), 0 (none) to 9 (smallest). Default 1.
+   * backend uses 1), -1 (default, 6), 0 (none) to 9 (smallest). Default
+   * 1 (zlib-rs's level 2: its level 1 has fixed codes only).
    */
   int32_t level;
   /**
@@ -221,6 +231,16 @@ typedef struct ws_compression_options {
    * Default 0 (compress everything).
    */
   size_t threshold;
+  /**
+   * The compressor's memLevel, 1 to 9 (zlib's; sizes its symbol buffer:
+   * 7 * 2^(mem_level+6) bytes). Default 8.
+   */
+  uint8_t mem_level;
+  /**
+   * `WS_COMPRESSION_POOLED` (default), `WS_COMPRESSION_DEDICATED` or
+   * `WS_COMPRESSION_SHARED`.
+   */
+  ws_compression_memory memory;
 } ws_compression_options;
 
 /**
@@ -362,6 +382,25 @@ typedef void (*ws_http_fn)(const struct ws_request *req,
                            size_t body_len,
                            struct ws_http_response *resp,
                            void *user_data);
+
+/**
+ * The default: zlib states from a per-thread pool for each message; with
+ * context takeover a connection keeps only its windows' last bytes
+ * (2^window_bits per direction: 8 KiB with the default 12-bit windows).
+ */
+#define WS_COMPRESSION_POOLED 0
+
+/**
+ * Each connection keeps its own zlib states once used: fastest with
+ * context takeover, ~180-410 KiB per connection.
+ */
+#define WS_COMPRESSION_DEDICATED 1
+
+/**
+ * Shared compressor: no context takeover either way (asked of the peer),
+ * every state pooled per thread, no compression memory per connection.
+ */
+#define WS_COMPRESSION_SHARED 2
 
 /**
  * A UTF-8 text message.
@@ -516,8 +555,10 @@ extern "C" {
 #endif /* __cplusplus */
 
 /**
- * The defaults: context takeover both ways, 15-bit windows, level 1,
- * threshold 0.
+ * The defaults: context takeover both ways, 12-bit windows, level 1,
+ * threshold 0, memLevel 8, pooled state (~8 KiB per idle connection).
+ * For full 15-bit windows with dedicated state set both window bits to
+ * 15 and `memory` to `WS_COMPRESSION_DEDICATED`.
  */
 struct ws_compression_options ws_compression_options_default(void);
 

@@ -33,9 +33,10 @@
 //! API) in-process and prints heap allocations per round trip (see
 //! `alloc_count.rs`).
 //!
-//! `--idle-memory N [--idle-size B]` measures the event-loop server's
-//! memory per idle connection, with the server in a child process (see
-//! `idle_memory.rs`).
+//! `--idle-memory N [--idle-size B] [--idle-compress MODE]` measures the
+//! event-loop server's memory per idle connection, with the server in a
+//! child process (see `idle_memory.rs`); with `--idle-compress` the
+//! connections compress in that memory mode.
 //!
 //! The libws servers are the "libws" row (blocking, `servers/libws_blocking.rs`)
 //! and the "libws-loop" row (event loop, `servers/libws_loop.rs`); each
@@ -50,10 +51,12 @@
 //! ```
 //!
 //! `--compress` (see `compress.rs`): echo throughput of JSON-like text
-//! (`json.rs`; default `--sizes 65536`, `--modes 1,16`) between a libws
-//! server and a libws client that both compress (context takeover), next
-//! to the same load uncompressed, with bytes on the wire per message. Its
-//! servers and clients are fixed (`--servers`, `--client` do not apply).
+//! (`json.rs`; default `--sizes 65536`, `--modes 1,16`) of the compressing
+//! peer (Python `websockets`) and libws's servers in each compression
+//! memory mode, all driven by compressing libws clients (`--conns N` at
+//! once), with bytes on the wire per message and a gorilla stand-in's
+//! ratio. Its servers and clients are fixed (`--servers`, `--client` do
+//! not apply).
 //!
 //! `--broadcast` (see `broadcast.rs`): one libws server, `--clients N`
 //! (default 1000) raw clients that inflate and check every message; the
@@ -68,6 +71,7 @@ mod broadcast;
 mod client;
 mod client_libws;
 mod compress;
+mod deflate_modes;
 mod handshake;
 mod idle_memory;
 mod json;
@@ -146,6 +150,7 @@ struct Args {
     broadcasts: usize,
     idle_memory: Option<usize>,
     idle_size: usize,
+    idle_compress: Option<deflate_modes::DeflateMode>,
     loop_server_child: bool,
 }
 
@@ -153,7 +158,7 @@ const USAGE: &str = "usage: libws-bench [--seconds N] [--warmup N] [--sizes 16,1
 [--modes 1,16] [--servers a,b,c] [--repeat N] [--pin same|split|none] [--client libws|raw] [--conns N] \
 [--json|--markdown]\n\
        libws-bench --alloc-check [--sizes 16,1024,65536]\n\
-       libws-bench --idle-memory N [--idle-size BYTES]\n\
+       libws-bench --idle-memory N [--idle-size BYTES] [--idle-compress pooled|dedicated|shared]\n\
        libws-bench --compress [--seconds N] [--warmup N] [--sizes 65536] [--modes 1,16] [--repeat N] [--pin ...]\n\
        libws-bench --broadcast [--clients 1000] [--broadcasts 20] [--sizes 16384,65536] [--repeat N] [--pin ...]";
 
@@ -185,6 +190,7 @@ fn parse_args() -> Result<Args, String> {
         broadcasts: 20,
         idle_memory: None,
         idle_size: 16 * 1024,
+        idle_compress: None,
         loop_server_child: false,
     };
     let mut client = None;
@@ -213,6 +219,13 @@ fn parse_args() -> Result<Args, String> {
             "--broadcasts" => a.broadcasts = val()?.parse().map_err(|_| "--broadcasts: bad number")?,
             "--idle-memory" => a.idle_memory = Some(val()?.parse().map_err(|_| "--idle-memory: bad number")?),
             "--idle-size" => a.idle_size = val()?.parse().map_err(|_| "--idle-size: bad number")?,
+            "--idle-compress" => {
+                let v = val()?;
+                a.idle_compress = Some(
+                    deflate_modes::DeflateMode::parse(&v)
+                        .ok_or_else(|| format!("--idle-compress: expected pooled, dedicated or shared, got {v:?}"))?,
+                );
+            }
             idle_memory::CHILD_FLAG => a.loop_server_child = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -457,7 +470,7 @@ fn main() -> ExitCode {
         }
     };
     if args.loop_server_child {
-        return match idle_memory::child() {
+        return match idle_memory::child(args.idle_compress) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: loop server child: {e}");
@@ -466,7 +479,7 @@ fn main() -> ExitCode {
         };
     }
     if let Some(n) = args.idle_memory {
-        return match idle_memory::run(n, args.idle_size) {
+        return match idle_memory::run(n, args.idle_size, args.idle_compress) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -5,7 +5,7 @@
 //! zero-copy from libws's read buffer) until an error, then `ws_conn_free`.
 //! [`start_deflate`] is the same server with permessage-deflate accepted
 //! (`ws_upgrader_set_compression` with the default options: context
-//! takeover, 15-bit windows, level 1), named "libws+deflate".
+//! takeover, 12-bit windows, pooled state, level 1), named "libws+deflate".
 //!
 //! Handle ownership: every accepted connection sits in `live` until its
 //! thread ends. Whoever removes it from `live` frees it: the connection

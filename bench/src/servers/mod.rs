@@ -12,6 +12,7 @@ pub mod fastwebsockets;
 pub mod libws_blocking;
 pub mod libws_loop;
 pub mod plain_tcp;
+pub mod python_websockets;
 pub mod tokio_tungstenite;
 
 /// Wire protocol a server speaks; selects which client drives it.

@@ -119,7 +119,15 @@ class ws_compression_options(ctypes.Structure):
         ("client_max_window_bits", c_uint8),
         ("level", c_int32),
         ("threshold", c_size_t),
+        ("mem_level", c_uint8),
+        ("memory", c_int32),
     ]
+
+
+# ws_compression_memory (ws.h)
+WS_COMPRESSION_POOLED = 0
+WS_COMPRESSION_DEDICATED = 1
+WS_COMPRESSION_SHARED = 2
 
 
 # --- constants (ws.h) ----------------------------------------------------

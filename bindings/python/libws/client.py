@@ -57,15 +57,30 @@ class Compression:
         client_no_context_takeover: the client resets its compressor after
             every message (server: ask for it).
         server_max_window_bits, client_max_window_bits: LZ77 window sizes,
-            8 to 15 bits.
+            8 to 15 bits (default 12).
+        mem_level: the compressor's zlib memLevel, 1 to 9 (default 8).
+        memory: where compression state lives: "pooled" (default; per-thread
+            pool, a connection keeps only its windows' bytes, ~8 KiB),
+            "dedicated" (each connection its own zlib states, fastest with
+            15-bit windows, ~410 KiB) or "shared" (no context takeover
+            either way, nothing per connection). See README, "Compression".
     """
 
     level: int = 1
     threshold: int = 0
     server_no_context_takeover: bool = False
     client_no_context_takeover: bool = False
-    server_max_window_bits: int = 15
-    client_max_window_bits: int = 15
+    server_max_window_bits: int = 12
+    client_max_window_bits: int = 12
+    mem_level: int = 8
+    memory: str = "pooled"
+
+
+_MEMORY = {
+    "pooled": _ffi.WS_COMPRESSION_POOLED,
+    "dedicated": _ffi.WS_COMPRESSION_DEDICATED,
+    "shared": _ffi.WS_COMPRESSION_SHARED,
+}
 
 
 CompressionArg = Union[None, bool, str, Compression]
@@ -82,7 +97,7 @@ def _compression_options(compression: object) -> Optional[_ffi.ws_compression_op
             f"unsupported compression {compression!r}: use None, \"deflate\" or a libws.Compression"
         )
     c = compression
-    for name in ("level", "threshold", "server_max_window_bits", "client_max_window_bits"):
+    for name in ("level", "threshold", "server_max_window_bits", "client_max_window_bits", "mem_level"):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"Compression.{name} must be an int, not {type(v).__name__}")
@@ -93,6 +108,10 @@ def _compression_options(compression: object) -> Optional[_ffi.ws_compression_op
     for name in ("server_max_window_bits", "client_max_window_bits"):
         if not 8 <= getattr(c, name) <= 15:
             raise ValueError(f"Compression.{name} must be 8 to 15, not {getattr(c, name)}")
+    if not 1 <= c.mem_level <= 9:
+        raise ValueError(f"Compression.mem_level must be 1 to 9, not {c.mem_level}")
+    if c.memory not in _MEMORY:
+        raise ValueError(f"Compression.memory must be 'pooled', 'dedicated' or 'shared', not {c.memory!r}")
     opts = _ffi.ws_compression_options_default()
     opts.server_no_context_takeover = bool(c.server_no_context_takeover)
     opts.client_no_context_takeover = bool(c.client_no_context_takeover)
@@ -100,6 +119,8 @@ def _compression_options(compression: object) -> Optional[_ffi.ws_compression_op
     opts.client_max_window_bits = c.client_max_window_bits
     opts.level = c.level
     opts.threshold = c.threshold
+    opts.mem_level = c.mem_level
+    opts.memory = _MEMORY[c.memory]
     return opts
 
 

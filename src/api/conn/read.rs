@@ -62,7 +62,7 @@ impl ReadSide {
             receiver,
             msg: MessageBuf::default(),
             msg_pos: 0,
-            inflate: deflate.map(|a| InflateState::new(a.peer_no_context_takeover)),
+            inflate: deflate.map(InflateState::new),
             assembling: None,
             stream: None,
             pending: None,

@@ -75,11 +75,8 @@ impl WriteSide {
             stream_compressed: false,
             stream_flushed: false,
             broken: None,
-            deflater: deflate.and_then(|a| {
-                let bits = a.our_window_bits?;
-                let level = backend_level(config.compression_level).unwrap_or_default();
-                Some(Deflater::new(level, bits, a.our_no_context_takeover))
-            }),
+            deflater: deflate
+                .and_then(|a| Deflater::for_agreement(a, backend_level(config.compression_level).unwrap_or_default())),
             compress_enabled: true,
             compress_level: config.compression_level,
             compress_threshold: config.compression_threshold,

@@ -18,7 +18,7 @@ use crate::api::prepared::PreparedMessage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::close;
 use crate::proto::deflate::codec::backend_level;
-use crate::proto::deflate::{Agreement, Deflater};
+use crate::proto::deflate::{scratch, Agreement, Deflater};
 use crate::proto::frame::{encode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::proto::mask::{apply_mask, MaskKeys};
 use crate::proto::Role;
@@ -48,7 +48,6 @@ struct DeflateOut {
     enabled: bool,
     level: i32,
     threshold: usize,
-    zbuf: Vec<u8>,
 }
 
 pub(super) struct Outbox {
@@ -180,9 +179,8 @@ impl ConnShared {
                 ob.keys = Some(Box::default());
             }
             ob.deflate = deflate.and_then(|a| {
-                let bits = a.our_window_bits?;
-                let deflater = Deflater::new(backend_level(level).unwrap_or_default(), bits, a.our_no_context_takeover);
-                Some(DeflateOut { deflater, enabled: true, level, threshold, zbuf: Vec::new() })
+                let deflater = Deflater::for_agreement(a, backend_level(level).unwrap_or_default())?;
+                Some(DeflateOut { deflater, enabled: true, level, threshold })
             });
         }
         let _ = self.info.set(OpenInfo { subprotocol, compression: deflate.is_some() });
@@ -351,14 +349,13 @@ impl ConnShared {
         if !compress {
             return self.send_frame(ob, op, false, data);
         }
-        let d = ob.deflate.as_mut().expect("checked above");
-        let mut z = std::mem::take(&mut d.zbuf);
-        z.clear();
-        d.deflater.compress_message(data, &mut z);
-        let r = self.send_frame_keep(&mut ob, op, true, &z);
-        if let Some(d) = ob.deflate.as_mut() {
-            d.zbuf = z;
-        }
+        // Compressed into the thread's scratch buffer, not one per
+        // connection: an idle connection keeps no output buffer.
+        let r = scratch::with(|z| {
+            let d = ob.deflate.as_mut().expect("checked above");
+            d.deflater.compress_message(data, z);
+            self.send_frame_keep(&mut ob, op, true, z)
+        });
         self.schedule(ob);
         r
     }

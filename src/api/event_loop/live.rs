@@ -14,7 +14,7 @@ use super::handler::Handler;
 use crate::api::conn::MessageType;
 use crate::error::{Error, ErrorKind};
 use crate::proto::deflate::codec::TAIL;
-use crate::proto::deflate::Inflater;
+use crate::proto::deflate::{Agreement, Inflater};
 use crate::proto::receiver::{ControlKind, Event, MessageKind, Receiver};
 use crate::proto::{close, ProtoError, Role};
 
@@ -72,7 +72,7 @@ impl LiveConn {
         handle: ConnHandle,
         handler: Arc<dyn Handler>,
         read_limit: u64,
-        inflate: Option<bool>,
+        inflate: Option<Agreement>,
         leftover: &[u8],
     ) -> (LiveConn, Vec<u8>) {
         let mut receiver = Receiver::new(handle.role(), read_limit);
@@ -86,7 +86,7 @@ impl LiveConn {
             left_len: 0,
             msg: Vec::new(),
             assembling: None,
-            inflater: inflate.map(|no_takeover| Box::new(Inflater::new(no_takeover))),
+            inflater: inflate.map(|a| Box::new(Inflater::for_agreement(&a))),
             last_read: now,
             last_message: now,
             ping_sent: None,

@@ -444,8 +444,7 @@ impl EventLoop {
                 shared.open(acc.subprotocol, acc.deflate.as_ref(), cfg.compression_level, cfg.compression_threshold);
                 let handle = ConnHandle(shared);
                 handle.set_user(user);
-                let inflate = acc.deflate.as_ref().map(|d| d.peer_no_context_takeover);
-                self.open_conn(t, handle, a.handler.clone(), cfg.read_limit, inflate, leftover);
+                self.open_conn(t, handle, a.handler.clone(), cfg.read_limit, acc.deflate, leftover);
             }
         }
     }
@@ -463,7 +462,7 @@ impl EventLoop {
         handle: ConnHandle,
         handler: Arc<dyn Handler>,
         read_limit: u64,
-        inflate: Option<bool>,
+        inflate: Option<crate::proto::deflate::Agreement>,
         leftover: Vec<u8>,
     ) {
         if let Ok(mut open) = self.shared.open.lock() {
@@ -514,8 +513,7 @@ impl EventLoop {
                 shared.open(subprotocol, deflate.as_ref(), cfg.compression_level, cfg.compression_threshold);
                 let handle = ConnHandle(shared);
                 handle.set_user(d.user);
-                let inflate = deflate.as_ref().map(|a| a.peer_no_context_takeover);
-                self.open_conn(t, handle, d.handler, cfg.read_limit, inflate, leftover);
+                self.open_conn(t, handle, d.handler, cfg.read_limit, deflate, leftover);
             }
         }
     }

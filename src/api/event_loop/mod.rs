@@ -187,6 +187,11 @@ impl EventLoop {
     /// Something may have set a deadline earlier than the next sweep:
     /// sweep within SWEEP_EVERY.
     fn sweep_soon(&mut self) {
+        // Listeners have no deadlines: a loop without connections has
+        // nothing to sweep and keeps no timeout of its own.
+        if self.occupied == self.listeners {
+            return;
+        }
         let soon = Instant::now() + SWEEP_EVERY;
         self.next_sweep = Some(self.next_sweep.map_or(soon, |s| s.min(soon)));
     }
@@ -266,10 +271,10 @@ impl EventLoop {
 
     fn alloc_slot(&mut self, e: Entry) -> usize {
         self.occupied += 1;
-        self.sweep_soon();
         if matches!(e, Entry::Listener(_)) {
             self.listeners += 1;
         }
+        self.sweep_soon();
         match self.free.pop() {
             Some(t) => {
                 self.slots[t] = Some(e);

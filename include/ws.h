@@ -476,6 +476,37 @@ typedef void (*ws_error_fn)(const struct ws_request *req,
 #define WS_ERR_QUEUE_FULL 22
 
 /**
+ * The TLS handshake failed: no TLS version or parameters in common, an
+ * alert from the peer, data that is not TLS, or the handshake timeout
+ * (`ws_last_error` names which). Numbers 23 to 29 are left to other work.
+ */
+#define WS_ERR_TLS 30
+
+/**
+ * A TLS certificate was refused: the server's is untrusted, expired or
+ * for another host name, or the server refused ours (mutual TLS).
+ */
+#define WS_ERR_TLS_CERTIFICATE 31
+
+/**
+ * A TLS setting could not be used: an unreadable file, bad PEM, a key that
+ * does not match its certificate, no trusted CA.
+ */
+#define WS_ERR_TLS_CONFIG 32
+
+/**
+ * The proxy could not be reached, or did not speak its protocol.
+ */
+#define WS_ERR_PROXY 33
+
+/**
+ * The proxy refused the tunnel: an HTTP proxy's status (403, 407...) or a
+ * SOCKS5 reply code, named in `ws_last_error`; an HTTP proxy's response
+ * (status, headers, body start) is given as the dial's response.
+ */
+#define WS_ERR_PROXY_REFUSED 34
+
+/**
  * Appended to each message's payload before inflating (section 7.2.2).
  */
 #define TAIL { 0, 0, 255, 255, }

@@ -42,6 +42,9 @@ impl Listener {
     /// Listens on `addr` ("host:port"; port 0 picks a free one) with a
     /// snapshot of `upgrader`'s settings.
     pub fn bind(addr: &str, upgrader: &Upgrader) -> Result<Listener> {
+        if let Some(tls) = &upgrader.tls {
+            tls.rustls()?; // a TLS setting that cannot work fails here, not per client
+        }
         let tcp = bind_listener(addr)?;
         let local_addr = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
         let (wake_tx, wake_rx) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
@@ -116,7 +119,11 @@ impl Listener {
     fn accept_new(&self, pending: &mut Vec<Pending>) -> Result<()> {
         while pending.len() < MAX_PENDING {
             match self.tcp.accept() {
-                Ok((tcp, remote)) => pending.push(Pending::new(Stream::from_mio(tcp), Some(remote), &self.upgrader)),
+                Ok((tcp, remote)) => match self.upgrader.wrap_accepted(Stream::from_mio(tcp), &[]) {
+                    Ok(stream) => pending.push(Pending::new(stream, Some(remote), &self.upgrader)),
+                    // Checked at bind; a failure now drops this client only.
+                    Err(_) => {}
+                },
                 Err(e) if e.kind() == IoKind::WouldBlock => break,
                 Err(e) if e.kind() == IoKind::Interrupted => {}
                 // A connection that died in the queue, or out of descriptors:
@@ -143,7 +150,10 @@ impl Listener {
         fds.push(PollFd::from_borrowed_fd(self.wake_rx.as_fd(), PollFlags::IN));
         let mut until = deadline;
         for p in pending {
-            let flags = if p.wants_read() { PollFlags::IN } else { PollFlags::OUT };
+            let mut flags = if p.wants_read() { PollFlags::IN } else { PollFlags::OUT };
+            if p.stream.wants_write() {
+                flags |= PollFlags::OUT; // a TLS layer's queued handshake bytes
+            }
             fds.push(PollFd::from_borrowed_fd(p.stream.as_fd(), flags));
             if let Some(d) = p.deadline {
                 until = Some(until.map_or(d, |u| u.min(d)));

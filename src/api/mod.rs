@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod conn;
+pub(crate) mod dial_stream;
 pub mod dialer;
 pub mod event_loop;
 pub mod http;

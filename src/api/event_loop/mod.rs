@@ -730,6 +730,13 @@ impl LoopRemote {
     /// Listens on `addr` ("host:port", port 0 = any free one) with a
     /// snapshot of `upgrader`; connections go to `handler`.
     pub fn listen(&self, addr: &str, upgrader: &Upgrader, handler: Arc<dyn Handler>) -> Result<SocketAddr> {
+        if upgrader.tls.is_some() {
+            // Never serve plaintext where TLS was asked for.
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "TLS is not available on the event loop yet (the blocking Listener has it)",
+            ));
+        }
         let tcp = bind_listener(addr)?;
         let local = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
         let upgrader = Arc::new(upgrader.clone());

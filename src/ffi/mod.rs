@@ -19,6 +19,7 @@ pub mod http;
 pub mod pool;
 pub mod server;
 pub mod status;
+pub mod tls;
 pub mod util;
 
 pub use convert::ws_header;

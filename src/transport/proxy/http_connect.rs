@@ -47,7 +47,8 @@ impl HttpConnect {
             403 => " (forbidden)",
             _ => "",
         };
-        let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
+        let shown = String::from_utf8_lossy(&body[..body.len().min(200)]);
+        let shown = shown.split_whitespace().collect::<Vec<_>>().join(" ");
         let message = if shown.is_empty() {
             format!("proxy refused the tunnel: HTTP {status}{reason}")
         } else {
@@ -91,9 +92,10 @@ impl Tunnel for HttpConnect {
                     .headers
                     .iter()
                     .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                let want = head_len + length.min(MAX_BODY);
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok());
+                // Without a length the body ends with the connection (the
+                // driver stops waiting for it soon).
+                let want = head_len + length.unwrap_or(MAX_BODY).min(MAX_BODY);
                 if self.buf.len() >= want {
                     return Err(self.refusal(status, head_len));
                 }

@@ -103,7 +103,10 @@ fn http_proxy_refusals_name_the_proxy_status_and_body() {
     for proxy in [format!("http://127.0.0.1:{}", p.port), format!("http://user:wrong@127.0.0.1:{}", p.port)] {
         let e = dialer(&proxy).dial(&url, &[]).map(|_| ()).unwrap_err();
         assert_eq!(e.error.kind(), ErrorKind::ProxyRefused, "{}", e.error);
-        assert!(!e.error.message().contains("s3cret") && !e.error.message().contains(":wrong"), "no password in messages");
+        assert!(
+            !e.error.message().contains("s3cret") && !e.error.message().contains(":wrong"),
+            "no password in messages"
+        );
         let resp = e.response.expect("the proxy's response is given");
         // No credentials: 407; wrong ones: tinyproxy answers 401.
         assert!(matches!(resp.status(), 401 | 407), "{}", resp.status());

@@ -119,7 +119,8 @@ fn proxies_from_the_environment() {
     // no_proxy: an IP, a CIDR range, a name with a port, `*`; a list that
     // does not match leaves the proxy in place.
     // Entries match the URL's host as written (no resolving).
-    let ip_forms = ["127.0.0.1".to_string(), "127.0.0.0/8".into(), format!("example.com, 127.0.0.1:{ws_port}"), "*".into()];
+    let ip_forms =
+        ["127.0.0.1".to_string(), "127.0.0.0/8".into(), format!("example.com, 127.0.0.1:{ws_port}"), "*".into()];
     for exempt in ip_forms {
         set_env(&[("http_proxy", refusing.clone()), ("no_proxy", exempt.clone())]);
         dial(&ws_url, env.clone()).unwrap_or_else(|e| panic!("no_proxy={exempt}: {e:?}"));
@@ -130,7 +131,11 @@ fn proxies_from_the_environment() {
         dial(&wss_url, env.clone()).unwrap_or_else(|e| panic!("NO_PROXY={exempt}: {e:?}"));
     }
     set_env(&[("https_proxy", refusing.clone()), ("no_proxy", "127.0.0.1".into())]);
-    assert_eq!(dial(&wss_url, env.clone()).unwrap_err().0, ErrorKind::ProxyRefused, "localhost is not 127.0.0.1 by name");
+    assert_eq!(
+        dial(&wss_url, env.clone()).unwrap_err().0,
+        ErrorKind::ProxyRefused,
+        "localhost is not 127.0.0.1 by name"
+    );
     set_env(&[("http_proxy", refusing.clone()), ("NO_PROXY", "10.0.0.0/8,example.com,127.0.0.1:1".into())]);
     assert_eq!(dial(&ws_url, env.clone()).unwrap_err().0, ErrorKind::ProxyRefused);
 

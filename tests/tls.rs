@@ -260,7 +260,8 @@ fn mutual_tls_required_and_optional() {
     required.set_client_auth(ClientAuth::Required, Some(&ca_pem)).unwrap();
     // Without a certificate: refused (TLS 1.3 reports it at the first read).
     let (port, h) = {
-        let l = Listener::bind("127.0.0.1:0", &Upgrader { tls: Some(required.clone()), ..Upgrader::default() }).unwrap();
+        let l =
+            Listener::bind("127.0.0.1:0", &Upgrader { tls: Some(required.clone()), ..Upgrader::default() }).unwrap();
         let port = l.local_addr().port();
         (port, thread::spawn(move || l.accept(Some(Instant::now() + Duration::from_secs(3))).map(|_| ()).unwrap_err()))
     };

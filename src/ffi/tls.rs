@@ -101,7 +101,10 @@ pub extern "C" fn ws_tls_client_config_free(config: *mut ws_tls_client_config) {
 /// `ws_tls_client_config_use_system_roots(config, true)` says so.
 /// `WS_ERR_TLS_CONFIG` when the file cannot be read or holds no certificate.
 #[no_mangle]
-pub extern "C" fn ws_tls_client_config_add_ca_file(config: *mut ws_tls_client_config, path: *const c_char) -> ws_status {
+pub extern "C" fn ws_tls_client_config_add_ca_file(
+    config: *mut ws_tls_client_config,
+    path: *const c_char,
+) -> ws_status {
     ffi_status!({
         let path = tri!(cstr(path, "path"));
         with_client(config, |c| c.add_ca_file(Path::new(path)))

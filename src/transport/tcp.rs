@@ -124,10 +124,9 @@ impl Stream {
         }
         let io_err = |e: io::Error| match super::tls::TlsFailure::from_io(&e) {
             Some(f) => crate::Error::new(crate::ErrorKind::from(f.kind), f.message.clone()),
-            None if e.kind() == io::ErrorKind::TimedOut => crate::Error::new(
-                crate::ErrorKind::Tls,
-                super::tls::error::handshake_timeout(host).message,
-            ),
+            None if e.kind() == io::ErrorKind::TimedOut => {
+                crate::Error::new(crate::ErrorKind::Tls, super::tls::error::handshake_timeout(host).message)
+            }
             None => crate::Error::new(crate::ErrorKind::Tls, format!("TLS handshake with {host}: {e}")),
         };
         let tls = self.tls.as_ref().expect("set above");

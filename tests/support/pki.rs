@@ -92,9 +92,25 @@ impl Pki {
         openssl(
             &self.dir,
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30",
-                "-subj", &format!("/CN={cn}"), "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"),
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
     }
@@ -116,12 +132,8 @@ impl Pki {
             std::fs::write(dbdir.join("serial"), "1000\n").unwrap();
             std::fs::write(dbdir.join("ca.cnf"), CA_CONF).unwrap();
         }
-        let (cacert, cakey, out, extf) = (
-            format!("../{ca}.pem"),
-            format!("../{ca}.key"),
-            format!("../{name}.pem"),
-            format!("../{name}.ext"),
-        );
+        let (cacert, cakey, out, extf) =
+            (format!("../{ca}.pem"), format!("../{ca}.key"), format!("../{name}.pem"), format!("../{name}.ext"));
         let csr_path = format!("../{csr}");
         let mut args = vec![
             "ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", &cacert, "-keyfile", &cakey, "-in", &csr_path,

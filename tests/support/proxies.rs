@@ -104,7 +104,8 @@ impl Drop for Proxy {
 pub fn tinyproxy(auth: Option<(&str, &str)>, connect_ports: &[u16]) -> Option<Proxy> {
     let bin = find_or_install("tinyproxy", "tinyproxy")?;
     let port = free_port();
-    let mut conf = format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 100\nAllow 127.0.0.1\nLogLevel Error\n");
+    let mut conf =
+        format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 100\nAllow 127.0.0.1\nLogLevel Error\n");
     if let Some((u, p)) = auth {
         conf.push_str(&format!("BasicAuth {u} {p}\n"));
     }
@@ -136,8 +137,7 @@ pub fn stunnel_in_front(inner: Proxy, cert: &Path, key: &Path) -> Option<Proxy> 
     );
     let path = dir.join("stunnel.conf");
     std::fs::write(&path, conf).unwrap();
-    let child =
-        ChildGuard::spawn("stunnel", Command::new(bin).arg(&path).stdout(Stdio::null()).stderr(Stdio::null()));
+    let child = ChildGuard::spawn("stunnel", Command::new(bin).arg(&path).stdout(Stdio::null()).stderr(Stdio::null()));
     wait_port(port, "stunnel");
     Some(Proxy { port, _child: child, _inner: Some(Box::new(inner)), dir: Some(dir) })
 }

@@ -23,7 +23,12 @@ pub fn from_environment(host: &str, port: u16, secure: bool) -> Result<Option<Pr
 }
 
 /// As [`from_environment`], with the variables from `get` (for tests).
-pub fn from_vars(host: &str, port: u16, secure: bool, get: &dyn Fn(&str) -> Option<String>) -> Result<Option<ProxyUrl>> {
+pub fn from_vars(
+    host: &str,
+    port: u16,
+    secure: bool,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<ProxyUrl>> {
     let scheme_vars: &[&str] = if secure { &["https_proxy", "HTTPS_PROXY"] } else { &["http_proxy", "HTTP_PROXY"] };
     let Some(url) = var(scheme_vars, get).or_else(|| var(&["all_proxy", "ALL_PROXY"], get)) else {
         return Ok(None);

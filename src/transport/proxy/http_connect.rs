@@ -13,7 +13,11 @@ enum State {
     Request(Vec<u8>),
     Head,
     /// A refusal whose body is still arriving (`want` bytes in total).
-    Body { status: u16, head_len: usize, want: usize },
+    Body {
+        status: u16,
+        head_len: usize,
+        want: usize,
+    },
 }
 
 pub struct HttpConnect {

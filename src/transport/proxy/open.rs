@@ -69,7 +69,9 @@ fn tunnel(target: &Target<'_>, via: &Via<'_>, deadline: Option<Instant>) -> Resu
         proxy_error(p, kind, &format!("cannot connect: {}", e.message()))
     })?;
     let stream = if p.kind == ProxyKind::Https {
-        stream.start_tls_client(via.tls, &p.host, deadline).map_err(|e| proxy_error(p, ErrorKind::Proxy, e.message()))?
+        stream
+            .start_tls_client(via.tls, &p.host, deadline)
+            .map_err(|e| proxy_error(p, ErrorKind::Proxy, e.message()))?
     } else {
         stream
     };
@@ -81,7 +83,8 @@ fn tunnel(target: &Target<'_>, via: &Via<'_>, deadline: Option<Instant>) -> Resu
             Box::new(Socks5::new(Destination::Addr(addr), creds).map_err(|e| tunnel_error(p, e))?)
         }
         ProxyKind::Socks5h => Box::new(
-            Socks5::new(Destination::Name(target.host.to_string(), target.port), creds).map_err(|e| tunnel_error(p, e))?,
+            Socks5::new(Destination::Name(target.host.to_string(), target.port), creds)
+                .map_err(|e| tunnel_error(p, e))?,
         ),
     };
     let mut chunk = [0u8; 4096];
@@ -94,13 +97,17 @@ fn tunnel(target: &Target<'_>, via: &Via<'_>, deadline: Option<Instant>) -> Resu
         }
         let pending = machine.pending_refusal();
         let until = match &pending {
-            Some(_) => Some(deadline.map_or(Instant::now() + REFUSAL_BODY_WAIT, |d| d.min(Instant::now() + REFUSAL_BODY_WAIT))),
+            Some(_) => {
+                Some(deadline.map_or(Instant::now() + REFUSAL_BODY_WAIT, |d| d.min(Instant::now() + REFUSAL_BODY_WAIT)))
+            }
             None => deadline,
         };
         let n = match stream.read_until(&mut chunk, until) {
             Ok(0) => match pending {
                 Some(refusal) => return Err(tunnel_error(p, refusal)),
-                None => return Err(proxy_error(p, ErrorKind::Proxy, "closed the connection during the tunnel handshake")),
+                None => {
+                    return Err(proxy_error(p, ErrorKind::Proxy, "closed the connection during the tunnel handshake"))
+                }
             },
             Ok(n) => n,
             Err(e) => match pending {

@@ -44,7 +44,9 @@ impl TlsFailure {
 
 fn cert_reason(e: &CertificateError) -> String {
     match e {
-        CertificateError::UnknownIssuer => "the certificate is not trusted (unknown issuer: no trusted CA signed it)".into(),
+        CertificateError::UnknownIssuer => {
+            "the certificate is not trusted (unknown issuer: no trusted CA signed it)".into()
+        }
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             format!("the certificate is not valid for this host name (name mismatch: {e})")
         }
@@ -109,12 +111,14 @@ pub fn describe(e: &rustls::Error) -> TlsFailure {
             };
             (TlsFailureKind::Handshake, format!("TLS: {why}"))
         }
-        E::InvalidMessage(m) => {
-            (TlsFailureKind::Handshake, format!("TLS: the peer sent data that is not TLS ({m:?}; plaintext or garbage)"))
-        }
-        E::NoApplicationProtocol => {
-            (TlsFailureKind::Handshake, "TLS: no application protocol in common (ALPN: only http/1.1 is offered)".into())
-        }
+        E::InvalidMessage(m) => (
+            TlsFailureKind::Handshake,
+            format!("TLS: the peer sent data that is not TLS ({m:?}; plaintext or garbage)"),
+        ),
+        E::NoApplicationProtocol => (
+            TlsFailureKind::Handshake,
+            "TLS: no application protocol in common (ALPN: only http/1.1 is offered)".into(),
+        ),
         other => (TlsFailureKind::Handshake, format!("TLS: {other}")),
     };
     TlsFailure { kind, message }

@@ -54,7 +54,9 @@ impl TlsLayers {
     /// A stack of one session; `already` is ciphertext read from the socket
     /// before (e.g. the start of a ClientHello a caller peeked at).
     pub fn new(session: TlsSession, already: &[u8]) -> TlsLayers {
-        TlsLayers { state: Mutex::new(State { layers: vec![Layer { session, unfed: already.to_vec() }], failed: None }) }
+        TlsLayers {
+            state: Mutex::new(State { layers: vec![Layer { session, unfed: already.to_vec() }], failed: None }),
+        }
     }
 
     /// Runs `inner` inside the current top session (its ciphertext becomes
@@ -138,7 +140,10 @@ impl TlsLayers {
             match st.pump(sock) {
                 Ok(true) => {}
                 Ok(false) => {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed during the TLS handshake"))
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed during the TLS handshake",
+                    ))
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(true)),
                 Err(e) => return Err(e),

@@ -15,6 +15,6 @@ pub mod layers;
 pub mod session;
 
 pub use config::{ClientAuth, MinVersion, TlsClientConfig, TlsServerConfig};
-pub use layers::TlsLayers;
 pub use error::{TlsFailure, TlsFailureKind};
+pub use layers::TlsLayers;
 pub use session::TlsSession;

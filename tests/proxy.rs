@@ -52,13 +52,14 @@ fn echo_server(tls: bool) -> (u16, thread::JoinHandle<()>) {
 }
 
 fn dialer(proxy: &str) -> Dialer {
-    let mut d = Dialer::default();
     let mut tls = TlsClientConfig::default();
     tls.add_ca_file(&Pki::get().ca()).unwrap();
-    d.tls = tls;
-    d.proxy = ProxyChoice::Fixed(ProxyUrl::parse(proxy).unwrap());
-    d.handshake_timeout = Some(Duration::from_secs(10));
-    d
+    Dialer {
+        tls,
+        proxy: ProxyChoice::Fixed(ProxyUrl::parse(proxy).unwrap()),
+        handshake_timeout: Some(Duration::from_secs(10)),
+        ..Dialer::default()
+    }
 }
 
 fn round_trip(d: &Dialer, url: &str) {

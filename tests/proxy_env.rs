@@ -37,12 +37,9 @@ fn set_env(pairs: &[(&str, String)]) {
 /// Dials `url` with the default proxy choice (the environment); the server
 /// behind `url` echoes. Ok, or the error kind and message.
 fn dial(url: &str, proxy: ProxyChoice) -> Result<(), (ErrorKind, String)> {
-    let mut d = Dialer::default();
     let mut tls = TlsClientConfig::default();
     tls.add_ca_file(&Pki::get().ca()).unwrap();
-    d.tls = tls;
-    d.proxy = proxy;
-    d.handshake_timeout = Some(Duration::from_secs(10));
+    let d = Dialer { tls, proxy, handshake_timeout: Some(Duration::from_secs(10)), ..Dialer::default() };
     match d.dial(url, &[]) {
         Ok((c, _)) => {
             c.write_message(MessageType::Text, b"env").unwrap();

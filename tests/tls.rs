@@ -35,11 +35,12 @@ fn client_cfg() -> TlsClientConfig {
 }
 
 fn dialer(tls: TlsClientConfig) -> Dialer {
-    let mut d = Dialer::default();
-    d.tls = tls;
-    d.proxy = ws::transport::proxy::ProxyChoice::Direct;
-    d.handshake_timeout = Some(Duration::from_secs(10));
-    d
+    Dialer {
+        tls,
+        proxy: ws::transport::proxy::ProxyChoice::Direct,
+        handshake_timeout: Some(Duration::from_secs(10)),
+        ..Dialer::default()
+    }
 }
 
 fn echo(c: &Conn) {
@@ -54,7 +55,10 @@ fn echo(c: &Conn) {
 
 /// A TLS echo server on its own thread, serving `n` connections one after
 /// another (each echoed on a thread of its own).
-fn tls_echo_server(up: Upgrader, n: usize) -> (String, thread::JoinHandle<Vec<Option<Vec<Vec<u8>>>>>) {
+/// Each served connection's peer certificate chain (DER, leaf first).
+type PeerChains = Vec<Option<Vec<Vec<u8>>>>;
+
+fn tls_echo_server(up: Upgrader, n: usize) -> (String, thread::JoinHandle<PeerChains>) {
     let l = Listener::bind("127.0.0.1:0", &up).unwrap();
     let port = l.local_addr().port();
     let h = thread::spawn(move || {

@@ -84,11 +84,12 @@ fn client_tls() -> TlsClientConfig {
 }
 
 fn rust_dialer() -> Dialer {
-    let mut d = Dialer::default();
-    d.tls = client_tls();
-    d.proxy = ProxyChoice::Direct;
-    d.handshake_timeout = Some(Duration::from_secs(10));
-    d
+    Dialer {
+        tls: client_tls(),
+        proxy: ProxyChoice::Direct,
+        handshake_timeout: Some(Duration::from_secs(10)),
+        ..Dialer::default()
+    }
 }
 
 fn copy_leaf(name: &str, cert: &Path, key: &Path) {

@@ -119,11 +119,12 @@ impl Listener {
     fn accept_new(&self, pending: &mut Vec<Pending>) -> Result<()> {
         while pending.len() < MAX_PENDING {
             match self.tcp.accept() {
-                Ok((tcp, remote)) => match self.upgrader.wrap_accepted(Stream::from_mio(tcp), &[]) {
-                    Ok(stream) => pending.push(Pending::new(stream, Some(remote), &self.upgrader)),
-                    // Checked at bind; a failure now drops this client only.
-                    Err(_) => {}
-                },
+                Ok((tcp, remote)) => {
+                    // TLS settings were checked at bind; a failure now drops this client only.
+                    if let Ok(stream) = self.upgrader.wrap_accepted(Stream::from_mio(tcp), &[]) {
+                        pending.push(Pending::new(stream, Some(remote), &self.upgrader));
+                    }
+                }
                 Err(e) if e.kind() == IoKind::WouldBlock => break,
                 Err(e) if e.kind() == IoKind::Interrupted => {}
                 // A connection that died in the queue, or out of descriptors:

@@ -95,87 +95,86 @@ impl Tunnel for Socks5 {
 
     fn feed(&mut self, data: &[u8]) -> Result<Progress, TunnelError> {
         self.buf.extend_from_slice(data);
-        loop {
-            match self.state {
-                State::Method => {
-                    if self.buf.len() < 2 {
-                        return Ok(Progress::NeedMore);
-                    }
-                    if self.buf[0] != 5 {
-                        return Err(TunnelError::broken(format!(
-                            "SOCKS5: the proxy answered with version {} (not a SOCKS5 proxy?)",
-                            self.buf[0]
-                        )));
-                    }
-                    let method = self.buf[1];
-                    self.buf.drain(..2);
-                    match (method, &self.credentials) {
-                        (0x00, _) => {
-                            self.out = self.connect_request();
-                            self.state = State::Reply;
-                        }
-                        (0x02, Some((u, p))) => {
-                            let mut a = vec![1, u.len() as u8];
-                            a.extend_from_slice(u.as_bytes());
-                            a.push(p.len() as u8);
-                            a.extend_from_slice(p.as_bytes());
-                            self.out = a;
-                            self.state = State::Auth;
-                        }
-                        (0xFF, None) => {
-                            return Err(TunnelError::refused(
-                                "SOCKS5 proxy refused: it requires authentication (no acceptable method; put user:password in the proxy URL)",
-                            ))
-                        }
-                        (0xFF, Some(_)) => {
-                            return Err(TunnelError::refused("SOCKS5 proxy refused: no acceptable authentication method"))
-                        }
-                        (m, _) => {
-                            return Err(TunnelError::broken(format!("SOCKS5: the proxy chose method {m}, which was not offered")))
-                        }
-                    }
+        // Each answer needs a request of ours first: one step per feed.
+        match self.state {
+            State::Method => {
+                if self.buf.len() < 2 {
                     return Ok(Progress::NeedMore);
                 }
-                State::Auth => {
-                    if self.buf.len() < 2 {
-                        return Ok(Progress::NeedMore);
+                if self.buf[0] != 5 {
+                    return Err(TunnelError::broken(format!(
+                        "SOCKS5: the proxy answered with version {} (not a SOCKS5 proxy?)",
+                        self.buf[0]
+                    )));
+                }
+                let method = self.buf[1];
+                self.buf.drain(..2);
+                match (method, &self.credentials) {
+                    (0x00, _) => {
+                        self.out = self.connect_request();
+                        self.state = State::Reply;
                     }
-                    let status = self.buf[1];
-                    self.buf.drain(..2);
-                    if status != 0 {
-                        return Err(TunnelError::refused(format!(
-                            "SOCKS5 proxy refused: username/password authentication failed (status {status})"
-                        )));
+                    (0x02, Some((u, p))) => {
+                        let mut a = vec![1, u.len() as u8];
+                        a.extend_from_slice(u.as_bytes());
+                        a.push(p.len() as u8);
+                        a.extend_from_slice(p.as_bytes());
+                        self.out = a;
+                        self.state = State::Auth;
                     }
-                    self.out = self.connect_request();
-                    self.state = State::Reply;
+                    (0xFF, None) => {
+                        return Err(TunnelError::refused(
+                            "SOCKS5 proxy refused: it requires authentication (no acceptable method; put user:password in the proxy URL)",
+                        ))
+                    }
+                    (0xFF, Some(_)) => {
+                        return Err(TunnelError::refused("SOCKS5 proxy refused: no acceptable authentication method"))
+                    }
+                    (m, _) => {
+                        return Err(TunnelError::broken(format!("SOCKS5: the proxy chose method {m}, which was not offered")))
+                    }
+                }
+                Ok(Progress::NeedMore)
+            }
+            State::Auth => {
+                if self.buf.len() < 2 {
                     return Ok(Progress::NeedMore);
                 }
-                State::Reply => {
-                    if self.buf.len() < 5 {
-                        return Ok(Progress::NeedMore);
-                    }
-                    if self.buf[0] != 5 {
-                        return Err(TunnelError::broken("SOCKS5: bad reply version"));
-                    }
-                    let code = self.buf[1];
-                    if code != 0 {
-                        return Err(TunnelError::refused(format!(
-                            "SOCKS5 proxy refused the connection: reply {code} ({})",
-                            reply_reason(code)
-                        )));
-                    }
-                    let len = match self.buf[3] {
-                        1 => 4 + 4 + 2,
-                        4 => 4 + 16 + 2,
-                        3 => 4 + 1 + self.buf[4] as usize + 2,
-                        t => return Err(TunnelError::broken(format!("SOCKS5: bad address type {t} in the reply"))),
-                    };
-                    if self.buf.len() < len {
-                        return Ok(Progress::NeedMore);
-                    }
-                    return Ok(Progress::Done { leftover: self.buf[len..].to_vec() });
+                let status = self.buf[1];
+                self.buf.drain(..2);
+                if status != 0 {
+                    return Err(TunnelError::refused(format!(
+                        "SOCKS5 proxy refused: username/password authentication failed (status {status})"
+                    )));
                 }
+                self.out = self.connect_request();
+                self.state = State::Reply;
+                Ok(Progress::NeedMore)
+            }
+            State::Reply => {
+                if self.buf.len() < 5 {
+                    return Ok(Progress::NeedMore);
+                }
+                if self.buf[0] != 5 {
+                    return Err(TunnelError::broken("SOCKS5: bad reply version"));
+                }
+                let code = self.buf[1];
+                if code != 0 {
+                    return Err(TunnelError::refused(format!(
+                        "SOCKS5 proxy refused the connection: reply {code} ({})",
+                        reply_reason(code)
+                    )));
+                }
+                let len = match self.buf[3] {
+                    1 => 4 + 4 + 2,
+                    4 => 4 + 16 + 2,
+                    3 => 4 + 1 + self.buf[4] as usize + 2,
+                    t => return Err(TunnelError::broken(format!("SOCKS5: bad address type {t} in the reply"))),
+                };
+                if self.buf.len() < len {
+                    return Ok(Progress::NeedMore);
+                }
+                Ok(Progress::Done { leftover: self.buf[len..].to_vec() })
             }
         }
     }

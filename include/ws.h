@@ -1640,8 +1640,9 @@ ws_status ws_tls_server_config_set_min_version(struct ws_tls_server_config *conf
  * Serves TLS with `config` on connections this upgrader upgrades and on
  * listeners made from it afterwards (NULL: plain TCP again). The upgrader
  * shares the certificate: `ws_tls_server_config_replace_certificate_*`
- * reaches it. Event-loop listeners refuse a TLS upgrader
- * (`WS_ERR_UNSUPPORTED`) for now.
+ * reaches it. Works for `ws_listen`, `ws_upgrader_upgrade_fd` (the bytes
+ * already read are then the start of the TLS handshake) and
+ * `ws_loop_listen`.
  */
 ws_status ws_upgrader_set_tls(struct ws_upgrader *up, const struct ws_tls_server_config *config);
 

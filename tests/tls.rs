@@ -438,13 +438,3 @@ fn upgrade_accepted_socket_with_tls() {
     c.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
     h.join().unwrap();
 }
-
-#[test]
-fn event_loop_refuses_tls_rather_than_serving_plaintext() {
-    let lp = ws::api::event_loop::EventLoop::new().unwrap();
-    let remote = lp.remote();
-    struct H;
-    impl ws::api::event_loop::Handler for H {}
-    let e = remote.listen("127.0.0.1:0", &tls_upgrader("server-ec"), std::sync::Arc::new(H)).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
-}

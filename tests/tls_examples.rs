@@ -5,7 +5,8 @@
 //! - `echo_client [--ca] [--proxy] wss://...`: exit 0 after a clean close,
 //!   non-zero on a refused certificate or proxy; proxies from the
 //!   environment when `--proxy` is absent;
-//! - a libws client against a `websockets` wss:// server.
+//! - a libws client against a `websockets` wss:// server;
+//! - `echo_server_loop --tls-cert --tls-key` with a Rust and a Python client.
 
 mod support {
     #[path = "../support/pki.rs"]
@@ -285,4 +286,44 @@ fn libws_client_against_a_python_wss_server() {
         assert_eq!((m.kind(), m.data()), (MessageType::Text, text.as_bytes()));
     }
     c.close_graceful(1000, b"bye", Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn echo_server_loop_over_tls() {
+    venv_python();
+    let leaf = Pki::get().leaf("server-ec");
+    let mut server = ChildGuard::spawn(
+        "echo_server_loop",
+        example("echo_server_loop")
+            .args(["--port", "0", "--tls-cert"])
+            .arg(&leaf.cert)
+            .arg("--tls-key")
+            .arg(&leaf.key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let lines = line_reader(server.child.stdout.take().unwrap());
+    let stderr = collector(server.child.stderr.take().unwrap());
+    let first = lines.recv_timeout(Duration::from_secs(20)).expect("echo_server_loop prints its address");
+    let port: u16 = first
+        .trim()
+        .strip_prefix("listening on wss://127.0.0.1:")
+        .and_then(|r| r.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let url = format!("wss://localhost:{port}/");
+    let (c, _) = rust_dialer().dial(&url, &[]).unwrap();
+    let big: Vec<u8> = (0..4 << 20).map(|i| (i % 247) as u8).collect();
+    c.write_message(MessageType::Binary, &big).unwrap();
+    assert!(c.read_message().unwrap().data() == &big[..]);
+    let py = run_collect(
+        "wss_peer.py client",
+        Command::new(venv_python()).arg(peer_script()).arg("client").arg(&url).arg(Pki::get().ca()),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(py.status.success(), "python client over TLS to the loop:\n{}\n{}", py.stdout, py.stderr);
+    c.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let st = server.wait_timeout(Duration::from_secs(10));
+    assert!(st.success(), "echo_server_loop exit {st}:\n{}", text_of(&stderr));
 }

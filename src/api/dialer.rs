@@ -121,16 +121,16 @@ impl Dialer {
     }
 
     /// As [`prepare_request`](Self::prepare_request), for the event loop,
-    /// whose dial has no TLS or proxy stage yet: `wss://` is refused there.
-    pub(crate) fn prepare(&self, url: &str, extra: &[(String, String)]) -> Result<DialRequest> {
-        let req = self.prepare_request(url, extra)?;
-        if req.secure {
+    /// whose dial has a TLS stage but no proxy stage yet: an explicit proxy
+    /// is refused there (the environment's is not used).
+    pub(crate) fn prepare_loop(&self, url: &str, extra: &[(String, String)]) -> Result<DialRequest> {
+        if let crate::transport::proxy::ProxyChoice::Fixed(p) = &self.proxy {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                "wss:// is not available on the event loop yet (the blocking dial has it)",
+                format!("proxies are not available on the event loop yet (the blocking dial has them): {p}"),
             ));
         }
-        Ok(req)
+        self.prepare_request(url, extra)
     }
 
     /// Everything a dial decides before connecting: where to, and the

@@ -117,11 +117,7 @@ impl Stream {
         host: &str,
         deadline: Option<std::time::Instant>,
     ) -> crate::Result<Stream> {
-        let session = TlsSession::client(config, host)?;
-        match &self.tls {
-            Some(t) => t.push(session, &[]).map_err(|e| crate::Error::io("TLS", e))?,
-            None => self.tls = Some(Box::new(TlsLayers::new(session, &[]))),
-        }
+        self.add_tls_client(config, host)?;
         let io_err = |e: io::Error| match super::tls::TlsFailure::from_io(&e) {
             Some(f) => crate::Error::new(crate::ErrorKind::from(f.kind), f.message.clone()),
             None if e.kind() == io::ErrorKind::TimedOut => {
@@ -143,6 +139,17 @@ impl Stream {
                 Err(e) => return Err(io_err(e)),
             }
         }
+    }
+
+    /// Adds a TLS client for `host` without waiting: the handshake runs
+    /// inside the next reads and writes (for drivers that never block).
+    pub fn add_tls_client(&mut self, config: &TlsClientConfig, host: &str) -> crate::Result<()> {
+        let session = TlsSession::client(config, host)?;
+        match &self.tls {
+            Some(t) => t.push(session, &[]).map_err(|e| crate::Error::io("TLS", e))?,
+            None => self.tls = Some(Box::new(TlsLayers::new(session, &[]))),
+        }
+        Ok(())
     }
 
     /// Makes this accepted socket a TLS server; the handshake runs inside

@@ -223,7 +223,9 @@ impl ConnShared {
         ob.buf.clear();
         ob.sent = 0;
         self.set_buffered(ob);
-        Ok(true)
+        // A TLS layer may still hold ciphertext: the next writable event
+        // flushes it (and only then is the outbox drained).
+        self.stream.flush()
     }
 
     /// Gives an empty outbox's buffer back to the pool (the sweep calls

@@ -351,7 +351,9 @@ impl EventLoop {
                 Err(_) => return,
             };
             let (upgrader, handler) = (l.upgrader.clone(), l.handler.clone());
-            let hs = PendingHandshake::new(Stream::from_mio(tcp), Some(remote), &upgrader);
+            // TLS (when the upgrader has it) runs inside the handshake's reads.
+            let Ok(stream) = upgrader.wrap_accepted(Stream::from_mio(tcp), &[]) else { continue };
+            let hs = PendingHandshake::new(stream, Some(remote), &upgrader);
             let fd = hs.stream.as_raw_fd();
             let nt = self.alloc_slot(Entry::Accepting(Box::new(Accepting { hs, upgrader, handler })));
             if self.register(fd, nt).is_err() {
@@ -730,12 +732,8 @@ impl LoopRemote {
     /// Listens on `addr` ("host:port", port 0 = any free one) with a
     /// snapshot of `upgrader`; connections go to `handler`.
     pub fn listen(&self, addr: &str, upgrader: &Upgrader, handler: Arc<dyn Handler>) -> Result<SocketAddr> {
-        if upgrader.tls.is_some() {
-            // Never serve plaintext where TLS was asked for.
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "TLS is not available on the event loop yet (the blocking Listener has it)",
-            ));
+        if let Some(tls) = &upgrader.tls {
+            tls.rustls()?; // a TLS setting that cannot work fails here, not per client
         }
         let tcp = bind_listener(addr)?;
         let local = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
@@ -757,7 +755,7 @@ impl LoopRemote {
         handler: Arc<dyn Handler>,
         user: usize,
     ) -> Result<()> {
-        let request = dialer.prepare(url, extra)?;
+        let request = dialer.prepare_loop(url, extra)?;
         let addrs = resolve(&request.host, request.port)?;
         let dialer = Arc::new(dialer.clone());
         self.0.command(Command::Dial { request, addrs, dialer, handler, user })

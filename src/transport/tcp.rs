@@ -170,6 +170,15 @@ impl Stream {
         let _ = self.tcp.shutdown(Shutdown::Both);
     }
 
+    /// Ends our direction only (TLS: after close_notify), so the peer's
+    /// answer can still be read.
+    pub fn shutdown_write(&self) {
+        if let Some(t) = &self.tls {
+            t.close_notify(&self.tcp);
+        }
+        let _ = self.tcp.shutdown(Shutdown::Write);
+    }
+
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.tcp.set_nodelay(on)
     }

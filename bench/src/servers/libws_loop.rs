@@ -46,6 +46,7 @@ struct LoopPtr(*mut ws_loop);
 unsafe impl Send for LoopPtr {}
 
 pub struct LibwsLoop {
+    name: &'static str,
     addr: SocketAddr,
     lp: LoopPtr,
     runner: JoinHandle<ws_status>,
@@ -90,6 +91,10 @@ unsafe extern "C" fn on_error(_conn: *mut ws_conn, status: ws_status, message: *
 impl LibwsLoop {
     /// Binds 127.0.0.1:`port` (0 = any free port) and starts the loop thread.
     pub fn start_on(port: u16) -> io::Result<LibwsLoop> {
+        Self::start_with(port, ptr::null(), "libws-loop")
+    }
+
+    fn start_with(port: u16, up: *const ws::ffi::server::ws_upgrader, name: &'static str) -> io::Result<LibwsLoop> {
         let mut lp: *mut ws_loop = ptr::null_mut();
         check("ws_loop_new", ws_loop_new(&mut lp))?;
         let cleanup = |e: io::Error| {
@@ -109,7 +114,7 @@ impl LibwsLoop {
             on_dial_error: None,
         };
         let mut bound = 0u16;
-        let st = ws_loop_listen(lp, ptr::null(), c"127.0.0.1".as_ptr(), port, &cb, ptr::null_mut(), &mut bound);
+        let st = ws_loop_listen(lp, up, c"127.0.0.1".as_ptr(), port, &cb, ptr::null_mut(), &mut bound);
         check("ws_loop_listen", st).map_err(cleanup)?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, bound));
         let p = LoopPtr(lp);
@@ -118,7 +123,7 @@ impl LibwsLoop {
             ws_loop_run(p.0)
         });
         match runner {
-            Ok(runner) => Ok(LibwsLoop { addr, lp: p, runner }),
+            Ok(runner) => Ok(LibwsLoop { name, addr, lp: p, runner }),
             Err(e) => Err(cleanup(e)),
         }
     }
@@ -151,9 +156,17 @@ pub fn start() -> io::Result<Box<dyn EchoServer>> {
     Ok(Box::new(LibwsLoop::start_on(0)?))
 }
 
+/// The loop server over TLS (`--tls`), set up through the C API.
+pub fn start_tls() -> io::Result<Box<dyn EchoServer>> {
+    let up = crate::libws_ffi::tls_upgrader()?;
+    let r = LibwsLoop::start_with(0, up, "libws-loop-tls");
+    ws::ffi::server::ws_upgrader_free(up);
+    Ok(Box::new(r?))
+}
+
 impl EchoServer for LibwsLoop {
     fn name(&self) -> &str {
-        "libws-loop"
+        self.name
     }
     fn addr(&self) -> SocketAddr {
         self.addr

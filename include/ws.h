@@ -1647,13 +1647,13 @@ ws_status ws_tls_server_config_set_min_version(struct ws_tls_server_config *conf
 ws_status ws_upgrader_set_tls(struct ws_upgrader *up, const struct ws_tls_server_config *config);
 
 /**
- * Whether the connection runs over TLS.
+ * Whether the connection (blocking or event-loop) runs over TLS.
  */
 bool ws_conn_is_tls(const struct ws_conn *conn);
 
 /**
  * Copies certificate `index` (0 = the peer's own, then its chain) of the
- * TLS peer, DER-encoded, into `buf` (`cap` bytes); `*len_out` gets its
+ * TLS peer of a blocking or event-loop connection (any thread), DER-encoded, into `buf` (`cap` bytes); `*len_out` gets its
  * length. `WS_ERR_BUFFER_TOO_SMALL` when it does not fit (call with
  * `cap` 0 to learn the size), `WS_ERR_NOT_FOUND` without TLS, without a
  * peer certificate (a client that sent none) or past the chain's end.

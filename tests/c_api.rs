@@ -226,6 +226,11 @@ fn c_test_loop() {
 }
 
 #[test]
+fn c_test_tls() {
+    run_c_test("test_tls.c");
+}
+
+#[test]
 fn c_test_misuse() {
     run_c_test("test_misuse.c");
 }

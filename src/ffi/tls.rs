@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use std::path::Path;
 use std::sync::RwLock;
 
-use super::conn::{conn_ref, tri, ws_conn};
+use super::conn::{conn_ref, tri, ws_conn, ConnKind};
 use super::convert::{bytes, cstr, need, put, status};
 use super::guard::{self, ffi_status, ffi_value, invalid};
 use super::status::*;
@@ -392,19 +392,29 @@ pub extern "C" fn ws_upgrader_set_tls(
     })
 }
 
-/// Whether the connection runs over TLS.
+fn peer_chain(c: &ws_conn) -> Option<Vec<Vec<u8>>> {
+    match &c.kind {
+        ConnKind::Blocking(b) => b.tls_peer_certificates(),
+        ConnKind::Loop(l) => l.handle.tls_peer_certificates(),
+    }
+}
+
+/// Whether the connection (blocking or event-loop) runs over TLS.
 #[no_mangle]
 pub extern "C" fn ws_conn_is_tls(conn: *const ws_conn) -> bool {
     ffi_value!(false, {
-        match conn_ref(conn).and_then(|c| c.blocking()) {
-            Ok(c) => c.is_tls(),
+        match conn_ref(conn) {
+            Ok(c) => match &c.kind {
+                ConnKind::Blocking(b) => b.is_tls(),
+                ConnKind::Loop(l) => l.handle.is_tls(),
+            },
             Err(_) => false,
         }
     })
 }
 
 /// Copies certificate `index` (0 = the peer's own, then its chain) of the
-/// TLS peer, DER-encoded, into `buf` (`cap` bytes); `*len_out` gets its
+/// TLS peer of a blocking or event-loop connection (any thread), DER-encoded, into `buf` (`cap` bytes); `*len_out` gets its
 /// length. `WS_ERR_BUFFER_TOO_SMALL` when it does not fit (call with
 /// `cap` 0 to learn the size), `WS_ERR_NOT_FOUND` without TLS, without a
 /// peer certificate (a client that sent none) or past the chain's end.
@@ -417,8 +427,8 @@ pub extern "C" fn ws_conn_tls_peer_certificate(
     len_out: *mut usize,
 ) -> ws_status {
     ffi_status!({
-        let c = tri!(conn_ref(conn).and_then(|c| c.blocking()));
-        let chain = c.tls_peer_certificates().unwrap_or_default();
+        let c = tri!(conn_ref(conn));
+        let chain = peer_chain(c).unwrap_or_default();
         let Some(der) = chain.get(index) else {
             return super::convert::not_found("TLS peer certificate");
         };

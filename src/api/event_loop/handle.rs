@@ -502,6 +502,15 @@ impl ConnHandle {
         self.0.peer_addr
     }
 
+    pub fn is_tls(&self) -> bool {
+        self.0.stream.is_tls()
+    }
+
+    /// The TLS peer's certificate chain (leaf first, DER), if any.
+    pub fn tls_peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.0.stream.tls_peer_certificates()
+    }
+
     pub fn raw_fd(&self) -> RawFd {
         self.0.stream.as_raw_fd()
     }

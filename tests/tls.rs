@@ -299,14 +299,17 @@ fn certificate_replaced_while_serving() {
     let pki = Pki::get();
     let cfg = server_cfg("server-ec");
     let (url, h) = tls_echo_server(Upgrader { tls: Some(cfg.clone()), ..Upgrader::default() }, 2);
-    let (first, _) = dialer(client_cfg()).dial(&url, &[]).unwrap();
+    // One dialer for both: its TLS sessions could be resumed, which would
+    // skip the certificate; the replacement forgets them on the server.
+    let d = dialer(client_cfg());
+    let (first, _) = d.dial(&url, &[]).unwrap();
     assert_eq!(first.tls_peer_certificates().unwrap()[0], pki.leaf("server-ec").der());
 
     let next = pki.leaf("server-rsa");
     // A bad replacement is refused and the old certificate stays.
     assert_eq!(cfg.replace_certificate_pem(&next.cert_pem(), b"not a key").unwrap_err().kind(), ErrorKind::TlsConfig);
     cfg.replace_certificate_files(&next.cert, &next.key).unwrap();
-    let (second, _) = dialer(client_cfg()).dial(&url, &[]).unwrap();
+    let (second, _) = d.dial(&url, &[]).unwrap();
     assert_eq!(second.tls_peer_certificates().unwrap()[0], next.der(), "new handshakes get the new certificate");
     // The open connection is unaffected.
     first.write_message(MessageType::Text, b"still here").unwrap();

@@ -15,7 +15,9 @@ use pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -294,12 +296,51 @@ impl ResolvesServerCert for CertSlot {
     }
 }
 
+/// The server's session cache (TLS resumption), emptied when the
+/// certificate is replaced: a resumed session skips the certificate, so
+/// without this a client could go on resuming into the old identity.
+#[derive(Debug)]
+struct SessionSlot(RwLock<Arc<ServerSessionMemoryCache>>);
+
+/// Sessions kept for resumption per server config.
+const SESSION_CACHE_SIZE: usize = 256;
+
+impl SessionSlot {
+    fn new() -> SessionSlot {
+        SessionSlot(RwLock::new(ServerSessionMemoryCache::new(SESSION_CACHE_SIZE)))
+    }
+    fn current(&self) -> Option<Arc<ServerSessionMemoryCache>> {
+        self.0.read().ok().map(|c| c.clone())
+    }
+    fn clear(&self) {
+        if let Ok(mut c) = self.0.write() {
+            *c = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+        }
+    }
+}
+
+impl StoresServerSessions for SessionSlot {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.current().is_some_and(|c| c.put(key, value))
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.current()?.get(key)
+    }
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.current()?.take(key)
+    }
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
 /// Server-side TLS settings. Clones share the certificate slot, so
 /// [`replace_certificate_pem`](Self::replace_certificate_pem) on any clone
 /// reaches listeners that took a snapshot earlier.
 #[derive(Clone)]
 pub struct TlsServerConfig {
     cert: Arc<CertSlot>,
+    sessions: Arc<SessionSlot>,
     client_auth: ClientAuth,
     client_cas: Vec<CertificateDer<'static>>,
     min_version: MinVersion,
@@ -329,6 +370,7 @@ impl TlsServerConfig {
     pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<TlsServerConfig> {
         Ok(TlsServerConfig {
             cert: Arc::new(CertSlot(RwLock::new(certified_key(chain_pem, key_pem)?))),
+            sessions: Arc::new(SessionSlot::new()),
             client_auth: ClientAuth::None,
             client_cas: Vec::new(),
             min_version: MinVersion::Tls12,
@@ -343,10 +385,13 @@ impl TlsServerConfig {
     }
 
     /// Replaces the certificate for new handshakes (open connections are
-    /// not affected). On error the old certificate stays.
+    /// not affected) and forgets the sessions clients could resume, so
+    /// every new connection sees the new certificate. On error the old
+    /// certificate stays.
     pub fn replace_certificate_pem(&self, chain_pem: &[u8], key_pem: &[u8]) -> Result<()> {
         let ck = certified_key(chain_pem, key_pem)?;
         *self.cert.0.write().map_err(|_| Error::poisoned())? = ck;
+        self.sessions.clear();
         Ok(())
     }
 
@@ -401,6 +446,7 @@ impl TlsServerConfig {
             }
         };
         let mut config = builder.with_cert_resolver(self.cert.clone());
+        config.session_storage = self.sessions.clone();
         config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
         Ok(config)
     }

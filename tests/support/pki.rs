@@ -47,6 +47,34 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "openssl {args:?}:\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// The openssl command line, installed with apt when missing and running
+/// as root (a fresh minimal Debian has no `openssl` binary).
+fn ensure_openssl() {
+    let present = || Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    if present() {
+        return;
+    }
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    if root {
+        for args in
+            [&["install", "-y", "--no-install-recommends", "openssl"][..], &["update"], &["install", "-y", "openssl"]]
+        {
+            let _ = Command::new("timeout")
+                .arg("600")
+                .arg("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .status();
+            if present() {
+                return;
+            }
+        }
+    }
+    panic!("the TLS tests need the openssl command line (apt-get install openssl); root: {root}");
+}
+
 const CA_CONF: &str = "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
 default_md = sha256\npolicy = p\ncopy_extensions = none\nunique_subject = no\n[p]\ncommonName = supplied\n";
 
@@ -57,6 +85,7 @@ impl Pki {
     }
 
     fn make() -> Pki {
+        ensure_openssl();
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));

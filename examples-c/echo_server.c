@@ -1,10 +1,15 @@
 /*
  * echo_server: echoes every text and binary message back unchanged.
  *
- *   echo_server [--host H] [--port P] [--compress] [--idle-timeout S]
- *               [--read-limit BYTES]          (default 127.0.0.1:9001)
+ *   echo_server [--host H] [--port P] [--compress[=MODE]] [--idle-timeout S]
+ *               [--read-limit BYTES] [--tls-cert CERT.pem --tls-key KEY.pem]
+ *               (default 127.0.0.1:9001; MODE: pooled, dedicated or shared)
  *
- * Prints "listening on ws://HOST:PORT/" once it is ready (with --port 0 the
+ * With --tls-cert/--tls-key it serves wss:// (the PEM chain, leaf first,
+ * and its key: PKCS#8, RSA or EC). SIGHUP reloads both files: new
+ * handshakes get the new certificate, open connections stay.
+ *
+ * Prints "listening on ws://HOST:PORT/" (wss:// with TLS) once it is ready (with --port 0 the
  * kernel picks the port, and this line tells which). One detached thread per
  * connection. SIGINT/SIGTERM stop the server cleanly: the signals are blocked
  * in every thread and a dedicated thread sigwait()s for them, then shuts the
@@ -35,7 +40,7 @@
 static int64_t idle_timeout_ms = 60000;
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress[=pooled|dedicated|shared]] [--idle-timeout S] [--read-limit BYTES]\n", prog);
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress[=pooled|dedicated|shared]] [--idle-timeout S] [--read-limit BYTES] [--tls-cert CERT.pem --tls-key KEY.pem]\n", prog);
     exit(2);
 }
 
@@ -92,12 +97,22 @@ static void *echo_conn(void *arg) {
 struct sig_ctx {
     sigset_t set;
     ws_listener *listener;
+    ws_tls_server_config *tls;
+    const char *cert, *key;
 };
 
 static void *signal_thread(void *arg) {
     struct sig_ctx *ctx = arg;
     int sig = 0;
-    if (sigwait(&ctx->set, &sig) == 0) ws_listener_shutdown(ctx->listener);
+    while (sigwait(&ctx->set, &sig) == 0) {
+        if (sig != SIGHUP) break;
+        if (ctx->tls == NULL) continue;
+        ws_status st = ws_tls_server_config_replace_certificate_files(ctx->tls, ctx->cert, ctx->key);
+        char msg[256] = "";
+        if (st != WS_OK) ws_last_error(msg, sizeof msg);
+        fprintf(stderr, "echo_server: certificate reload: %s %s\n", ws_status_str(st), msg);
+    }
+    ws_listener_shutdown(ctx->listener);
     return NULL;
 }
 
@@ -108,6 +123,7 @@ int main(int argc, char **argv) {
     uint16_t port = 9001;
     uint64_t read_limit = 0, idle_s = 0;
     int have_read_limit = 0;
+    const char *cert = NULL, *key = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
@@ -121,6 +137,10 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--read-limit") == 0 && i + 1 < argc) {
             if (parse_u64(argv[++i], &read_limit) != 0) usage(argv[0]);
             have_read_limit = 1;
+        } else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc) {
+            cert = argv[++i];
+        } else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
+            key = argv[++i];
         } else {
             usage(argv[0]);
         }
@@ -132,11 +152,25 @@ int main(int argc, char **argv) {
     sigemptyset(&ctx.set);
     sigaddset(&ctx.set, SIGINT);
     sigaddset(&ctx.set, SIGTERM);
+    sigaddset(&ctx.set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &ctx.set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     ws_upgrader *up = ws_upgrader_new();
     if (compress) ws_upgrader_set_compression(up, &copts); /* see compress_flag.h */
+    if ((cert == NULL) != (key == NULL)) usage(argv[0]);
+    if (cert != NULL) {
+        ws_status tst = ws_tls_server_config_new_files(cert, key, &ctx.tls);
+        if (tst == WS_OK) tst = ws_upgrader_set_tls(up, ctx.tls);
+        if (tst != WS_OK) {
+            char msg[256];
+            ws_last_error(msg, sizeof msg);
+            fprintf(stderr, "echo_server: TLS: %s: %s\n", ws_status_str(tst), msg);
+            return 1;
+        }
+        ctx.cert = cert;
+        ctx.key = key;
+    }
     /* The default read limit (64 MiB) is above Autobahn's largest message
      * (16 MiB). */
     if (have_read_limit) ws_upgrader_set_read_limit(up, read_limit);
@@ -156,7 +190,7 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    printf("listening on ws://%s:%u/\n", host, (unsigned)ws_listener_port(listener));
+    printf("listening on %s://%s:%u/\n", cert ? "wss" : "ws", host, (unsigned)ws_listener_port(listener));
     fflush(stdout);
 
     int rc = 0;
@@ -185,5 +219,6 @@ int main(int argc, char **argv) {
     if (rc == 0) pthread_join(sig_tid, NULL);
     /* Connection threads are detached; exiting the process ends them. */
     ws_listener_free(listener);
+    ws_tls_server_config_free(ctx.tls);
     return rc;
 }

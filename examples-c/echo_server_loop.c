@@ -3,10 +3,13 @@
  * every connection on one thread (libws's event loop).
  *
  *   echo_server_loop [--host H] [--port P] [--compress[=MODE]] [--idle-timeout S]
- *                    [--read-limit BYTES]      (default 127.0.0.1:9001;
- *   MODE: pooled, dedicated or shared, see compress_flag.h)
+ *                    [--read-limit BYTES] [--tls-cert CERT.pem --tls-key KEY.pem]
+ *                    (default 127.0.0.1:9001; MODE: pooled, dedicated or
+ *                    shared, see compress_flag.h)
  *
- * Prints "listening on ws://HOST:PORT/" once it is ready. Flow control: a
+ * With --tls-cert/--tls-key it serves wss:// (PEM chain, leaf first, and
+ * its key). Prints "listening on ws://HOST:PORT/" (wss:// with TLS) once
+ * it is ready. Flow control: a
  * connection whose peer does not read its echoes is paused once 4 MiB are
  * queued and resumed when the queue drains, so memory stays bounded and
  * no message is dropped (a send refused at the 64 MiB backstop closes the
@@ -39,7 +42,7 @@ static void on_signal(int sig) {
 }
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress[=pooled|dedicated|shared]] [--idle-timeout S] [--read-limit BYTES]\n", prog);
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress[=pooled|dedicated|shared]] [--idle-timeout S] [--read-limit BYTES] [--tls-cert CERT.pem --tls-key KEY.pem]\n", prog);
     exit(2);
 }
 
@@ -92,6 +95,7 @@ int main(int argc, char **argv) {
     uint16_t port = 9001;
     uint64_t idle_s = 60, read_limit = 0;
     int have_read_limit = 0;
+    const char *cert = NULL, *key = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
@@ -104,6 +108,10 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--read-limit") == 0 && i + 1 < argc) {
             if (parse_u64(argv[++i], &read_limit) != 0) usage(argv[0]);
             have_read_limit = 1;
+        } else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc) {
+            cert = argv[++i];
+        } else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
+            key = argv[++i];
         } else {
             usage(argv[0]);
         }
@@ -129,6 +137,19 @@ int main(int argc, char **argv) {
     ws_upgrader *up = ws_upgrader_new();
     if (compress) ws_upgrader_set_compression(up, &copts); /* see compress_flag.h */
     if (have_read_limit) ws_upgrader_set_read_limit(up, read_limit);
+    if ((cert == NULL) != (key == NULL)) usage(argv[0]);
+    if (cert != NULL) {
+        ws_tls_server_config *tls = NULL;
+        ws_status tst = ws_tls_server_config_new_files(cert, key, &tls);
+        if (tst == WS_OK) tst = ws_upgrader_set_tls(up, tls);
+        ws_tls_server_config_free(tls); /* the upgrader keeps its share */
+        if (tst != WS_OK) {
+            char msg[256];
+            ws_last_error(msg, sizeof msg);
+            fprintf(stderr, "echo_server_loop: TLS: %s: %s\n", ws_status_str(tst), msg);
+            return 1;
+        }
+    }
     ws_loop_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.on_message = on_message;
@@ -144,7 +165,7 @@ int main(int argc, char **argv) {
         ws_loop_free(loop);
         return 1;
     }
-    printf("listening on ws://%s:%u/\n", host, (unsigned)bound);
+    printf("listening on %s://%s:%u/\n", cert ? "wss" : "ws", host, (unsigned)bound);
     fflush(stdout);
 
     /* A signal interrupts the wait (epoll_wait is never restarted). */

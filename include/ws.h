@@ -123,6 +123,32 @@
 #define WS_MAX_CONTROL_PAYLOAD 125
 
 /**
+ * TLS 1.2 as the lowest version (the default).
+ */
+#define WS_TLS_1_2 12
+
+/**
+ * TLS 1.3 only.
+ */
+#define WS_TLS_1_3 13
+
+/**
+ * No client certificate is asked for (the default).
+ */
+#define WS_TLS_CLIENT_AUTH_NONE 0
+
+/**
+ * A client certificate is asked for; clients without one are served, one
+ * that does not verify is refused.
+ */
+#define WS_TLS_CLIENT_AUTH_OPTIONAL 1
+
+/**
+ * Clients without a verifying certificate are refused.
+ */
+#define WS_TLS_CLIENT_AUTH_REQUIRED 2
+
+/**
  * A pool of write buffers (gorilla's WriteBufferPool). Connections
  * holding it keep it alive after `ws_buffer_pool_free`. Thread-safe.
  */
@@ -181,6 +207,19 @@ typedef struct ws_request ws_request;
  * start of the body. Owned by the caller; free with `ws_response_free`.
  */
 typedef struct ws_response ws_response;
+
+/**
+ * Client TLS settings: trust (the system store by default), a client
+ * certificate, the lowest version. Opaque; `ws_dialer_set_tls` copies it.
+ */
+typedef struct ws_tls_client_config ws_tls_client_config;
+
+/**
+ * Server TLS settings: certificate chain and key, client certificates,
+ * the lowest version. Opaque; `ws_upgrader_set_tls` shares it, so a
+ * certificate replaced here reaches listeners made earlier.
+ */
+typedef struct ws_tls_server_config ws_tls_server_config;
 
 /**
  * Server-side handshake settings (gorilla's Upgrader). Opaque. Setters
@@ -549,6 +588,37 @@ typedef void (*ws_http_fn)(const struct ws_request *req,
  * callback, or check `ws_conn_buffered_amount`.
  */
 #define WS_ERR_QUEUE_FULL 22
+
+/**
+ * The TLS handshake failed: no TLS version or parameters in common, an
+ * alert from the peer, data that is not TLS, or the handshake timeout
+ * (`ws_last_error` names which). Numbers 23 to 29 are left to other work.
+ */
+#define WS_ERR_TLS 30
+
+/**
+ * A TLS certificate was refused: the server's is untrusted, expired or
+ * for another host name, or the server refused ours (mutual TLS).
+ */
+#define WS_ERR_TLS_CERTIFICATE 31
+
+/**
+ * A TLS setting could not be used: an unreadable file, bad PEM, a key that
+ * does not match its certificate, no trusted CA.
+ */
+#define WS_ERR_TLS_CONFIG 32
+
+/**
+ * The proxy could not be reached, or did not speak its protocol.
+ */
+#define WS_ERR_PROXY 33
+
+/**
+ * The proxy refused the tunnel: an HTTP proxy's status (403, 407...) or a
+ * SOCKS5 reply code, named in `ws_last_error`; an HTTP proxy's response
+ * (status, headers, body start) is given as the dial's response.
+ */
+#define WS_ERR_PROXY_REFUSED 34
 
 #ifdef __cplusplus
 extern "C" {
@@ -986,15 +1056,36 @@ ws_status ws_dialer_set_compression(struct ws_dialer *dialer,
 ws_status ws_dialer_set_read_limit(struct ws_dialer *dialer, uint64_t limit);
 
 /**
- * Connects to `url` (ws://host[:port][/path][?query]) and performs the
- * opening handshake (gorilla's Dial). `dialer` may be NULL for defaults;
+ * Sets the dialer's proxy: a URL `http://`, `https://` (TLS to the proxy,
+ * verified with the dialer's TLS settings), `socks5://` (names resolved
+ * here) or `socks5h://` (names resolved by the proxy), with optional
+ * `user:password@` (Basic for HTTP, username/password for SOCKS5;
+ * percent-encode `@` and `:`). `""` connects directly; NULL goes back to
+ * the default: the environment's `http_proxy`/`HTTP_PROXY` (ws://),
+ * `https_proxy`/`HTTPS_PROXY` (wss://), `all_proxy`/`ALL_PROXY` and
+ * `no_proxy`/`NO_PROXY` (names, domain suffixes, IPs, CIDR ranges,
+ * `:port`, `*`), read at each dial. `WS_ERR_BAD_URL` for a bad URL.
+ */
+ws_status ws_dialer_set_proxy(struct ws_dialer *dialer, const char *url);
+
+/**
+ * Adds a header to an HTTP(S) proxy's CONNECT request (e.g. a
+ * `Proxy-Authorization` of another scheme, or a tracing header).
+ */
+ws_status ws_dialer_add_proxy_header(struct ws_dialer *dialer, const char *name, const char *value);
+
+/**
+ * Connects to `url` (ws:// or wss://host[:port][/path][?query]), through
+ * the dialer's proxy, and performs the opening handshake (gorilla's Dial). `dialer` may be NULL for defaults;
  * `headers` (`n_headers`) are sent after the dialer's own. On success
  * `*conn_out` is the connection. If `response_out` is not NULL it receives
  * the server's response on success and on `WS_ERR_BAD_HANDSHAKE` when a
  * response arrived (status, headers, start of body; free it with
- * `ws_response_free`), and NULL otherwise. Other failures:
- * `WS_ERR_BAD_URL`, `WS_ERR_CONNECT`, `WS_ERR_TIMEOUT`, `WS_ERR_IO`,
- * `WS_ERR_UNSUPPORTED` (wss:// until TLS lands). Any thread.
+ * `ws_response_free`), and on `WS_ERR_PROXY_REFUSED` the HTTP proxy's
+ * response; NULL otherwise. Other failures: `WS_ERR_BAD_URL`,
+ * `WS_ERR_CONNECT`, `WS_ERR_TIMEOUT`, `WS_ERR_IO`, `WS_ERR_TLS` (handshake
+ * failed or timed out), `WS_ERR_TLS_CERTIFICATE` (certificate refused),
+ * `WS_ERR_TLS_CONFIG`, `WS_ERR_PROXY`. Any thread.
  */
 ws_status ws_dial(const struct ws_dialer *dialer,
                   const char *url,
@@ -1614,6 +1705,162 @@ ws_status ws_listener_shutdown(struct ws_listener *listener);
  * it: call `ws_listener_shutdown` and join accepting threads first.
  */
 void ws_listener_free(struct ws_listener *listener);
+
+/**
+ * New client TLS settings: the system trust store, host-name
+ * verification, TLS 1.2 and 1.3, no client certificate. Never NULL.
+ */
+struct ws_tls_client_config *ws_tls_client_config_new(void);
+
+/**
+ * Frees client TLS settings. NULL and a second free are no-ops; dialers
+ * that copied them are not affected.
+ */
+void ws_tls_client_config_free(struct ws_tls_client_config *config);
+
+/**
+ * Trusts the CA certificates in the PEM file at `path`. Once a CA is set
+ * the system store is no longer used, unless
+ * `ws_tls_client_config_use_system_roots(config, true)` says so.
+ * `WS_ERR_TLS_CONFIG` when the file cannot be read or holds no certificate.
+ */
+ws_status ws_tls_client_config_add_ca_file(struct ws_tls_client_config *config, const char *path);
+
+/**
+ * Trusts the CA certificates in PEM data `pem` (`len` bytes, copied).
+ */
+ws_status ws_tls_client_config_add_ca_pem(struct ws_tls_client_config *config,
+                                          const uint8_t *pem,
+                                          size_t len);
+
+/**
+ * Uses the system trust store (`true`) besides any CA set, or not.
+ */
+ws_status ws_tls_client_config_use_system_roots(struct ws_tls_client_config *config, bool on);
+
+/**
+ * Presents this certificate chain (PEM file, leaf first) and private key
+ * (PEM: PKCS#8, RSA or EC) to servers that ask (mutual TLS).
+ */
+ws_status ws_tls_client_config_set_certificate_files(struct ws_tls_client_config *config,
+                                                     const char *cert_path,
+                                                     const char *key_path);
+
+/**
+ * As `ws_tls_client_config_set_certificate_files`, from PEM data in memory.
+ */
+ws_status ws_tls_client_config_set_certificate_pem(struct ws_tls_client_config *config,
+                                                   const uint8_t *cert_pem,
+                                                   size_t cert_len,
+                                                   const uint8_t *key_pem,
+                                                   size_t key_len);
+
+/**
+ * The lowest TLS version accepted: `WS_TLS_1_2` (default) or `WS_TLS_1_3`.
+ */
+ws_status ws_tls_client_config_set_min_version(struct ws_tls_client_config *config,
+                                               int32_t version);
+
+/**
+ * FOR TEST SETUPS ONLY: accepts a server certificate issued for another
+ * host name (the chain is still verified against the trusted CAs). Anyone
+ * with any certificate from a trusted CA can then impersonate the server.
+ */
+ws_status ws_tls_client_config_insecure_skip_hostname_verification(struct ws_tls_client_config *config,
+                                                                   bool skip);
+
+/**
+ * Gives `dialer` a copy of `config` for `wss://` targets and HTTPS
+ * proxies (NULL restores the defaults). Without this call a dialer uses
+ * the system trust store.
+ */
+ws_status ws_dialer_set_tls(struct ws_dialer *dialer, const struct ws_tls_client_config *config);
+
+/**
+ * New server TLS settings from a PEM certificate chain file (leaf first)
+ * and a PEM private key file (PKCS#8, RSA or EC). `WS_ERR_TLS_CONFIG`
+ * when a file cannot be read, holds no certificate or key, or the key
+ * does not match the certificate.
+ */
+ws_status ws_tls_server_config_new_files(const char *cert_path,
+                                         const char *key_path,
+                                         struct ws_tls_server_config **config_out);
+
+/**
+ * As `ws_tls_server_config_new_files`, from PEM data in memory (copied).
+ */
+ws_status ws_tls_server_config_new_pem(const uint8_t *cert_pem,
+                                       size_t cert_len,
+                                       const uint8_t *key_pem,
+                                       size_t key_len,
+                                       struct ws_tls_server_config **config_out);
+
+/**
+ * Frees server TLS settings. NULL and a second free are no-ops;
+ * upgraders and listeners that use them keep their share.
+ */
+void ws_tls_server_config_free(struct ws_tls_server_config *config);
+
+/**
+ * Replaces the certificate and key (PEM files) for new handshakes, on
+ * every upgrader and listener using these settings; open connections are
+ * not affected. On failure the old certificate stays. Any thread.
+ */
+ws_status ws_tls_server_config_replace_certificate_files(struct ws_tls_server_config *config,
+                                                         const char *cert_path,
+                                                         const char *key_path);
+
+/**
+ * As `ws_tls_server_config_replace_certificate_files`, from PEM data.
+ */
+ws_status ws_tls_server_config_replace_certificate_pem(struct ws_tls_server_config *config,
+                                                       const uint8_t *cert_pem,
+                                                       size_t cert_len,
+                                                       const uint8_t *key_pem,
+                                                       size_t key_len);
+
+/**
+ * Asks clients for certificates (`WS_TLS_CLIENT_AUTH_*`) verified against
+ * the CA certificates in the PEM file `ca_path` (NULL only with
+ * `WS_TLS_CLIENT_AUTH_NONE`). Applies to upgraders set after this call.
+ */
+ws_status ws_tls_server_config_set_client_auth(struct ws_tls_server_config *config,
+                                               int32_t mode,
+                                               const char *ca_path);
+
+/**
+ * The lowest TLS version accepted: `WS_TLS_1_2` (default) or `WS_TLS_1_3`.
+ */
+ws_status ws_tls_server_config_set_min_version(struct ws_tls_server_config *config,
+                                               int32_t version);
+
+/**
+ * Serves TLS with `config` on connections this upgrader upgrades and on
+ * listeners made from it afterwards (NULL: plain TCP again). The upgrader
+ * shares the certificate: `ws_tls_server_config_replace_certificate_*`
+ * reaches it. Works for `ws_listen`, `ws_upgrader_upgrade_fd` (the bytes
+ * already read are then the start of the TLS handshake) and
+ * `ws_loop_listen`.
+ */
+ws_status ws_upgrader_set_tls(struct ws_upgrader *up, const struct ws_tls_server_config *config);
+
+/**
+ * Whether the connection (blocking or event-loop) runs over TLS.
+ */
+bool ws_conn_is_tls(const struct ws_conn *conn);
+
+/**
+ * Copies certificate `index` (0 = the peer's own, then its chain) of the
+ * TLS peer of a blocking or event-loop connection (any thread), DER-encoded, into `buf` (`cap` bytes); `*len_out` gets its
+ * length. `WS_ERR_BUFFER_TOO_SMALL` when it does not fit (call with
+ * `cap` 0 to learn the size), `WS_ERR_NOT_FOUND` without TLS, without a
+ * peer certificate (a client that sent none) or past the chain's end.
+ */
+ws_status ws_conn_tls_peer_certificate(const struct ws_conn *conn,
+                                       size_t index,
+                                       uint8_t *buf,
+                                       size_t cap,
+                                       size_t *len_out);
 
 /**
  * A static, NUL-terminated description of `status` (never NULL).

@@ -290,6 +290,11 @@ fn c_test_client_extras() {
 }
 
 #[test]
+fn c_test_tls() {
+    run_c_test("test_tls.c");
+}
+
+#[test]
 fn c_test_misuse() {
     run_c_test("test_misuse.c");
 }

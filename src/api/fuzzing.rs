@@ -41,7 +41,7 @@ pub struct ClientRequest(DialRequest);
 
 impl ClientRequest {
     pub fn new(d: &Dialer, url: &str) -> Result<ClientRequest> {
-        d.prepare(url, &[]).map(ClientRequest)
+        d.prepare_request(url, &[]).map(ClientRequest)
     }
 
     /// The request bytes.

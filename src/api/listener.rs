@@ -66,6 +66,9 @@ impl Listener {
     /// Listens on `addr` ("host:port"; port 0 picks a free one) with a
     /// snapshot of `upgrader`'s settings.
     pub fn bind(addr: &str, upgrader: &Upgrader) -> Result<Listener> {
+        if let Some(tls) = &upgrader.tls {
+            tls.rustls()?; // a TLS setting that cannot work fails here, not per client
+        }
         let tcp = bind_listener(addr)?;
         let local_addr = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
         let (wake_tx, wake_rx) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
@@ -156,7 +159,10 @@ impl Listener {
                     if st.pending.len() >= MAX_PENDING {
                         evict_oldest(&mut st.pending);
                     }
-                    st.pending.push(Pending::new(Stream::from_mio(tcp), Some(remote), &self.upgrader));
+                    // TLS settings were checked at bind; a failure now drops this client only.
+                    if let Ok(stream) = self.upgrader.wrap_accepted(Stream::from_mio(tcp), &[]) {
+                        st.pending.push(Pending::new(stream, Some(remote), &self.upgrader));
+                    }
                 }
                 Err(e) => match classify(&e) {
                     AcceptFailure::Empty => break,
@@ -183,7 +189,10 @@ impl Listener {
         fds.push(PollFd::from_borrowed_fd(self.wake_rx.as_fd(), PollFlags::IN));
         let mut until = earliest(deadline, st.paused_until);
         for p in &st.pending {
-            let flags = if p.wants_read() { PollFlags::IN } else { PollFlags::OUT };
+            let mut flags = if p.wants_read() { PollFlags::IN } else { PollFlags::OUT };
+            if p.stream.wants_write() {
+                flags |= PollFlags::OUT; // a TLS layer's queued handshake bytes
+            }
             fds.push(PollFd::from_borrowed_fd(p.stream.as_fd(), flags));
             until = earliest(until, p.deadline);
         }

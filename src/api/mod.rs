@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod config;
 pub mod conn;
+pub(crate) mod dial_stream;
 pub mod dialer;
 pub mod event_loop;
 #[doc(hidden)]

@@ -143,6 +143,12 @@ impl PendingHandshake {
                             Err(_) => return Step::Drop,
                         }
                     }
+                    // A TLS layer may still hold the answer's ciphertext.
+                    match self.stream.flush() {
+                        Ok(true) => {}
+                        Ok(false) => return Step::Wait,
+                        Err(_) => return Step::Drop,
+                    }
                     return match open.take() {
                         None => Step::Drop,
                         Some(a) => Step::Open(a),

@@ -33,7 +33,7 @@ pub(crate) fn dialer_snapshot(d: *const ws_dialer) -> Result<Dialer, ws_status> 
     }
 }
 
-fn with_dialer(d: *mut ws_dialer, f: impl FnOnce(&mut Dialer) -> Result<(), ws_status>) -> ws_status {
+pub(crate) fn with_dialer(d: *mut ws_dialer, f: impl FnOnce(&mut Dialer) -> Result<(), ws_status>) -> ws_status {
     if d.is_null() {
         return invalid("dialer is NULL");
     }
@@ -158,15 +158,63 @@ pub extern "C" fn ws_dialer_set_read_limit(dialer: *mut ws_dialer, limit: u64) -
     })
 }
 
-/// Connects to `url` (ws://host[:port][/path][?query]) and performs the
-/// opening handshake (gorilla's Dial). `dialer` may be NULL for defaults;
+/// Sets the dialer's proxy: a URL `http://`, `https://` (TLS to the proxy,
+/// verified with the dialer's TLS settings), `socks5://` (names resolved
+/// here) or `socks5h://` (names resolved by the proxy), with optional
+/// `user:password@` (Basic for HTTP, username/password for SOCKS5;
+/// percent-encode `@` and `:`). `""` connects directly; NULL goes back to
+/// the default: the environment's `http_proxy`/`HTTP_PROXY` (ws://),
+/// `https_proxy`/`HTTPS_PROXY` (wss://), `all_proxy`/`ALL_PROXY` and
+/// `no_proxy`/`NO_PROXY` (names, domain suffixes, IPs, CIDR ranges,
+/// `:port`, `*`), read at each dial. `WS_ERR_BAD_URL` for a bad URL.
+#[no_mangle]
+pub extern "C" fn ws_dialer_set_proxy(dialer: *mut ws_dialer, url: *const c_char) -> ws_status {
+    ffi_status!({
+        use crate::transport::proxy::{ProxyChoice, ProxyUrl};
+        let choice = if url.is_null() {
+            ProxyChoice::Environment
+        } else {
+            match tri!(cstr(url, "url")) {
+                "" => ProxyChoice::Direct,
+                u => match ProxyUrl::parse(u) {
+                    Ok(p) => ProxyChoice::Fixed(p),
+                    Err(e) => return guard::fail(&e),
+                },
+            }
+        };
+        with_dialer(dialer, |d| {
+            d.proxy = choice;
+            Ok(())
+        })
+    })
+}
+
+/// Adds a header to an HTTP(S) proxy's CONNECT request (e.g. a
+/// `Proxy-Authorization` of another scheme, or a tracing header).
+#[no_mangle]
+pub extern "C" fn ws_dialer_add_proxy_header(
+    dialer: *mut ws_dialer,
+    name: *const c_char,
+    value: *const c_char,
+) -> ws_status {
+    ffi_status!({
+        let name = tri!(cstr(name, "name"));
+        let value = tri!(cstr(value, "value"));
+        with_dialer(dialer, |d| d.add_proxy_header(name, value).map_err(|e| guard::fail(&e)))
+    })
+}
+
+/// Connects to `url` (ws:// or wss://host[:port][/path][?query]), through
+/// the dialer's proxy, and performs the opening handshake (gorilla's Dial). `dialer` may be NULL for defaults;
 /// `headers` (`n_headers`) are sent after the dialer's own. On success
 /// `*conn_out` is the connection. If `response_out` is not NULL it receives
 /// the server's response on success and on `WS_ERR_BAD_HANDSHAKE` when a
 /// response arrived (status, headers, start of body; free it with
-/// `ws_response_free`), and NULL otherwise. Other failures:
-/// `WS_ERR_BAD_URL`, `WS_ERR_CONNECT`, `WS_ERR_TIMEOUT`, `WS_ERR_IO`,
-/// `WS_ERR_UNSUPPORTED` (wss:// until TLS lands). Any thread.
+/// `ws_response_free`), and on `WS_ERR_PROXY_REFUSED` the HTTP proxy's
+/// response; NULL otherwise. Other failures: `WS_ERR_BAD_URL`,
+/// `WS_ERR_CONNECT`, `WS_ERR_TIMEOUT`, `WS_ERR_IO`, `WS_ERR_TLS` (handshake
+/// failed or timed out), `WS_ERR_TLS_CERTIFICATE` (certificate refused),
+/// `WS_ERR_TLS_CONFIG`, `WS_ERR_PROXY`. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_dial(
     dialer: *const ws_dialer,

@@ -22,6 +22,7 @@ pub mod http_response;
 pub mod pool;
 pub mod server;
 pub mod status;
+pub mod tls;
 pub mod util;
 
 pub use convert::ws_header;

@@ -79,7 +79,7 @@ fn listener_ref<'a>(l: *const ws_listener) -> Result<&'a ws_listener, ws_status>
     Ok(unsafe { &*l })
 }
 
-fn with_up(u: *mut ws_upgrader, f: impl FnOnce(&mut Upgrader) -> Result<(), ws_status>) -> ws_status {
+pub(crate) fn with_up(u: *mut ws_upgrader, f: impl FnOnce(&mut Upgrader) -> Result<(), ws_status>) -> ws_status {
     let u = tri!(up_ref(u));
     let mut g = match u.up.write() {
         Ok(g) => g,

@@ -201,6 +201,14 @@ pub fn start_shared() -> io::Result<Box<dyn EchoServer>> {
     Ok(Box::new(LibwsLoop::start_with(0, Some(DeflateMode::Shared))?))
 }
 
+/// The loop server over TLS (`--tls`), set up through the C API.
+pub fn start_tls() -> io::Result<Box<dyn EchoServer>> {
+    let up = crate::libws_ffi::tls_upgrader()?;
+    let r = LibwsLoop::start_inner("libws-loop-tls", 0, up);
+    ws::ffi::server::ws_upgrader_free(up);
+    Ok(Box::new(r?))
+}
+
 impl EchoServer for LibwsLoop {
     fn name(&self) -> &str {
         self.name

@@ -192,6 +192,23 @@ impl Conn {
         self.peer_addr
     }
 
+    /// Whether the connection runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    /// The TLS peer's certificate chain, leaf first, DER-encoded (a
+    /// server's, or a client's under mutual TLS); `None` without TLS or
+    /// when the peer sent none.
+    pub fn tls_peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.stream.tls_peer_certificates()
+    }
+
+    /// The negotiated TLS version ("TLSv1_3", "TLSv1_2").
+    pub fn tls_version(&self) -> Option<String> {
+        self.stream.tls_version()
+    }
+
     /// The socket's descriptor (gorilla's NetConn). Reading or writing it
     /// directly corrupts the connection.
     pub fn raw_fd(&self) -> RawFd {

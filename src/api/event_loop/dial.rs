@@ -51,6 +51,14 @@ fn connect(addr: SocketAddr) -> Result<Stream, Error> {
         .map_err(|e| Error::new(ErrorKind::Connect, format!("connect to {addr}: {e}")))
 }
 
+/// A TLS failure keeps its status and reason; anything else is I/O.
+fn io_error(what: &str, e: std::io::Error) -> Error {
+    match crate::transport::tls::TlsFailure::from_io(&e) {
+        Some(f) => Error::new(ErrorKind::from(f.kind), f.message.clone()),
+        None => Error::io(what, e),
+    }
+}
+
 impl Dialing {
     /// Starts connecting to the first address that accepts a connect(2).
     pub fn start(
@@ -88,6 +96,10 @@ impl Dialing {
 
     pub fn timeout_error(&self) -> Error {
         let what = if self.connected { "the handshake" } else { "connecting" };
+        if self.connected && self.request.secure && self.stream.tls_version().is_none() {
+            let f = crate::transport::tls::error::handshake_timeout(&self.request.host);
+            return Error::new(ErrorKind::Tls, f.message);
+        }
         Error::new(ErrorKind::Timeout, format!("handshake timeout while {what} ({})", self.addr))
     }
 
@@ -112,13 +124,19 @@ impl Dialing {
                 return DialStep::Failed(error, None);
             }
             self.connected = true;
+            if self.request.secure {
+                // The TLS handshake runs inside the writes and reads below.
+                if let Err(e) = self.stream.add_tls_client(&self.dialer.tls, &self.request.host) {
+                    return DialStep::Failed(e, None);
+                }
+            }
         }
         while self.written < self.request.bytes.len() {
             match self.stream.write(&self.request.bytes[self.written..]) {
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == IoKind::WouldBlock => return DialStep::Wait,
                 Err(e) if e.kind() == IoKind::Interrupted => {}
-                Err(e) => return DialStep::Failed(Error::io("sending the handshake request", e), None),
+                Err(e) => return DialStep::Failed(io_error("sending the handshake request", e), None),
             }
         }
         loop {
@@ -128,7 +146,7 @@ impl Dialing {
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == IoKind::WouldBlock => return DialStep::Wait,
                 Err(e) if e.kind() == IoKind::Interrupted => continue,
-                Err(e) => return DialStep::Failed(Error::io("reading the handshake response", e), None),
+                Err(e) => return DialStep::Failed(io_error("reading the handshake response", e), None),
             }
             let (head, head_len) = match handshake::Response::parse(&self.buf) {
                 Ok(Some(r)) => r,

@@ -222,7 +222,9 @@ impl ConnShared {
         ob.buf.clear();
         ob.sent = 0;
         self.set_buffered(ob);
-        Ok(true)
+        // A TLS layer may still hold ciphertext: the next writable event
+        // flushes it (and only then is the outbox drained).
+        self.stream.flush()
     }
 
     /// Gives an empty outbox's buffer back to the pool (the sweep calls
@@ -517,6 +519,15 @@ impl ConnHandle {
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.0.peer_addr
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.0.stream.is_tls()
+    }
+
+    /// The TLS peer's certificate chain (leaf first, DER), if any.
+    pub fn tls_peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.0.stream.tls_peer_certificates()
     }
 
     pub fn raw_fd(&self) -> RawFd {

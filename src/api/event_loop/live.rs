@@ -118,7 +118,9 @@ impl LiveConn {
             self.left_len = 0;
             self.last_read = now;
             self.ping_sent = None;
-            let short = k + n < rbuf.len();
+            // Under TLS a short read says nothing about the socket (a record
+            // was decrypted, more may wait): read on to WouldBlock.
+            let short = k + n < rbuf.len() && !self.handle.0.stream.is_tls();
             match self.process(&mut rbuf[..k + n]) {
                 Outcome::Idle => {}
                 other => return other,

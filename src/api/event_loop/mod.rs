@@ -398,7 +398,9 @@ impl EventLoop {
                 },
             };
             let (upgrader, handler) = (l.upgrader.clone(), l.handler.clone());
-            let hs = PendingHandshake::new(Stream::from_mio(tcp), Some(remote), &upgrader);
+            // TLS (when the upgrader has it) runs inside the handshake's reads.
+            let Ok(stream) = upgrader.wrap_accepted(Stream::from_mio(tcp), &[]) else { continue };
+            let hs = PendingHandshake::new(stream, Some(remote), &upgrader);
             let fd = hs.stream.as_raw_fd();
             let nt = self.alloc_slot(Entry::Accepting(Box::new(Accepting { hs, upgrader, handler })));
             if self.register(fd, nt).is_err() {
@@ -817,6 +819,9 @@ impl LoopRemote {
     /// Listens on `addr` ("host:port", port 0 = any free one) with a
     /// snapshot of `upgrader`; connections go to `handler`.
     pub fn listen(&self, addr: &str, upgrader: &Upgrader, handler: Arc<dyn Handler>) -> Result<SocketAddr> {
+        if let Some(tls) = &upgrader.tls {
+            tls.rustls()?; // a TLS setting that cannot work fails here, not per client
+        }
         let tcp = bind_listener(addr)?;
         let local = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
         let upgrader = Arc::new(upgrader.clone());
@@ -837,7 +842,7 @@ impl LoopRemote {
         handler: Arc<dyn Handler>,
         user: usize,
     ) -> Result<()> {
-        let request = dialer.prepare(url, extra)?;
+        let request = dialer.prepare_loop(url, extra)?;
         let addrs = resolve(&request.host, request.port)?;
         let dialer = Arc::new(dialer.clone());
         self.0.command(Command::Dial { request, addrs, dialer, handler, user })

@@ -143,7 +143,7 @@ int main(void) {
         const uint8_t *data;
         size_t n;
         check(ws_conn_read_message(c, &t, &data, &n) == WS_OK && n == 3 && memcmp(data, "tls", 3) == 0, "echo over TLS");
-        ws_conn_close_graceful(c, NORMAL, NULL, 0, 2000);
+        ws_conn_close_graceful(c, WS_CLOSE_NORMAL, NULL, 0, 2000);
         ws_conn_free(c);
     }
 
@@ -159,7 +159,7 @@ int main(void) {
         ws_conn_tls_peer_certificate(c, 0, now, sizeof now, &now_len);
         check(now_len > 0 && first_len > 0 && (now_len != first_len || memcmp(now, first, now_len) != 0),
               "new handshakes get the new certificate");
-        ws_conn_close_graceful(c, NORMAL, NULL, 0, 2000);
+        ws_conn_close_graceful(c, WS_CLOSE_NORMAL, NULL, 0, 2000);
         ws_conn_free(c);
     }
 
@@ -176,7 +176,7 @@ int main(void) {
     /* serve() is still waiting for its third client: give it one */
     c = NULL;
     if (ws_dial(d, url, NULL, 0, &c, NULL) == WS_OK) {
-        ws_conn_close_graceful(c, NORMAL, NULL, 0, 2000);
+        ws_conn_close_graceful(c, WS_CLOSE_NORMAL, NULL, 0, 2000);
         ws_conn_free(c);
     }
     pthread_join(th, NULL);
@@ -203,7 +203,7 @@ int main(void) {
     c = NULL;
     check_status(ws_dial(mtls, url, NULL, 0, &c, NULL), WS_OK, "mTLS dial");
     if (c != NULL) {
-        ws_conn_close_graceful(c, NORMAL, NULL, 0, 2000);
+        ws_conn_close_graceful(c, WS_CLOSE_NORMAL, NULL, 0, 2000);
         ws_conn_free(c);
     }
     pthread_join(th, NULL);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "ws.h"
+#include "compress_flag.h"
 
 static const char *base_url;
 static ws_dialer *dialer;
@@ -66,15 +67,17 @@ static void echo_until_end(ws_conn *conn) {
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     int compress = 0;
+    ws_compression_options copts;
     const char *pos[2] = {NULL, NULL};
     int npos = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--compress") == 0) {
+        int c = compress_flag(argv[i], &copts);
+        if (c > 0) {
             compress = 1;
-        } else if (npos < 2) {
+        } else if (c == 0 && npos < 2) {
             pos[npos++] = argv[i];
         } else {
-            fprintf(stderr, "usage: %s [--compress] [URL [AGENT]]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--compress[=pooled|dedicated|shared]] [URL [AGENT]]\n", argv[0]);
             return 2;
         }
     }
@@ -83,10 +86,7 @@ int main(int argc, char **argv) {
     if (url == NULL || *url == '\0') url = "ws://127.0.0.1:9001";
     if (agent == NULL || *agent == '\0') agent = "libws";
     dialer = ws_dialer_new();
-    if (compress) {
-        ws_compression_options opts = ws_compression_options_default();
-        ws_dialer_set_compression(dialer, &opts);
-    }
+    if (compress) ws_dialer_set_compression(dialer, &copts); /* see compress_flag.h */
     /* Drop trailing slashes so that URL + "/runCase..." is well formed. */
     static char base[1024];
     snprintf(base, sizeof base, "%s", url);

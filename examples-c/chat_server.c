@@ -83,7 +83,7 @@ static void broadcast(ws_msg_type type, const uint8_t *data, size_t len) {
 
 static void *client_thread(void *arg) {
     struct client *c = arg;
-    static const uint16_t normal[] = {NORMAL, GOING_AWAY};
+    static const uint16_t normal[] = {WS_CLOSE_NORMAL, WS_CLOSE_GOING_AWAY};
     for (;;) {
         ws_msg_type type;
         const uint8_t *data;

@@ -2,13 +2,16 @@
  * chat_server_loop: broadcasts every text/binary message to all connected
  * clients (the sender included), every connection on one thread.
  *
- *   chat_server_loop [--host H] [--port P]      (default 127.0.0.1:9002)
+ *   chat_server_loop [--host H] [--port P] [--idle-timeout S]
+ *                                               (default 127.0.0.1:9002)
  *
  * Each message becomes one prepared message (framed — and compressed, when
  * clients negotiated it — once, not once per client) queued on every
  * client. A client whose send queue is full (it does not read: more than
  * 8 MiB pending) is closed with 1008 rather than silently missing
- * messages. SIGINT/SIGTERM: graceful shutdown (close 1001), then exit.
+ * messages. A client with no message either way for --idle-timeout
+ * seconds (default 300; 0 = never) is closed with 1001.
+ * SIGINT/SIGTERM: graceful shutdown (close 1001), then exit.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -35,7 +38,7 @@ static void on_signal(int sig) {
 }
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P]\n", prog);
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--idle-timeout S]\n", prog);
     exit(2);
 }
 
@@ -92,11 +95,17 @@ static void on_message(ws_conn *conn, ws_msg_type type, const uint8_t *data, siz
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
     uint16_t port = 9002;
+    long idle_s = 300;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
+        } else if (strcmp(argv[i], "--idle-timeout") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            errno = 0;
+            idle_s = strtol(argv[++i], &end, 10);
+            if (errno != 0 || *end != '\0' || end == argv[i] || idle_s < 0 || idle_s > 86400L * 365) usage(argv[0]);
         } else {
             usage(argv[0]);
         }
@@ -111,6 +120,7 @@ int main(int argc, char **argv) {
     ws_loop *loop = NULL;
     if (ws_loop_new(&loop) != WS_OK) return 1;
     ws_loop_set_max_buffered(loop, 8u << 20);
+    if (idle_s > 0) ws_loop_set_idle_timeout(loop, (int64_t)idle_s * 1000);
     ws_loop_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.on_open = on_open;

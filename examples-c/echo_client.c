@@ -2,9 +2,15 @@
  * echo_client: connects to URL and echoes every message it receives back
  * unchanged until the server closes the connection.
  *
- *   echo_client ws://127.0.0.1:9001/
+ *   echo_client [--compress] [--ca CA.pem] [--proxy URL] ws[s]://HOST:PORT/PATH
  *
- * Exits 0 after a clean close (close code 1000), 1 otherwise.
+ * --ca trusts that CA instead of the system store (for wss://); --proxy
+ * goes through an http://, https://, socks5:// or socks5h:// proxy ("" for
+ * none); without it the proxy comes from the environment (http_proxy,
+ * https_proxy, all_proxy, no_proxy).
+ *
+ * Exits 0 after a clean close (close code 1000), 1 otherwise (a refused
+ * certificate or proxy included).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -19,16 +25,21 @@
 int main(int argc, char **argv) {
     const char *url = NULL;
     int compress = 0;
+    const char *ca = NULL, *proxy = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--compress") == 0)
             compress = 1;
+        else if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc)
+            ca = argv[++i];
+        else if (strcmp(argv[i], "--proxy") == 0 && i + 1 < argc)
+            proxy = argv[++i];
         else if (url == NULL)
             url = argv[i];
         else
             url = NULL, i = argc; /* too many arguments */
     }
     if (url == NULL) {
-        fprintf(stderr, "usage: %s [--compress] URL\n", argv[0]);
+        fprintf(stderr, "usage: %s [--compress] [--ca CA.pem] [--proxy URL] URL\n", argv[0]);
         return 2;
     }
     ws_dialer *dialer = ws_dialer_new();
@@ -36,8 +47,24 @@ int main(int argc, char **argv) {
         ws_compression_options opts = ws_compression_options_default();
         ws_dialer_set_compression(dialer, &opts);
     }
-    signal(SIGPIPE, SIG_IGN);
     char msg[512];
+    if (ca != NULL) {
+        ws_tls_client_config *tls = ws_tls_client_config_new();
+        ws_status tst = ws_tls_client_config_add_ca_file(tls, ca);
+        if (tst == WS_OK) tst = ws_dialer_set_tls(dialer, tls);
+        ws_tls_client_config_free(tls);
+        if (tst != WS_OK) {
+            ws_last_error(msg, sizeof msg);
+            fprintf(stderr, "echo_client: --ca %s: %s: %s\n", ca, ws_status_str(tst), msg);
+            return 1;
+        }
+    }
+    if (proxy != NULL && ws_dialer_set_proxy(dialer, proxy) != WS_OK) {
+        ws_last_error(msg, sizeof msg);
+        fprintf(stderr, "echo_client: --proxy: %s\n", msg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
     ws_conn *conn = NULL;
     ws_response *resp = NULL;
     ws_status st = ws_dial(dialer, url, NULL, 0, &conn, &resp);
@@ -63,7 +90,7 @@ int main(int argc, char **argv) {
         if (st != WS_OK) break;
     }
     int rc;
-    if (st == WS_ERR_CLOSED && ws_conn_close_code(conn) == NORMAL) {
+    if (st == WS_ERR_CLOSED && ws_conn_close_code(conn) == WS_CLOSE_NORMAL) {
         rc = 0;
     } else {
         char reason[128] = "";

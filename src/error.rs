@@ -53,6 +53,29 @@ pub enum ErrorKind {
     /// An event-loop connection's send queue is at its limit; nothing was
     /// queued (wait for the drain callback).
     QueueFull,
+    /// The TLS handshake failed (no common version, an alert, not TLS,
+    /// timed out) or a TLS record was bad.
+    Tls,
+    /// The peer's TLS certificate was refused (untrusted, expired, wrong
+    /// host name), or the peer refused ours.
+    TlsCertificate,
+    /// A TLS setting could not be used (unreadable or bad PEM, a key that
+    /// does not match its certificate, no trust store).
+    TlsConfig,
+    /// The proxy could not be reached or spoke no valid proxy protocol.
+    Proxy,
+    /// The proxy refused the tunnel (HTTP 403/407..., a SOCKS error); the
+    /// message has its code, an HTTP proxy's response is available.
+    ProxyRefused,
+}
+
+impl From<crate::transport::tls::TlsFailureKind> for ErrorKind {
+    fn from(k: crate::transport::tls::TlsFailureKind) -> ErrorKind {
+        match k {
+            crate::transport::tls::TlsFailureKind::Certificate => ErrorKind::TlsCertificate,
+            crate::transport::tls::TlsFailureKind::Handshake => ErrorKind::Tls,
+        }
+    }
 }
 
 impl From<crate::proto::ProtoErrorKind> for ErrorKind {

@@ -8,6 +8,13 @@
 //! Every child process is killed when its test ends, pass or fail
 //! (`ChildGuard`). The C programs run one at a time (`RUN_LOCK`): several of
 //! them measure timeouts, and the machine may be small.
+//!
+//! `.ci/sanitizers` runs this same harness with three environment knobs:
+//! `LIBWS_C_CFLAGS` (extra compiler flags for the C programs and examples,
+//! e.g. ASan + UBSan; the examples are then built under the target
+//! directory, not in examples-c/build), `LIBWS_C_LIBDIR` (a libws.so built
+//! elsewhere, e.g. with `-Zsanitizer=address`; no nested cargo build) and
+//! `LIBWS_C_WRAPPER` (a command the C programs run under, e.g. valgrind).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -49,7 +56,25 @@ fn target_dir() -> PathBuf {
 }
 
 fn lib_dir() -> PathBuf {
-    target_dir().join("release")
+    match std::env::var_os("LIBWS_C_LIBDIR") {
+        Some(d) => PathBuf::from(d),
+        None => target_dir().join("release"),
+    }
+}
+
+/// Extra compiler flags for every C program (`LIBWS_C_CFLAGS`).
+fn extra_cflags() -> Vec<String> {
+    std::env::var("LIBWS_C_CFLAGS").map(|f| f.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// Where the examples are built: in-tree normally, under the target
+/// directory when built with extra flags (so the two builds never mix).
+fn examples_dir() -> PathBuf {
+    if extra_cflags().is_empty() {
+        manifest_dir().join("examples-c/build")
+    } else {
+        out_dir().join("examples")
+    }
 }
 
 fn out_dir() -> PathBuf {
@@ -87,21 +112,30 @@ fn built() -> &'static Path {
         let t0 = Instant::now();
         // The outer cargo has released its build lock once tests run, so a
         // nested cargo in the same target directory does not block.
-        run_checked(
-            Command::new(env!("CARGO")).current_dir(manifest_dir()).args(["build", "--release", "--lib"]),
-            "cargo build --release --lib",
-        )?;
+        if std::env::var_os("LIBWS_C_LIBDIR").is_none() {
+            run_checked(
+                Command::new(env!("CARGO")).current_dir(manifest_dir()).args(["build", "--release", "--lib"]),
+                "cargo build --release --lib",
+            )?;
+        }
         let lib = lib_dir();
         if !lib.join("libws.so").exists() {
             return Err(format!("{} was not built", lib.join("libws.so").display()));
         }
-        run_checked(
-            Command::new("make")
-                .arg("-C")
-                .arg(manifest_dir().join("examples-c"))
-                .arg(format!("LIBDIR={}", lib.display())),
-            "make -C examples-c",
-        )?;
+        soname_link(&lib)?;
+        let mut make = Command::new("make");
+        make.arg("-C").arg(manifest_dir().join("examples-c")).arg(format!("LIBDIR={}", lib.display()));
+        let extra = extra_cflags();
+        if !extra.is_empty() {
+            // -B: the same sources, other flags: always rebuild.
+            // The flags ride on CC, so they reach compiling and linking
+            // without replacing the Makefile's own CFLAGS and LDFLAGS.
+            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+            make.arg("-B")
+                .arg(format!("BUILD={}", examples_dir().display()))
+                .arg(format!("CC={cc} {}", extra.join(" ")));
+        }
+        run_checked(&mut make, "make -C examples-c")?;
         std::fs::create_dir_all(out_dir()).map_err(|e| format!("mkdir {}: {e}", out_dir().display()))?;
         eprintln!("c_api: library and examples built in {:.1} s", t0.elapsed().as_secs_f64());
         Ok(lib)
@@ -110,6 +144,25 @@ fn built() -> &'static Path {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     }
+}
+
+/// Programs linked against libws.so need the file its SONAME names
+/// (libws.so.0) at run time; cargo builds only libws.so, so the build
+/// tree gets the link `make install` also makes.
+fn soname_link(lib: &Path) -> Result<(), String> {
+    let out =
+        Command::new("readelf").arg("-d").arg(lib.join("libws.so")).output().map_err(|e| format!("readelf: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let soname = text
+        .lines()
+        .find(|l| l.contains("(SONAME)"))
+        .and_then(|l| l.split('[').nth(1))
+        .and_then(|s| s.split(']').next())
+        .ok_or_else(|| format!("libws.so has no SONAME:\n{text}"))?
+        .to_string();
+    let link = lib.join(&soname);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("libws.so", &link).map_err(|e| format!("symlink {}: {e}", link.display()))
 }
 
 /// Compiles one C (or C++) test program against the release library.
@@ -128,6 +181,7 @@ fn compile(src: &str) -> PathBuf {
         c.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-pthread"]);
         c
     };
+    cmd.args(extra_cflags());
     cmd.arg(format!("-I{}", manifest_dir().join("include").display()))
         .arg("-o")
         .arg(&exe)
@@ -231,6 +285,21 @@ fn c_test_session() {
 }
 
 #[test]
+fn c_test_http() {
+    run_c_test("test_http.c");
+}
+
+#[test]
+fn c_test_client_extras() {
+    run_c_test("test_client_extras.c");
+}
+
+#[test]
+fn c_test_tls() {
+    run_c_test("test_tls.c");
+}
+
+#[test]
 fn c_test_misuse() {
     run_c_test("test_misuse.c");
 }
@@ -240,20 +309,90 @@ fn c_header_compiles_as_cpp() {
     run_c_test("header_cpp.cpp");
 }
 
+// ---- The C++ wrapper (include/ws.hpp) ----------------------------------------
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// Compiles and runs one `tests/cpp/` program with `compiler` at
+/// C++17 (and `-Wall -Wextra -Werror -pedantic`) plus `extra` flags.
+fn run_cpp_test(src: &str, compiler: &str, extra: &[&str]) {
+    let lib = built();
+    let stem = Path::new(src).file_stem().unwrap().to_str().unwrap();
+    let exe = out_dir().join(format!("{stem}-{compiler}"));
+    let mut cmd = Command::new(compiler);
+    cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-pthread"])
+        .args(extra)
+        .arg(format!("-I{}", manifest_dir().join("include").display()))
+        .arg(format!("-I{}", manifest_dir().join("tests/cpp").display()))
+        .arg("-o")
+        .arg(&exe)
+        .arg(manifest_dir().join("tests/cpp").join(src))
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lws");
+    if let Err(e) = run_checked(&mut cmd, &format!("{compiler} {src}")) {
+        panic!("{e}");
+    }
+    let _serial = serial();
+    let (status, out, err) = run_with_timeout(&mut release_command(&exe), C_TEST_TIMEOUT);
+    println!("{out}");
+    if !err.is_empty() {
+        println!("--- stderr ---\n{err}");
+    }
+    let status = status.unwrap_or_else(|| panic!("{src} ({compiler}) timed out after {C_TEST_TIMEOUT:?}"));
+    let summary = out.lines().rev().find(|l| l.ends_with(" failed")).unwrap_or("");
+    assert!(status.success(), "{src} ({compiler}) exited with {status}; summary: {summary}");
+    assert!(
+        summary.ends_with(", 0 failed") && !summary.starts_with("0 passed"),
+        "{src}: no clean summary ({summary:?})"
+    );
+}
+
+#[test]
+fn cpp_wrapper_gxx() {
+    run_cpp_test("test_wrapper.cpp", "g++", &[]);
+}
+
+#[test]
+fn cpp_wrapper_gxx_without_exceptions() {
+    run_cpp_test("test_no_exceptions.cpp", "g++", &["-fno-exceptions"]);
+}
+
+/// clang++ where present (Debian's `clang` package); skipped otherwise.
+#[test]
+fn cpp_wrapper_clangxx() {
+    if !have("clang++") {
+        eprintln!("clang++ not installed: the clang++ build of the C++ wrapper tests is skipped");
+        return;
+    }
+    run_cpp_test("test_wrapper.cpp", "clang++", &[]);
+    run_cpp_test("test_no_exceptions.cpp", "clang++", &["-fno-exceptions"]);
+}
+
 // ---- The examples -----------------------------------------------------------
 
 /// A command for a program linked against libws that loads the release
 /// library: `cargo test` puts target/debug (with a debug libws.so that may
 /// be older) on LD_LIBRARY_PATH, which outranks the programs' RUNPATH.
 fn release_command(program: &Path) -> Command {
-    let mut c = Command::new(program);
+    let mut c = match std::env::var("LIBWS_C_WRAPPER") {
+        Ok(w) if !w.trim().is_empty() => {
+            let mut parts = w.split_whitespace();
+            let mut c = Command::new(parts.next().unwrap());
+            c.args(parts).arg(program);
+            c
+        }
+        _ => Command::new(program),
+    };
     c.env("LD_LIBRARY_PATH", lib_dir());
     c
 }
 
 fn example(name: &str) -> PathBuf {
     built();
-    manifest_dir().join("examples-c/build").join(name)
+    examples_dir().join(name)
 }
 
 /// Starts a server example with `--port 0` and returns it with the URL from
@@ -285,7 +424,8 @@ fn start_server_example_with(name: &str, extra: &[&str]) -> (ChildGuard, String)
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
         .to_string();
-    assert!(url.starts_with("ws://127.0.0.1:") && url.ends_with('/'), "{name}: bad URL {url:?}");
+    let local = url.starts_with("ws://127.0.0.1:") || url.starts_with("http://127.0.0.1:");
+    assert!(local && url.ends_with('/'), "{name}: bad URL {url:?}");
     (guard, url)
 }
 
@@ -482,6 +622,53 @@ fn example_chat_server() {
 }
 
 // ---- The event-loop examples --------------------------------------------
+
+/// chat_web: the page over plain HTTP and the chat WebSocket at /ws on the
+/// same port (the browser drives it in `.ci/browser`).
+#[test]
+fn example_chat_web() {
+    let _serial = serial();
+    let (server, url) = start_server_example("chat_web");
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let get = |request: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let page = get("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(page.contains("Content-Type: text/html") && page.contains("new WebSocket("), "{page}");
+    assert!(get("GET /missing HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
+    assert!(get("POST / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
+    assert!(get("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").starts_with("HTTP/1.1 413 "));
+
+    let ws = format!("ws://{addr}/ws");
+    // Same origin as the page, as a browser sends it.
+    let origin = [("Origin".to_string(), format!("http://{addr}"))];
+    let (a, _) = Dialer::default().dial(&ws, &origin).expect("dial a");
+    let (b, _) = Dialer::default().dial(&ws, &origin).expect("dial b");
+    for c in [&a, &b] {
+        c.set_read_deadline(Some(Instant::now() + Duration::from_secs(10)));
+    }
+    a.write_message(MessageType::Text, b"hello from a").unwrap();
+    for (name, c) in [("a", &a), ("b", &b)] {
+        let m = c.read_message().unwrap_or_else(|e| panic!("{name} did not get a's message: {e:?}"));
+        assert_eq!((m.kind(), m.data()), (MessageType::Text, &b"hello from a"[..]), "{name}");
+    }
+    // Only /ws upgrades; binary messages are refused with 1003.
+    let Err(refused) = Dialer::default().dial(&format!("ws://{addr}/other"), &origin) else {
+        panic!("/other was upgraded");
+    };
+    assert_eq!(refused.response.map(|r| r.status()), Some(404));
+    b.write_message(MessageType::Binary, b"bin").unwrap();
+    let e = b.read_message().err().expect("binary closes the sender");
+    assert_eq!(b.close_code(), Some(1003), "{e:?}");
+    a.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+    terminate(server, "chat_web");
+}
 
 #[test]
 fn example_echo_server_loop() {

@@ -27,8 +27,23 @@ fn waiting_writer_returns_when_closed() {
         let r = big.write_message(MessageType::Binary, &vec![7u8; 64 << 20]);
         let _ = tx_big.send(r.map_err(|e| e.kind()));
     });
-    // Let the big write take the write side and block on the full socket.
-    thread::sleep(Duration::from_millis(200));
+    // Wait until the big write holds the write side on the full socket: a
+    // probe with a short deadline then times out (sleeping a fixed time
+    // instead lost the race on a loaded machine, and the small write went
+    // out first). A probe that goes out before the big write starts is
+    // harmless: the client never reads.
+    let give_up = Instant::now() + Duration::from_secs(20);
+    loop {
+        server.set_write_deadline(Some(Instant::now() + Duration::from_millis(20)));
+        match server.write_message(MessageType::Text, b"probe").map_err(|e| e.kind()) {
+            Err(ErrorKind::Timeout) | Err(ErrorKind::WriteIncomplete) => break,
+            Ok(()) => {}
+            Err(other) => panic!("probe write failed: {other:?}"),
+        }
+        assert!(Instant::now() < give_up, "the big write never blocked the write side");
+        thread::sleep(Duration::from_millis(10));
+    }
+    server.set_write_deadline(None);
     let small = server.clone();
     let (tx_small, rx_small) = mpsc::channel();
     thread::spawn(move || {

@@ -3,7 +3,7 @@
 //!
 //! One libws server through the C API (`ws_listen` with an upgrader that
 //! accepts permessage-deflate with the default `ws_compression_options`:
-//! context takeover, 15-bit windows, level 1) accepts `--clients`
+//! context takeover, 12-bit windows, pooled state, level 1) accepts `--clients`
 //! connections (default 1,000) on 127.0.0.1. The clients are raw sockets
 //! (no libws code): each offers permessage-deflate in its handshake and is
 //! drained by one thread over a mio `Poll`, with its own incremental frame

@@ -21,7 +21,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
@@ -354,7 +354,8 @@ impl Framing for LenPrefixFraming {
 /// sliding window. [`PumpConn`] drives one lane, [`MultiConn`] many on one
 /// `Poll`; both run the same steps, so every echo is checked the same way.
 struct Lane<F: Framing> {
-    stream: mio::net::TcpStream,
+    /// libws's transport stream: plain TCP, or TLS (the `--tls` clients).
+    stream: ws::transport::Stream,
     framing: F,
     inbuf: Vec<u8>,
     in_start: usize,
@@ -374,8 +375,11 @@ struct Lane<F: Framing> {
 
 impl<F: Framing> Lane<F> {
     fn new(stream: TcpStream, framing: F, leftover: &[u8]) -> io::Result<Self> {
-        stream.set_nonblocking(true)?;
-        let stream = mio::net::TcpStream::from_std(stream);
+        Self::over(ws::transport::Stream::from_std(stream)?, framing, leftover)
+    }
+
+    /// A lane over a stream that may run TLS (handshake done).
+    fn over(stream: ws::transport::Stream, framing: F, leftover: &[u8]) -> io::Result<Self> {
         let mut inbuf = vec![0u8; 256 * 1024];
         inbuf[..leftover.len()].copy_from_slice(leftover);
         Ok(Lane {
@@ -424,7 +428,9 @@ impl<F: Framing> Lane<F> {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.out_pos += n;
-                    if self.out_pos < self.out.len() {
+                    // A partial plain write means a full socket; a TLS layer
+                    // takes at most its queue limit and says WouldBlock itself.
+                    if self.out_pos < self.out.len() && !self.stream.is_tls() {
                         self.writable = false;
                     }
                 }
@@ -436,6 +442,10 @@ impl<F: Framing> Lane<F> {
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
+        }
+        // A TLS layer may hold ciphertext the socket did not take.
+        if self.writable && !self.stream.flush()? {
+            self.writable = false;
         }
         Ok(())
     }
@@ -462,7 +472,9 @@ impl<F: Framing> Lane<F> {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection")),
                 Ok(n) => {
                     self.in_end += n;
-                    if n < space {
+                    // A short plain read drained the socket; under TLS it
+                    // says nothing (one record was decrypted): read on.
+                    if n < space && !self.stream.is_tls() {
                         self.readable = false; // short read: socket drained
                     } else {
                         break; // buffer full: parse, then read on
@@ -497,7 +509,7 @@ impl<F: Framing> Lane<F> {
 
     /// Whether the lane can make progress without waiting for readiness.
     fn busy(&self, sending: bool, depth: usize) -> bool {
-        let pending_out = self.out_pos < self.out.len();
+        let pending_out = self.out_pos < self.out.len() || self.stream.wants_write();
         let can_send = sending && self.sent - self.received < depth as u64;
         self.readable || can_send || pending_out && self.writable
     }
@@ -507,25 +519,26 @@ impl<F: Framing> Lane<F> {
         self.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
     }
 
-    /// Back to a blocking socket: sends the close frame (if any) and FIN.
-    fn start_close(self, registry: &mio::Registry) -> io::Result<TcpStream> {
+    /// Sends the close frame (if any) and FIN, still non-blocking (bounded
+    /// waits); the peer's answer is awaited by [`finish_close`].
+    fn start_close(self, registry: &mio::Registry) -> io::Result<ws::transport::Stream> {
         let Lane { mut stream, close_frame, .. } = self;
-        registry.deregister(&mut stream)?;
-        let mut s: TcpStream = stream.into();
-        s.set_nonblocking(false)?;
-        s.set_read_timeout(Some(Duration::from_secs(1)))?;
+        registry.deregister(stream.mio())?;
+        let deadline = Some(Instant::now() + Duration::from_secs(1));
         if let Some(frame) = close_frame {
-            s.write_all(&frame)?;
+            stream.write_all_until(&frame, deadline)?;
         }
-        s.shutdown(Shutdown::Write)?;
-        Ok(s)
+        // TLS: close_notify, then FIN on both directions.
+        stream.shutdown_write();
+        Ok(stream)
     }
 }
 
-/// Waits for the peer to close (or time out), discarding anything left.
-fn finish_close(mut s: TcpStream) {
+/// Waits for the peer to close (or 1 s), discarding anything left.
+fn finish_close(s: ws::transport::Stream) {
     let mut sink = [0u8; 4096];
-    while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+    let deadline = Some(Instant::now() + Duration::from_secs(1));
+    while matches!(s.read_until(&mut sink, deadline), Ok(n) if n > 0) {}
 }
 
 /// A connection driven by the shared non-blocking pump.
@@ -539,7 +552,7 @@ impl<F: Framing> PumpConn<F> {
     fn new(lane: Lane<F>) -> io::Result<Self> {
         let mut lane = lane;
         let poll = Poll::new()?;
-        poll.registry().register(&mut lane.stream, Token(0), Interest::READABLE | Interest::WRITABLE)?;
+        poll.registry().register(lane.stream.mio(), Token(0), Interest::READABLE | Interest::WRITABLE)?;
         Ok(PumpConn { lane, poll, events: Events::with_capacity(4) })
     }
 
@@ -611,7 +624,7 @@ impl<F: Framing> MultiConn<F> {
     fn new(mut lanes: Vec<Lane<F>>) -> io::Result<Self> {
         let poll = Poll::new()?;
         for (i, lane) in lanes.iter_mut().enumerate() {
-            poll.registry().register(&mut lane.stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+            poll.registry().register(lane.stream.mio(), Token(i), Interest::READABLE | Interest::WRITABLE)?;
         }
         Ok(MultiConn { lanes, poll, events: Events::with_capacity(1024) })
     }
@@ -747,6 +760,88 @@ impl WsHandshaken {
         let mut lane = Lane::new(stream, framing, &leftover)?;
         lane.close_frame = Some(close_frame);
         Ok(lane)
+    }
+}
+
+/// A TCP connection to `addr` with a finished TLS handshake for
+/// "localhost" (the bench certificates name it), as libws's transport
+/// stream: the `--tls` clients pump over it like over plain TCP.
+pub fn connect_tls(addr: SocketAddr, tls: &ws::transport::tls::TlsClientConfig) -> io::Result<ws::transport::Stream> {
+    let deadline = Some(Instant::now() + Duration::from_secs(10));
+    let s = ws::transport::Stream::from_std(connect_tcp(addr)?)?;
+    s.start_tls_client(tls, "localhost", deadline).map_err(|e| io::Error::other(e.to_string()))
+}
+
+impl WsHandshaken {
+    /// The opening handshake over a TLS stream; returns a pump lane.
+    fn connect_tls_lane(addr: SocketAddr, tls: &ws::transport::tls::TlsClientConfig) -> io::Result<Lane<WsFraming>> {
+        let s = connect_tls(addr, tls)?;
+        let deadline = Some(Instant::now() + Duration::from_secs(10));
+        let mut rng = Rng::new();
+        let key = handshake::new_client_key(&mut rng);
+        s.write_all_until(
+            handshake::client_request(&format!("localhost:{}", addr.port()), "/", &key).as_bytes(),
+            deadline,
+        )?;
+        let mut buf = Vec::with_capacity(512);
+        let mut chunk = [0u8; 1024];
+        let header_len = loop {
+            let n = s.read_until(&mut chunk, deadline)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(h) = handshake::check_server_response(&buf, &key)? {
+                break h;
+            }
+            if buf.len() > 16 * 1024 {
+                return Err(invalid("handshake response too large"));
+            }
+        };
+        let mut framing = WsFraming { rng, assembling: false, assembled: Vec::new() };
+        let mut close_frame = Vec::new();
+        framing.write_frame(0x8, &1000u16.to_be_bytes(), &mut close_frame);
+        let mut lane = Lane::over(s, framing, &buf[header_len..])?;
+        lane.close_frame = Some(close_frame);
+        Ok(lane)
+    }
+}
+
+/// The raw WebSocket client over TLS (`--tls`): `conns` connections on one
+/// thread and one `Poll`, the same pump and checks as [`RawWsClient`].
+pub struct TlsWsClient {
+    pub conns: usize,
+    pub tls: ws::transport::tls::TlsClientConfig,
+}
+
+impl BenchClient for TlsWsClient {
+    fn name(&self) -> &str {
+        "raw-ws over TLS (built-in, mio, masked frames, libws's rustls layer; N connections on one thread)"
+    }
+
+    fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
+        let lanes =
+            (0..self.conns).map(|_| WsHandshaken::connect_tls_lane(addr, &self.tls)).collect::<io::Result<_>>()?;
+        Ok(Box::new(MultiConn::new(lanes)?))
+    }
+}
+
+/// The length-prefixed client over TLS, for the bare TLS echo (`--tls`).
+pub struct TlsPlainClient {
+    pub conns: usize,
+    pub tls: ws::transport::tls::TlsClientConfig,
+}
+
+impl BenchClient for TlsPlainClient {
+    fn name(&self) -> &str {
+        "length-prefixed over TLS (built-in, mio, libws's rustls layer; N connections on one thread)"
+    }
+
+    fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
+        let lanes = (0..self.conns)
+            .map(|_| Lane::over(connect_tls(addr, &self.tls)?, LenPrefixFraming, &[]))
+            .collect::<io::Result<_>>()?;
+        Ok(Box::new(MultiConn::new(lanes)?))
     }
 }
 

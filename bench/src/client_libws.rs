@@ -19,8 +19,8 @@
 //!   a single thread writing the whole window before reading could.
 //!
 //! [`LibwsClient`] fields choose permessage-deflate (offered with
-//! `ws_dialer_set_compression` and the default `ws_compression_options`:
-//! context takeover both ways, 15-bit windows, level 1) and JSON-like text
+//! `ws_dialer_set_compression` and the options of `mode`, see
+//! `deflate_modes.rs`; level 1) and JSON-like text
 //! payloads instead of the binary pattern. Bytes at the socket are read
 //! from TCP_INFO before and after each run (`LoadResult::wire_*`).
 
@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use ws::ffi::compression::{ws_compression_options_default, ws_conn_compression_negotiated};
+use ws::ffi::compression::ws_conn_compression_negotiated;
 use ws::ffi::conn::{
     ws_conn_close, ws_conn_close_graceful, ws_conn_fd, ws_conn_free, ws_conn_read_message, ws_conn_write_message,
     ws_msg_type, WS_BINARY, WS_TEXT,
@@ -53,6 +53,8 @@ pub struct LibwsClient {
     pub compress: bool,
     /// Send JSON-like text messages ([`Payload::json`]) instead of binary.
     pub json: bool,
+    /// With `compress`: offer what a server in this mode accepts.
+    pub mode: crate::deflate_modes::DeflateMode,
 }
 
 impl BenchClient for LibwsClient {
@@ -62,7 +64,7 @@ impl BenchClient for LibwsClient {
                 "libws C API (ws_dial; one thread, or writer + reader threads when depth x size > 64 KiB)"
             }
             (false, true) => "libws C API, JSON-like text, no compression",
-            (true, _) => "libws C API with permessage-deflate (context takeover, 15-bit windows, level 1)",
+            (true, _) => "libws C API with permessage-deflate (the server mode's windows, level 1)",
         }
     }
 
@@ -90,7 +92,7 @@ impl LibwsConn {
             if d.is_null() {
                 return Err(io::Error::other("ws_dialer_new failed"));
             }
-            let opts = ws_compression_options_default();
+            let opts = cfg.mode.client_options();
             let r = check("ws_dialer_set_compression", ws_dialer_set_compression(d, &opts))
                 .and_then(|()| check("ws_dial", ws_dial(d, url.as_ptr(), ptr::null(), 0, &mut c, ptr::null_mut())));
             ws_dialer_free(d);
@@ -418,4 +420,53 @@ fn tcp_bytes(fd: i32) -> io::Result<(u64, u64)> {
         return Err(io::Error::other("TCP_INFO without byte counters (kernel older than 4.2)"));
     }
     Ok((info.tcpi_bytes_acked, info.tcpi_bytes_received))
+}
+
+/// `conns` libws C API connections driven at once, one thread each (the
+/// compressing multi-connection client of `--compress --conns N`); msgs/s
+/// and wire bytes are totals over all of them.
+pub struct MultiLibwsClient {
+    pub client: LibwsClient,
+    pub conns: usize,
+}
+
+impl BenchClient for MultiLibwsClient {
+    fn name(&self) -> &str {
+        "libws C API, one thread per connection"
+    }
+
+    fn connect(&self, addr: SocketAddr) -> io::Result<Box<dyn BenchConnection>> {
+        let conns = (0..self.conns).map(|_| LibwsConn::dial_with(addr, self.client)).collect::<io::Result<_>>()?;
+        Ok(Box::new(MultiLibwsConn { conns }))
+    }
+}
+
+struct MultiLibwsConn {
+    conns: Vec<LibwsConn>,
+}
+
+impl BenchConnection for MultiLibwsConn {
+    fn run(&mut self, spec: &LoadSpec) -> io::Result<LoadResult> {
+        let results: Vec<io::Result<LoadResult>> = std::thread::scope(|s| {
+            let running: Vec<_> = self.conns.iter_mut().map(|c| s.spawn(move || c.run(spec))).collect();
+            running.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("client panicked")))).collect()
+        });
+        let mut total = LoadResult::default();
+        for r in results {
+            let r = r?;
+            total.round_trips += r.round_trips;
+            total.total_messages += r.total_messages;
+            total.wire_sent += r.wire_sent;
+            total.wire_received += r.wire_received;
+            total.elapsed = total.elapsed.max(r.elapsed);
+        }
+        Ok(total)
+    }
+
+    fn close(self: Box<Self>) -> io::Result<()> {
+        for c in self.conns {
+            Box::new(c).close()?;
+        }
+        Ok(())
+    }
 }

@@ -1,19 +1,20 @@
 //! `--compress`: echo throughput of JSON-like text with and without
 //! permessage-deflate.
 //!
-//! Rows, each a server and the client that drives it over one connection:
+//! Rows, each a server and the client that drives it (`--conns N`
+//! connections, default 1; more than one: one client thread each):
 //!
-//! * `libws+deflate`: libws's blocking echo server accepting
-//!   permessage-deflate (`servers::libws_blocking::start_deflate`), driven
-//!   by the libws C API client offering it; both sides compress with
-//!   context takeover, 15-bit windows, level 1 (the defaults of
-//!   `ws_compression_options_default`). The client fails unless it was
-//!   negotiated.
-//! * `libws`: the same server and client without compression.
-//! * `tokio-tungstenite`, `fastwebsockets`: neither supports
-//!   permessage-deflate (tungstenite 0.29 has no extension support,
-//!   fastwebsockets 0.10 says "not supported yet"), so they appear
-//!   uncompressed, driven by the same uncompressed libws client, for scale.
+//! * `python-websockets`: the compressing peer, Python `websockets` with
+//!   its default permessage-deflate (12-bit windows, memLevel 5, zlib level
+//!   6, context takeover; `servers/python_websockets.rs`).
+//! * `libws-loop+pooled|dedicated|shared`: libws's event-loop echo server
+//!   in each memory mode (`deflate_modes.rs`; pooled is the default).
+//! * `libws+deflate`: libws's blocking echo server with the default options.
+//! * `libws`: the blocking server and client without compression, for scale.
+//!
+//! Every compressing row is driven by the libws C API client offering what
+//! that server mode accepts (the same windows), compressing its messages at
+//! level 1; it fails unless permessage-deflate was negotiated.
 //!
 //! Messages are JSON-like text ([`crate::json`]): eight different documents
 //! of the chosen size in turn, each with its sequence number stamped in.
@@ -22,26 +23,64 @@
 //! server -> client, `tcpi_bytes_acked` for client -> server), over the
 //! whole measured run, frame headers included; "payload / wire" is the size
 //! divided by the server -> client bytes per message. The ratio column is
-//! the median over repetitions of libws+deflate's rate divided by libws's
-//! rate in the same repetition.
+//! the median over repetitions of the row's rate divided by
+//! python-websockets's rate in the same repetition.
+//!
+//! After the table, for each size: the payload bytes per message of a
+//! gorilla stand-in on the same messages (Python's zlib at level 1, raw
+//! deflate with a 15-bit window, sync flush, tail stripped, a fresh
+//! compressor per message as gorilla has no context takeover). Go's
+//! compress/flate BestSpeed is a different encoder (it cannot run here),
+//! so this is an estimate of gorilla's ratio, not a measurement.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::client::{BenchClient, LoadResult, LoadSpec};
-use crate::client_libws::LibwsClient;
+use crate::client_libws::{LibwsClient, MultiLibwsClient};
+use crate::deflate_modes::DeflateMode;
 use crate::servers::{self, EchoServer, StartFn};
 use crate::{median, mode_name, rate, run_case, size_name, Args, MIB};
 
-/// (server, its client) in table order.
+/// (server, its client) in table order; row 0 is the peer the ratio
+/// column divides by.
 fn lineup() -> Vec<(StartFn, LibwsClient)> {
-    let plain = LibwsClient { compress: false, json: true };
+    let plain = LibwsClient { compress: false, json: true, mode: DeflateMode::Pooled };
+    let deflate = |mode| LibwsClient { compress: true, json: true, mode };
     vec![
-        (servers::libws_blocking::start_deflate as StartFn, LibwsClient { compress: true, json: true }),
+        (servers::python_websockets::start as StartFn, deflate(DeflateMode::Pooled)),
+        (servers::libws_loop::start_pooled as StartFn, deflate(DeflateMode::Pooled)),
+        (servers::libws_loop::start_dedicated as StartFn, deflate(DeflateMode::Dedicated)),
+        (servers::libws_loop::start_shared as StartFn, deflate(DeflateMode::Shared)),
+        (servers::libws_blocking::start_deflate as StartFn, deflate(DeflateMode::Pooled)),
         (servers::libws_blocking::start as StartFn, plain),
-        (servers::tokio_tungstenite::start as StartFn, plain),
-        (servers::fastwebsockets::start as StartFn, plain),
     ]
+}
+
+/// The gorilla stand-in's payload bytes per message on `size`-byte
+/// messages (see the module comment), from `python3`'s zlib.
+fn gorilla_standin(size: usize) -> Result<f64, String> {
+    use std::io::Write as _;
+    let mut payload = crate::client::Payload::json(size);
+    let mut input = Vec::new();
+    for seq in 0..64u64 {
+        input.extend_from_slice(payload.for_seq(seq));
+    }
+    let script = format!(
+        "import sys, zlib\nd = sys.stdin.buffer.read()\nn = {size}\ntotal = 0\n\
+         for i in range(0, len(d), n):\n    c = zlib.compressobj(1, zlib.DEFLATED, -15)\n    \
+         total += len(c.compress(d[i:i + n]) + c.flush(zlib.Z_SYNC_FLUSH)) - 4\n\
+         print(total / (len(d) // n))\n"
+    );
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3: {e}"))?;
+    child.stdin.take().ok_or("no stdin")?.write_all(&input).map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|e| format!("python3 zlib: {e}"))
 }
 
 pub fn run(args: &Args, sizes: &[usize], pin: crate::affinity::Pin) -> ExitCode {
@@ -65,8 +104,13 @@ pub fn run(args: &Args, sizes: &[usize], pin: crate::affinity::Pin) -> ExitCode 
         "# per case: new connection, {:.1} s warm-up, {:.1} s measured, median of {} run(s); JSON-like text messages",
         args.warmup, args.seconds, args.repeat
     );
-    println!("# libws+deflate: libws server + libws client (C API), permessage-deflate, context takeover, level 1");
-    println!("# other rows: no compression (tokio-tungstenite and fastwebsockets do not implement permessage-deflate)");
+    println!(
+        "# compressing rows: libws C API client ({} connection(s), level 1) offering the server mode's windows",
+        args.conns
+    );
+    println!("# python-websockets: its default permessage-deflate (12-bit windows, memLevel 5, level 6)");
+    println!("# libws-loop+MODE: event loop server; pooled = default (12-bit, context takeover), dedicated = 15-bit kept states, shared = no context takeover");
+    println!("# libws: no compression, for scale; ratio column = row / python-websockets, same repetition");
     println!("# {}", crate::PIPELINE_NOTE);
     println!("# MiB/s = uncompressed payload echoed per second, one direction; wire = bytes/msg at the client socket");
     println!();
@@ -75,10 +119,10 @@ pub fn run(args: &Args, sizes: &[usize], pin: crate::affinity::Pin) -> ExitCode 
         eprintln!("error: setting server CPU affinity: {e}");
         return ExitCode::FAILURE;
     }
-    let mut running: Vec<(Box<dyn EchoServer>, LibwsClient)> = Vec::new();
+    let mut running: Vec<(Box<dyn EchoServer>, MultiLibwsClient)> = Vec::new();
     for (start, client) in lineup() {
         match start() {
-            Ok(s) => running.push((s, client)),
+            Ok(s) => running.push((s, MultiLibwsClient { client, conns: args.conns })),
             Err(e) => {
                 eprintln!("error: starting a server: {e}");
                 return ExitCode::FAILURE;
@@ -91,7 +135,7 @@ pub fn run(args: &Args, sizes: &[usize], pin: crate::affinity::Pin) -> ExitCode 
     }
 
     println!(
-        "{:<7} {:<13} {:<18} {:>9} {:>9} {:>11} {:>11} {:>14}  deflate / plain (in-run)",
+        "{:<7} {:<13} {:<22} {:>9} {:>9} {:>11} {:>11} {:>14}  row / python-websockets (in-run)",
         "size", "mode", "server", "msgs/s", "MiB/s", "wire s->c", "wire c->s", "payload / wire"
     );
     let mut failed = false;
@@ -101,9 +145,13 @@ pub fn run(args: &Args, sizes: &[usize], pin: crate::affinity::Pin) -> ExitCode 
             let mut outs: Vec<Vec<Result<LoadResult, String>>> = running.iter().map(|_| Vec::new()).collect();
             for rep in 0..args.repeat {
                 for ((srv, client), outs) in running.iter().zip(&mut outs) {
-                    eprint!("running {:>6} {:<12} {:<18} #{}", size_name(size), mode_name(depth), srv.name(), rep + 1);
-                    let o =
-                        run_case(srv.as_ref(), client as &dyn BenchClient, &spec, warmup).map_err(|e| e.to_string());
+                    eprint!("running {:>6} {:<12} {:<22} #{}", size_name(size), mode_name(depth), srv.name(), rep + 1);
+                    let o = if client.conns == 1 {
+                        run_case(srv.as_ref(), &client.client as &dyn BenchClient, &spec, warmup)
+                    } else {
+                        run_case(srv.as_ref(), client as &dyn BenchClient, &spec, warmup)
+                    }
+                    .map_err(|e| e.to_string());
                     match &o {
                         Ok(r) => eprintln!(" {:>10.0} msgs/s", rate(r)),
                         Err(e) => eprintln!(" error: {e}"),
@@ -111,11 +159,15 @@ pub fn run(args: &Args, sizes: &[usize], pin: crate::affinity::Pin) -> ExitCode 
                     outs.push(o);
                 }
             }
-            // In-run ratio: row 0 (deflate) over row 1 (plain libws), per repetition.
-            let ratios: Vec<f64> = outs[0]
+            // In-run ratio: each row over row 0 (the peer), per repetition.
+            let ratios: Vec<Vec<f64>> = outs
                 .iter()
-                .zip(&outs[1])
-                .filter_map(|(a, b)| Some(rate(a.as_ref().ok()?) / rate(b.as_ref().ok()?)))
+                .map(|row| {
+                    row.iter()
+                        .zip(&outs[0])
+                        .filter_map(|(a, b)| Some(rate(a.as_ref().ok()?) / rate(b.as_ref().ok()?)))
+                        .collect()
+                })
                 .collect();
             for (i, ((srv, _), o)) in running.iter().zip(outs).enumerate() {
                 let cells = match median(o) {
@@ -136,16 +188,25 @@ pub fn run(args: &Args, sizes: &[usize], pin: crate::affinity::Pin) -> ExitCode 
                         format!("error: {e}")
                     }
                 };
-                let ratio = if i == 0 && ratios.len() == args.repeat {
-                    let mut r = ratios.clone();
+                let ratio = if i > 0 && ratios[i].len() == args.repeat {
+                    let mut r = ratios[i].clone();
                     r.sort_by(f64::total_cmp);
                     format!("  {:.2}x", r[r.len() / 2])
                 } else {
                     String::new()
                 };
-                println!("{:<7} {:<13} {:<18} {cells}{ratio}", size_name(size), mode_name(depth), srv.name());
+                println!("{:<7} {:<13} {:<22} {cells}{ratio}", size_name(size), mode_name(depth), srv.name());
             }
             println!();
+        }
+        match gorilla_standin(size) {
+            Ok(b) => println!(
+                "{:<7} gorilla stand-in (python3 zlib level 1, wbits -15, no context takeover): {b:.0} payload bytes/msg, \
+                 payload ratio {:.2}x (wire adds a 2-4 byte frame header)\n",
+                size_name(size),
+                size as f64 / b
+            ),
+            Err(e) => println!("{:<7} gorilla stand-in: {e}\n", size_name(size)),
         }
     }
     for (s, _) in running {

@@ -21,6 +21,13 @@
 //!    every echo in full), waits a second, and reads `VmRSS` a third time:
 //!    what the connections keep after having used buffers.
 //!
+//! `--idle-compress pooled|dedicated|shared`: the server accepts
+//! permessage-deflate in that memory mode (`deflate_modes.rs`), and the
+//! clients are libws C API connections that offer it (same windows) and
+//! send JSON-like text (`json.rs`): step 2 measures N compressing
+//! connections that sent nothing yet, step 4 after one compressed
+//! `--idle-size` message each way per connection (echo length checked).
+//!
 //! RSS counts the server's user-space memory (heap, stacks, touched pages
 //! of the loop's shared read buffer); socket buffers live in the kernel
 //! and are not in it.
@@ -33,7 +40,10 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{getrlimit, setrlimit, Resource};
 
-use crate::client::{Payload, WsHandshaken};
+use crate::client::WsHandshaken;
+use crate::client::{BenchConnection, Payload};
+use crate::client_libws::{LibwsClient, LibwsConn};
+use crate::deflate_modes::DeflateMode;
 use crate::servers::libws_loop::LibwsLoop;
 
 /// Hidden flag that makes the binary the loop-server child.
@@ -55,9 +65,9 @@ fn raise_nofile() -> io::Result<u64> {
 }
 
 /// The child: the loop echo server, controlled over stdin/stdout.
-pub fn child() -> io::Result<()> {
+pub fn child(mode: Option<DeflateMode>) -> io::Result<()> {
     raise_nofile()?;
-    let srv = LibwsLoop::start_on(0)?;
+    let srv = LibwsLoop::start_with(0, mode)?;
     let mut out = io::stdout().lock();
     writeln!(out, "port {}", crate::servers::EchoServer::addr(&srv).port())?;
     out.flush()?;
@@ -80,13 +90,13 @@ struct ServerChild {
 }
 
 impl ServerChild {
-    fn spawn() -> io::Result<ServerChild> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg(CHILD_FLAG)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+    fn spawn(mode: Option<DeflateMode>) -> io::Result<ServerChild> {
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg(CHILD_FLAG);
+        if let Some(m) = mode {
+            cmd.args(["--idle-compress", m.name()]);
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().ok_or_else(|| io::Error::other("no child stdout"))?);
         Ok(ServerChild { child, stdin, stdout })
@@ -200,7 +210,10 @@ fn kib_to_bytes_per_conn(kib: i64, n: usize) -> f64 {
 }
 
 /// The parent: see the module comment.
-pub fn run(n: usize, size: usize) -> io::Result<()> {
+pub fn run(n: usize, size: usize, mode: Option<DeflateMode>) -> io::Result<()> {
+    if let Some(m) = mode {
+        return run_compressed(n, size, m);
+    }
     let limit = raise_nofile()?;
     if (n as u64).saturating_add(64) > limit {
         return Err(io::Error::other(format!(
@@ -208,7 +221,7 @@ pub fn run(n: usize, size: usize) -> io::Result<()> {
         )));
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let mut srv = ServerChild::spawn()?;
+    let mut srv = ServerChild::spawn(None)?;
     let port = srv.expect("port")?;
     let port = u16::try_from(port).map_err(|_| io::Error::other("bad port from the child"))?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -290,5 +303,92 @@ pub fn run(n: usize, size: usize) -> io::Result<()> {
     );
     println!("peak RSS (VmHWM): {hwm} KiB; the server counts {still_open} open connections at the end");
     drop(conns);
+    srv.quit()
+}
+
+/// Waits until the server counts `n` open connections (at most 30 s).
+fn wait_count(srv: &mut ServerChild, n: usize) -> io::Result<usize> {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let open = srv.count()?;
+        if open == n {
+            return Ok(open);
+        }
+        if Instant::now() >= until {
+            return Err(io::Error::other(format!("the server counts {open} open connections, not {n}")));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `--idle-compress`: see the module comment.
+fn run_compressed(n: usize, size: usize, mode: DeflateMode) -> io::Result<()> {
+    let limit = raise_nofile()?;
+    if (n as u64).saturating_add(64) > limit {
+        return Err(io::Error::other(format!(
+            "{n} connections need more descriptors than RLIMIT_NOFILE allows ({limit})"
+        )));
+    }
+    if size < crate::json::MIN_SIZE {
+        return Err(io::Error::other(format!(
+            "--idle-size must be at least {} with --idle-compress",
+            crate::json::MIN_SIZE
+        )));
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut srv = ServerChild::spawn(Some(mode))?;
+    let port = u16::try_from(srv.expect("port")?).map_err(|_| io::Error::other("bad port from the child"))?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    thread::sleep(Duration::from_millis(500));
+    let (rss0, _) = srv.rss_kib()?;
+    let client = LibwsClient { compress: true, json: true, mode };
+    let t = Instant::now();
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        // dial_with fails unless permessage-deflate was negotiated.
+        conns.push(LibwsConn::dial_with(addr, client).map_err(|e| io::Error::other(format!("connection #{i}: {e}")))?);
+    }
+    let opened_in = t.elapsed();
+    let open = wait_count(&mut srv, n)?;
+    thread::sleep(Duration::from_secs(1));
+    let (rss1, _) = srv.rss_kib()?;
+    let t = Instant::now();
+    let mut payload = Payload::json(size);
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.round_trips(&mut payload, 1).map_err(|e| io::Error::other(format!("echo #{i}: {e}")))?;
+    }
+    let echoed_in = t.elapsed();
+    thread::sleep(Duration::from_secs(1));
+    let (rss2, hwm) = srv.rss_kib()?;
+    let still_open = srv.count()?;
+    let idle = rss1 as i64 - rss0 as i64;
+    let after = rss2 as i64 - rss0 as i64;
+    println!("# command: {command}");
+    println!(
+        "# server: libws-loop echo server accepting permessage-deflate, memory mode {} (deflate_modes.rs), child process {}",
+        mode.name(),
+        srv.child.id()
+    );
+    println!("# clients: libws C API connections offering the mode's windows, JSON-like text, compression level 1");
+    println!("# RSS: VmRSS of the child from /proc/<pid>/status (KiB); kernel socket buffers are not in it");
+    println!(
+        "connections: {n} compressing connections opened in {:.2} s, server counts {open} open",
+        opened_in.as_secs_f64()
+    );
+    println!("RSS before any connection: {rss0} KiB");
+    println!(
+        "RSS with {n} idle compressing connections (no message yet): {rss1} KiB; growth {idle} KiB = {:.0} bytes per connection",
+        kib_to_bytes_per_conn(idle, n)
+    );
+    println!(
+        "RSS after one compressed {size}-byte echo on every connection, idle again: {rss2} KiB; growth {after} KiB = \
+         {:.0} bytes per connection (echoed in {:.2} s)",
+        kib_to_bytes_per_conn(after, n),
+        echoed_in.as_secs_f64()
+    );
+    println!("peak RSS (VmHWM): {hwm} KiB; the server counts {still_open} open connections at the end");
+    for c in conns {
+        Box::new(c).close()?;
+    }
     srv.quit()
 }

@@ -46,3 +46,25 @@ pub fn last_error() -> String {
     let n = n.min(buf.len() - 1);
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
+
+/// A new `ws_upgrader` serving TLS with the bench certificate
+/// (`tls_bench::server_pair`), through the C API. The caller frees it.
+pub fn tls_upgrader() -> io::Result<*mut ws::ffi::server::ws_upgrader> {
+    use std::ffi::CString;
+    use ws::ffi::tls::{
+        ws_tls_server_config, ws_tls_server_config_free, ws_tls_server_config_new_files, ws_upgrader_set_tls,
+    };
+    let (cert, key) = crate::tls_bench::server_pair()?;
+    let path = |p: &std::path::Path| CString::new(p.to_string_lossy().into_owned()).map_err(io::Error::other);
+    let (cert, key) = (path(&cert)?, path(&key)?);
+    let mut cfg: *mut ws_tls_server_config = std::ptr::null_mut();
+    check("ws_tls_server_config_new_files", ws_tls_server_config_new_files(cert.as_ptr(), key.as_ptr(), &mut cfg))?;
+    let up = ws::ffi::server::ws_upgrader_new();
+    let r = check("ws_upgrader_set_tls", ws_upgrader_set_tls(up, cfg));
+    ws_tls_server_config_free(cfg); // the upgrader keeps its share
+    if let Err(e) = r {
+        ws::ffi::server::ws_upgrader_free(up);
+        return Err(e);
+    }
+    Ok(up)
+}

@@ -29,13 +29,21 @@
 //! thread, one mio `Poll`, N connections; see `client.rs`), so
 //! `--client libws` is refused with it.
 //!
+//! `--tls` runs the same echo over TLS (see `tls_bench.rs`): libws's
+//! blocking and loop servers with a TLS upgrader, tokio-tungstenite over
+//! tokio-rustls and a bare rustls echo (the reference in the plain-TCP
+//! column), all on ring; the clients are the raw ones over libws's TLS
+//! layer. `--tls-handshakes` measures full handshakes per second with an
+//! ECDSA and an RSA certificate.
+//!
 //! `--alloc-check` runs only the libws server and client (both through the C
 //! API) in-process and prints heap allocations per round trip (see
 //! `alloc_count.rs`).
 //!
-//! `--idle-memory N [--idle-size B]` measures the event-loop server's
-//! memory per idle connection, with the server in a child process (see
-//! `idle_memory.rs`).
+//! `--idle-memory N [--idle-size B] [--idle-compress MODE]` measures the
+//! event-loop server's memory per idle connection, with the server in a
+//! child process (see `idle_memory.rs`); with `--idle-compress` the
+//! connections compress in that memory mode.
 //!
 //! The libws servers are the "libws" row (blocking, `servers/libws_blocking.rs`)
 //! and the "libws-loop" row (event loop, `servers/libws_loop.rs`); each
@@ -50,10 +58,12 @@
 //! ```
 //!
 //! `--compress` (see `compress.rs`): echo throughput of JSON-like text
-//! (`json.rs`; default `--sizes 65536`, `--modes 1,16`) between a libws
-//! server and a libws client that both compress (context takeover), next
-//! to the same load uncompressed, with bytes on the wire per message. Its
-//! servers and clients are fixed (`--servers`, `--client` do not apply).
+//! (`json.rs`; default `--sizes 65536`, `--modes 1,16`) of the compressing
+//! peer (Python `websockets`) and libws's servers in each compression
+//! memory mode, all driven by compressing libws clients (`--conns N` at
+//! once), with bytes on the wire per message and a gorilla stand-in's
+//! ratio. Its servers and clients are fixed (`--servers`, `--client` do
+//! not apply).
 //!
 //! `--broadcast` (see `broadcast.rs`): one libws server, `--clients N`
 //! (default 1000) raw clients that inflate and check every message; the
@@ -68,11 +78,13 @@ mod broadcast;
 mod client;
 mod client_libws;
 mod compress;
+mod deflate_modes;
 mod handshake;
 mod idle_memory;
 mod json;
 mod libws_ffi;
 mod servers;
+mod tls_bench;
 
 #[global_allocator]
 static GLOBAL: alloc_count::Counting = alloc_count::Counting;
@@ -82,7 +94,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use client::{BenchClient, LoadResult, LoadSpec, MultiPlainTcpClient, MultiRawWsClient, PlainTcpClient, RawWsClient};
-use servers::{EchoServer, Protocol, REGISTRY};
+use servers::{EchoServer, Protocol, REGISTRY, TLS_REGISTRY};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -146,14 +158,21 @@ struct Args {
     broadcasts: usize,
     idle_memory: Option<usize>,
     idle_size: usize,
+    idle_compress: Option<deflate_modes::DeflateMode>,
     loop_server_child: bool,
+    /// `--tls`: the TLS servers and clients.
+    tls: bool,
+    /// `--tls-handshakes`: handshakes per second instead of echo.
+    tls_handshakes: bool,
 }
 
 const USAGE: &str = "usage: libws-bench [--seconds N] [--warmup N] [--sizes 16,1024,65536] \
 [--modes 1,16] [--servers a,b,c] [--repeat N] [--pin same|split|none] [--client libws|raw] [--conns N] \
 [--json|--markdown]\n\
        libws-bench --alloc-check [--sizes 16,1024,65536]\n\
-       libws-bench --idle-memory N [--idle-size BYTES]\n\
+       libws-bench --idle-memory N [--idle-size BYTES] [--idle-compress pooled|dedicated|shared]\n\
+       libws-bench --tls [--conns N] [--seconds N] [--sizes ...] [--modes ...] [--repeat N]\n\
+       libws-bench --tls-handshakes [--seconds N]\n\
        libws-bench --compress [--seconds N] [--warmup N] [--sizes 65536] [--modes 1,16] [--repeat N] [--pin ...]\n\
        libws-bench --broadcast [--clients 1000] [--broadcasts 20] [--sizes 16384,65536] [--repeat N] [--pin ...]";
 
@@ -185,8 +204,12 @@ fn parse_args() -> Result<Args, String> {
         broadcasts: 20,
         idle_memory: None,
         idle_size: 16 * 1024,
+        idle_compress: None,
         loop_server_child: false,
+        tls: false,
+        tls_handshakes: false,
     };
+    let mut servers_given = false;
     let mut client = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -199,7 +222,15 @@ fn parse_args() -> Result<Args, String> {
                 a.sizes_given = true;
             }
             "--modes" => a.modes = parse_list("--modes", &val()?)?,
-            "--servers" => a.servers = parse_list("--servers", &val()?)?,
+            "--servers" => {
+                a.servers = parse_list("--servers", &val()?)?;
+                servers_given = true;
+            }
+            "--tls" => a.tls = true,
+            "--tls-handshakes" => {
+                a.tls = true;
+                a.tls_handshakes = true;
+            }
             "--repeat" => a.repeat = val()?.parse().map_err(|_| "--repeat: bad number")?,
             "--pin" => a.pin = Some(val()?.parse()?),
             "--json" => a.json = true,
@@ -213,6 +244,13 @@ fn parse_args() -> Result<Args, String> {
             "--broadcasts" => a.broadcasts = val()?.parse().map_err(|_| "--broadcasts: bad number")?,
             "--idle-memory" => a.idle_memory = Some(val()?.parse().map_err(|_| "--idle-memory: bad number")?),
             "--idle-size" => a.idle_size = val()?.parse().map_err(|_| "--idle-size: bad number")?,
+            "--idle-compress" => {
+                let v = val()?;
+                a.idle_compress = Some(
+                    deflate_modes::DeflateMode::parse(&v)
+                        .ok_or_else(|| format!("--idle-compress: expected pooled, dedicated or shared, got {v:?}"))?,
+                );
+            }
             idle_memory::CHILD_FLAG => a.loop_server_child = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -255,9 +293,21 @@ fn parse_args() -> Result<Args, String> {
     if a.modes.contains(&0) || a.sizes.iter().any(|&s| s > u32::MAX as usize) {
         return Err("modes must be >= 1, sizes < 4 GiB".into());
     }
+    if a.tls {
+        if !servers_given {
+            a.servers = TLS_REGISTRY.iter().map(|(n, _)| n.to_string()).collect();
+        }
+        if client == Some(ClientKind::Libws) {
+            return Err("--tls uses the raw clients over TLS (omit --client)".into());
+        }
+        if a.alloc_check || a.compress || a.broadcast || a.idle_memory.is_some() {
+            return Err("--tls is a mode of its own".into());
+        }
+    }
+    let registry = if a.tls { TLS_REGISTRY } else { REGISTRY };
     for s in &a.servers {
-        if !REGISTRY.iter().any(|(n, _)| n == s) {
-            let known: Vec<_> = REGISTRY.iter().map(|(n, _)| *n).collect();
+        if !registry.iter().any(|(n, _)| n == s) {
+            let known: Vec<_> = registry.iter().map(|(n, _)| *n).collect();
             return Err(format!("unknown server {s:?}; known: {}", known.join(",")));
         }
     }
@@ -457,7 +507,7 @@ fn main() -> ExitCode {
         }
     };
     if args.loop_server_child {
-        return match idle_memory::child() {
+        return match idle_memory::child(args.idle_compress) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: loop server child: {e}");
@@ -466,7 +516,7 @@ fn main() -> ExitCode {
         };
     }
     if let Some(n) = args.idle_memory {
-        return match idle_memory::run(n, args.idle_size) {
+        return match idle_memory::run(n, args.idle_size, args.idle_compress) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -530,8 +580,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ws = ws_client(args.client, args.conns);
-    let plain = plain_client(args.conns);
+    if args.tls_handshakes {
+        return match tls_bench::run_handshakes(&args.servers, args.seconds) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let (ws, plain): (Box<dyn BenchClient>, Box<dyn BenchClient>) = if args.tls {
+        let tls = match tls_bench::certs().and_then(|c| c.client()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: TLS certificates (openssl is needed): {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        (
+            Box::new(client::TlsWsClient { conns: args.conns, tls: tls.clone() }),
+            Box::new(client::TlsPlainClient { conns: args.conns, tls }),
+        )
+    } else {
+        (ws_client(args.client, args.conns), plain_client(args.conns))
+    };
     let duration = Duration::from_secs_f64(args.seconds);
     let warmup = Duration::from_secs_f64(args.warmup);
 
@@ -548,6 +620,13 @@ fn main() -> ExitCode {
         format!("reference client: {}", plain.name()),
         "servers: in-process, 127.0.0.1:0, tokio servers on a 2-worker runtime each, libws-loop on one loop thread"
             .to_string(),
+        if args.tls {
+            "TLS: rustls with ring everywhere, ECDSA P-256 certificate, TLS 1.3 (AES-256-GCM); the plain-TCP \
+             column is the bare rustls echo"
+                .to_string()
+        } else {
+            "no TLS".to_string()
+        },
         format!("{PIPELINE_NOTE} (per connection)"),
         "msgs/s = round trips per second (total over all connections); MiB/s = payload bytes echoed per second, \
          one direction"
@@ -571,7 +650,8 @@ fn main() -> ExitCode {
     }
     let mut running: Vec<Box<dyn EchoServer>> = Vec::new();
     for name in &args.servers {
-        let (_, start) = REGISTRY.iter().find(|(n, _)| n == name).expect("checked");
+        let registry = if args.tls { TLS_REGISTRY } else { REGISTRY };
+        let (_, start) = registry.iter().find(|(n, _)| n == name).expect("checked");
         match start() {
             Ok(s) => running.push(s),
             Err(e) => {

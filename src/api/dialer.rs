@@ -1,6 +1,5 @@
 //! The client side of the opening handshake (gorilla's Dialer).
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::config::ConnConfig;
@@ -11,8 +10,11 @@ use crate::proto::deflate::{params, Agreement};
 use crate::proto::handshake::client::{ClientHandshake, ResponseHead};
 use crate::proto::handshake::{self, headers::validate_header};
 use crate::proto::Role;
-use crate::transport::wait::{wait_ready, Interest};
+use crate::transport::proxy::ProxyChoice;
+use crate::transport::tls::TlsClientConfig;
 use crate::transport::Stream;
+
+pub(crate) use crate::transport::connect::resolve;
 
 /// gorilla's DefaultDialer.HandshakeTimeout.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(45);
@@ -28,6 +30,12 @@ pub struct Dialer {
     /// Name resolution is not covered (the system resolver blocks).
     pub handshake_timeout: Option<Duration>,
     pub conn: ConnConfig,
+    /// For `wss://` targets and HTTPS proxies.
+    pub tls: TlsClientConfig,
+    /// The environment's proxy by default (gorilla's ProxyFromEnvironment).
+    pub proxy: ProxyChoice,
+    /// Extra headers of an HTTP proxy's CONNECT request.
+    pub proxy_headers: Vec<(String, String)>,
 }
 
 impl Default for Dialer {
@@ -37,6 +45,9 @@ impl Default for Dialer {
             headers: Vec::new(),
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             conn: ConnConfig::default(),
+            tls: TlsClientConfig::default(),
+            proxy: ProxyChoice::Environment,
+            proxy_headers: Vec::new(),
         }
     }
 }
@@ -62,15 +73,55 @@ impl Dialer {
         Ok(())
     }
 
-    /// Connects to a `ws://` URL and performs the opening handshake.
-    /// `extra` headers are sent after the Dialer's own.
+    /// Adds a header to an HTTP proxy's CONNECT request.
+    pub fn add_proxy_header(&mut self, name: &str, value: &str) -> Result<()> {
+        validate_header(name, value).map_err(Error::invalid)?;
+        self.proxy_headers.push((name.to_string(), value.to_string()));
+        Ok(())
+    }
+
+    /// Connects to a `ws://` or `wss://` URL (through the proxy the Dialer
+    /// chooses) and performs the opening handshake. `extra` headers are
+    /// sent after the Dialer's own.
     pub fn dial(&self, url: &str, extra: &[(String, String)]) -> std::result::Result<(Conn, Response), DialError> {
-        let mut req = self.prepare(url, extra)?;
+        let req = self.prepare_request(url, extra)?;
         let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
-        let stream = connect(&req.host, req.port, deadline)?;
-        let mut hs = ClientHandshake::new(std::mem::take(&mut req.bytes), false, false);
-        // Connected. (A proxy tunnel and TLS take their stages here once
-        // transport/ has those layers.)
+        let stream = super::dial_stream::open_stream(self, &req, deadline)?;
+        self.handshake(stream, &req, deadline)
+    }
+
+    /// Performs the opening handshake over a socket the caller connected
+    /// (gorilla's NetDial): `url` gives the Host header and the path; its
+    /// host and port are not used to connect. The handshake timeout starts
+    /// now. For `wss://` URLs TLS runs over it (SNI and verification for
+    /// the URL's host). The stream is closed on failure.
+    pub fn dial_stream(
+        &self,
+        stream: Stream,
+        url: &str,
+        extra: &[(String, String)],
+    ) -> std::result::Result<(Conn, Response), DialError> {
+        // On every early return the stream drops, which closes it.
+        let req = self.prepare_request(url, extra)?;
+        if stream.peer_addr().is_none() {
+            return Err(Error::invalid("the socket is not a connected TCP socket").into());
+        }
+        let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
+        let stream = if req.secure { stream.start_tls_client(&self.tls, &req.host, deadline)? } else { stream };
+        self.handshake(stream, &req, deadline)
+    }
+
+    /// Drives the client handshake machine over a connected `stream` (the
+    /// proxy tunnel and TLS, when any, are already in it: transport's
+    /// `proxy::open` ran them, so the machine's Tunnel and Tls stages are
+    /// skipped here).
+    fn handshake(
+        &self,
+        stream: Stream,
+        req: &DialRequest,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(Conn, Response), DialError> {
+        let mut hs = ClientHandshake::new(req.bytes.clone(), false, false);
         hs.layer_ready();
         let n = hs.to_send().len();
         stream.write_all_until(hs.to_send(), deadline).map_err(|e| handshake_io("sending the handshake request", e))?;
@@ -86,7 +137,7 @@ impl Dialer {
                 break r;
             }
         };
-        match self.check_response(&req, &head) {
+        match self.check_response(req, &head) {
             Ok((sub, deflate)) => {
                 let conn = Conn::new(stream, Role::Client, sub, deflate, &self.conn, &after);
                 Ok((conn, Response { head, body: Vec::new() }))
@@ -103,16 +154,23 @@ impl Dialer {
         }
     }
 
-    /// Everything a dial decides before connecting: where to, and the
-    /// request bytes. Shared by `dial` and the event loop.
-    pub(crate) fn prepare(&self, url: &str, extra: &[(String, String)]) -> Result<DialRequest> {
-        let u = handshake::parse_ws_url(url).map_err(|m| Error::new(ErrorKind::BadUrl, m))?;
-        if u.secure {
+    /// As [`prepare_request`](Self::prepare_request), for the event loop,
+    /// whose dial has a TLS stage but no proxy stage yet: an explicit proxy
+    /// is refused there (the environment's is not used).
+    pub(crate) fn prepare_loop(&self, url: &str, extra: &[(String, String)]) -> Result<DialRequest> {
+        if let crate::transport::proxy::ProxyChoice::Fixed(p) = &self.proxy {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                "wss:// needs TLS, which this build of libws does not have yet",
+                format!("proxies are not available on the event loop yet (the blocking dial has them): {p}"),
             ));
         }
+        self.prepare_request(url, extra)
+    }
+
+    /// Everything a dial decides before connecting: where to, and the
+    /// request bytes.
+    pub(crate) fn prepare_request(&self, url: &str, extra: &[(String, String)]) -> Result<DialRequest> {
+        let u = handshake::parse_ws_url(url).map_err(|m| Error::new(ErrorKind::BadUrl, m))?;
         let mut headers = self.headers.clone();
         headers.extend_from_slice(extra);
         if let Some(auth) = &u.basic_auth {
@@ -134,7 +192,7 @@ impl Dialer {
         )
         .map_err(Error::invalid)?;
         let offered = handshake::offered_subprotocols(&self.subprotocols, &headers);
-        Ok(DialRequest { host: u.host, port: u.port, bytes, key, offered })
+        Ok(DialRequest { host: u.host, port: u.port, secure: u.secure, bytes, key, offered })
     }
 
     /// Validates the server's response head against the request: the
@@ -168,6 +226,8 @@ impl Dialer {
 pub(crate) struct DialRequest {
     pub host: String,
     pub port: u16,
+    /// `wss://`: TLS to the target.
+    pub secure: bool,
     pub bytes: Vec<u8>,
     key: String,
     offered: Vec<String>,
@@ -179,11 +239,23 @@ pub(crate) fn bad_response_msg(message: &str) -> Error {
     Error::new(ErrorKind::BadHandshake, message.to_string())
 }
 
+impl DialRequest {
+    /// The request's `Sec-WebSocket-Key` (for `api::fuzzing`).
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 pub(crate) fn closed_before_response() -> Error {
     Error::new(ErrorKind::BadHandshake, "websocket: bad handshake: connection closed before the response")
 }
 
 fn handshake_io(what: &str, e: std::io::Error) -> Error {
+    // A TLS failure surfacing after the handshake (a TLS 1.3 server refuses
+    // a client certificate only once it has read the client's Finished).
+    if let Some(f) = crate::transport::tls::TlsFailure::from_io(&e) {
+        return Error::new(ErrorKind::from(f.kind), f.message.clone());
+    }
     if e.kind() == std::io::ErrorKind::TimedOut {
         Error::new(ErrorKind::Timeout, format!("handshake timeout while {what}"))
     } else {
@@ -201,51 +273,4 @@ fn read_body_start(stream: &Stream, body: &mut Vec<u8>) {
             Ok(n) => body.extend_from_slice(&chunk[..n]),
         }
     }
-}
-
-/// Resolves `host` with the system resolver (blocking).
-pub(crate) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| Error::new(ErrorKind::Connect, format!("cannot resolve {host}: {e}")))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Error::new(ErrorKind::Connect, format!("{host} resolves to no address")));
-    }
-    Ok(addrs)
-}
-
-/// Resolves `host` and connects to the first address that answers.
-fn connect(host: &str, port: u16, deadline: Option<Instant>) -> Result<Stream> {
-    let addrs = resolve(host, port)?;
-    let mut last = format!("{host} resolves to no address");
-    for addr in addrs {
-        match connect_one(addr, deadline) {
-            Ok(s) => return Ok(s),
-            Err(e) if e.kind() == ErrorKind::Timeout => return Err(e),
-            Err(e) => last = e.message().to_string(),
-        }
-    }
-    Err(Error::new(ErrorKind::Connect, last))
-}
-
-fn connect_one(addr: SocketAddr, deadline: Option<Instant>) -> Result<Stream> {
-    let tcp = mio::net::TcpStream::connect(addr)
-        .map_err(|e| Error::new(ErrorKind::Connect, format!("connect to {addr}: {e}")))?;
-    let stream = Stream::from_mio(tcp);
-    use std::os::fd::AsFd;
-    match wait_ready(stream.as_fd(), Interest::Write, deadline) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(Error::new(ErrorKind::Timeout, format!("handshake timeout while connecting to {addr}")))
-        }
-        Err(e) => return Err(Error::new(ErrorKind::Connect, format!("connect to {addr}: {e}"))),
-    }
-    if let Ok(Some(e)) | Err(e) = stream.take_error() {
-        return Err(Error::new(ErrorKind::Connect, format!("connect to {addr}: {e}")));
-    }
-    if stream.peer_addr().is_none() {
-        return Err(Error::new(ErrorKind::Connect, format!("connect to {addr}: not connected")));
-    }
-    Ok(stream)
 }

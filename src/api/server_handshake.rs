@@ -2,19 +2,28 @@
 //! whenever the socket is ready: read the request, decide, write the
 //! answer. The blocking `Listener` and the event loop both drive it, so
 //! the rules (limits, timeouts, error responses) live in one place.
+//!
+//! With an HTTP handler set, a request that is not an upgrade attempt
+//! (`plain_http::is_websocket_attempt`) is a plain HTTP request: its body
+//! (`Content-Length`, bounded by `http_max_body`) is read, the handler
+//! fills in the answer, and the connection closes once it is written.
+//! Upgrade attempts, good or bad, take the WebSocket path as before.
 
 use std::io::ErrorKind as IoKind;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::http::Request;
+use super::http::{HttpResponse, Request};
 use super::upgrader::{Upgrader, Verdict};
 use crate::proto::deflate::Agreement;
-use crate::proto::handshake::{self, Rejection};
+use crate::proto::handshake::{self, plain_http, Rejection};
 use crate::transport::Stream;
 
 enum Phase {
     Reading,
+    /// A plain HTTP request whose body (`body_len` bytes after the head)
+    /// is still arriving.
+    ReadingBody(Box<Request>),
     /// Sending `out[written..]`; then open a connection (`Some`) or close.
     Writing {
         out: Vec<u8>,
@@ -38,7 +47,10 @@ pub(crate) struct PendingHandshake {
     remote: Option<SocketAddr>,
     buf: Vec<u8>,
     head_len: usize,
+    body_len: usize,
     pub deadline: Option<Instant>,
+    /// When the socket was accepted: a full `Listener` evicts the oldest.
+    pub started: Instant,
     phase: Phase,
 }
 
@@ -53,12 +65,15 @@ pub(crate) enum Step {
 
 impl PendingHandshake {
     pub fn new(stream: Stream, remote: Option<SocketAddr>, upgrader: &Upgrader) -> PendingHandshake {
+        let started = Instant::now();
         PendingHandshake {
             stream,
             remote,
             buf: Vec::new(),
             head_len: 0,
-            deadline: upgrader.handshake_timeout.map(|t| Instant::now() + t),
+            body_len: 0,
+            deadline: upgrader.handshake_timeout.map(|t| started + t),
+            started,
             phase: Phase::Reading,
         }
     }
@@ -66,7 +81,7 @@ impl PendingHandshake {
     /// True while the request is still being read (wait for readable),
     /// false while the answer is being written (wait for writable).
     pub fn wants_read(&self) -> bool {
-        matches!(self.phase, Phase::Reading)
+        matches!(self.phase, Phase::Reading | Phase::ReadingBody(_))
     }
 
     /// The socket, and the bytes that arrived after the request head (the
@@ -79,28 +94,47 @@ impl PendingHandshake {
     /// Moves the handshake as far as the socket allows.
     pub fn advance(&mut self, upgrader: &Upgrader, mut hook: Option<Hook<'_>>) -> Step {
         loop {
-            match &mut self.phase {
+            match self.phase {
                 Phase::Reading => {
-                    let mut chunk = [0u8; 4096];
-                    match self.stream.read(&mut chunk) {
-                        Ok(0) => return Step::Drop,
-                        Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                        Err(e) if e.kind() == IoKind::WouldBlock => return Step::Wait,
-                        Err(e) if e.kind() == IoKind::Interrupted => continue,
-                        Err(_) => return Step::Drop,
+                    if let Some(step) = self.fill() {
+                        return step;
                     }
                     match handshake::Request::parse(&self.buf) {
                         Ok(None) => {}
                         Ok(Some((head, head_len))) => {
                             self.head_len = head_len;
                             let req = Request { head, remote_addr: self.remote };
-                            // A request is decided once: the hook is not needed again.
-                            self.phase = decide(upgrader, &req, hook.take());
+                            self.phase =
+                                if upgrader.http_handler.is_some() && !plain_http::is_websocket_attempt(&req.head) {
+                                    match plain_http::body_length(&req.head, upgrader.http_max_body) {
+                                        Ok(n) => {
+                                            self.body_len = n;
+                                            Phase::ReadingBody(Box::new(req))
+                                        }
+                                        Err(rej) => rejection(upgrader, Some(&req), rej),
+                                    }
+                                } else {
+                                    // A request is decided once: the hook is not needed again.
+                                    decide(upgrader, &req, hook.take())
+                                };
                         }
                         Err(rej) => self.phase = rejection(upgrader, None, rej),
                     }
                 }
-                Phase::Writing { out, written, open } => {
+                Phase::ReadingBody(_) => {
+                    let end = self.head_len + self.body_len;
+                    if self.buf.len() < end {
+                        if let Some(step) = self.fill() {
+                            return step;
+                        }
+                        continue;
+                    }
+                    let Phase::ReadingBody(req) = std::mem::replace(&mut self.phase, Phase::Reading) else {
+                        unreachable!("matched above")
+                    };
+                    self.phase = answer_http(upgrader, &req, &self.buf[self.head_len..end]);
+                }
+                Phase::Writing { ref out, ref mut written, ref mut open } => {
                     while *written < out.len() {
                         match self.stream.write(&out[*written..]) {
                             Ok(n) => *written += n,
@@ -109,11 +143,36 @@ impl PendingHandshake {
                             Err(_) => return Step::Drop,
                         }
                     }
+                    // A TLS layer may still hold the answer's ciphertext.
+                    match self.stream.flush() {
+                        Ok(true) => {}
+                        Ok(false) => return Step::Wait,
+                        Err(_) => return Step::Drop,
+                    }
                     return match open.take() {
                         None => Step::Drop,
                         Some(a) => Step::Open(a),
                     };
                 }
+            }
+        }
+    }
+
+    /// One read into the request buffer: `None` when bytes arrived, else
+    /// what the caller must do (wait for readiness, or drop a closed or
+    /// failed socket).
+    fn fill(&mut self) -> Option<Step> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Some(Step::Drop),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return None;
+                }
+                Err(e) if e.kind() == IoKind::WouldBlock => return Some(Step::Wait),
+                Err(e) if e.kind() == IoKind::Interrupted => {}
+                Err(_) => return Some(Step::Drop),
             }
         }
     }
@@ -144,6 +203,23 @@ fn decide(upgrader: &Upgrader, req: &Request, hook: Option<Hook<'_>>) -> Phase {
         }
         Verdict::Reject { response, .. } => Phase::Writing { out: response, written: 0, open: None },
     }
+}
+
+/// Asks the HTTP handler for the answer to a plain request and its body.
+fn answer_http(upgrader: &Upgrader, req: &Request, body: &[u8]) -> Phase {
+    let mut resp = HttpResponse::default();
+    if let Some(handler) = &upgrader.http_handler {
+        handler(req, body, &mut resp);
+    }
+    // The fields are public: a 1xx set directly (a 101 would fool the
+    // client into speaking WebSocket) becomes a server error.
+    if !(200..=599).contains(&resp.status) {
+        resp = HttpResponse { status: 500, ..HttpResponse::default() };
+    }
+    let mut out = Vec::with_capacity(256 + resp.body.len());
+    let head_only = req.method() == "HEAD";
+    plain_http::write_http_response(&mut out, resp.status, &resp.headers, &resp.body, head_only);
+    Phase::Writing { out, written: 0, open: None }
 }
 
 fn rejection(upgrader: &Upgrader, req: Option<&Request>, rej: Rejection) -> Phase {

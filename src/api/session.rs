@@ -144,7 +144,16 @@ impl Session {
     /// A client session for `url` (the caller connects TCP to its host
     /// and port): the request is pending output at once.
     pub fn client(dialer: &Dialer, url: &str, now: Instant) -> Result<Session> {
-        let mut request = dialer.prepare(url, &[])?;
+        let mut request = dialer.prepare_request(url, &[])?;
+        if request.secure {
+            // The session does not run TLS itself yet: bytes it emits would
+            // be plaintext on a wss:// connection.
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "wss:// on a session: TLS in ws_session is not available yet (use ws_dial or the loop, \
+                 or run TLS below the session and give it a ws:// URL for the same host)",
+            ));
+        }
         let mut hs = ClientHandshake::new(std::mem::take(&mut request.bytes), false, false);
         hs.layer_ready(); // the caller's transport is connected
         let request_bytes = hs.to_send().to_vec();
@@ -454,11 +463,7 @@ impl Session {
         d.handshake_done(now);
         self.deadlines.set(d);
         self.close.open();
-        Handshake::Open(Box::new(RecvHalf::new(
-            self.role,
-            self.read_limit,
-            deflate.map(|a| a.peer_no_context_takeover),
-        )))
+        Handshake::Open(Box::new(RecvHalf::new(self.role, self.read_limit, deflate)))
     }
 
     fn protocol_failure(&self, pe: crate::proto::ProtoError, h: &mut dyn SessionHandler) -> Result<()> {
@@ -514,7 +519,7 @@ impl RecvSink for Sink<'_> {
         !s.finished.get() || s.close.phase() != Phase::Closed
     }
 
-    fn take_buffer(&mut self) -> Vec<u8> {
+    fn take_buffer(&mut self, _need: usize) -> Vec<u8> {
         std::mem::take(&mut *self.session.spare.borrow_mut())
     }
 

@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use super::config::ConnConfig;
 use super::conn::Conn;
-use super::http::{ErrorResponse, Request};
+use super::http::{ErrorResponse, HttpResponse, Request};
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::{params, Agreement};
 use crate::proto::handshake::{self, headers::validate_header, Rejection};
 use crate::proto::Role;
+use crate::transport::tls::TlsServerConfig;
 use crate::transport::Stream;
 
 /// Decides whether a request's origin (or anything else in it) is
@@ -18,6 +19,15 @@ pub type CheckOrigin = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
 /// Adjusts an error response before it is sent. The request is `None`
 /// when it could not be parsed.
 pub type ErrorResponder = Arc<dyn Fn(Option<&Request>, &mut ErrorResponse) + Send + Sync>;
+
+/// Answers a plain HTTP request (one that is not an upgrade attempt) on a
+/// `Listener` or loop port: the request, its body, and the response to
+/// fill in. Runs on the thread that drives the handshakes, so other
+/// clients' handshakes wait while it runs.
+pub type HttpHandler = Arc<dyn Fn(&Request, &[u8], &mut HttpResponse) + Send + Sync>;
+
+/// The default limit on the body of a plain HTTP request (64 KiB).
+pub(crate) const DEFAULT_HTTP_MAX_BODY: usize = 64 << 10;
 
 /// The default handshake timeout of a server: a client that sends half a
 /// request and stalls is dropped after this.
@@ -34,7 +44,14 @@ pub struct Upgrader {
     pub response_headers: Vec<(String, String)>,
     /// `None` = no timeout.
     pub handshake_timeout: Option<Duration>,
+    /// `None` = a request that is not an upgrade is refused like a bad
+    /// handshake (400/405); `Some` answers it (see `server_handshake`).
+    pub http_handler: Option<HttpHandler>,
+    /// Largest body of a plain HTTP request; a longer one gets 413.
+    pub http_max_body: usize,
     pub conn: ConnConfig,
+    /// Serve TLS (`wss://`) with this certificate; `None` = plain TCP.
+    pub tls: Option<TlsServerConfig>,
 }
 
 impl Default for Upgrader {
@@ -45,7 +62,10 @@ impl Default for Upgrader {
             error_responder: None,
             response_headers: Vec::new(),
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            http_handler: None,
+            http_max_body: DEFAULT_HTTP_MAX_BODY,
             conn: ConnConfig::default(),
+            tls: None,
         }
     }
 }
@@ -111,9 +131,22 @@ impl Upgrader {
         Verdict::Reject { response, error }
     }
 
+    /// Wraps an accepted socket in this Upgrader's TLS server, if it has
+    /// one (`already` = ciphertext read from it before). The one place the
+    /// server side gets TLS; the handshake runs inside the first reads.
+    pub(crate) fn wrap_accepted(&self, stream: Stream, already: &[u8]) -> Result<Stream> {
+        match &self.tls {
+            Some(cfg) => stream.start_tls_server(cfg, already),
+            None => Ok(stream),
+        }
+    }
+
     /// Upgrades a connection the caller accepted, whose first bytes
-    /// (`already_read`, possibly empty or a partial request) it has read.
-    /// Reads the rest of the request within the handshake timeout, answers
+    /// (`already_read`, possibly empty or a partial request; with TLS set,
+    /// the start of the TLS handshake) it has read. The HTTP handler is not
+    /// used here: the caller's own server routes plain HTTP, so a request
+    /// that is not an upgrade is refused. Reads the rest of the request
+    /// within the handshake timeout (the TLS handshake included), answers
     /// it, and returns the connection; on failure the error response has
     /// been sent and the socket closed.
     pub fn upgrade_stream(&self, stream: Stream, already_read: &[u8], extra: &[(String, String)]) -> Result<Conn> {
@@ -121,7 +154,10 @@ impl Upgrader {
             validate_header(n, v).map_err(Error::invalid)?;
         }
         let deadline = self.handshake_timeout.map(|t| Instant::now() + t);
-        let mut buf = already_read.to_vec();
+        let (stream, mut buf) = match self.tls {
+            Some(_) => (self.wrap_accepted(stream, already_read)?, Vec::new()),
+            None => (stream, already_read.to_vec()),
+        };
         let remote_addr = stream.peer_addr();
         let (head, head_len) = loop {
             match handshake::Request::parse(&buf) {
@@ -142,7 +178,13 @@ impl Upgrader {
                         Some(Instant::now() + Duration::from_millis(100)),
                     ));
                 }
-                Err(e) => return Err(Error::io("reading the handshake request", e)),
+                Err(e) => {
+                    stream.shutdown();
+                    if let Some(f) = crate::transport::tls::TlsFailure::from_io(&e) {
+                        return Err(Error::new(ErrorKind::from(f.kind), f.message.clone()));
+                    }
+                    return Err(Error::io("reading the handshake request", e));
+                }
             }
         };
         let req = Request { head, remote_addr };

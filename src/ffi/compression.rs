@@ -10,7 +10,21 @@ use crate::api::config::ConnConfig;
 use crate::api::conn::MessageType;
 use crate::api::PreparedMessage;
 use crate::proto::deflate::codec::backend_level;
-use crate::proto::deflate::DeflateOptions;
+use crate::proto::deflate::{DeflateMemory, DeflateOptions};
+
+/// Where compression state lives (`ws_compression_options.memory`); the
+/// cost of each per idle connection is tabled in README, "Compression".
+pub type ws_compression_memory = i32;
+/// The default: zlib states from a per-thread pool for each message; with
+/// context takeover a connection keeps only its windows' last bytes
+/// (2^window_bits per direction: 8 KiB with the default 12-bit windows).
+pub const WS_COMPRESSION_POOLED: ws_compression_memory = 0;
+/// Each connection keeps its own zlib states once used: fastest with
+/// context takeover, ~180-410 KiB per connection.
+pub const WS_COMPRESSION_DEDICATED: ws_compression_memory = 1;
+/// Shared compressor: no context takeover either way (asked of the peer),
+/// every state pooled per thread, no compression memory per connection.
+pub const WS_COMPRESSION_SHARED: ws_compression_memory = 2;
 
 /// permessage-deflate settings for a Dialer (what it offers) or an
 /// Upgrader (what it accepts). Start from `ws_compression_options_default`.
@@ -22,20 +36,32 @@ pub struct ws_compression_options {
     pub server_no_context_takeover: bool,
     /// Server: ask the client to reset after every message. Client: do so.
     pub client_no_context_takeover: bool,
-    /// Largest window, 8 to 15 bits, the server may compress with.
+    /// Largest window, 8 to 15 bits, the server may compress with. Default
+    /// 12 (8 is accepted in negotiation, but then that side sends
+    /// uncompressed). A server asks the client for its
+    /// `client_max_window_bits`.
     pub server_max_window_bits: u8,
-    /// Largest window, 8 to 15 bits, the client may compress with.
+    /// Largest window, 8 to 15 bits, the client may compress with. Default 12.
     pub client_max_window_bits: u8,
     /// Initial compression level of connections: -2 (Huffman only; the
-    /// backend uses 1), -1 (default), 0 (none) to 9 (smallest). Default 1.
+    /// backend uses 1), -1 (default, 6), 0 (none) to 9 (smallest). Default
+    /// 1 (zlib-rs's level 2: its level 1 has fixed codes only).
     pub level: i32,
     /// Messages shorter than this many bytes are sent uncompressed.
     /// Default 0 (compress everything).
     pub threshold: usize,
+    /// The compressor's memLevel, 1 to 9 (zlib's; sizes its symbol buffer:
+    /// 7 * 2^(mem_level+6) bytes). Default 8.
+    pub mem_level: u8,
+    /// `WS_COMPRESSION_POOLED` (default), `WS_COMPRESSION_DEDICATED` or
+    /// `WS_COMPRESSION_SHARED`.
+    pub memory: ws_compression_memory,
 }
 
-/// The defaults: context takeover both ways, 15-bit windows, level 1,
-/// threshold 0.
+/// The defaults: context takeover both ways, 12-bit windows, level 1,
+/// threshold 0, memLevel 8, pooled state (~8 KiB per idle connection).
+/// For full 15-bit windows with dedicated state set both window bits to
+/// 15 and `memory` to `WS_COMPRESSION_DEDICATED`.
 #[no_mangle]
 pub extern "C" fn ws_compression_options_default() -> ws_compression_options {
     let d = DeflateOptions::default();
@@ -46,6 +72,8 @@ pub extern "C" fn ws_compression_options_default() -> ws_compression_options {
         client_max_window_bits: d.client_max_window_bits,
         level: crate::api::config::DEFAULT_COMPRESSION_LEVEL,
         threshold: 0,
+        mem_level: d.mem_level,
+        memory: WS_COMPRESSION_POOLED,
     }
 }
 
@@ -62,6 +90,13 @@ pub(crate) fn apply(conn: &mut ConnConfig, opts: *const ws_compression_options) 
         client_no_context_takeover: o.client_no_context_takeover,
         server_max_window_bits: o.server_max_window_bits,
         client_max_window_bits: o.client_max_window_bits,
+        mem_level: o.mem_level,
+        memory: match o.memory {
+            WS_COMPRESSION_POOLED => DeflateMemory::Pooled,
+            WS_COMPRESSION_DEDICATED => DeflateMemory::Dedicated,
+            WS_COMPRESSION_SHARED => DeflateMemory::Shared,
+            _ => return Err(invalid("compression memory must be WS_COMPRESSION_POOLED, _DEDICATED or _SHARED")),
+        },
     };
     d.validate().map_err(invalid)?;
     if backend_level(o.level).is_none() {

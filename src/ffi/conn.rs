@@ -10,16 +10,15 @@
 use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::convert::{bytes, bytes_mut, copy_c_string, copy_out, need, put, status};
 use super::guard::{self, ffi_status, ffi_value, invalid};
 use super::status::*;
+use super::timeout::deadline;
 use crate::api::conn::{CloseHandler, ControlHandler, MessageType};
 use crate::api::event_loop::ConnHandle;
 use crate::api::Conn;
 use crate::error::{Error, ErrorKind};
-use crate::transport::wait::deadline_from_ms;
 
 /// Message types, numbered as RFC 6455 opcodes (and gorilla's constants).
 pub type ws_msg_type = i32;
@@ -292,10 +291,11 @@ pub extern "C" fn ws_conn_close(conn: *mut ws_conn) -> ws_status {
 
 /// The close handshake: sends a close frame with `code` and `reason`
 /// (`reason_len` bytes of UTF-8, at most 123; code 1005 sends an empty
-/// close), waits up to `timeout_ms` for the peer's close, then closes the
-/// socket. If no other thread is reading, this call reads (and discards)
-/// incoming data messages meanwhile; otherwise it waits for that reader to
-/// see the close. Returns `WS_ERR_TIMEOUT` when the peer did not answer in
+/// close), waits up to `timeout_ms` (negative = no limit) for the peer's
+/// close, then closes the socket. If no other thread is reading, this call
+/// reads (and discards) incoming data messages meanwhile — which ends the
+/// validity of a zero-copy payload from `ws_conn_read_message` — otherwise
+/// it waits for that reader to see the close. Returns `WS_ERR_TIMEOUT` when the peer did not answer in
 /// time (the socket is closed anyway). Any thread.
 /// On an event-loop connection it queues the close frame and returns at
 /// once (`timeout_ms` is not used: the loop's close timeout applies); the
@@ -306,15 +306,13 @@ pub extern "C" fn ws_conn_close_graceful(
     code: u16,
     reason: *const u8,
     reason_len: usize,
-    timeout_ms: u32,
+    timeout_ms: i64,
 ) -> ws_status {
     ffi_status!({
         let c = tri!(conn_ref(conn));
         let reason = tri!(bytes(reason, reason_len, "reason"));
         match &c.kind {
-            ConnKind::Blocking(b) => {
-                conn_status(b.close_graceful(code, reason, Duration::from_millis(timeout_ms as u64)))
-            }
+            ConnKind::Blocking(b) => conn_status(b.close_graceful_until(code, reason, deadline(timeout_ms))),
             // Never blocks: the loop finishes the handshake (within its
             // close timeout) and reports it in the close callback.
             ConnKind::Loop(l) => conn_status(l.handle.close(code, reason)),
@@ -325,7 +323,10 @@ pub extern "C" fn ws_conn_close_graceful(
 /// Reads the next whole text or binary message (gorilla's ReadMessage).
 /// On success `*type_out` is `WS_TEXT` or `WS_BINARY` and `*data_out`,
 /// `*len_out` point at the payload, owned by the connection and valid until
-/// the next read call on it (zero-copy). Text is validated UTF-8. Control
+/// the next call that reads it (`ws_conn_read_message`,
+/// `ws_conn_read_message_copy`, `ws_conn_next_reader`,
+/// `ws_conn_reader_read`, `ws_conn_close_graceful`) or `ws_conn_free`
+/// (zero-copy). Text is validated UTF-8. Control
 /// frames that arrive meanwhile go to their handlers. Waits up to the read
 /// deadline (`WS_ERR_TIMEOUT` leaves the connection usable; a partial
 /// message is kept for the next read). Errors other than timeout are
@@ -444,7 +445,7 @@ pub extern "C" fn ws_conn_write_control(
         let t = tri!(msg_type(r#type));
         let data = tri!(bytes(data, len, "data"));
         match &c.kind {
-            ConnKind::Blocking(b) => conn_status(b.write_control(t, data, deadline_from_ms(timeout_ms))),
+            ConnKind::Blocking(b) => conn_status(b.write_control(t, data, deadline(timeout_ms))),
             ConnKind::Loop(_) if !t.is_control() => invalid("write_control sends WS_CLOSE, WS_PING or WS_PONG"),
             // Queued at once: the timeout does not apply.
             ConnKind::Loop(l) => conn_status(l.handle.send(t, data)),
@@ -545,7 +546,7 @@ pub extern "C" fn ws_conn_writer_close(conn: *mut ws_conn) -> ws_status {
 #[no_mangle]
 pub extern "C" fn ws_conn_set_read_deadline(conn: *mut ws_conn, timeout_ms: i64) -> ws_status {
     ffi_status!({
-        tri!(tri!(conn_ref(conn)).blocking()).set_read_deadline(deadline_from_ms(timeout_ms));
+        tri!(tri!(conn_ref(conn)).blocking()).set_read_deadline(deadline(timeout_ms));
         WS_OK
     })
 }
@@ -555,7 +556,7 @@ pub extern "C" fn ws_conn_set_read_deadline(conn: *mut ws_conn, timeout_ms: i64)
 #[no_mangle]
 pub extern "C" fn ws_conn_set_write_deadline(conn: *mut ws_conn, timeout_ms: i64) -> ws_status {
     ffi_status!({
-        tri!(tri!(conn_ref(conn)).blocking()).set_write_deadline(deadline_from_ms(timeout_ms));
+        tri!(tri!(conn_ref(conn)).blocking()).set_write_deadline(deadline(timeout_ms));
         WS_OK
     })
 }

@@ -1,8 +1,9 @@
-//! `ws_dialer` (gorilla's Dialer) and `ws_dial`: the client side.
+//! `ws_dialer` (gorilla's Dialer), `ws_dial` and `ws_dial_fd` (over a
+//! socket the caller connected): the client side.
 
 use std::ffi::c_char;
+use std::os::fd::FromRawFd;
 use std::sync::RwLock;
-use std::time::Duration;
 
 use super::conn::{tri, ws_conn};
 use super::convert::{cstr, cstr_array, headers, need, put, ws_header};
@@ -12,6 +13,7 @@ use super::pool::ws_buffer_pool;
 use super::status::*;
 use crate::api::Dialer;
 use crate::error::Error;
+use crate::transport::Stream;
 
 /// Client settings (gorilla's Dialer). Opaque. `ws_dial` may run on many
 /// threads at once with the same dialer; setters should not race dials.
@@ -31,7 +33,7 @@ pub(crate) fn dialer_snapshot(d: *const ws_dialer) -> Result<Dialer, ws_status> 
     }
 }
 
-fn with_dialer(d: *mut ws_dialer, f: impl FnOnce(&mut Dialer) -> Result<(), ws_status>) -> ws_status {
+pub(crate) fn with_dialer(d: *mut ws_dialer, f: impl FnOnce(&mut Dialer) -> Result<(), ws_status>) -> ws_status {
     if d.is_null() {
         return invalid("dialer is NULL");
     }
@@ -97,14 +99,14 @@ pub extern "C" fn ws_dialer_add_header(dialer: *mut ws_dialer, name: *const c_ch
     })
 }
 
-/// Sets the handshake timeout in milliseconds (0 = none; default 45000).
-/// It covers connecting, sending the request and reading the response;
-/// name resolution uses the system resolver and is not covered.
+/// Sets the handshake timeout in milliseconds (negative = none; default
+/// 45000). It covers connecting, sending the request and reading the
+/// response; name resolution uses the system resolver and is not covered.
 #[no_mangle]
-pub extern "C" fn ws_dialer_set_handshake_timeout(dialer: *mut ws_dialer, timeout_ms: u32) -> ws_status {
+pub extern "C" fn ws_dialer_set_handshake_timeout(dialer: *mut ws_dialer, timeout_ms: i64) -> ws_status {
     ffi_status!({
         with_dialer(dialer, |d| {
-            d.handshake_timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64));
+            d.handshake_timeout = super::timeout::timeout(timeout_ms);
             Ok(())
         })
     })
@@ -156,15 +158,63 @@ pub extern "C" fn ws_dialer_set_read_limit(dialer: *mut ws_dialer, limit: u64) -
     })
 }
 
-/// Connects to `url` (ws://host[:port][/path][?query]) and performs the
-/// opening handshake (gorilla's Dial). `dialer` may be NULL for defaults;
+/// Sets the dialer's proxy: a URL `http://`, `https://` (TLS to the proxy,
+/// verified with the dialer's TLS settings), `socks5://` (names resolved
+/// here) or `socks5h://` (names resolved by the proxy), with optional
+/// `user:password@` (Basic for HTTP, username/password for SOCKS5;
+/// percent-encode `@` and `:`). `""` connects directly; NULL goes back to
+/// the default: the environment's `http_proxy`/`HTTP_PROXY` (ws://),
+/// `https_proxy`/`HTTPS_PROXY` (wss://), `all_proxy`/`ALL_PROXY` and
+/// `no_proxy`/`NO_PROXY` (names, domain suffixes, IPs, CIDR ranges,
+/// `:port`, `*`), read at each dial. `WS_ERR_BAD_URL` for a bad URL.
+#[no_mangle]
+pub extern "C" fn ws_dialer_set_proxy(dialer: *mut ws_dialer, url: *const c_char) -> ws_status {
+    ffi_status!({
+        use crate::transport::proxy::{ProxyChoice, ProxyUrl};
+        let choice = if url.is_null() {
+            ProxyChoice::Environment
+        } else {
+            match tri!(cstr(url, "url")) {
+                "" => ProxyChoice::Direct,
+                u => match ProxyUrl::parse(u) {
+                    Ok(p) => ProxyChoice::Fixed(p),
+                    Err(e) => return guard::fail(&e),
+                },
+            }
+        };
+        with_dialer(dialer, |d| {
+            d.proxy = choice;
+            Ok(())
+        })
+    })
+}
+
+/// Adds a header to an HTTP(S) proxy's CONNECT request (e.g. a
+/// `Proxy-Authorization` of another scheme, or a tracing header).
+#[no_mangle]
+pub extern "C" fn ws_dialer_add_proxy_header(
+    dialer: *mut ws_dialer,
+    name: *const c_char,
+    value: *const c_char,
+) -> ws_status {
+    ffi_status!({
+        let name = tri!(cstr(name, "name"));
+        let value = tri!(cstr(value, "value"));
+        with_dialer(dialer, |d| d.add_proxy_header(name, value).map_err(|e| guard::fail(&e)))
+    })
+}
+
+/// Connects to `url` (ws:// or wss://host[:port][/path][?query]), through
+/// the dialer's proxy, and performs the opening handshake (gorilla's Dial). `dialer` may be NULL for defaults;
 /// `headers` (`n_headers`) are sent after the dialer's own. On success
 /// `*conn_out` is the connection. If `response_out` is not NULL it receives
 /// the server's response on success and on `WS_ERR_BAD_HANDSHAKE` when a
 /// response arrived (status, headers, start of body; free it with
-/// `ws_response_free`), and NULL otherwise. Other failures:
-/// `WS_ERR_BAD_URL`, `WS_ERR_CONNECT`, `WS_ERR_TIMEOUT`, `WS_ERR_IO`,
-/// `WS_ERR_UNSUPPORTED` (wss:// until TLS lands). Any thread.
+/// `ws_response_free`), and on `WS_ERR_PROXY_REFUSED` the HTTP proxy's
+/// response; NULL otherwise. Other failures: `WS_ERR_BAD_URL`,
+/// `WS_ERR_CONNECT`, `WS_ERR_TIMEOUT`, `WS_ERR_IO`, `WS_ERR_TLS` (handshake
+/// failed or timed out), `WS_ERR_TLS_CERTIFICATE` (certificate refused),
+/// `WS_ERR_TLS_CONFIG`, `WS_ERR_PROXY`. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_dial(
     dialer: *const ws_dialer,
@@ -180,23 +230,72 @@ pub extern "C" fn ws_dial(
         tri!(need(conn_out, "conn_out"));
         let extra = tri!(headers(headers_, n_headers));
         let d = tri!(dialer_snapshot(dialer));
-        let give_response = |resp| {
-            if !response_out.is_null() {
-                put(response_out, guard::register(Box::new(ws_response { resp })));
-            }
-        };
-        match d.dial(url, &extra) {
-            Ok((conn, resp)) => {
-                give_response(resp);
-                put(conn_out, ws_conn::into_raw(conn));
-                WS_OK
-            }
-            Err(de) => {
-                if let Some(resp) = de.response {
-                    give_response(resp);
-                }
-                guard::fail(&de.error)
-            }
+        finish_dial(d.dial(url, &extra), conn_out, response_out)
+    })
+}
+
+/// Hands a dial's outcome to C: the connection, and the response when the
+/// caller asked for it and one arrived.
+fn finish_dial(
+    outcome: std::result::Result<(crate::api::Conn, crate::api::Response), crate::api::dialer::DialError>,
+    conn_out: *mut *mut ws_conn,
+    response_out: *mut *mut ws_response,
+) -> ws_status {
+    let give_response = |resp| {
+        if !response_out.is_null() {
+            put(response_out, guard::register(Box::new(ws_response { resp })));
         }
+    };
+    match outcome {
+        Ok((conn, resp)) => {
+            give_response(resp);
+            put(conn_out, ws_conn::into_raw(conn));
+            WS_OK
+        }
+        Err(de) => {
+            if let Some(resp) = de.response {
+                give_response(resp);
+            }
+            guard::fail(&de.error)
+        }
+    }
+}
+
+/// Performs the opening handshake over `fd`, a TCP socket the caller has
+/// already connected (gorilla's NetDial: your own connect, a socket through
+/// a tunnel, a bound source address...). libws takes ownership of `fd` in
+/// every case (on failure it is closed). `url` (ws://host[:port][/path])
+/// gives the Host header and the path; nothing is resolved or connected
+/// from it. The dialer's handshake timeout starts with the call. Results,
+/// `response_out` and statuses as `ws_dial`; `WS_ERR_INVALID_ARGUMENT` when
+/// `fd` is negative or not a connected TCP socket. Blocking; any thread.
+#[no_mangle]
+pub extern "C" fn ws_dial_fd(
+    dialer: *const ws_dialer,
+    fd: i32,
+    url: *const c_char,
+    headers_: *const ws_header,
+    n_headers: usize,
+    conn_out: *mut *mut ws_conn,
+    response_out: *mut *mut ws_response,
+) -> ws_status {
+    ffi_status!({
+        put(response_out, std::ptr::null_mut());
+        if fd < 0 {
+            return invalid("fd is negative");
+        }
+        // SAFETY: the caller hands over ownership of the socket `fd`
+        // (documented above); it is closed when the value drops, on every
+        // path below.
+        let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+        let url = tri!(cstr(url, "url"));
+        tri!(need(conn_out, "conn_out"));
+        let extra = tri!(headers(headers_, n_headers));
+        let d = tri!(dialer_snapshot(dialer));
+        let stream = match Stream::from_std(std_stream) {
+            Ok(s) => s,
+            Err(e) => return guard::fail(&Error::io("fd is not a usable socket", e)),
+        };
+        finish_dial(d.dial_stream(stream, url, &extra), conn_out, response_out)
     })
 }

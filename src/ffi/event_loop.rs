@@ -21,6 +21,7 @@ use super::guard::{self, ffi_status, ffi_value, invalid};
 use super::http::{ws_request, ws_response};
 use super::server::{upgrader_snapshot, ws_upgrader};
 use super::status::*;
+use super::timeout::{loop_timeout, timeout};
 use crate::api::conn::MessageType;
 use crate::api::event_loop::{ConnHandle, EventLoop, Handler, LoopConfig, LoopRemote};
 use crate::api::http::{Request, Response};
@@ -363,7 +364,7 @@ fn drive(l: &ws_loop, f: impl FnOnce(&mut EventLoop) -> Result<(), Error>) -> ws
 pub extern "C" fn ws_loop_poll(lp: *mut ws_loop, timeout_ms: i64) -> ws_status {
     ffi_status!({
         let l = tri!(loop_ref(lp));
-        let t = if timeout_ms < 0 { None } else { Some(Duration::from_millis(timeout_ms as u64)) };
+        let t = timeout(timeout_ms);
         drive(l, |el| el.poll(t).map(|_| ()))
     })
 }
@@ -402,15 +403,14 @@ pub extern "C" fn ws_loop_wake(lp: *mut ws_loop) -> ws_status {
 
 /// Graceful shutdown: stops listening, drops handshakes in progress (dials
 /// get `on_dial_error`), sends close 1001 to every open connection and
-/// waits up to `timeout_ms` for their close handshakes, then closes the
-/// rest (1006). `ws_loop_run` returns when everything is closed; with
+/// waits up to `timeout_ms` (negative = no limit) for their close
+/// handshakes, then closes the rest (1006). `ws_loop_run` returns when everything is closed; with
 /// `ws_loop_poll`, watch `ws_loop_connection_count`. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_loop_shutdown(lp: *mut ws_loop, timeout_ms: i64) -> ws_status {
     ffi_status!({
         let l = tri!(loop_ref(lp));
-        let t = tri!(ms(timeout_ms, "timeout_ms"));
-        status(l.remote.shutdown(t))
+        status(l.remote.shutdown(loop_timeout(timeout_ms)))
     })
 }
 
@@ -444,9 +444,9 @@ pub type ws_timer_fn = Option<unsafe extern "C" fn(lp: *mut ws_loop, timer_id: u
 
 /// Runs `cb` on the loop's thread after `delay_ms`, then every
 /// `interval_ms` if that is above 0 (0 = once). The timer's id goes to
-/// `*id_out` (may be NULL). Negative values, and delays above 10 years,
-/// are `WS_ERR_INVALID_ARGUMENT` (as for every loop timeout setter). Any
-/// thread.
+/// `*id_out` (may be NULL). Delay and interval are periods, not
+/// timeouts: negative values, and values above 10 years, are
+/// `WS_ERR_INVALID_ARGUMENT`. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_loop_timer_add(
     lp: *mut ws_loop,
@@ -504,14 +504,16 @@ fn with_config(lp: *mut ws_loop, f: impl FnOnce(&mut LoopConfig)) -> ws_status {
 }
 
 /// Keepalive: after `interval_ms` without receiving anything, send a ping;
-/// if nothing arrives within `timeout_ms` after it, close the connection
-/// (1006 locally; `on_error` with `WS_ERR_TIMEOUT`). `interval_ms` 0 turns
-/// it off (the default). Applies from the next check. Any thread.
+/// if nothing arrives within `timeout_ms` after it (negative = no limit:
+/// pings only), close the connection (1006 locally; `on_error` with
+/// `WS_ERR_TIMEOUT`). `interval_ms` is a period, not a timeout: 0 turns
+/// keepalive off (the default), negative is refused. Applies from the next
+/// check. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_loop_set_keepalive(lp: *mut ws_loop, interval_ms: i64, timeout_ms: i64) -> ws_status {
     ffi_status!({
         let iv = tri!(ms(interval_ms, "interval_ms"));
-        let to = tri!(ms(timeout_ms, "timeout_ms"));
+        let to = loop_timeout(timeout_ms);
         with_config(lp, |c| {
             c.ping_interval = (!iv.is_zero()).then_some(iv);
             c.pong_timeout = to;
@@ -520,22 +522,39 @@ pub extern "C" fn ws_loop_set_keepalive(lp: *mut ws_loop, interval_ms: i64, time
 }
 
 /// Closes (1001 "idle timeout") a connection that received no data
-/// message for `timeout_ms`; 0 turns it off (the default). Any thread.
+/// message for `timeout_ms`; negative turns it off (the default), 0
+/// closes every connection at the next check. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_loop_set_idle_timeout(lp: *mut ws_loop, timeout_ms: i64) -> ws_status {
     ffi_status!({
-        let t = tri!(ms(timeout_ms, "timeout_ms"));
-        with_config(lp, |c| c.idle_timeout = (!t.is_zero()).then_some(t))
+        let t = timeout(timeout_ms);
+        with_config(lp, |c| c.idle_timeout = t)
     })
 }
 
 /// How long a close handshake may take before TCP is closed anyway
-/// (default 5000 ms). Any thread.
+/// (default 5000 ms; negative = no limit, 0 = close TCP right after
+/// sending the close frame). Any thread.
 #[no_mangle]
 pub extern "C" fn ws_loop_set_close_timeout(lp: *mut ws_loop, timeout_ms: i64) -> ws_status {
     ffi_status!({
-        let t = tri!(ms(timeout_ms, "timeout_ms"));
+        let t = loop_timeout(timeout_ms);
         with_config(lp, |c| c.close_timeout = t)
+    })
+}
+
+/// `on` true: a text or binary message sent while nothing is queued is
+/// written to the socket by the sending thread at once instead of waking
+/// the loop to flush it (what a caller that drives the loop from the
+/// thread it sends on wants, e.g. inside a foreign event loop: one wake-up
+/// and one loop iteration less per send; each message is then one
+/// write(2), a burst is not batched). Compressed messages, control and
+/// close frames still go through the loop. Off by default. Any thread.
+#[no_mangle]
+pub extern "C" fn ws_loop_set_write_through(lp: *mut ws_loop, on: bool) -> ws_status {
+    ffi_status!({
+        tri!(loop_ref(lp)).remote.set_write_through(on);
+        WS_OK
     })
 }
 

@@ -70,6 +70,33 @@ fn header_lookup(h: &HeaderList, name: *const c_char, value_out: *mut *const u8,
     }
 }
 
+/// Points `*value_out`/`*len_out` at value number `index` of header
+/// `name`: every header line with that name is one value, in order.
+fn header_value_at(
+    h: &HeaderList,
+    name: *const c_char,
+    index: usize,
+    value_out: *mut *const u8,
+    len_out: *mut usize,
+) -> ws_status {
+    let name = tri!(cstr(name, "name"));
+    tri!(need(value_out, "value_out"));
+    tri!(need(len_out, "len_out"));
+    match h.get_all(name).nth(index) {
+        Some(v) => {
+            put(value_out, v.as_ptr());
+            put(len_out, v.len());
+            WS_OK
+        }
+        None => not_found(&format!("value #{index} of header {name}")),
+    }
+}
+
+/// How many lines of header `name` there are (0 for NULL arguments).
+fn header_value_count(h: &HeaderList, name: *const c_char) -> usize {
+    cstr(name, "name").map(|n| h.get_all(n).count()).unwrap_or(0)
+}
+
 /// Points at the name and value of header number `index`.
 fn header_at(
     h: &HeaderList,
@@ -137,6 +164,28 @@ pub extern "C" fn ws_request_header(
     ffi_status!({ header_lookup(tri!(req_ref(req)).headers(), name, value_out, len_out) })
 }
 
+/// How many times header `name` (case-insensitive) appears in the
+/// request. 0 when absent (or for a NULL argument).
+#[no_mangle]
+pub extern "C" fn ws_request_header_value_count(req: *const ws_request, name: *const c_char) -> usize {
+    ffi_value!(0, { req_ref(req).map(|r| header_value_count(r.headers(), name)).unwrap_or(0) })
+}
+
+/// Value number `index` (0-based, in order) of header `name`
+/// (case-insensitive): each header line is one value, never split at
+/// commas. Pointer and length, valid during the callback.
+/// `WS_ERR_NOT_FOUND` past the last one.
+#[no_mangle]
+pub extern "C" fn ws_request_header_value_at(
+    req: *const ws_request,
+    name: *const c_char,
+    index: usize,
+    value_out: *mut *const u8,
+    len_out: *mut usize,
+) -> ws_status {
+    ffi_status!({ header_value_at(tri!(req_ref(req)).headers(), name, index, value_out, len_out) })
+}
+
 /// The number of header lines in the request.
 #[no_mangle]
 pub extern "C" fn ws_request_header_count(req: *const ws_request) -> usize {
@@ -188,6 +237,29 @@ pub extern "C" fn ws_response_header(
     len_out: *mut usize,
 ) -> ws_status {
     ffi_status!({ header_lookup(tri!(resp_ref(resp)).headers(), name, value_out, len_out) })
+}
+
+/// How many times header `name` (case-insensitive) appears in the
+/// response, e.g. one per cookie for `Set-Cookie`. 0 when absent (or for
+/// a NULL argument).
+#[no_mangle]
+pub extern "C" fn ws_response_header_value_count(resp: *const ws_response, name: *const c_char) -> usize {
+    ffi_value!(0, { resp_ref(resp).map(|r| header_value_count(r.headers(), name)).unwrap_or(0) })
+}
+
+/// Value number `index` (0-based, in order) of header `name`
+/// (case-insensitive): each header line is one value, never split at
+/// commas (a `Set-Cookie` value may hold commas). Pointer and length,
+/// valid until `ws_response_free`. `WS_ERR_NOT_FOUND` past the last one.
+#[no_mangle]
+pub extern "C" fn ws_response_header_value_at(
+    resp: *const ws_response,
+    name: *const c_char,
+    index: usize,
+    value_out: *mut *const u8,
+    len_out: *mut usize,
+) -> ws_status {
+    ffi_status!({ header_value_at(tri!(resp_ref(resp)).headers(), name, index, value_out, len_out) })
 }
 
 /// The number of header lines in the response.

@@ -10,16 +10,20 @@
 
 pub(crate) mod convert;
 pub(crate) mod guard;
+pub(crate) mod timeout;
 
 pub mod compression;
 pub mod conn;
+pub mod constants;
 pub mod dialer;
 pub mod event_loop;
 pub mod http;
+pub mod http_response;
 pub mod pool;
 pub mod server;
 pub mod session;
 pub mod status;
+pub mod tls;
 pub mod util;
 
 pub use convert::ws_header;

@@ -3,18 +3,18 @@
 use std::ffi::{c_char, c_void};
 use std::os::fd::FromRawFd;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use super::conn::{tri, ws_conn};
 use super::convert::{bytes, copy_out, cstr, cstr_array, headers, need, put, ws_header};
 use super::guard::{self, ffi_status, ffi_value, invalid};
 use super::http::{ws_error_response, ws_request};
+use super::http_response::ws_http_response;
 use super::pool::ws_buffer_pool;
 use super::status::*;
-use crate::api::http::{ErrorResponse, Request};
+use super::timeout::deadline;
+use crate::api::http::{ErrorResponse, HttpResponse, Request};
 use crate::api::{Listener, Upgrader};
 use crate::error::Error;
-use crate::transport::wait::deadline_from_ms;
 use crate::transport::Stream;
 
 /// Decides whether to accept a handshake request (origin, auth headers...).
@@ -26,6 +26,22 @@ pub type ws_check_origin_fn = Option<unsafe extern "C" fn(req: *const ws_request
 /// Upgrader.Error). `req` is NULL when the request could not be parsed.
 pub type ws_error_fn =
     Option<unsafe extern "C" fn(req: *const ws_request, resp: *mut ws_error_response, user_data: *mut c_void)>;
+
+/// Answers a plain HTTP request (one that is not a WebSocket upgrade
+/// attempt) by filling in `resp` (`ws_http_response_set_status`,
+/// `_add_header`, `_set_body`). `req` and the request body (`body_len`
+/// bytes at `body`) are valid during the call. Runs on the thread that
+/// accepts (`ws_listener_accept`) or drives the loop, so keep it short:
+/// other handshakes wait meanwhile.
+pub type ws_http_fn = Option<
+    unsafe extern "C" fn(
+        req: *const ws_request,
+        body: *const u8,
+        body_len: usize,
+        resp: *mut ws_http_response,
+        user_data: *mut c_void,
+    ),
+>;
 
 /// Server-side handshake settings (gorilla's Upgrader). Opaque. Setters
 /// and upgrades may run on different threads; a listener takes a snapshot
@@ -63,7 +79,7 @@ fn listener_ref<'a>(l: *const ws_listener) -> Result<&'a ws_listener, ws_status>
     Ok(unsafe { &*l })
 }
 
-fn with_up(u: *mut ws_upgrader, f: impl FnOnce(&mut Upgrader) -> Result<(), ws_status>) -> ws_status {
+pub(crate) fn with_up(u: *mut ws_upgrader, f: impl FnOnce(&mut Upgrader) -> Result<(), ws_status>) -> ws_status {
     let u = tri!(up_ref(u));
     let mut g = match u.up.write() {
         Ok(g) => g,
@@ -180,6 +196,60 @@ pub extern "C" fn ws_upgrader_set_error_handler(
     })
 }
 
+/// Serves plain HTTP on the WebSocket port (as gorilla's servers do with
+/// net/http): a request to a listener (`ws_listen`) or a loop listener
+/// (`ws_loop_listen`) that is not an upgrade attempt is answered by
+/// `handler`, so one port serves a page and its WebSocket. A request is an
+/// upgrade attempt when its `Upgrade` names `websocket` or it carries a
+/// `Sec-WebSocket-Key` or `Sec-WebSocket-Version`; those are checked as
+/// before (400, 405, 426, 403...). A plain request's body is read first
+/// (`Content-Length` up to `ws_upgrader_set_http_max_body`, else 413;
+/// `Transfer-Encoding` gets 411); the handshake timeout covers the whole
+/// exchange. One request per connection: every answer carries
+/// `Connection: close`. NULL removes the handler: plain requests are then
+/// refused like bad handshakes (405 for a method other than GET, 400
+/// otherwise). `ws_upgrader_upgrade_fd` never calls it (its caller routes
+/// HTTP itself). Settings are snapshotted by `ws_listen`/`ws_loop_listen`.
+#[no_mangle]
+pub extern "C" fn ws_upgrader_set_http_handler(
+    up: *mut ws_upgrader,
+    handler: ws_http_fn,
+    user_data: *mut c_void,
+) -> ws_status {
+    ffi_status!({
+        let user = UserData(user_data);
+        with_up(up, |u| {
+            u.http_handler = handler.map(|f| {
+                Arc::new(move |req: &Request, body: &[u8], resp: &mut HttpResponse| {
+                    let user = user;
+                    let lent_req = ws_request { req };
+                    let mut lent_resp = ws_http_response { resp };
+                    // SAFETY: the lent values, the request and the body
+                    // live until the call returns; `resp` is exclusively ours.
+                    unsafe { f(&lent_req, body.as_ptr(), body.len(), &mut lent_resp, user.0) }
+                }) as crate::api::upgrader::HttpHandler
+            });
+            Ok(())
+        })
+    })
+}
+
+/// Sets the largest body of a plain HTTP request in bytes (default 65536;
+/// 0 accepts none; above 64 MiB is `WS_ERR_INVALID_ARGUMENT`). A longer
+/// body is refused with 413 before it is read.
+#[no_mangle]
+pub extern "C" fn ws_upgrader_set_http_max_body(up: *mut ws_upgrader, max_body: usize) -> ws_status {
+    ffi_status!({
+        if max_body > crate::api::http::MAX_HTTP_BODY {
+            return invalid("max_body is over 64 MiB");
+        }
+        with_up(up, |u| {
+            u.http_max_body = max_body;
+            Ok(())
+        })
+    })
+}
+
 /// Adds a header to every successful (101) response, e.g. Set-Cookie.
 #[no_mangle]
 pub extern "C" fn ws_upgrader_add_response_header(
@@ -194,14 +264,14 @@ pub extern "C" fn ws_upgrader_add_response_header(
     })
 }
 
-/// Sets the handshake timeout in milliseconds (0 = none; default 10000).
-/// A client that has not completed its request by then is dropped without
-/// delaying other clients.
+/// Sets the handshake timeout in milliseconds (negative = none; default
+/// 10000). A client that has not completed its request by then is dropped
+/// without delaying other clients.
 #[no_mangle]
-pub extern "C" fn ws_upgrader_set_handshake_timeout(up: *mut ws_upgrader, timeout_ms: u32) -> ws_status {
+pub extern "C" fn ws_upgrader_set_handshake_timeout(up: *mut ws_upgrader, timeout_ms: i64) -> ws_status {
     ffi_status!({
         with_up(up, |u| {
-            u.handshake_timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64));
+            u.handshake_timeout = super::timeout::timeout(timeout_ms);
             Ok(())
         })
     })
@@ -340,7 +410,7 @@ pub extern "C" fn ws_listener_accept(
     ffi_status!({
         let l = tri!(listener_ref(listener));
         tri!(need(conn_out, "conn_out"));
-        match l.l.accept(deadline_from_ms(timeout_ms)) {
+        match l.l.accept(deadline(timeout_ms)) {
             Ok(conn) => {
                 put(conn_out, ws_conn::into_raw(conn));
                 WS_OK

@@ -62,6 +62,22 @@ pub const WS_ERR_INVALID_DATA: ws_status = 21;
 /// (`ws_loop_set_max_buffered`); nothing was queued. Wait for the drain
 /// callback, or check `ws_conn_buffered_amount`.
 pub const WS_ERR_QUEUE_FULL: ws_status = 22;
+/// The TLS handshake failed: no TLS version or parameters in common, an
+/// alert from the peer, data that is not TLS, or the handshake timeout
+/// (`ws_last_error` names which). Numbers 23 to 29 are left to other work.
+pub const WS_ERR_TLS: ws_status = 30;
+/// A TLS certificate was refused: the server's is untrusted, expired or
+/// for another host name, or the server refused ours (mutual TLS).
+pub const WS_ERR_TLS_CERTIFICATE: ws_status = 31;
+/// A TLS setting could not be used: an unreadable file, bad PEM, a key that
+/// does not match its certificate, no trusted CA.
+pub const WS_ERR_TLS_CONFIG: ws_status = 32;
+/// The proxy could not be reached, or did not speak its protocol.
+pub const WS_ERR_PROXY: ws_status = 33;
+/// The proxy refused the tunnel: an HTTP proxy's status (403, 407...) or a
+/// SOCKS5 reply code, named in `ws_last_error`; an HTTP proxy's response
+/// (status, headers, body start) is given as the dial's response.
+pub const WS_ERR_PROXY_REFUSED: ws_status = 34;
 
 pub(crate) fn status_of(kind: ErrorKind) -> ws_status {
     match kind {
@@ -87,6 +103,11 @@ pub(crate) fn status_of(kind: ErrorKind) -> ws_status {
         ErrorKind::Handler => WS_ERR_HANDLER,
         ErrorKind::InvalidData => WS_ERR_INVALID_DATA,
         ErrorKind::QueueFull => WS_ERR_QUEUE_FULL,
+        ErrorKind::Tls => WS_ERR_TLS,
+        ErrorKind::TlsCertificate => WS_ERR_TLS_CERTIFICATE,
+        ErrorKind::TlsConfig => WS_ERR_TLS_CONFIG,
+        ErrorKind::Proxy => WS_ERR_PROXY,
+        ErrorKind::ProxyRefused => WS_ERR_PROXY_REFUSED,
     }
 }
 
@@ -120,6 +141,11 @@ pub(crate) fn status_text(status: ws_status) -> &'static [u8] {
         WS_ERR_HANDLER => b"WS_ERR_HANDLER: a handler returned an error\0",
         WS_ERR_INVALID_DATA => b"WS_ERR_INVALID_DATA: invalid compressed data from the peer\0",
         WS_ERR_QUEUE_FULL => b"WS_ERR_QUEUE_FULL: the send queue is full\0",
+        WS_ERR_TLS => b"WS_ERR_TLS: TLS handshake failed\0",
+        WS_ERR_TLS_CERTIFICATE => b"WS_ERR_TLS_CERTIFICATE: TLS certificate refused\0",
+        WS_ERR_TLS_CONFIG => b"WS_ERR_TLS_CONFIG: bad TLS setting\0",
+        WS_ERR_PROXY => b"WS_ERR_PROXY: proxy failure\0",
+        WS_ERR_PROXY_REFUSED => b"WS_ERR_PROXY_REFUSED: the proxy refused the tunnel\0",
         _ => b"unknown ws_status\0",
     }
 }

@@ -46,7 +46,8 @@ static uint8_t *text_of(size_t n) {
 int main(void) {
     watchdog(120);
     ws_compression_options opts = ws_compression_options_default();
-    check(opts.server_max_window_bits == 15 && opts.client_max_window_bits == 15 && opts.level == 1,
+    check(opts.server_max_window_bits == 12 && opts.client_max_window_bits == 12 && opts.level == 1 &&
+              opts.mem_level == 8 && opts.memory == WS_COMPRESSION_POOLED && !opts.server_no_context_takeover,
           "default compression options");
 
     /* Negotiated echo of every size. */
@@ -133,6 +134,16 @@ int main(void) {
     bad_opts = opts;
     bad_opts.level = 11;
     check(ws_dialer_set_compression(d, &bad_opts) == WS_ERR_INVALID_ARGUMENT, "level 11 refused");
+    bad_opts = opts;
+    bad_opts.mem_level = 0;
+    check(ws_dialer_set_compression(d, &bad_opts) == WS_ERR_INVALID_ARGUMENT, "memLevel 0 refused");
+    bad_opts.mem_level = 10;
+    check(ws_dialer_set_compression(d, &bad_opts) == WS_ERR_INVALID_ARGUMENT, "memLevel 10 refused");
+    bad_opts = opts;
+    bad_opts.memory = 3;
+    check(ws_dialer_set_compression(d, &bad_opts) == WS_ERR_INVALID_ARGUMENT, "unknown memory mode refused");
+    bad_opts.memory = WS_COMPRESSION_SHARED;
+    check(ws_dialer_set_compression(d, &bad_opts) == WS_OK, "shared memory mode accepted");
     check(ws_dialer_set_compression(d, NULL) == WS_OK, "NULL turns compression off");
     ws_dialer_free(d);
     check(ws_upgrader_set_compression(NULL, &opts) == WS_ERR_INVALID_ARGUMENT, "NULL upgrader");

@@ -560,13 +560,14 @@ int main(void) {
         check_status(ws_dial(NULL, "http://x", NULL, 0, &c, &r), WS_ERR_BAD_URL, "http://x is WS_ERR_BAD_URL");
         check_status(ws_dial(NULL, "ws://", NULL, 0, &c, &r), WS_ERR_BAD_URL, "ws:// is WS_ERR_BAD_URL");
         check_status(ws_dial(NULL, "not a url", NULL, 0, &c, &r), WS_ERR_BAD_URL, "\"not a url\" is WS_ERR_BAD_URL");
-        check_status(ws_dial(NULL, "wss://127.0.0.1:1/", NULL, 0, &c, &r), WS_ERR_UNSUPPORTED, "wss:// is WS_ERR_UNSUPPORTED");
         uint16_t port;
         int lfd = tcp_listen(&port);
         close(lfd);
         char url[64];
         snprintf(url, sizeof url, "ws://127.0.0.1:%u/", (unsigned)port);
         check_status(ws_dial(NULL, url, NULL, 0, &c, &r), WS_ERR_CONNECT, "a closed port is WS_ERR_CONNECT");
+        snprintf(url, sizeof url, "wss://127.0.0.1:%u/", (unsigned)port);
+        check_status(ws_dial(NULL, url, NULL, 0, &c, &r), WS_ERR_CONNECT, "wss:// to a closed port is WS_ERR_CONNECT");
         check(c == NULL && r == NULL, "no conn or response after failures");
     }
 

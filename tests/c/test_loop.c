@@ -508,6 +508,9 @@ static void test_misuse(void) {
                  "a timer delay of INT64_MAX ms is refused");
     check_status(ws_loop_set_close_timeout(loop, INT64_MAX), WS_ERR_INVALID_ARGUMENT, "an absurd close timeout");
     check_status(ws_loop_shutdown(loop, INT64_MAX), WS_ERR_INVALID_ARGUMENT, "an absurd shutdown timeout");
+    check_status(ws_loop_set_close_timeout(loop, -1), WS_OK, "a negative close timeout means no limit");
+    check_status(ws_loop_set_idle_timeout(loop, -1), WS_OK, "a negative idle timeout turns it off");
+    check_status(ws_loop_set_keepalive(loop, 1000, -1), WS_OK, "keepalive pings without a pong timeout");
     check_status(ws_loop_broadcast(loop, NULL, NULL), WS_ERR_INVALID_ARGUMENT, "broadcast NULL message");
     check(ws_conn_buffered_amount(NULL) == 0, "buffered_amount(NULL) is 0");
     check_status(ws_conn_retain(NULL), WS_ERR_INVALID_ARGUMENT, "retain(NULL)");

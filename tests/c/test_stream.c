@@ -220,7 +220,7 @@ int main(void) {
     }
 
     free(msg);
-    check_status(ws_conn_close_graceful(c, 1000, NULL, 0, 5000), WS_OK, "close_graceful");
+    check_status(ws_conn_close_graceful(c, 1000, NULL, 0, -1), WS_OK, "close_graceful without a time limit");
     ws_conn_free(c);
     server_stop(&s);
     return summary();

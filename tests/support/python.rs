@@ -163,6 +163,11 @@ fn imports(python: &Path, check: &str) -> bool {
 /// "import websockets") runs in it. `LIBWS_INTEROP_PYTHON` names another
 /// Python 3 to build it from.
 pub fn create_venv(name: &str, requirements: &[&str], check: &str) -> Result<PathBuf, String> {
+    // Tests of one binary run on parallel threads of one process, and the
+    // scratch directory is named by process id: one creation at a time, and
+    // a thread that waited finds the venv made (the check below).
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = CREATING.lock().unwrap_or_else(|e| e.into_inner());
     let venv = target_dir().join(name);
     let python = venv_python_in(&venv);
     if imports(&python, check) {

@@ -5,7 +5,7 @@
 //! zero-copy from libws's read buffer) until an error, then `ws_conn_free`.
 //! [`start_deflate`] is the same server with permessage-deflate accepted
 //! (`ws_upgrader_set_compression` with the default options: context
-//! takeover, 15-bit windows, level 1), named "libws+deflate".
+//! takeover, 12-bit windows, pooled state, level 1), named "libws+deflate".
 //!
 //! Handle ownership: every accepted connection sits in `live` until its
 //! thread ends. Whoever removes it from `live` frees it: the connection
@@ -58,6 +58,17 @@ pub fn start_deflate() -> io::Result<Box<dyn EchoServer>> {
     start_with("libws+deflate", true)
 }
 
+/// The same server over TLS (`--tls`; certificate from `tls_bench`), set up
+/// through the C API: `ws_tls_server_config_new_files` + `ws_upgrader_set_tls`.
+pub fn start_tls() -> io::Result<Box<dyn EchoServer>> {
+    let up = crate::libws_ffi::tls_upgrader()?;
+    let mut l: *mut ws_listener = ptr::null_mut();
+    let r = check("ws_listen", ws_listen(up, c"127.0.0.1".as_ptr(), 0, &mut l));
+    ws_upgrader_free(up);
+    r?;
+    finish("libws-tls", l)
+}
+
 fn start_with(name: &'static str, compress: bool) -> io::Result<Box<dyn EchoServer>> {
     let mut l: *mut ws_listener = ptr::null_mut();
     if compress {
@@ -74,6 +85,10 @@ fn start_with(name: &'static str, compress: bool) -> io::Result<Box<dyn EchoServ
     } else {
         check("ws_listen", ws_listen(ptr::null(), c"127.0.0.1".as_ptr(), 0, &mut l))?;
     }
+    finish(name, l)
+}
+
+fn finish(name: &'static str, l: *mut ws_listener) -> io::Result<Box<dyn EchoServer>> {
     let listener = ListenerPtr(l);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ws_listener_port(l)));
     let live: Live = Arc::default();

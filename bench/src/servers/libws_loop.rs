@@ -28,7 +28,10 @@ use ws::ffi::event_loop::{
 };
 use ws::ffi::status::{ws_status, WS_ERR_CLOSE_SENT, WS_ERR_LOCALLY_CLOSED, WS_OK};
 
+use ws::ffi::server::{ws_upgrader, ws_upgrader_free, ws_upgrader_new, ws_upgrader_set_compression};
+
 use super::EchoServer;
+use crate::deflate_modes::DeflateMode;
 use crate::libws_ffi::{check, status_name};
 
 /// Queued bytes past which a connection stops being read until it drains.
@@ -46,6 +49,7 @@ struct LoopPtr(*mut ws_loop);
 unsafe impl Send for LoopPtr {}
 
 pub struct LibwsLoop {
+    name: &'static str,
     addr: SocketAddr,
     lp: LoopPtr,
     runner: JoinHandle<ws_status>,
@@ -90,6 +94,40 @@ unsafe extern "C" fn on_error(_conn: *mut ws_conn, status: ws_status, message: *
 impl LibwsLoop {
     /// Binds 127.0.0.1:`port` (0 = any free port) and starts the loop thread.
     pub fn start_on(port: u16) -> io::Result<LibwsLoop> {
+        Self::start_with(port, None)
+    }
+
+    /// The same server accepting permessage-deflate in `mode`.
+    pub fn start_with(port: u16, mode: Option<DeflateMode>) -> io::Result<LibwsLoop> {
+        let name = match mode {
+            None => "libws-loop",
+            Some(DeflateMode::Pooled) => "libws-loop+pooled",
+            Some(DeflateMode::Dedicated) => "libws-loop+dedicated",
+            Some(DeflateMode::Shared) => "libws-loop+shared",
+        };
+        let up = match mode {
+            None => ptr::null_mut(),
+            Some(m) => {
+                let up = ws_upgrader_new();
+                if up.is_null() {
+                    return Err(io::Error::other("ws_upgrader_new failed"));
+                }
+                if let Err(e) =
+                    check("ws_upgrader_set_compression", ws_upgrader_set_compression(up, &m.server_options()))
+                {
+                    ws_upgrader_free(up);
+                    return Err(e);
+                }
+                up
+            }
+        };
+        let r = Self::start_inner(name, port, up);
+        // ws_loop_listen took a snapshot of the upgrader's settings.
+        ws_upgrader_free(up);
+        r
+    }
+
+    fn start_inner(name: &'static str, port: u16, up: *mut ws_upgrader) -> io::Result<LibwsLoop> {
         let mut lp: *mut ws_loop = ptr::null_mut();
         check("ws_loop_new", ws_loop_new(&mut lp))?;
         let cleanup = |e: io::Error| {
@@ -109,7 +147,7 @@ impl LibwsLoop {
             on_dial_error: None,
         };
         let mut bound = 0u16;
-        let st = ws_loop_listen(lp, ptr::null(), c"127.0.0.1".as_ptr(), port, &cb, ptr::null_mut(), &mut bound);
+        let st = ws_loop_listen(lp, up, c"127.0.0.1".as_ptr(), port, &cb, ptr::null_mut(), &mut bound);
         check("ws_loop_listen", st).map_err(cleanup)?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, bound));
         let p = LoopPtr(lp);
@@ -118,7 +156,7 @@ impl LibwsLoop {
             ws_loop_run(p.0)
         });
         match runner {
-            Ok(runner) => Ok(LibwsLoop { addr, lp: p, runner }),
+            Ok(runner) => Ok(LibwsLoop { name, addr, lp: p, runner }),
             Err(e) => Err(cleanup(e)),
         }
     }
@@ -151,9 +189,29 @@ pub fn start() -> io::Result<Box<dyn EchoServer>> {
     Ok(Box::new(LibwsLoop::start_on(0)?))
 }
 
+pub fn start_pooled() -> io::Result<Box<dyn EchoServer>> {
+    Ok(Box::new(LibwsLoop::start_with(0, Some(DeflateMode::Pooled))?))
+}
+
+pub fn start_dedicated() -> io::Result<Box<dyn EchoServer>> {
+    Ok(Box::new(LibwsLoop::start_with(0, Some(DeflateMode::Dedicated))?))
+}
+
+pub fn start_shared() -> io::Result<Box<dyn EchoServer>> {
+    Ok(Box::new(LibwsLoop::start_with(0, Some(DeflateMode::Shared))?))
+}
+
+/// The loop server over TLS (`--tls`), set up through the C API.
+pub fn start_tls() -> io::Result<Box<dyn EchoServer>> {
+    let up = crate::libws_ffi::tls_upgrader()?;
+    let r = LibwsLoop::start_inner("libws-loop-tls", 0, up);
+    ws::ffi::server::ws_upgrader_free(up);
+    Ok(Box::new(r?))
+}
+
 impl EchoServer for LibwsLoop {
     fn name(&self) -> &str {
-        "libws-loop"
+        self.name
     }
     fn addr(&self) -> SocketAddr {
         self.addr

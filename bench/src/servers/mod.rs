@@ -13,6 +13,8 @@ pub mod libws_blocking;
 pub mod libws_loop;
 pub mod libws_session;
 pub mod plain_tcp;
+pub mod python_websockets;
+pub mod tls_peers;
 pub mod tokio_tungstenite;
 
 /// Wire protocol a server speaks; selects which client drives it.
@@ -56,6 +58,16 @@ pub const REGISTRY: &[(&str, StartFn)] = &[
     ("libws", libws_blocking::start),
     ("libws-loop", libws_loop::start),
     ("libws-session", libws_session::start),
+];
+
+/// The servers of `--tls` (certificate from `tls_bench`): the libws
+/// servers over TLS, tokio-tungstenite over tokio-rustls, and a bare
+/// rustls echo (the reference, in the plain-TCP column).
+pub const TLS_REGISTRY: &[(&str, StartFn)] = &[
+    ("tokio-tungstenite-tls", tls_peers::start_tungstenite),
+    ("rustls-echo", tls_peers::start_bare),
+    ("libws-tls", libws_blocking::start_tls),
+    ("libws-loop-tls", libws_loop::start_tls),
 ];
 
 /// Builds the 2-worker multi-thread runtime every tokio-based server uses.

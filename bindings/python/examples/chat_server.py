@@ -10,11 +10,13 @@ any thread, so each handler thread sends to the others directly.
 import argparse
 import logging
 import signal
+from types import FrameType
+from typing import Dict, Optional
 import threading
 
 import libws
 
-clients = {}  # Connection -> name
+clients: Dict[libws.Connection, str] = {}  # Connection -> name
 lock = threading.Lock()
 
 
@@ -47,7 +49,7 @@ def chat(ws: libws.Connection) -> None:
         broadcast(f"* {name} left")
 
 
-def stop(signum, frame):
+def stop(signum: int, frame: Optional[FrameType]) -> None:
     raise KeyboardInterrupt
 
 

@@ -24,7 +24,8 @@ def main() -> int:
     messages = args.messages or (line.rstrip("\n") for line in sys.stdin)
     try:
         with libws.connect(args.url, timeout=args.timeout) as ws:
-            print(f"connected to {ws.remote_address[0]}:{ws.remote_address[1]}", flush=True)
+            host, port = ws.remote_address or ("?", 0)
+            print(f"connected to {host}:{port}", flush=True)
             for text in messages:
                 if args.json:
                     ws.send_json({"text": text})

@@ -9,6 +9,8 @@ picks a free port); Ctrl-C (or SIGTERM) stops it.
 import argparse
 import logging
 import signal
+from types import FrameType
+from typing import Optional
 
 import libws
 
@@ -18,7 +20,7 @@ def echo(ws: libws.Connection) -> None:
         ws.send(message)
 
 
-def stop(signum, frame):
+def stop(signum: int, frame: Optional[FrameType]) -> None:
     raise KeyboardInterrupt
 
 

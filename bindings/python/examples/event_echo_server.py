@@ -14,6 +14,8 @@ resumed when they have drained.
 import argparse
 import logging
 import signal
+from types import FrameType
+from typing import Optional, Union
 
 import libws
 
@@ -24,7 +26,7 @@ class Echo(libws.EventHandler):
     def on_open(self, conn: libws.LoopConnection) -> None:
         logging.debug("open %s%s", conn.remote_address, conn.request.path if conn.request else "")
 
-    def on_message(self, conn: libws.LoopConnection, message) -> None:
+    def on_message(self, conn: libws.LoopConnection, message: Union[str, bytes]) -> None:
         conn.send(message)  # queued, never blocks
         if conn.buffered_amount > PAUSE_AT:
             conn.pause_reading()
@@ -37,7 +39,7 @@ class Echo(libws.EventHandler):
         logging.info("connection %s failed: %s", conn.remote_address, error)
 
 
-def stop(signum, frame):
+def stop(signum: int, frame: Optional[FrameType]) -> None:
     raise KeyboardInterrupt
 
 

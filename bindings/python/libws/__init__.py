@@ -37,6 +37,7 @@ from .event_loop import EventHandler, EventLoop, EventServer, Listener, LoopConn
 from .exceptions import (
     ConnectError,
     ConnectionClosed,
+    ConnectionRefused,
     ConnectionClosedError,
     ConnectionClosedOK,
     HandlerError,
@@ -47,9 +48,10 @@ from .exceptions import (
     MessageTooBig,
     ProtocolError,
     QueueFull,
-    TimeoutError,
     TransportError,
 )
+# libws.TimeoutError, re-exported by name but not in __all__ (see below).
+from .exceptions import TimeoutError as TimeoutError
 from .server import Request, Server, same_origin, serve
 
 __all__ = [
@@ -74,10 +76,12 @@ __all__ = [
     "ProtocolError",
     "MessageTooBig",
     "HandshakeError",
-    "TimeoutError",
+    # Not "TimeoutError": `from libws import *` must not shadow the builtin
+    # (libws.TimeoutError is a subclass of it; catch either).
     "InvalidURI",
     "InvalidArgument",
     "ConnectError",
+    "ConnectionRefused",
     "TransportError",
     "HandlerError",
     "QueueFull",

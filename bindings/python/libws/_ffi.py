@@ -31,7 +31,6 @@ from ctypes import (
     c_size_t,
     c_uint8,
     c_uint16,
-    c_uint32,
     c_uint64,
     c_void_p,
 )
@@ -120,7 +119,15 @@ class ws_compression_options(ctypes.Structure):
         ("client_max_window_bits", c_uint8),
         ("level", c_int32),
         ("threshold", c_size_t),
+        ("mem_level", c_uint8),
+        ("memory", c_int32),
     ]
+
+
+# ws_compression_memory (ws.h)
+WS_COMPRESSION_POOLED = 0
+WS_COMPRESSION_DEDICATED = 1
+WS_COMPRESSION_SHARED = 2
 
 
 # --- constants (ws.h) ----------------------------------------------------
@@ -169,7 +176,7 @@ def _fn(name: str, restype, *argtypes):
 # connection
 ws_conn_free = _fn("ws_conn_free", None, conn_p)
 ws_conn_close = _fn("ws_conn_close", ws_status, conn_p)
-ws_conn_close_graceful = _fn("ws_conn_close_graceful", ws_status, conn_p, c_uint16, c_char_p, c_size_t, c_uint32)
+ws_conn_close_graceful = _fn("ws_conn_close_graceful", ws_status, conn_p, c_uint16, c_char_p, c_size_t, c_int64)
 ws_conn_read_message = _fn(
     "ws_conn_read_message", ws_status, conn_p, POINTER(ws_msg_type), POINTER(c_void_p), POINTER(c_size_t)
 )
@@ -211,7 +218,7 @@ ws_dialer_new = _fn("ws_dialer_new", c_void_p)
 ws_dialer_free = _fn("ws_dialer_free", None, c_void_p)
 ws_dialer_set_subprotocols = _fn("ws_dialer_set_subprotocols", ws_status, c_void_p, POINTER(c_char_p), c_size_t)
 ws_dialer_add_header = _fn("ws_dialer_add_header", ws_status, c_void_p, c_char_p, c_char_p)
-ws_dialer_set_handshake_timeout = _fn("ws_dialer_set_handshake_timeout", ws_status, c_void_p, c_uint32)
+ws_dialer_set_handshake_timeout = _fn("ws_dialer_set_handshake_timeout", ws_status, c_void_p, c_int64)
 ws_dialer_set_read_limit = _fn("ws_dialer_set_read_limit", ws_status, c_void_p, c_uint64)
 ws_dialer_set_buffer_sizes = _fn("ws_dialer_set_buffer_sizes", ws_status, c_void_p, c_size_t, c_size_t)
 ws_dial = _fn(
@@ -260,7 +267,7 @@ ws_upgrader_set_subprotocols = _fn(
 )
 ws_upgrader_set_check_origin = _fn("ws_upgrader_set_check_origin", ws_status, c_void_p, CHECK_ORIGIN, c_void_p)
 ws_upgrader_add_response_header = _fn("ws_upgrader_add_response_header", ws_status, c_void_p, c_char_p, c_char_p)
-ws_upgrader_set_handshake_timeout = _fn("ws_upgrader_set_handshake_timeout", ws_status, c_void_p, c_uint32)
+ws_upgrader_set_handshake_timeout = _fn("ws_upgrader_set_handshake_timeout", ws_status, c_void_p, c_int64)
 ws_upgrader_set_read_limit = _fn("ws_upgrader_set_read_limit", ws_status, c_void_p, c_uint64)
 ws_upgrader_set_buffer_sizes = _fn("ws_upgrader_set_buffer_sizes", ws_status, c_void_p, c_size_t, c_size_t)
 ws_listen = _fn("ws_listen", ws_status, c_void_p, c_char_p, c_uint16, POINTER(c_void_p))
@@ -338,6 +345,15 @@ ws_loop_set_close_timeout = _fn("ws_loop_set_close_timeout", ws_status, ws_loop_
 ws_loop_set_max_buffered = _fn("ws_loop_set_max_buffered", ws_status, ws_loop_p, c_size_t)
 ws_loop_broadcast = _fn("ws_loop_broadcast", ws_status, ws_loop_p, c_void_p, POINTER(c_size_t))
 ws_loop_connection_count = _fn("ws_loop_connection_count", c_size_t, ws_loop_p)
+# the threaded server's process_request and broadcast
+ERROR_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_void_p)
+ws_upgrader_set_error_handler = _fn("ws_upgrader_set_error_handler", ws_status, c_void_p, ERROR_FN, c_void_p)
+ws_error_response_set_status = _fn("ws_error_response_set_status", ws_status, c_void_p, c_uint16)
+ws_error_response_add_header = _fn("ws_error_response_add_header", ws_status, c_void_p, c_char_p, c_char_p)
+ws_error_response_set_body = _fn("ws_error_response_set_body", ws_status, c_void_p, c_void_p, c_size_t)
+ws_conn_write_prepared = _fn("ws_conn_write_prepared", ws_status, conn_p, c_void_p)
+# libws.asyncio (sends write through from the thread that drives the loop)
+ws_loop_set_write_through = _fn("ws_loop_set_write_through", ws_status, ws_loop_p, c_bool)
 ws_conn_retain = _fn("ws_conn_retain", ws_status, conn_p)
 ws_conn_user_data = _fn("ws_conn_user_data", c_void_p, conn_p)
 ws_conn_set_user_data = _fn("ws_conn_set_user_data", ws_status, conn_p, c_void_p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from ctypes import byref, c_char_p, c_size_t, c_void_p
 from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -9,13 +10,16 @@ from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from . import _ffi
 from .connection import (
     _PRIVATE,
+    _SIGNAL_SLICE_MS,
     DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
     CloseHandler,
     Connection,
     PingHandler,
     _buffer_size,
     _limit,
-    _ms_u32,
+    _ms,
 )
 from .exceptions import HandshakeError, error_for
 
@@ -53,15 +57,30 @@ class Compression:
         client_no_context_takeover: the client resets its compressor after
             every message (server: ask for it).
         server_max_window_bits, client_max_window_bits: LZ77 window sizes,
-            8 to 15 bits.
+            8 to 15 bits (default 12).
+        mem_level: the compressor's zlib memLevel, 1 to 9 (default 8).
+        memory: where compression state lives: "pooled" (default; per-thread
+            pool, a connection keeps only its windows' bytes, ~8 KiB),
+            "dedicated" (each connection its own zlib states, fastest with
+            15-bit windows, ~410 KiB) or "shared" (no context takeover
+            either way, nothing per connection). See README, "Compression".
     """
 
     level: int = 1
     threshold: int = 0
     server_no_context_takeover: bool = False
     client_no_context_takeover: bool = False
-    server_max_window_bits: int = 15
-    client_max_window_bits: int = 15
+    server_max_window_bits: int = 12
+    client_max_window_bits: int = 12
+    mem_level: int = 8
+    memory: str = "pooled"
+
+
+_MEMORY = {
+    "pooled": _ffi.WS_COMPRESSION_POOLED,
+    "dedicated": _ffi.WS_COMPRESSION_DEDICATED,
+    "shared": _ffi.WS_COMPRESSION_SHARED,
+}
 
 
 CompressionArg = Union[None, bool, str, Compression]
@@ -78,7 +97,7 @@ def _compression_options(compression: object) -> Optional[_ffi.ws_compression_op
             f"unsupported compression {compression!r}: use None, \"deflate\" or a libws.Compression"
         )
     c = compression
-    for name in ("level", "threshold", "server_max_window_bits", "client_max_window_bits"):
+    for name in ("level", "threshold", "server_max_window_bits", "client_max_window_bits", "mem_level"):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"Compression.{name} must be an int, not {type(v).__name__}")
@@ -89,6 +108,10 @@ def _compression_options(compression: object) -> Optional[_ffi.ws_compression_op
     for name in ("server_max_window_bits", "client_max_window_bits"):
         if not 8 <= getattr(c, name) <= 15:
             raise ValueError(f"Compression.{name} must be 8 to 15, not {getattr(c, name)}")
+    if not 1 <= c.mem_level <= 9:
+        raise ValueError(f"Compression.mem_level must be 1 to 9, not {c.mem_level}")
+    if c.memory not in _MEMORY:
+        raise ValueError(f"Compression.memory must be 'pooled', 'dedicated' or 'shared', not {c.memory!r}")
     opts = _ffi.ws_compression_options_default()
     opts.server_no_context_takeover = bool(c.server_no_context_takeover)
     opts.client_no_context_takeover = bool(c.client_no_context_takeover)
@@ -96,6 +119,8 @@ def _compression_options(compression: object) -> Optional[_ffi.ws_compression_op
     opts.client_max_window_bits = c.client_max_window_bits
     opts.level = c.level
     opts.threshold = c.threshold
+    opts.mem_level = c.mem_level
+    opts.memory = _MEMORY[c.memory]
     return opts
 
 
@@ -141,6 +166,8 @@ def connect(
     on_close: Optional[CloseHandler] = None,
     read_buffer_size: int = 0,
     write_buffer_size: int = 0,
+    ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+    ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
 ) -> Connection:
     """Opens a WebSocket connection to ``url`` and returns a :class:`Connection`.
 
@@ -175,11 +202,19 @@ def connect(
         on_ping, on_pong, on_close: handlers, see :class:`Connection`.
         read_buffer_size, write_buffer_size: I/O buffer sizes in bytes
             (0: 16 KiB; at most 64 MiB). They do not limit message sizes.
+        ping_interval, ping_timeout: keepalive (as in ``websockets``): a
+            ping every ``ping_interval`` seconds from a shared background
+            thread; when its pong is not there within ``ping_timeout`` the
+            connection is closed (1011) and blocked calls raise
+            ConnectionClosedError. None turns either off. Pongs are read by
+            recv(); a program that does not read has them read for it.
 
     Raises:
         HandshakeError: the server did not accept the upgrade; ``.status``,
             ``.headers`` and ``.body`` hold its HTTP answer when one came.
         TimeoutError: the handshake did not finish within ``timeout``.
+        ConnectionRefused: nothing listens there (also a builtin
+            ConnectionRefusedError).
         ConnectError: the host could not be reached.
         InvalidURI: ``url`` is not a usable ws:// URL.
         ValueError: an invalid ``compression`` or ``timeout``.
@@ -191,6 +226,9 @@ def connect(
     wbuf = _buffer_size(write_buffer_size, "write_buffer_size")
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, not {type(url).__name__}")
+    for name, v in (("ping_interval", ping_interval), ("ping_timeout", ping_timeout)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0):
+            raise ValueError(f"{name} must be a number of seconds >= 0 or None, not {v!r}")
     pairs = _header_pairs(headers)
     if origin is not None:
         if not isinstance(origin, str):
@@ -199,8 +237,6 @@ def connect(
     dialer = _ffi.ws_dialer_new()
     if not dialer:
         raise MemoryError("ws_dialer_new failed")
-    conn = c_void_p()
-    resp = c_void_p()
     try:
         if subprotocols:
             arr, n = _strings(subprotocols, "subprotocols")
@@ -208,7 +244,7 @@ def connect(
             if st != _ffi.WS_OK:
                 raise error_for(st)
         if timeout is not None:
-            st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms_u32(timeout))
+            st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms(timeout))
             if st != _ffi.WS_OK:
                 raise error_for(st)
         if max_size != 64 * 1024 * 1024:
@@ -235,10 +271,10 @@ def connect(
         ub = url.encode("utf-8")
         if b"\0" in ub:
             raise ValueError("url must not contain NUL")
-        st = _ffi.ws_dial(dialer, ub, hdrs, len(pairs), byref(conn), byref(resp))
-        msg = _ffi.last_error() if st != _ffi.WS_OK else ""
-    finally:
+    except BaseException:
         _ffi.ws_dialer_free(dialer)
+        raise
+    st, conn, resp, msg = _dial_interruptible(dialer, ub, hdrs, len(pairs), keep)
     try:
         if st != _ffi.WS_OK:
             if resp.value:
@@ -262,4 +298,60 @@ def connect(
         on_pong=on_pong,
         on_close=on_close,
         response_headers=response_headers,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
     )
+
+
+def _dial(dialer: int, ub: bytes, hdrs: object, n: int) -> Tuple[int, c_void_p, c_void_p, str]:
+    """ws_dial; frees the dialer. Returns (status, conn, response, error)."""
+    conn, resp = c_void_p(), c_void_p()
+    try:
+        st = _ffi.ws_dial(dialer, ub, hdrs, n, byref(conn), byref(resp))
+        return st, conn, resp, (_ffi.last_error() if st != _ffi.WS_OK else "")
+    finally:
+        _ffi.ws_dialer_free(dialer)
+
+
+def _dial_interruptible(dialer: int, ub: bytes, hdrs: object, n: int,
+                        keep: object) -> Tuple[int, c_void_p, c_void_p, str]:
+    """In the main thread, ws_dial runs on a helper thread while this one
+    waits in slices, so that Ctrl-C is answered at once (libws's dial
+    blocks up to its handshake timeout). An abandoned dial cleans up after
+    itself when it ends. Elsewhere, the dial runs here."""
+    if threading.current_thread() is not threading.main_thread():
+        return _dial(dialer, ub, hdrs, n)
+    box: List[Tuple[int, c_void_p, c_void_p, str]] = []
+    lock = threading.Lock()
+    done = threading.Event()
+    abandoned = [False]
+
+    def work() -> None:
+        r = _dial(dialer, ub, hdrs, n)
+        _ = keep  # the header strings live until the dial is over
+        with lock:
+            box.append(r)
+            done.set()
+            if abandoned[0]:
+                _discard(r)
+
+    threading.Thread(target=work, name="libws-connect", daemon=True).start()
+    try:
+        while not done.wait(_SIGNAL_SLICE_MS / 1000):
+            pass
+    except BaseException:
+        with lock:
+            abandoned[0] = True
+            if box:
+                _discard(box[0])
+        raise
+    return box[0]
+
+
+def _discard(r: Tuple[int, c_void_p, c_void_p, str]) -> None:
+    _, conn, resp, _ = r
+    if conn.value:
+        _ffi.ws_conn_close(conn.value)
+        _ffi.ws_conn_free(conn.value)
+    if resp.value:
+        _ffi.ws_response_free(resp.value)

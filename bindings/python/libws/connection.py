@@ -6,13 +6,15 @@ import ctypes
 import json
 import logging
 import math
+import struct
 import threading
 import time
 import weakref
+from collections import OrderedDict, deque
 from ctypes import byref, c_int32, c_size_t, c_void_p
-from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Deque, Iterator, List, Optional, Tuple, Union
 
-from . import _ffi
+from . import _ffi, _keepalive
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedOK,
@@ -22,6 +24,9 @@ from .exceptions import (
     closed_error,
     error_for,
 )
+
+if TYPE_CHECKING:
+    from .server import Request
 
 logger = logging.getLogger("libws")
 
@@ -38,6 +43,9 @@ _SENT_CODE = {
 }
 
 DEFAULT_CLOSE_TIMEOUT = 10.0
+#: keepalive defaults of connect() and serve(), as in `websockets`
+DEFAULT_PING_INTERVAL = 20.0
+DEFAULT_PING_TIMEOUT = 20.0
 
 #: longest wait of one read in the main thread, so that Ctrl-C is seen
 _SIGNAL_SLICE_MS = 200
@@ -65,13 +73,6 @@ def _ms(seconds: Optional[float]) -> int:
 #: upper bound of the I/O buffer sizes (the C ABI takes any size_t and
 #: aborts the process when it cannot allocate one)
 MAX_BUFFER_SIZE = 64 * 1024 * 1024
-
-
-def _ms_u32(seconds: Optional[float]) -> int:
-    """A timeout for the C setters that take uint32 milliseconds with 0 =
-    none: None or a huge value -> 0, otherwise 1 .. 2**32-1."""
-    ms = _ms(seconds)
-    return 0 if ms < 0 or ms > 0xFFFFFFFF else max(1, ms)
 
 
 def _limit(value: Optional[int], what: str) -> int:
@@ -156,7 +157,9 @@ class Connection:
         on_pong: Optional[PingHandler] = None,
         on_close: Optional[CloseHandler] = None,
         response_headers: Optional[List[Tuple[str, str]]] = None,
-        request: Any = None,
+        request: "Optional[Request]" = None,
+        ping_interval: Optional[float] = None,
+        ping_timeout: Optional[float] = None,
     ) -> None:
         if _private is not _PRIVATE or not isinstance(_handle, int) or not _handle:
             raise TypeError("Connection objects come from libws.connect() or a libws.serve() handler")
@@ -179,7 +182,19 @@ class Connection:
         #: headers of the server's 101 answer (client side), as (name, value) pairs
         self.response_headers: List[Tuple[str, str]] = list(response_headers or [])
         #: the handshake request (server side): a :class:`libws.Request` or None
-        self.request = request
+        self.request: "Optional[Request]" = request
+        #: messages read while waiting for something else (a pong, the
+        #: peer's close): recv() returns them first
+        self._pending: Deque[Data] = deque()
+        #: pings waiting for their pong, oldest first: seq -> (payload, waiter or None, sent at)
+        self._pings: "OrderedDict[int, Tuple[bytes, Optional[PongWaiter], float]]" = OrderedDict()
+        self._ping_seq = 0
+        #: seconds between the last answered ping (keepalive or :meth:`ping`)
+        #: and its pong; 0.0 until one was answered
+        self.latency = 0.0
+        self._ka_interval = ping_interval if ping_interval else None
+        self._ka_timeout = ping_timeout if ping_timeout else None
+        self._ka_ping: Optional[int] = None  # seq of the keepalive ping in flight
         self._compression = "deflate" if _ffi.ws_conn_compression_negotiated(_handle) else None
         sp = _ffi.ws_conn_subprotocol(_handle)
         self._subprotocol = sp.decode("utf-8", "replace") if sp else None
@@ -196,10 +211,15 @@ class Connection:
         self._cb_close = _ffi.CLOSE_HANDLER(lambda c, code, d, n, u: _close_trampoline(wr, c, code, d, n))
         if on_ping is not None:
             self.on_ping = on_ping
+        # The pong handler is always in: it answers ping waiters and
+        # measures the latency; on_pong is called from it.
+        _ffi.ws_conn_set_pong_handler(_handle, self._cb_pong, None)
         if on_pong is not None:
             self.on_pong = on_pong
         if on_close is not None:
             self.on_close = on_close
+        if self._ka_interval is not None:
+            _keepalive.schedule(self, time.monotonic() + self._ka_interval)
 
     # -- handle management -------------------------------------------------
 
@@ -300,6 +320,8 @@ class Connection:
             if not self._read_lock.acquire(timeout=-1 if ms < 0 else ms / 1000):
                 raise TimeoutError("timed out waiting for another thread's recv()", _ffi.WS_ERR_TIMEOUT)
             try:
+                if self._pending:
+                    return self._pending.popleft()
                 self._reader = me
                 deadline = None if ms < 0 else start + ms / 1000
                 # In the main thread, wait in slices so that signal handlers
@@ -379,11 +401,83 @@ class Connection:
             raise TypeError(f"send() takes str or bytes-like data, not {type(message).__name__}")
         h = self._enter()
         try:
-            st = _ffi.ws_conn_write_message(h, typ, data, len(data))
+            st = self._write(h, typ, data)
         finally:
             self._leave()
         if st != _ffi.WS_OK:
-            raise self._error(st)
+            raise self._send_error(st)
+
+    def _write(self, h: int, typ: int, data: bytes) -> int:
+        """ws_conn_write_message; in the main thread in slices of at most
+        0.2 s (write deadlines), so that Ctrl-C is answered while the
+        socket is full. The Python API sets no write deadline of its own,
+        so a timeout here is always such a slice: write again (nothing went
+        out) or flush the rest (part went out), on any thread."""
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            _ffi.ws_conn_set_write_deadline(h, _SIGNAL_SLICE_MS)
+        st = _ffi.ws_conn_write_message(h, typ, data, len(data))
+        try:
+            while st == _ffi.WS_ERR_TIMEOUT or st == _ffi.WS_ERR_WRITE_INCOMPLETE:
+                if main:
+                    _ffi.ws_conn_set_write_deadline(h, _SIGNAL_SLICE_MS)
+                if st == _ffi.WS_ERR_TIMEOUT:
+                    st = _ffi.ws_conn_write_message(h, typ, data, len(data))
+                else:
+                    st = _ffi.ws_conn_flush(h)
+                    if st == _ffi.WS_ERR_TIMEOUT:
+                        st = _ffi.WS_ERR_WRITE_INCOMPLETE
+        finally:
+            if main:
+                _ffi.ws_conn_set_write_deadline(h, -1)
+        return st
+
+    def _send_error(self, st: int) -> LibwsError:
+        """The exception for a failed send: after the peer closed (the
+        socket then reports EPIPE/ECONNRESET), ConnectionClosed with the
+        peer's code, read from what arrived before (messages read on the
+        way are kept for recv())."""
+        if st != _ffi.WS_ERR_IO:
+            return self._error(st)
+        cause = error_for(st)
+        self._pump_available(64)
+        exc = self._closed_exc(st, f"connection closed: {cause}")
+        exc.__cause__ = cause
+        return exc
+
+    def _pump(self, wait_ms: int) -> int:
+        """One read (caller holds the read lock) waiting at most
+        ``wait_ms``: a data message is kept in _pending, control frames
+        run their handlers (pongs answer ping waiters). Returns the status."""
+        h = self._h
+        if h is None:
+            return _ffi.WS_ERR_LOCALLY_CLOSED
+        _ffi.ws_conn_set_read_deadline(h, wait_ms)
+        self._deadline_set = True
+        st = _ffi.ws_conn_read_message(h, byref(self._type), byref(self._data), byref(self._len))
+        if st == _ffi.WS_OK:
+            raw = _ffi.read_bytes(self._data.value, self._len.value)
+            self._pending.append(raw.decode("utf-8") if self._type.value == _ffi.WS_TEXT else raw)
+        return st
+
+    def _pump_available(self, limit: int) -> None:
+        """Reads what has already arrived (at most ``limit`` messages) when
+        no other thread is reading."""
+        if self._reader is not None or not self._read_lock.acquire(blocking=False):
+            return
+        try:
+            with self._state:
+                if self._h is None:
+                    return
+                self._users += 1
+            try:
+                for _ in range(limit):
+                    if len(self._pending) >= limit or self._pump(0) != _ffi.WS_OK:
+                        break
+            finally:
+                self._leave()
+        finally:
+            self._read_lock.release()
 
     def send_json(self, obj: Any, **dumps_kwargs: Any) -> None:
         """Sends ``obj`` encoded as JSON in a text message (gorilla's WriteJSON)."""
@@ -402,10 +496,98 @@ class Connection:
         if st != _ffi.WS_OK:
             raise self._error(st)
 
-    def ping(self, data: Union[str, bytes] = b"", timeout: Optional[float] = None) -> None:
-        """Sends a ping with ``data`` (at most 125 bytes). The pong arrives
-        through :meth:`recv` (see ``on_pong``)."""
-        self._control(_ffi.WS_PING, data, timeout, "ping")
+    def ping(self, data: Union[str, bytes] = b"", timeout: Optional[float] = None) -> "PongWaiter":
+        """Sends a ping with ``data`` (at most 125 bytes) and returns a
+        :class:`PongWaiter`: ``ws.ping().wait(5)`` waits for the pong (True)
+        and sets :attr:`latency`. A pong answers its ping and every earlier
+        one. ``timeout`` bounds the send only."""
+        payload = _as_payload(data, "ping")
+        waiter = PongWaiter(self)
+        with self._state:
+            self._ping_seq += 1
+            seq = self._ping_seq
+            self._pings[seq] = (payload, waiter, time.monotonic())
+        try:
+            self._control(_ffi.WS_PING, payload, timeout, "ping")
+        except BaseException:
+            with self._state:
+                self._pings.pop(seq, None)
+            raise
+        return waiter
+
+    def _got_pong(self, payload: bytes) -> None:
+        """From the pong handler (on the reading thread)."""
+        now = time.monotonic()
+        done = []
+        with self._state:
+            if not any(p == payload for p, _, _ in self._pings.values()):
+                return
+            while self._pings:
+                seq, (p, waiter, sent) = self._pings.popitem(last=False)
+                self.latency = now - sent
+                done.append((waiter, now - sent))
+                if seq == self._ka_ping:
+                    self._ka_ping = None
+                if p == payload:
+                    break
+        for waiter, latency in done:
+            if waiter is not None:
+                waiter._set(latency)
+
+    def _keepalive(self, now: float) -> Optional[float]:
+        """From the keepalive thread: sends the ping that is due, fails the
+        connection whose pong is overdue; returns when to come back."""
+        if self._h is None or self._closing or self.closed:
+            return None
+        assert self._ka_interval is not None
+        seq = self._ka_ping
+        if seq is not None:
+            sent = self._pings[seq][2] if seq in self._pings else now
+            if self._ka_timeout is not None and now - sent >= self._ka_timeout:
+                # Read what arrived if nobody else is reading (a program
+                # that only sends never reads its pongs otherwise).
+                self._pump_available(64)
+                if self._ka_ping is not None:
+                    self._fail_keepalive()
+                    return None
+            elif self._ka_timeout is not None:
+                return sent + self._ka_timeout
+            if self._ka_ping is None:
+                due = sent + self._ka_interval
+                if due > now:
+                    return due
+        with self._state:
+            self._ping_seq += 1
+            seq = self._ping_seq
+            payload = struct.pack("!I", seq & 0xFFFFFFFF)
+            self._pings[seq] = (payload, None, now)
+            self._ka_ping = seq
+        try:
+            self._control(_ffi.WS_PING, payload, 1.0, "ping")
+        except ConnectionClosed:
+            return None
+        except LibwsError:  # the socket is full for a second: try later
+            pass
+        if self._ka_timeout is not None:
+            return now + min(self._ka_timeout, self._ka_interval)
+        return now + self._ka_interval
+
+    def _fail_keepalive(self) -> None:
+        """websockets' behaviour: close 1011, and since the peer does not
+        answer, close the socket at once (blocked calls end with
+        ConnectionClosedError 1011)."""
+        logger.info("%r: no pong within %s s of a keepalive ping: closing", self, self._ka_timeout)
+        try:
+            h = self._enter()
+        except ConnectionClosed:
+            return
+        try:
+            payload = struct.pack("!H", 1011) + b"keepalive ping timeout"
+            _ffi.ws_conn_write_control(h, _ffi.WS_CLOSE, payload, len(payload), 100)
+        finally:
+            self._leave()
+        self._sent_code = 1011
+        self.abort()
 
     def pong(self, data: Union[str, bytes] = b"", timeout: Optional[float] = None) -> None:
         """Sends an unsolicited pong with ``data`` (at most 125 bytes)."""
@@ -447,8 +629,6 @@ class Connection:
         if timeout is None:
             timeout = self.close_timeout
         ms = _ms(timeout)
-        if ms < 0 or ms > 0xFFFFFFFF:
-            ms = 0xFFFFFFFF
         if self._reader == threading.get_ident():
             # Called by a handler inside recv() on this thread: waiting here
             # for the peer's close would wait for ourselves. Send the close
@@ -473,10 +653,13 @@ class Connection:
                 h = self._h
         if not first:
             # Another thread is closing (or has closed): wait for it.
-            self._close_done.wait(None if ms == 0xFFFFFFFF else ms / 1000 + 1)
+            self._close_done.wait(None if ms < 0 else ms / 1000 + 1)
             return
         try:
-            st = _ffi.ws_conn_close_graceful(h, code, rb, len(rb), ms)
+            if threading.current_thread() is threading.main_thread() and ms > _SIGNAL_SLICE_MS:
+                st = self._close_sliced(h, code, rb, ms)
+            else:
+                st = _ffi.ws_conn_close_graceful(h, code, rb, len(rb), ms)
             if st not in (_ffi.WS_OK, _ffi.WS_ERR_TIMEOUT):
                 logger.debug("close handshake ended with %s", _ffi.status_str(st))
             _ffi.ws_conn_close(h)  # wakes blocked readers and writers
@@ -491,6 +674,35 @@ class Connection:
                 if self._users == 0:
                     self._free_locked()
             self._close_done.set()
+
+    def _close_sliced(self, h: int, code: int, rb: bytes, ms: int) -> int:
+        """close_graceful in the main thread: sends the close frame, then
+        waits for the peer's in reads of at most 0.2 s (data messages are
+        discarded), so that Ctrl-C is answered; the caller closes the
+        socket either way. With another thread reading, the plain blocking
+        close_graceful."""
+        if not self._read_lock.acquire(blocking=False):
+            return _ffi.ws_conn_close_graceful(h, code, rb, len(rb), ms)
+        try:
+            buf = ctypes.create_string_buffer(125)
+            n = c_size_t()
+            _ffi.ws_format_close_message(code, rb, len(rb), buf, 125, byref(n))
+            st = _ffi.ws_conn_write_control(h, _ffi.WS_CLOSE, buf.raw[: n.value], n.value, min(ms, 0xFFFFFFFF))
+            if st != _ffi.WS_OK:
+                return st
+            end = time.monotonic() + ms / 1000
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return _ffi.WS_ERR_TIMEOUT
+                _ffi.ws_conn_set_read_deadline(h, min(_SIGNAL_SLICE_MS, math.ceil(left * 1000)))
+                self._deadline_set = True
+                st = _ffi.ws_conn_read_message(h, byref(self._type), byref(self._data), byref(self._len))
+                if st not in (_ffi.WS_OK, _ffi.WS_ERR_TIMEOUT):
+                    # The peer's close frame arrived (or the socket ended).
+                    return _ffi.WS_OK if st == _ffi.WS_ERR_CLOSED else st
+        finally:
+            self._read_lock.release()
 
     def abort(self) -> None:
         """Closes the socket at once, without a close handshake
@@ -620,8 +832,9 @@ class Connection:
 
     @on_pong.setter
     def on_pong(self, fn: Optional[PingHandler]) -> None:
-        self._install(_ffi.ws_conn_set_pong_handler, self._cb_pong, fn)
-        self._on_pong = fn
+        if fn is not None and not callable(fn):
+            raise TypeError("a handler must be callable or None")
+        self._on_pong = fn  # the pong trampoline is always installed
 
     @property
     def on_close(self) -> Optional[CloseHandler]:
@@ -669,6 +882,8 @@ def _pong_trampoline(wr, c, d, n) -> int:
     conn = wr()
     try:
         payload = _ffi.read_bytes(d, n)
+        if conn is not None:
+            conn._got_pong(payload)
         fn = conn._on_pong if conn is not None else None
         if fn is not None:
             fn(payload)
@@ -690,3 +905,56 @@ def _close_trampoline(wr, c, code, d, n) -> int:
         return st
     except BaseException as e:
         return _fail(conn, "close", e)
+
+
+class PongWaiter:
+    """What :meth:`Connection.ping` returns: ``wait(timeout)`` until the
+    pong arrives. When no other thread is reading the connection, ``wait``
+    reads itself (messages that arrive meanwhile are kept for recv())."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = weakref.ref(conn)
+        self._event = threading.Event()
+        #: seconds from the ping to its pong (None until it came)
+        self.latency: Optional[float] = None
+
+    def _set(self, latency: float) -> None:
+        self.latency = latency
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """True once the pong arrived; False when ``timeout`` seconds passed
+        (or the connection ended) first."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self._event.is_set():
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            slice_ms = _SIGNAL_SLICE_MS if left is None else max(0, min(_SIGNAL_SLICE_MS, math.ceil(left * 1000)))
+            conn = self._conn()
+            if conn is None or conn._h is None or conn._closing:
+                return self._event.is_set()
+            if conn._reader is None and conn._read_lock.acquire(blocking=False):
+                try:
+                    try:
+                        conn._enter()
+                    except ConnectionClosed:
+                        return False
+                    try:
+                        st = conn._pump(slice_ms)
+                    finally:
+                        conn._leave()
+                finally:
+                    conn._read_lock.release()
+                if st not in (_ffi.WS_OK, _ffi.WS_ERR_TIMEOUT):
+                    return self._event.is_set()
+            else:
+                del conn
+                self._event.wait(slice_ms / 1000)
+        return True
+
+    def __repr__(self) -> str:
+        return f"<libws.PongWaiter {'answered' if self._event.is_set() else 'waiting'}>"

@@ -58,7 +58,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from . import _ffi
 from .client import CompressionArg, HeadersLike, _compression_options, _header_pairs, _response_body
 from .client import _response_headers, _strings
-from .connection import _SENT_CODE, _limit, _ms_u32, _parse_addr
+from .connection import _SENT_CODE, _limit, _ms, _parse_addr
 from .exceptions import (
     ConnectionClosed,
     HandshakeError,
@@ -598,7 +598,7 @@ class EventLoop:
             mb = max_buffered
         iv = _ms_nonneg(ping_interval, "ping_interval")
         to = _ms_nonneg(ping_timeout if ping_timeout is not None else ping_interval, "ping_timeout")
-        idle = _ms_nonneg(idle_timeout, "idle_timeout")
+        idle = _ms(idle_timeout)  # None or inf -> -1: off
         ct = _ms_nonneg(close_timeout, "close_timeout")
         if exception_handler is not None and not callable(exception_handler):
             raise TypeError("exception_handler must be callable or None")
@@ -1026,7 +1026,7 @@ class EventLoop:
                     break
                 st = _ffi.ws_upgrader_add_response_header(up, k.encode("latin-1"), v.encode("latin-1"))
             if st == _ffi.WS_OK and handshake_timeout is not None:
-                st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms_u32(handshake_timeout))
+                st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms(handshake_timeout))
             if st == _ffi.WS_OK and copts is not None:
                 st = _ffi.ws_upgrader_set_compression(up, byref(copts))
             if st == _ffi.WS_OK and max_size != DEFAULT_MAX_SIZE:
@@ -1122,7 +1122,7 @@ class EventLoop:
                 arr, n = _strings(subprotocols, "subprotocols")
                 st = _ffi.ws_dialer_set_subprotocols(dialer, arr, n)
             if st == _ffi.WS_OK and timeout is not None:
-                st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms_u32(timeout))
+                st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms(timeout))
             if st == _ffi.WS_OK and max_size != DEFAULT_MAX_SIZE:
                 st = _ffi.ws_dialer_set_read_limit(dialer, limit)
             if st == _ffi.WS_OK and copts is not None:
@@ -1159,16 +1159,7 @@ class EventLoop:
         """Queues ``message`` (str: text, bytes-like: binary) on every open
         connection, encoded once (compressed once per setting); returns how
         many took it (a full or closing connection is skipped). Any thread."""
-        if isinstance(message, str):
-            data, typ = message.encode("utf-8"), _ffi.WS_TEXT
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            data, typ = bytes(message), _ffi.WS_BINARY
-        else:
-            raise TypeError(f"broadcast() takes str or bytes-like data, not {type(message).__name__}")
-        pm = c_void_p()
-        st = _ffi.ws_prepared_message_new(typ, data, len(data), byref(pm))
-        if st != _ffi.WS_OK:
-            raise error_for(st)
+        pm = _prepared(message)
         n = c_size_t()
         try:
             h = self._enter()
@@ -1427,6 +1418,22 @@ class EventLoop:
     def __repr__(self) -> str:
         state = "closed" if self._h is None else ("running" if self._driver is not None else "idle")
         return f"<libws.EventLoop {state} connections={len(self._conns)}>"
+
+
+def _prepared(message: Union[str, bytes, bytearray, memoryview]) -> int:
+    """A ws_prepared_message for a broadcast (str: text, bytes-like:
+    binary); free it with ws_prepared_message_free."""
+    if isinstance(message, str):
+        data, typ = message.encode("utf-8"), _ffi.WS_TEXT
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        data, typ = bytes(message), _ffi.WS_BINARY
+    else:
+        raise TypeError(f"broadcast() takes str or bytes-like data, not {type(message).__name__}")
+    pm = c_void_p()
+    st = _ffi.ws_prepared_message_new(typ, data, len(data), byref(pm))
+    if st != _ffi.WS_OK:
+        raise error_for(st)
+    return pm.value or 0
 
 
 # Installed as the Upgrader's origin check when check_origin= is given:

@@ -17,6 +17,7 @@ Hierarchy::
      +-- InvalidURI                  also a ValueError
      +-- InvalidArgument             also a ValueError
      +-- ConnectError                also a ConnectionError (OSError)
+     |    +-- ConnectionRefused      also a ConnectionRefusedError (ECONNREFUSED)
      +-- TransportError              also an OSError (I/O error)
      +-- HandlerError                a ping/pong/close handler failed
      +-- QueueFull                   an event-loop send past max_buffered (nothing queued)
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidURI",
     "InvalidArgument",
     "ConnectError",
+    "ConnectionRefused",
     "TransportError",
     "HandlerError",
     "QueueFull",
@@ -162,6 +164,11 @@ class ConnectError(LibwsError, ConnectionError):
     """The host could not be resolved or refused the connection."""
 
 
+class ConnectionRefused(ConnectError, builtins.ConnectionRefusedError):
+    """Nothing listens at the address (ECONNREFUSED): catch it as the
+    builtin ``ConnectionRefusedError`` too."""
+
+
 class TransportError(LibwsError, OSError):
     """The operating system reported an I/O error."""
 
@@ -196,6 +203,8 @@ def error_for(st: int, msg: str = "") -> LibwsError:
         _ffi.WS_ERR_HANDLER: HandlerError,
         _ffi.WS_ERR_QUEUE_FULL: QueueFull,
     }
+    if st == _ffi.WS_ERR_CONNECT and ("refused" in msg.lower() or "os error 111" in msg):
+        return ConnectionRefused(msg, st)
     if st == _ffi.WS_ERR_UNSUPPORTED:
         e = LibwsError(msg or _ffi.status_str(st), st)
         return e

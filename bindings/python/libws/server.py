@@ -7,17 +7,29 @@ import threading
 import time
 from ctypes import byref, c_size_t, c_void_p
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 from . import _ffi
 from .client import CompressionArg, _header_pairs, _strings
-from .connection import _PRIVATE, DEFAULT_CLOSE_TIMEOUT, Connection, _limit, _ms_u32, _parse_addr
+from .connection import (
+    _PRIVATE,
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    Connection,
+    _limit,
+    _ms,
+    _parse_addr,
+)
 from .exceptions import ConnectionClosed, ConnectionClosedOK, error_for
 
 logger = logging.getLogger("libws")
 
 Handler = Callable[[Connection], None]
+#: what ``process_request`` may return: None (go on with the upgrade), an
+#: HTTP status (400-599), or (status, headers, body)
+ProcessResult = Union[None, int, Tuple[int, Sequence[Tuple[str, str]], Union[str, bytes]]]
 
 
 @dataclass
@@ -96,7 +108,16 @@ class Server:
     :meth:`shutdown` from another thread, or Ctrl-C), or :meth:`start` to
     accept in a background thread. As a context manager, the server is
     shut down on exit.
+
+    Attributes:
+        port: the bound port (the real one with ``port=0``).
+        host: the host it was asked to listen on.
+        address: the bound ``(host, port)``.
     """
+
+    port: int
+    host: str
+    address: Tuple[str, int]
 
     def __init__(
         self,
@@ -111,6 +132,9 @@ class Server:
         max_size: Optional[int] = 64 * 1024 * 1024,
         close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
         compression: "CompressionArg" = None,
+        process_request: Optional[Callable[[Request], ProcessResult]] = None,
+        ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+        ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
     ) -> None:
         from .client import _compression_options
 
@@ -121,6 +145,8 @@ class Server:
             raise TypeError("handler must be callable")
         if check_origin is not None and not callable(check_origin):
             raise TypeError("check_origin must be callable or None")
+        if process_request is not None and not callable(process_request):
+            raise TypeError("process_request must be callable or None")
         if not isinstance(host, str):
             raise TypeError("host must be a str")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -128,6 +154,12 @@ class Server:
         self.handler = handler
         self.close_timeout = close_timeout
         self._check = check_origin
+        self._process = process_request
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        #: answers chosen by process_request, by client address, until the
+        #: error handler writes them
+        self._answers: Dict[Tuple[str, int], Tuple[int, List[Tuple[str, str]], bytes]] = {}
         self._lock = threading.Lock()
         self._requests: Dict[Tuple[str, int], Tuple[float, Request]] = {}
         self._connections: Set[Connection] = set()
@@ -140,10 +172,13 @@ class Server:
         # Always installed: it records the request for connection.request,
         # then applies check_origin (or the default same-origin rule).
         self._cb_check = _ffi.CHECK_ORIGIN(self._check_trampoline)
+        self._cb_error = _ffi.ERROR_FN(self._error_trampoline)
         up = _ffi.ws_upgrader_new()
         listener = c_void_p()
         try:
             st = _ffi.ws_upgrader_set_check_origin(up, self._cb_check, None)
+            if st == _ffi.WS_OK and process_request is not None:
+                st = _ffi.ws_upgrader_set_error_handler(up, self._cb_error, None)
             if st == _ffi.WS_OK and subprotocols:
                 arr, n = _strings(subprotocols, "subprotocols")
                 st = _ffi.ws_upgrader_set_subprotocols(up, arr, n)
@@ -152,7 +187,7 @@ class Server:
                     break
                 st = _ffi.ws_upgrader_add_response_header(up, k.encode("latin-1"), v.encode("latin-1"))
             if st == _ffi.WS_OK and handshake_timeout is not None:
-                st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms_u32(handshake_timeout))
+                st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms(handshake_timeout))
             if st == _ffi.WS_OK and copts is not None:
                 st = _ffi.ws_upgrader_set_compression(up, byref(copts))
             if st == _ffi.WS_OK and max_size != 64 * 1024 * 1024:
@@ -178,6 +213,14 @@ class Server:
         try:
             request = _read_request(req)
             ok = bool(self._check(request)) if self._check is not None else same_origin(request)
+            if ok and self._process is not None:
+                answer = _answer(self._process(request))
+                if answer is not None:
+                    if request.remote_address is None:
+                        return False
+                    with self._lock:
+                        self._answers[request.remote_address] = answer
+                    return False  # the error handler writes the answer
             if ok and request.remote_address is not None:
                 now = time.monotonic()
                 with self._lock:
@@ -189,6 +232,23 @@ class Server:
         except BaseException:
             logger.exception("exception in check_origin; refusing the request")
             return False
+
+    def _error_trampoline(self, req: int, resp: int, user: int) -> None:
+        try:
+            if not req:
+                return
+            remote = _parse_addr(_ffi.copy_string(_ffi.ws_request_remote_addr, req, 64))
+            with self._lock:
+                answer = self._answers.pop(remote, None) if remote else None
+            if answer is None:
+                return
+            status, headers, body = answer
+            _ffi.ws_error_response_set_status(resp, status)
+            for k, v in headers:
+                _ffi.ws_error_response_add_header(resp, k.encode("latin-1"), v.encode("latin-1"))
+            _ffi.ws_error_response_set_body(resp, body, len(body))
+        except BaseException:
+            logger.exception("exception while writing the process_request answer")
 
     # -- serving ---------------------------------------------------------------
 
@@ -244,7 +304,8 @@ class Server:
             self._served.set()
 
     def _spawn(self, handle: int) -> None:
-        conn = Connection(handle, _private=_PRIVATE, close_timeout=self.close_timeout)
+        conn = Connection(handle, _private=_PRIVATE, close_timeout=self.close_timeout,
+                          ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
         with self._lock:
             entry = self._requests.pop(conn.remote_address, None) if conn.remote_address else None
             conn.request = entry[1] if entry else None
@@ -327,6 +388,43 @@ class Server:
     # Alias in the style of websockets' sync server.
     close = shutdown
 
+    @property
+    def connections(self) -> Set[Connection]:
+        """The open connections (a copy)."""
+        with self._lock:
+            return set(self._connections)
+
+    def broadcast(self, message: Union[str, bytes, bytearray, memoryview]) -> int:
+        """Sends ``message`` to every open connection, encoded once (and
+        compressed once per setting). A connection whose socket does not
+        take the message within 10 ms is skipped (as ``websockets``'
+        broadcast skips slow ones; one that took part of it gets the rest
+        on a helper thread). Returns how many took it."""
+        from .event_loop import _prepared
+
+        pm = _prepared(message)
+        n = 0
+        try:
+            for conn in self.connections:
+                try:
+                    h = conn._enter()
+                except ConnectionClosed:
+                    continue
+                try:
+                    _ffi.ws_conn_set_write_deadline(h, 10)
+                    st = _ffi.ws_conn_write_prepared(h, pm)
+                    _ffi.ws_conn_set_write_deadline(h, -1)
+                finally:
+                    conn._leave()
+                if st == _ffi.WS_OK:
+                    n += 1
+                elif st == _ffi.WS_ERR_WRITE_INCOMPLETE:
+                    n += 1
+                    threading.Thread(target=_finish_write, args=(conn,), daemon=True).start()
+        finally:
+            _ffi.ws_prepared_message_free(pm)
+        return n
+
     def __enter__(self) -> "Server":
         return self
 
@@ -345,6 +443,32 @@ class Server:
         return f"<libws.Server {self.address[0]}:{self.port}>"
 
 
+def _answer(verdict: ProcessResult) -> Optional[Tuple[int, List[Tuple[str, str]], bytes]]:
+    """process_request's verdict as (status, headers, body), None: accept."""
+    if verdict is None:
+        return None
+    if isinstance(verdict, tuple):
+        status, headers, body = verdict
+    else:
+        status, headers, body = verdict, [], b""
+    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+        raise ValueError(f"process_request must return None, an HTTP status 400-599 or (status, headers, body), "
+                         f"not {verdict!r}")
+    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    return status, [(str(k), str(v)) for k, v in headers], raw
+
+
+def _finish_write(conn: Connection) -> None:
+    try:
+        h = conn._enter()
+    except ConnectionClosed:
+        return
+    try:
+        _ffi.ws_conn_flush(h)
+    finally:
+        conn._leave()
+
+
 def serve(
     host: str,
     port: int,
@@ -358,6 +482,9 @@ def serve(
     max_size: Optional[int] = 64 * 1024 * 1024,
     close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
     compression: "CompressionArg" = None,
+    process_request: Optional[Callable[[Request], ProcessResult]] = None,
+    ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+    ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
 ) -> Server:
     """Listens on ``host``:``port`` and returns a :class:`Server` that runs
     ``handler(connection)`` on a new thread for every client.
@@ -393,6 +520,13 @@ def serve(
         compression: ``None`` (default: off), ``"deflate"`` to accept
             permessage-deflate offers with the defaults, or a
             :class:`Compression`.
+        process_request: ``process_request(request)`` after the origin
+            check: None goes on with the upgrade; an HTTP status (400-599)
+            or ``(status, headers, body)`` answers with that instead (e.g.
+            401 with ``WWW-Authenticate``, or a health check's 200 is not
+            possible: only error statuses).
+        ping_interval, ping_timeout: keepalive of every connection, as
+            :func:`libws.connect` (default 20 s and 20 s; None: off).
     """
     server = Server(
         host,
@@ -405,6 +539,9 @@ def serve(
         max_size=max_size,
         close_timeout=close_timeout,
         compression=compression,
+        process_request=process_request,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
     )
     if background:
         server.start()

@@ -188,7 +188,10 @@ def test_compression_off_by_default(echo_url):
         assert ws.compression is None
 
 
-@pytest.mark.parametrize("client", ["deflate", True, libws.Compression(level=9, client_no_context_takeover=True)])
+@pytest.mark.parametrize("client", ["deflate", True, libws.Compression(level=9, client_no_context_takeover=True),
+                                    libws.Compression(memory="shared"),
+                                    libws.Compression(memory="dedicated", server_max_window_bits=15,
+                                                      client_max_window_bits=15, mem_level=9)])
 def test_compression_negotiated_and_round_trips(client):
     seen = []
 
@@ -222,7 +225,8 @@ def test_compression_server_off_ignores_offer(echo_url):
 def test_compression_argument_errors(echo_url):
     for bad, exc in [("gzip", ValueError), (1, ValueError), (libws.Compression(level=10), ValueError),
                      (libws.Compression(server_max_window_bits=7), ValueError),
-                     (libws.Compression(threshold=-1), ValueError), (libws.Compression(level="1"), TypeError)]:
+                     (libws.Compression(threshold=-1), ValueError), (libws.Compression(level="1"), TypeError),
+                     (libws.Compression(mem_level=0), ValueError), (libws.Compression(memory="big"), ValueError)]:
         with pytest.raises(exc):
             libws.connect(echo_url, compression=bad)
         with pytest.raises(exc):

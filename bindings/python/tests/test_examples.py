@@ -201,3 +201,38 @@ def test_chat_server():
         e = outcome()
         assert isinstance(e, libws.ConnectionClosedOK) and e.code == 1001, e
         alice.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_asyncio_echo_server_and_client(loop):
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    extra = ["--uvloop"] if loop == "uvloop" else []
+    with Program(EXAMPLES / "asyncio_echo_server.py", "--port", "0", *extra) as server:
+        url = server.url()
+        with libws.connect(url) as ws:
+            ws.send("ping me")
+            assert ws.recv(timeout=TIMEOUT) == "ping me"
+        with Program(EXAMPLES / "asyncio_client.py", url, "one", "two") as client:
+            assert client.line() == "< 'one'"
+            assert client.line() == "< 'two'"
+            assert client.line().startswith("latency ")
+            assert client.line() == "closed: 1000"
+            assert client.proc.wait(TIMEOUT) == 0
+        ws = libws.connect(url)
+        got = recv_in_thread(ws)
+        assert server.stop() == 0
+        err = got()
+        assert isinstance(err, libws.ConnectionClosedOK) and err.code == 1001, err
+
+
+def test_examples_pass_mypy_strict():
+    """The examples type-check under mypy --strict against the package's
+    annotations (errors inside libws itself are not the examples': they
+    are silenced, as for any installed typed package)."""
+    pytest.importorskip("mypy")
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-incremental",
+         "--cache-dir", "/dev/null", str(EXAMPLES)],
+        capture_output=True, text=True, timeout=300, env=child_env(), cwd=str(PACKAGE_DIR))
+    assert r.returncode == 0, r.stdout + r.stderr

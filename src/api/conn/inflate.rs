@@ -13,7 +13,7 @@ use super::read::ReadSide;
 use super::Conn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::codec::TAIL;
-use crate::proto::deflate::Inflater;
+use crate::proto::deflate::{Agreement, Inflater};
 use crate::proto::engine::inflate::compressed_bound;
 use crate::proto::kind::MessageType;
 use crate::proto::receiver::Event;
@@ -51,8 +51,8 @@ enum Input {
 }
 
 impl InflateState {
-    pub(super) fn new(peer_no_context_takeover: bool) -> InflateState {
-        InflateState { inflater: Inflater::new(peer_no_context_takeover), utf8: Utf8Validator::default(), cur: None }
+    pub(super) fn new(agreement: &Agreement) -> InflateState {
+        InflateState { inflater: Inflater::for_agreement(agreement), utf8: Utf8Validator::default(), cur: None }
     }
 
     pub(super) fn in_message(&self) -> bool {

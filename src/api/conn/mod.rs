@@ -147,6 +147,23 @@ impl Conn {
         self.peer_addr
     }
 
+    /// Whether the connection runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    /// The TLS peer's certificate chain, leaf first, DER-encoded (a
+    /// server's, or a client's under mutual TLS); `None` without TLS or
+    /// when the peer sent none.
+    pub fn tls_peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.stream.tls_peer_certificates()
+    }
+
+    /// The negotiated TLS version ("TLSv1_3", "TLSv1_2").
+    pub fn tls_version(&self) -> Option<String> {
+        self.stream.tls_version()
+    }
+
     /// The socket's descriptor (gorilla's NetConn). Reading or writing it
     /// directly corrupts the connection.
     pub fn raw_fd(&self) -> RawFd {
@@ -275,8 +292,13 @@ impl Conn {
     /// and discarding data messages if no other thread is reading), then
     /// closes the socket. `Timeout` when the peer did not answer in time.
     pub fn close_graceful(&self, code: u16, reason: &[u8], timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        match self.write_close(code, reason, Some(deadline)) {
+        self.close_graceful_until(code, reason, Some(Instant::now() + timeout))
+    }
+
+    /// `close_graceful` with a deadline; `None` waits for the peer's close
+    /// as long as it takes.
+    pub fn close_graceful_until(&self, code: u16, reason: &[u8], deadline: Option<Instant>) -> Result<()> {
+        match self.write_close(code, reason, deadline) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::CloseSent => {}
             // A refused code or reason changes nothing: the connection stays usable.
@@ -296,9 +318,13 @@ impl Conn {
     }
 
     /// Waits (without reading) until another thread's read sees the close.
-    fn wait_for_close(&self, deadline: Instant) -> Result<()> {
+    fn wait_for_close(&self, deadline: Option<Instant>) -> Result<()> {
         let mut st = lock(&self.close_state)?;
         while st.received.is_none() && !st.ended && !self.is_shut() {
+            let Some(deadline) = deadline else {
+                st = self.close_cv.wait(st).map_err(|_| Error::poisoned())?;
+                continue;
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::timeout("the peer did not answer the close frame in time"));

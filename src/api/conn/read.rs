@@ -64,7 +64,7 @@ impl ReadSide {
             receiver,
             msg: MessageBuf::default(),
             msg_pos: 0,
-            inflate: deflate.map(|a| InflateState::new(a.peer_no_context_takeover)),
+            inflate: deflate.map(InflateState::new),
             assembling: None,
             stream: None,
             pending: None,
@@ -561,12 +561,12 @@ impl Conn {
 
     /// Reads and discards until the peer's close frame arrives (used by
     /// `close_graceful` when no other thread is reading).
-    pub(super) fn drain_until_close(&self, rs: &mut ReadSide, deadline: Instant) -> Result<()> {
+    pub(super) fn drain_until_close(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<()> {
         if let Some(e) = &rs.sticky {
             return if e.kind() == ErrorKind::Closed { Ok(()) } else { Err(e.clone()) };
         }
         loop {
-            match self.next_data_event(rs, Some(deadline)) {
+            match self.next_data_event(rs, deadline) {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Closed => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Timeout => {

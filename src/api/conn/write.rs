@@ -76,11 +76,8 @@ impl WriteSide {
             stream_compressed: false,
             stream_flushed: false,
             broken: None,
-            deflater: deflate.and_then(|a| {
-                let bits = a.our_window_bits?;
-                let level = backend_level(config.compression_level).unwrap_or_default();
-                Some(Deflater::new(level, bits, a.our_no_context_takeover))
-            }),
+            deflater: deflate
+                .and_then(|a| Deflater::for_agreement(a, backend_level(config.compression_level).unwrap_or_default())),
             compress_enabled: true,
             compress_level: config.compression_level,
             compress_threshold: config.compression_threshold,
@@ -524,7 +521,16 @@ impl Conn {
         payload: &[u8],
         deadline: Option<Instant>,
     ) -> Result<()> {
-        self.flush_out(ws, deadline)?;
+        self.flush_out_raw(ws, deadline)?;
+        // What a TLS layer still holds belongs to earlier frames: a timeout
+        // here sent nothing of this one.
+        self.drain_transport(ws, deadline).map_err(|e| {
+            if e.kind() == ErrorKind::WriteIncomplete {
+                Error::timeout("write deadline passed")
+            } else {
+                e
+            }
+        })?;
         ws.take_buffer();
         let mask = (self.role == Role::Client).then(|| ws.keys.next_key());
         let mut hdr = [0u8; MAX_HEADER_LEN];
@@ -556,7 +562,8 @@ impl Conn {
                     }
                     if ws.out.len() >= chunk {
                         let first_chunk = pos == take;
-                        match self.flush_out(ws, deadline) {
+                        // Mid-frame: the TLS queue drains with the frame's end.
+                        match self.flush_out_raw(ws, deadline) {
                             Ok(()) => {
                                 ws.out.clear();
                                 ws.sent = 0;
@@ -624,11 +631,19 @@ impl Conn {
                 Err(e) => return Err(self.write_failed(ws, e)),
             }
         }
-        Ok(())
+        self.drain_transport(ws, deadline)
     }
 
-    /// Writes `ws.out[ws.sent..]` until it is all out or the deadline passes.
+    /// Writes `ws.out[ws.sent..]` until it is all on the wire (TLS queue
+    /// included) or the deadline passes.
     fn flush_out(&self, ws: &mut WriteSide, deadline: Option<Instant>) -> Result<()> {
+        self.flush_out_raw(ws, deadline)?;
+        self.drain_transport(ws, deadline)
+    }
+
+    /// Writes `ws.out[ws.sent..]` into the stream until it took all of it or
+    /// the deadline passes.
+    fn flush_out_raw(&self, ws: &mut WriteSide, deadline: Option<Instant>) -> Result<()> {
         while ws.sent < ws.out.len() {
             match self.stream.write(&ws.out[ws.sent..]) {
                 Ok(n) => ws.sent += n,
@@ -640,6 +655,24 @@ impl Conn {
         ws.out.clear();
         ws.sent = 0;
         Ok(())
+    }
+
+    /// A TLS layer may still hold ciphertext of what it took: wait until it
+    /// is on the wire. The frame was taken whole, so a timeout here is
+    /// `WriteIncomplete` (the rest goes out first on the next write/flush).
+    fn drain_transport(&self, ws: &mut WriteSide, deadline: Option<Instant>) -> Result<()> {
+        loop {
+            match self.stream.flush() {
+                Ok(true) => return Ok(()),
+                Ok(false) => match self.wait_writable(deadline) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::Timeout => return Err(incomplete()),
+                    Err(e) => return Err(e),
+                },
+                Err(e) if e.kind() == IoKind::Interrupted => {}
+                Err(e) => return Err(self.write_failed(ws, e)),
+            }
+        }
     }
 
     fn wait_writable(&self, deadline: Option<Instant>) -> Result<()> {

@@ -46,6 +46,14 @@ fn connect(addr: SocketAddr) -> Result<Stream, Error> {
         .map_err(|e| Error::new(ErrorKind::Connect, format!("connect to {addr}: {e}")))
 }
 
+/// A TLS failure keeps its status and reason; anything else is I/O.
+fn io_error(what: &str, e: std::io::Error) -> Error {
+    match crate::transport::tls::TlsFailure::from_io(&e) {
+        Some(f) => Error::new(ErrorKind::from(f.kind), f.message.clone()),
+        None => Error::io(what, e),
+    }
+}
+
 impl Dialing {
     /// Starts connecting to the first address that accepts a connect(2).
     pub fn start(
@@ -71,7 +79,12 @@ impl Dialing {
     }
 
     pub fn timeout_error(&self) -> Error {
-        let what = if self.hs.stage() == Stage::Transport { "connecting" } else { "the handshake" };
+        let connected = self.hs.stage() != Stage::Transport;
+        let what = if connected { "the handshake" } else { "connecting" };
+        if connected && self.request.secure && self.stream.tls_version().is_none() {
+            let f = crate::transport::tls::error::handshake_timeout(&self.request.host);
+            return Error::new(ErrorKind::Tls, f.message);
+        }
         Error::new(ErrorKind::Timeout, format!("handshake timeout while {what} ({})", self.addr))
     }
 
@@ -95,8 +108,14 @@ impl Dialing {
                 }
                 return DialStep::Failed(error, None);
             }
-            // Connected. (A proxy tunnel and TLS take their stages here
-            // once transport/ has those layers.)
+            // Connected. TLS is a layer of the stream: its handshake runs
+            // inside the writes and reads below (no proxy stage on the
+            // loop yet: `Dialer::prepare_loop` refuses an explicit one).
+            if self.request.secure {
+                if let Err(e) = self.stream.add_tls_client(&self.dialer.tls, &self.request.host) {
+                    return DialStep::Failed(e, None);
+                }
+            }
             self.hs.layer_ready();
         }
         while !self.hs.to_send().is_empty() {
@@ -104,7 +123,7 @@ impl Dialing {
                 Ok(n) => self.hs.sent(n),
                 Err(e) if e.kind() == IoKind::WouldBlock => return DialStep::Wait,
                 Err(e) if e.kind() == IoKind::Interrupted => {}
-                Err(e) => return DialStep::Failed(Error::io("sending the handshake request", e), None),
+                Err(e) => return DialStep::Failed(io_error("sending the handshake request", e), None),
             }
         }
         loop {
@@ -114,7 +133,7 @@ impl Dialing {
                 Ok(n) => n,
                 Err(e) if e.kind() == IoKind::WouldBlock => return DialStep::Wait,
                 Err(e) if e.kind() == IoKind::Interrupted => continue,
-                Err(e) => return DialStep::Failed(Error::io("reading the handshake response", e), None),
+                Err(e) => return DialStep::Failed(io_error("reading the handshake response", e), None),
             };
             let ResponseHead { head, after } = match self.hs.received(&chunk[..n]) {
                 Ok(Some(r)) => r,

@@ -197,19 +197,23 @@ impl ConnShared {
         ob.buf.clear();
         ob.sent = 0;
         self.set_buffered(ob);
-        Ok(true)
+        // A TLS layer may still hold ciphertext: the next writable event
+        // flushes it (and only then is the outbox drained).
+        self.stream.flush()
     }
 
     /// Gives an empty outbox's buffer back to the pool (the sweep calls
     /// this: a connection that stays busy keeps its buffer between sweeps
-    /// without two pool round trips per message).
-    pub(super) fn release_idle_buffer(&self) {
-        if let Ok(mut ob) = self.out.try_lock() {
-            if ob.pending() == 0 && ob.buf.capacity() > 0 {
-                self.loop_shared.pool.put(std::mem::take(&mut ob.buf));
-                ob.sent = 0;
-            }
+    /// without two pool round trips per message). True when the outbox
+    /// still holds a buffer afterwards (it is busy), so the next sweep
+    /// must come soon.
+    pub(super) fn release_idle_buffer(&self) -> bool {
+        let Ok(mut ob) = self.out.try_lock() else { return true };
+        if ob.pending() == 0 && ob.buf.capacity() > 0 {
+            self.loop_shared.recycle(std::mem::take(&mut ob.buf));
+            ob.sent = 0;
         }
+        ob.buf.capacity() > 0
     }
 
     /// Checks that a data or control frame may be queued now.
@@ -304,6 +308,28 @@ impl ConnShared {
             if let Plan::Direct { header, len } = ob.send.plan(kind, data.len()) {
                 return self.send_direct(ob, &header[..len], data);
             }
+        }
+        if !ob.blocked && self.loop_shared.write_through.load(Ordering::Relaxed) {
+            // The sender drives the loop itself (an asyncio bridge): write
+            // now instead of waking the loop to flush. Control and close
+            // frames still go through the loop's flush, which keeps the
+            // close state machine.
+            ob.ready(&self.loop_shared.pool);
+            let Outbox { buf, send, .. } = &mut *ob;
+            send.message(kind, data, buf).map_err(|e| Error::invalid(e.0))?;
+            self.set_buffered(&ob);
+            match self.write_out(&mut ob) {
+                Ok(true) => {
+                    self.loop_shared.buffers_held.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
+                // The socket pushed back: on_drain follows the flush.
+                Ok(false) => ob.blocked = true,
+                // Reported once by the loop's flush.
+                Err(_) => {}
+            }
+            self.schedule(ob);
+            return Ok(());
         }
         self.encode(ob, |send, buf| send.message(kind, data, buf))
     }
@@ -450,6 +476,15 @@ impl ConnHandle {
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.0.peer_addr
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.0.stream.is_tls()
+    }
+
+    /// The TLS peer's certificate chain (leaf first, DER), if any.
+    pub fn tls_peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.0.stream.tls_peer_certificates()
     }
 
     pub fn raw_fd(&self) -> RawFd {

@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use super::handle::ConnHandle;
 use super::handler::Handler;
-use crate::api::pool::BufferPool;
 use crate::error::{Error, ErrorKind};
 use crate::proto::engine::{ControlPayload, Deadlines, Phase, RecvEvent, RecvHalf, RecvSink};
 use crate::proto::{close, ProtoError, Role};
@@ -37,7 +36,6 @@ pub(super) struct LiveConn {
     pub handle: ConnHandle,
     pub handler: Arc<dyn Handler>,
     recv: RecvHalf,
-    pool: BufferPool,
     pub deadlines: Deadlines,
     /// Readiness arrived while reading was paused: read on resume.
     pub read_missed: bool,
@@ -47,7 +45,6 @@ pub(super) struct LiveConn {
 struct Sink<'a> {
     handle: &'a ConnHandle,
     handler: &'a dyn Handler,
-    pool: &'a BufferPool,
     deadlines: &'a mut Deadlines,
     now: Instant,
 }
@@ -77,20 +74,26 @@ impl RecvSink for Sink<'_> {
         self.handle.0.close.phase() != Phase::Closed
     }
 
-    fn take_buffer(&mut self) -> Vec<u8> {
-        self.pool.get()
+    fn take_buffer(&mut self, need: usize) -> Vec<u8> {
+        // A pooled buffer, or the loop's kept large one when the message
+        // needs more (no fresh pages per large message).
+        self.handle.0.loop_shared.buffer_for(need)
     }
 
     fn give_buffer(&mut self, buf: Vec<u8>) {
-        self.pool.put(buf);
+        self.handle.0.loop_shared.recycle(buf);
     }
 }
 
 impl LiveConn {
-    pub fn new(handle: ConnHandle, handler: Arc<dyn Handler>, read_limit: u64, inflate: Option<bool>) -> LiveConn {
-        let recv = RecvHalf::new(handle.role(), read_limit, inflate);
-        let pool = handle.0.loop_shared.pool.clone();
-        LiveConn { handle, handler, recv, pool, deadlines: Deadlines::new(Instant::now()), read_missed: false }
+    pub fn new(
+        handle: ConnHandle,
+        handler: Arc<dyn Handler>,
+        read_limit: u64,
+        inflate: Option<crate::proto::deflate::Agreement>,
+    ) -> LiveConn {
+        let recv = RecvHalf::new(handle.role(), read_limit, inflate.as_ref());
+        LiveConn { handle, handler, recv, deadlines: Deadlines::new(Instant::now()), read_missed: false }
     }
 
     pub fn peer_closed(&self) -> bool {
@@ -115,13 +118,7 @@ impl LiveConn {
                     other => return other,
                 }
             }
-            let mut sink = Sink {
-                handle: &self.handle,
-                handler: &*self.handler,
-                pool: &self.pool,
-                deadlines: &mut self.deadlines,
-                now,
-            };
+            let mut sink = Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now };
             let (n, short, direct) = if let Some(room) = self.recv.direct_room(DIRECT_READ_MIN, &mut sink) {
                 let want = room.len();
                 match self.handle.0.stream.read(room) {
@@ -193,13 +190,7 @@ impl LiveConn {
         now: Instant,
         f: impl FnOnce(&mut RecvHalf, &mut dyn RecvSink) -> Result<(), ProtoError>,
     ) -> Outcome {
-        let mut sink = Sink {
-            handle: &self.handle,
-            handler: &*self.handler,
-            pool: &self.pool,
-            deadlines: &mut self.deadlines,
-            now,
-        };
+        let mut sink = Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now };
         if let Err(pe) = f(&mut self.recv, &mut sink) {
             return self.fail(pe);
         }

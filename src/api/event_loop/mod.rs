@@ -47,6 +47,7 @@ use super::upgrader::Upgrader;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::engine::{close_state, Phase, TcpAfterClose, TimeoutAction, TimeoutConfig};
 use crate::proto::{close, Role};
+use crate::transport::accept::{classify, AcceptFailure};
 use crate::transport::tcp::bind_listener;
 use crate::transport::Stream;
 
@@ -54,8 +55,16 @@ const WAKER: Token = Token(usize::MAX);
 /// The loop's one read buffer: a 64 KiB message and its header fit with
 /// room to spare, so most messages are handed out without a copy.
 const READ_BUFFER: usize = 256 * 1024;
-/// How often timeouts (handshake, keepalive, idle, close) are checked.
+/// The shortest time between two timeout checks (handshake, keepalive,
+/// idle, close). A sweep is due only at the earliest deadline it found, or
+/// this soon after something that may set an earlier one (a new
+/// connection, a flush, a settings change): idle connections do not wake
+/// the loop 20 times a second.
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
+/// Out of descriptors, a listener is tried again after this long (or
+/// sooner, when a connection closes): its edge-triggered readiness fired
+/// once for the clients now queued and will not fire again for them.
+const ACCEPT_RETRY: Duration = crate::api::listener::ACCEPT_BACKOFF;
 
 /// One readiness event, copied out of mio's list.
 #[derive(Clone, Copy)]
@@ -98,13 +107,17 @@ pub struct EventLoop {
     /// Reused every iteration so that polling allocates nothing.
     ready: Vec<Ready>,
     again_spare: Vec<usize>,
-    next_sweep: Instant,
+    /// When the next sweep is due (None: no deadline anywhere).
+    next_sweep: Option<Instant>,
     shutdown_deadline: Option<Instant>,
     /// When the last wait returned: the time stamp of this iteration's reads.
     now: Instant,
     /// Slots in use, and how many of them are listeners.
     occupied: usize,
     listeners: usize,
+    /// Listeners whose accept ran out of descriptors, and when to retry them.
+    accept_paused: Vec<usize>,
+    accept_retry: Option<Instant>,
 }
 
 /// The any-thread face of an event loop.
@@ -130,10 +143,12 @@ impl EventLoop {
             again: Vec::new(),
             ready: Vec::new(),
             again_spare: Vec::new(),
-            next_sweep: Instant::now() + SWEEP_EVERY,
+            next_sweep: None,
             shutdown_deadline: None,
             occupied: 0,
             listeners: 0,
+            accept_paused: Vec::new(),
+            accept_retry: None,
             now: Instant::now(),
         })
     }
@@ -153,19 +168,33 @@ impl EventLoop {
     /// check, leftover input): `Some(0)` = poll now, `None` = only when
     /// its descriptor becomes readable.
     pub fn next_timeout(&mut self) -> Option<Duration> {
+        if self.shared.buffers_held.swap(false, Ordering::Relaxed) {
+            self.sweep_soon();
+        }
         if !self.again.is_empty() || self.shared.has_commands() || self.shared.has_flush() {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
         let mut until = self.timers.next_deadline();
-        if self.needs_sweep() {
-            until = Some(until.map_or(self.next_sweep, |u| u.min(self.next_sweep)));
+        if let Some(r) = self.accept_retry {
+            until = Some(until.map_or(r, |u| u.min(r)));
+        }
+        if let Some(s) = self.next_sweep {
+            until = Some(until.map_or(s, |u| u.min(s)));
         }
         until.map(|u| u.saturating_duration_since(now))
     }
 
-    fn needs_sweep(&self) -> bool {
-        self.connection_count() > 0
+    /// Something may have set a deadline earlier than the next sweep:
+    /// sweep within SWEEP_EVERY.
+    fn sweep_soon(&mut self) {
+        // Listeners have no deadlines: a loop without connections has
+        // nothing to sweep and keeps no timeout of its own.
+        if self.occupied == self.listeners {
+            return;
+        }
+        let soon = Instant::now() + SWEEP_EVERY;
+        self.next_sweep = Some(self.next_sweep.map_or(soon, |s| s.min(soon)));
     }
 
     /// Connections in any state (handshaking, open, closing). O(1): the
@@ -228,9 +257,12 @@ impl EventLoop {
         self.apply_commands();
         let now = Instant::now();
         self.timers.run_due(now);
-        if now >= self.next_sweep {
-            self.sweep(now);
-            self.next_sweep = now + SWEEP_EVERY;
+        if self.next_sweep.is_some_and(|s| now >= s) {
+            let earliest = self.sweep(now);
+            self.next_sweep = earliest.map(|d| d.max(now + SWEEP_EVERY));
+        }
+        if self.accept_retry.is_some_and(|r| now >= r) {
+            self.retry_accepts();
         }
         self.apply_commands();
         self.flush_all();
@@ -243,6 +275,7 @@ impl EventLoop {
         if matches!(e, Entry::Listener(_)) {
             self.listeners += 1;
         }
+        self.sweep_soon();
         match self.free.pop() {
             Some(t) => {
                 self.slots[t] = Some(e);
@@ -262,6 +295,10 @@ impl EventLoop {
             self.occupied -= 1;
             if matches!(entry, Entry::Listener(_)) {
                 self.listeners -= 1;
+            } else if self.accept_retry.is_some() {
+                // A socket is about to close: a paused listener may get
+                // its descriptor, so retry this iteration.
+                self.accept_retry = Some(self.now);
             }
         }
         e
@@ -319,7 +356,11 @@ impl EventLoop {
             Command::CancelTimer(id) => {
                 self.timers.cancel(id);
             }
-            Command::Shutdown(timeout) => self.begin_shutdown(timeout),
+            Command::Shutdown(timeout) => {
+                self.begin_shutdown(timeout);
+                self.sweep_soon();
+            }
+            Command::Reconfigured => self.sweep_soon(),
         }
     }
 
@@ -346,18 +387,44 @@ impl EventLoop {
             let Some(Some(Entry::Listener(l))) = self.slots.get(t) else { return };
             let (tcp, remote) = match l.tcp.accept() {
                 Ok(x) => x,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // WouldBlock, a connection that died in the queue, or out
-                // of descriptors: try again on the next readiness.
-                Err(_) => return,
+                Err(e) => match classify(&e) {
+                    AcceptFailure::Skip => continue,
+                    // Empty: the next client raises a new edge. Fatal: the
+                    // listener is broken; its connections carry on.
+                    AcceptFailure::Empty | AcceptFailure::Fatal => return,
+                    AcceptFailure::OutOfResources => {
+                        self.pause_accepting(t);
+                        return;
+                    }
+                },
             };
             let (upgrader, handler) = (l.upgrader.clone(), l.handler.clone());
-            let hs = PendingHandshake::new(Stream::from_mio(tcp), Some(remote), &upgrader);
+            // TLS (when the upgrader has it) runs inside the handshake's reads.
+            let Ok(stream) = upgrader.wrap_accepted(Stream::from_mio(tcp), &[]) else { continue };
+            let hs = PendingHandshake::new(stream, Some(remote), &upgrader);
             let fd = hs.stream.as_raw_fd();
             let nt = self.alloc_slot(Entry::Accepting(Box::new(Accepting { hs, upgrader, handler })));
             if self.register(fd, nt).is_err() {
                 self.release_slot(nt);
             }
+        }
+    }
+
+    /// Remembers that listener `t` has clients queued that it could not
+    /// accept; `retry_accepts` tries again.
+    fn pause_accepting(&mut self, t: usize) {
+        if !self.accept_paused.contains(&t) {
+            self.accept_paused.push(t);
+        }
+        let at = self.now.max(Instant::now()) + ACCEPT_RETRY;
+        self.accept_retry = Some(self.accept_retry.map_or(at, |r| r.min(at)));
+    }
+
+    fn retry_accepts(&mut self) {
+        self.accept_retry = None;
+        for t in std::mem::take(&mut self.accept_paused) {
+            // A slot released meanwhile is skipped by `accept_all`.
+            self.accept_all(t);
         }
     }
 
@@ -385,8 +452,7 @@ impl EventLoop {
                 shared.open(acc.subprotocol, acc.deflate.as_ref(), cfg.compression_level, cfg.compression_threshold);
                 let handle = ConnHandle(shared);
                 handle.set_user(user);
-                let inflate = acc.deflate.as_ref().map(|d| d.peer_no_context_takeover);
-                self.open_conn(t, handle, a.handler.clone(), cfg.read_limit, inflate, leftover);
+                self.open_conn(t, handle, a.handler.clone(), cfg.read_limit, acc.deflate, leftover);
             }
         }
     }
@@ -404,7 +470,7 @@ impl EventLoop {
         handle: ConnHandle,
         handler: Arc<dyn Handler>,
         read_limit: u64,
-        inflate: Option<bool>,
+        inflate: Option<crate::proto::deflate::Agreement>,
         leftover: Vec<u8>,
     ) {
         if let Ok(mut open) = self.shared.open.lock() {
@@ -412,6 +478,8 @@ impl EventLoop {
         }
         let live = LiveConn::new(handle.clone(), handler.clone(), read_limit, inflate);
         self.slots[t] = Some(Entry::Open(Box::new(live)));
+        // Its keepalive/idle deadlines may come before the next sweep.
+        self.sweep_soon();
         handler.on_open(&handle);
         let outcome = match self.slots.get_mut(t) {
             Some(Some(Entry::Open(c))) => c.feed(&mut self.rbuf, &leftover),
@@ -453,8 +521,7 @@ impl EventLoop {
                 shared.open(subprotocol, deflate.as_ref(), cfg.compression_level, cfg.compression_threshold);
                 let handle = ConnHandle(shared);
                 handle.set_user(d.user);
-                let inflate = deflate.as_ref().map(|a| a.peer_no_context_takeover);
-                self.open_conn(t, handle, d.handler, cfg.read_limit, inflate, leftover);
+                self.open_conn(t, handle, d.handler, cfg.read_limit, deflate, leftover);
             }
         }
     }
@@ -495,7 +562,7 @@ impl EventLoop {
             open.remove(&sh.id);
         }
         if let Ok(mut ob) = sh.out.lock() {
-            self.shared.pool.put(std::mem::take(&mut ob.buf));
+            self.shared.recycle(std::mem::take(&mut ob.buf));
             ob.sent = 0;
             sh.set_buffered(&ob);
         }
@@ -516,6 +583,8 @@ impl EventLoop {
                 self.flushing = list;
                 return;
             }
+            // A flush may leave a buffer held or start a close handshake.
+            self.sweep_soon();
             for &(t, id) in &list {
                 if matches!(self.slots.get(t), Some(Some(Entry::Open(c))) if c.handle.id() == id) {
                     self.flush_conn(t);
@@ -586,9 +655,15 @@ impl EventLoop {
         }
     }
 
-    /// Checks every deadline: handshakes, close handshakes, keepalive, idle.
-    fn sweep(&mut self, now: Instant) {
+    /// Checks every deadline: handshakes, close handshakes, keepalive,
+    /// idle. Returns the earliest deadline still ahead (None: none).
+    fn sweep(&mut self, now: Instant) -> Option<Instant> {
         let tcfg = timeout_config(&self.shared.config());
+        let mut earliest: Option<Instant> = None;
+        let mut ahead = |d: Instant| earliest = Some(earliest.map_or(d, |e| e.min(d)));
+        if self.shared.age_large() {
+            ahead(now + SWEEP_EVERY);
+        }
         for t in 0..self.slots.len() {
             match &mut self.slots[t] {
                 Some(Entry::Accepting(a)) if a.hs.deadline.is_some_and(|d| now >= d) => {
@@ -606,8 +681,12 @@ impl EventLoop {
                         d.handler.on_dial_error(d.user, &e, None);
                     }
                 }
+                Some(Entry::Accepting(a)) => a.hs.deadline.into_iter().for_each(&mut ahead),
+                Some(Entry::Dialing(d)) => d.deadline.into_iter().for_each(&mut ahead),
                 Some(Entry::Open(c)) => {
-                    c.handle.0.release_idle_buffer();
+                    if c.handle.0.release_idle_buffer() {
+                        ahead(now + SWEEP_EVERY);
+                    }
                     let open = c.handle.0.close.phase() == Phase::Open;
                     match c.deadlines.on_timeout(now, &tcfg, open, c.peer_closed()) {
                         None => {}
@@ -615,16 +694,27 @@ impl EventLoop {
                         Some(TimeoutAction::CloseIdle) => {
                             let _ = c.handle.close(close::GOING_AWAY, b"idle timeout");
                         }
-                        Some(TimeoutAction::EndQuietly) => self.finish(t, close::ABNORMAL, Vec::new(), None),
+                        Some(TimeoutAction::EndQuietly) => {
+                            self.finish(t, close::ABNORMAL, Vec::new(), None);
+                            continue;
+                        }
                         Some(TimeoutAction::Fail(why)) => {
                             let err = Error::new(ErrorKind::Timeout, why);
                             self.finish(t, close::ABNORMAL, Vec::new(), Some(err));
+                            continue;
                         }
+                    }
+                    // The engine says when this connection next needs a
+                    // call (the slot may have ended in a callback above).
+                    if let Some(Some(Entry::Open(c))) = self.slots.get(t) {
+                        let open = c.handle.0.close.phase() == Phase::Open;
+                        c.deadlines.next_timeout(&tcfg, open).into_iter().for_each(&mut ahead);
                     }
                 }
                 _ => {}
             }
         }
+        earliest
     }
 
     fn begin_shutdown(&mut self, timeout: Duration) {
@@ -722,6 +812,9 @@ impl LoopRemote {
     /// Listens on `addr` ("host:port", port 0 = any free one) with a
     /// snapshot of `upgrader`; connections go to `handler`.
     pub fn listen(&self, addr: &str, upgrader: &Upgrader, handler: Arc<dyn Handler>) -> Result<SocketAddr> {
+        if let Some(tls) = &upgrader.tls {
+            tls.rustls()?; // a TLS setting that cannot work fails here, not per client
+        }
         let tcp = bind_listener(addr)?;
         let local = tcp.local_addr().map_err(|e| Error::io("local_addr", e))?;
         let upgrader = Arc::new(upgrader.clone());
@@ -742,7 +835,7 @@ impl LoopRemote {
         handler: Arc<dyn Handler>,
         user: usize,
     ) -> Result<()> {
-        let request = dialer.prepare(url, extra)?;
+        let request = dialer.prepare_loop(url, extra)?;
         let addrs = resolve(&request.host, request.port)?;
         let dialer = Arc::new(dialer.clone());
         self.0.command(Command::Dial { request, addrs, dialer, handler, user })
@@ -791,6 +884,17 @@ impl LoopRemote {
         self.0.config()
     }
 
+    /// With `on`, a data message sent while nothing is queued is written
+    /// to the socket by the sending thread at once, instead of waking the
+    /// loop to flush it: for a caller that drives the loop from the thread
+    /// it sends on (an asyncio bridge), one wake-up and one iteration less
+    /// per send, at the cost of one write(2) per message (a burst is not
+    /// batched into one write). Compressed messages and control frames
+    /// still go through the loop.
+    pub fn set_write_through(&self, on: bool) {
+        self.0.write_through.store(on, Ordering::Relaxed);
+    }
+
     pub fn set_config(&self, cfg: LoopConfig) -> Result<()> {
         for (d, what) in [
             (cfg.ping_interval, "ping interval"),
@@ -803,8 +907,8 @@ impl LoopRemote {
             }
         }
         *self.0.config.lock().map_err(|_| Error::poisoned())? = cfg;
-        self.0.wake();
-        Ok(())
+        // The loop re-checks deadlines under the new settings soon.
+        self.0.command(Command::Reconfigured)
     }
 
     /// Queues `pm` on every open connection; returns how many took it

@@ -51,6 +51,10 @@ const POOL_BUFFER: usize = 64 * 1024 + crate::proto::frame::MAX_HEADER_LEN;
 /// Idle buffers the pool keeps: after a burst over thousands of
 /// connections, at most 64 x 128 KiB stay allocated.
 const POOL_MAX: usize = 64;
+/// The largest buffer the loop keeps for its next large message (one at a
+/// time, dropped after a sweep period unused): without it, every message
+/// over the pool's size costs a fresh allocation and its page faults.
+const LARGE_KEEP: usize = 16 * 1024 * 1024;
 
 pub(super) enum Command {
     Listen {
@@ -73,6 +77,8 @@ pub(super) enum Command {
     },
     CancelTimer(u64),
     Shutdown(Duration),
+    /// The settings changed: deadlines must be checked again soon.
+    Reconfigured,
 }
 
 pub(crate) struct LoopShared {
@@ -88,6 +94,13 @@ pub(crate) struct LoopShared {
     /// Open connections by id (for broadcasts and counts).
     pub(super) open: Mutex<HashMap<u64, ConnHandle>>,
     pub(super) pool: BufferPool,
+    /// Data sends write to the socket at once (see `LoopRemote::set_write_through`).
+    pub(super) write_through: AtomicBool,
+    /// A write-through send kept an outbox buffer: sweep soon to return it.
+    pub(super) buffers_held: AtomicBool,
+    /// The one kept large buffer, and whether it was taken since the last sweep.
+    large: Mutex<Option<Vec<u8>>>,
+    large_used: AtomicBool,
 }
 
 thread_local! {
@@ -124,6 +137,10 @@ impl LoopShared {
             config: Mutex::new(LoopConfig::default()),
             open: Mutex::new(HashMap::new()),
             pool: BufferPool::with_limit(POOL_BUFFER, POOL_MAX),
+            write_through: AtomicBool::new(false),
+            buffers_held: AtomicBool::new(false),
+            large: Mutex::new(None),
+            large_used: AtomicBool::new(false),
         }
     }
 
@@ -176,6 +193,49 @@ impl LoopShared {
             return Vec::new();
         }
         self.commands.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+    }
+
+    /// A buffer for `need` bytes: the kept large one when `need` is over
+    /// the pool's size and it fits, else one from the pool.
+    pub fn buffer_for(&self, need: usize) -> Vec<u8> {
+        if need > self.pool.buffer_size() {
+            if let Ok(mut l) = self.large.lock() {
+                if l.as_ref().is_some_and(|b| b.capacity() >= need) {
+                    self.large_used.store(true, Ordering::Relaxed);
+                    return l.take().unwrap_or_default();
+                }
+            }
+        }
+        self.pool.get()
+    }
+
+    /// Gives a buffer back: to the pool, or, when it grew past the pool's
+    /// size (up to LARGE_KEEP), as the kept large buffer.
+    pub fn recycle(&self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap > 2 * self.pool.buffer_size() && cap <= LARGE_KEEP {
+            if let Ok(mut l) = self.large.lock() {
+                if !l.as_ref().is_some_and(|b| b.capacity() >= cap) {
+                    buf.clear();
+                    *l = Some(buf);
+                    self.large_used.store(true, Ordering::Relaxed);
+                    // A sweep must come to drop it if it stays unused.
+                    self.buffers_held.store(true, Ordering::Relaxed);
+                }
+            }
+            return;
+        }
+        self.pool.put(buf);
+    }
+
+    /// The sweep: drops the kept large buffer when nobody took or returned
+    /// it since the previous sweep. True while one is kept.
+    pub fn age_large(&self) -> bool {
+        let Ok(mut l) = self.large.lock() else { return false };
+        if !self.large_used.swap(false, Ordering::Relaxed) {
+            *l = None;
+        }
+        l.is_some()
     }
 
     pub fn has_commands(&self) -> bool {

@@ -12,7 +12,7 @@
 //!   connection's large message cannot stall a loop that serves others.
 
 use super::super::deflate::codec::TAIL;
-use super::super::deflate::Inflater;
+use super::super::deflate::{Agreement, Inflater};
 use super::super::utf8::Utf8Validator;
 use super::super::ProtoError;
 
@@ -50,8 +50,18 @@ pub struct Inflated {
 
 impl MessageInflater {
     pub fn new(peer_no_context_takeover: bool) -> MessageInflater {
+        MessageInflater::with(Inflater::new(peer_no_context_takeover))
+    }
+
+    /// The decompressor the handshake agreed on (its window and memory
+    /// mode).
+    pub fn for_agreement(agreement: &Agreement) -> MessageInflater {
+        MessageInflater::with(Inflater::for_agreement(agreement))
+    }
+
+    fn with(inflater: Inflater) -> MessageInflater {
         MessageInflater {
-            inflater: Inflater::new(peer_no_context_takeover),
+            inflater,
             utf8: Utf8Validator::default(),
             text: false,
             total_in: 0,

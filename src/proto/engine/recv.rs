@@ -11,6 +11,7 @@
 //! holds unparsed input itself.
 
 use super::super::close;
+use super::super::deflate::Agreement;
 use super::super::kind::MessageType;
 use super::super::receiver::{Event, Receiver};
 use super::super::{ProtoError, Role};
@@ -48,7 +49,9 @@ pub enum RecvEvent<'a> {
 pub trait RecvSink {
     /// Return false to drop the rest of the input (the connection ends).
     fn on_event(&mut self, ev: RecvEvent<'_>) -> bool;
-    fn take_buffer(&mut self) -> Vec<u8> {
+    /// A buffer for a message about to need `need` bytes (a hint: the
+    /// buffer grows as needed).
+    fn take_buffer(&mut self, _need: usize) -> Vec<u8> {
         Vec::new()
     }
     /// A message buffer that is empty again.
@@ -126,9 +129,8 @@ pub struct RecvHalf {
 
 impl RecvHalf {
     /// `read_limit` in bytes (0 = none; inflated bytes for compressed
-    /// messages); `inflate` is `Some(peer_no_context_takeover)` when
-    /// permessage-deflate was agreed.
-    pub fn new(role: Role, read_limit: u64, inflate: Option<bool>) -> RecvHalf {
+    /// messages); `inflate` is the permessage-deflate agreement, if any.
+    pub fn new(role: Role, read_limit: u64, inflate: Option<&Agreement>) -> RecvHalf {
         let mut receiver = Receiver::new(role, read_limit);
         receiver.set_allow_rsv1(inflate.is_some());
         RecvHalf {
@@ -137,7 +139,7 @@ impl RecvHalf {
             left_len: 0,
             cur: None,
             msg: Vec::new(),
-            inflater: inflate.map(|nct| Box::new(MessageInflater::new(nct))),
+            inflater: inflate.map(|a| Box::new(MessageInflater::for_agreement(a))),
             backlog: None,
             ping: None,
             pong_owed: false,
@@ -303,10 +305,10 @@ impl RecvHalf {
     /// Appends payload to the message buffer, which grows once to the
     /// frame's size (up to a bound) rather than by doubling.
     fn append(&mut self, data: &[u8], sink: &mut dyn RecvSink) {
-        if self.msg.capacity() == 0 {
-            self.msg = sink.take_buffer();
-        }
         let ahead = self.receiver.frame_remaining().unwrap_or(0).min(RESERVE_AHEAD_MAX);
+        if self.msg.capacity() == 0 {
+            self.msg = sink.take_buffer(data.len() + ahead as usize);
+        }
         self.msg.reserve(data.len() + ahead as usize);
         self.msg.extend_from_slice(data);
     }
@@ -331,7 +333,7 @@ impl RecvHalf {
         budget: &mut usize,
     ) -> Result<Option<usize>, ProtoError> {
         if self.msg.capacity() == 0 {
-            self.msg = sink.take_buffer();
+            self.msg = sink.take_buffer(0);
         }
         let limit = self.receiver.max_message();
         let inf = self.inflater.as_mut().expect("a compressed message has an inflater");
@@ -385,7 +387,7 @@ impl RecvHalf {
         if self.room != n {
             self.drop_room();
             if self.msg.capacity() == 0 {
-                self.msg = sink.take_buffer();
+                self.msg = sink.take_buffer(n);
             }
             let len = self.msg.len();
             self.msg.resize(len + n, 0);
@@ -417,6 +419,18 @@ impl RecvHalf {
 
 #[cfg(test)]
 mod tests {
+
+    /// permessage-deflate with context takeover, full windows, dedicated state.
+    fn takeover() -> crate::proto::deflate::Agreement {
+        crate::proto::deflate::Agreement {
+            our_window_bits: Some(15),
+            our_no_context_takeover: false,
+            peer_no_context_takeover: false,
+            peer_window_bits: 15,
+            mem_level: 8,
+            memory: crate::proto::deflate::DeflateMemory::Dedicated,
+        }
+    }
     use super::*;
     use crate::proto::deflate::Deflater;
     use crate::proto::frame::{encode_header, OpCode, MAX_HEADER_LEN};
@@ -488,13 +502,13 @@ mod tests {
     #[test]
     fn every_split_gives_the_same_events() {
         let input = sample();
-        let want = feed(&mut RecvHalf::new(Role::Server, 0, Some(false)), &input, input.len()).unwrap();
+        let want = feed(&mut RecvHalf::new(Role::Server, 0, Some(&takeover())), &input, input.len()).unwrap();
         assert_eq!(want.len(), 6, "{want:?}");
         assert_eq!(want[0], "ping:p1");
         assert_eq!(want[1], "Text:héllo wörld");
         assert_eq!(want[5], "close:1000:bye");
         for step in 1..input.len() {
-            let mut r = RecvHalf::new(Role::Server, 0, Some(false));
+            let mut r = RecvHalf::new(Role::Server, 0, Some(&takeover()));
             assert_eq!(feed(&mut r, &input, step).unwrap(), want, "step {step}");
             let owed = r.take_owed();
             assert_eq!(owed.pong.unwrap().as_slice(), b"p1");
@@ -505,9 +519,9 @@ mod tests {
     #[test]
     fn splits_without_restoring_the_leftover_give_the_same_events() {
         let input = sample();
-        let want = feed(&mut RecvHalf::new(Role::Server, 0, Some(false)), &input, input.len()).unwrap();
+        let want = feed(&mut RecvHalf::new(Role::Server, 0, Some(&takeover())), &input, input.len()).unwrap();
         for split in 0..input.len() {
-            let mut r = RecvHalf::new(Role::Server, 0, Some(false));
+            let mut r = RecvHalf::new(Role::Server, 0, Some(&takeover()));
             let mut sink = Collect::default();
             let (mut a, mut b) = (input[..split].to_vec(), input[split..].to_vec());
             r.process(&mut a, &mut sink).unwrap();
@@ -538,7 +552,7 @@ mod tests {
         Deflater::new(Compression::default(), 15, false).compress_message(&big, &mut z);
         let mut input = frame(true, true, OpCode::Binary, &z);
         input.extend(frame(true, false, OpCode::Text, b"after"));
-        let mut r = RecvHalf::new(Role::Server, 0, Some(false));
+        let mut r = RecvHalf::new(Role::Server, 0, Some(&takeover()));
         let mut sink = Collect::default();
         r.process(&mut input, &mut sink).unwrap();
         assert!(r.backlogged() && sink.0.is_empty());

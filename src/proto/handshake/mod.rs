@@ -11,11 +11,14 @@
 //!   the server's response).
 //! * [`client`]: the client's handshake as a state machine (stages for a
 //!   proxy tunnel and TLS before the request), shared by every driver.
+//! * [`plain_http`]: plain HTTP requests on the WebSocket port (not
+//!   upgrades): routing, body length, the response.
 //! * [`url`]: `ws://` / `wss://` URL parsing for the client.
 
 pub mod accept;
 pub mod client;
 pub mod headers;
+pub mod plain_http;
 pub mod request;
 pub mod response;
 pub mod url;

@@ -1,0 +1,73 @@
+# Build and install libws like a C library.
+#
+#     make                                   # cargo build --release
+#     make install PREFIX=/usr/local         # (as root for /usr/local)
+#     make install DESTDIR=/tmp/stage PREFIX=/usr LIBDIR=/usr/lib/x86_64-linux-gnu
+#     make uninstall PREFIX=/usr/local
+#
+# Installs: $(LIBDIR)/libws.so.X.Y.Z (SONAME libws.so.X) with the symlinks
+# libws.so.X and libws.so, $(LIBDIR)/libws.a, $(INCLUDEDIR)/ws.h and ws.hpp,
+# $(LIBDIR)/pkgconfig/libws.pc and $(LIBDIR)/cmake/libws/ (find_package).
+# The installed libraries carry no debug information (the release profile
+# keeps some for profiling in target/). DESTDIR only stages: the files
+# written name PREFIX/LIBDIR, not DESTDIR.
+
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR   ?= $(LIBDIR)/cmake/libws
+DESTDIR    ?=
+
+CARGO      ?= cargo
+STRIP      ?= strip
+INSTALL    ?= install
+TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
+BUILT      := $(TARGET_DIR)/release
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
+MINOR   := $(word 2,$(subst ., ,$(VERSION)))
+SONAME  := libws.so.$(MAJOR)
+REALNAME := libws.so.$(VERSION)
+BITS    := $(shell getconf LONG_BIT)
+
+# What a static link needs besides libws.a: the output of
+# `cargo rustc --release --lib --crate-type staticlib -- --print native-static-libs`
+# (tests/install.rs links a program statically with exactly these).
+STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+STATIC_LIBS_CMAKE := $(subst $(eval) ,;,$(patsubst -l%,%,$(STATIC_LIBS)))
+
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@MAJOR@|$(MAJOR)|g' -e 's|@MINOR@|$(MINOR)|g' \
+	-e 's|@STATIC_LIBS@|$(STATIC_LIBS)|g' -e 's|@STATIC_LIBS_CMAKE@|$(STATIC_LIBS_CMAKE)|g' \
+	-e 's|@SIZEOF_VOID_P@|$(shell expr $(BITS) / 8)|g' -e 's|@SIZEOF_VOID_P_BITS@|$(BITS)|g'
+
+.PHONY: all build install uninstall
+
+all: build
+
+build:
+	$(CARGO) build --release --lib
+	ln -sf libws.so $(BUILT)/$(SONAME)  # what programs linked in the build tree load
+
+install: build
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
+	$(INSTALL) -m 755 $(BUILT)/libws.so $(DESTDIR)$(LIBDIR)/$(REALNAME)
+	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/$(REALNAME)
+	ln -sf $(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libws.so
+	$(INSTALL) -m 644 $(BUILT)/libws.a $(DESTDIR)$(LIBDIR)/libws.a
+	$(STRIP) --strip-debug $(DESTDIR)$(LIBDIR)/libws.a
+	$(INSTALL) -m 644 include/ws.h include/ws.hpp $(DESTDIR)$(INCLUDEDIR)/
+	$(SUBST) packaging/libws.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libws.pc
+	$(SUBST) packaging/libwsConfig.cmake.in > $(DESTDIR)$(CMAKEDIR)/libwsConfig.cmake
+	$(SUBST) packaging/libwsConfigVersion.cmake.in > $(DESTDIR)$(CMAKEDIR)/libwsConfigVersion.cmake
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/$(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libws.so \
+	      $(DESTDIR)$(LIBDIR)/libws.a $(DESTDIR)$(INCLUDEDIR)/ws.h $(DESTDIR)$(INCLUDEDIR)/ws.hpp \
+	      $(DESTDIR)$(PKGCONFIGDIR)/libws.pc $(DESTDIR)$(CMAKEDIR)/libwsConfig.cmake \
+	      $(DESTDIR)$(CMAKEDIR)/libwsConfigVersion.cmake
+	-rmdir $(DESTDIR)$(CMAKEDIR)

@@ -1,0 +1,1073 @@
+"""libws.asyncio: the asyncio API (``websockets``-style) over libws's event loop.
+
+Client::
+
+    import libws.asyncio as ws
+
+    async with ws.connect("ws://127.0.0.1:8765/") as conn:
+        await conn.send("hello")
+        print(await conn.recv())
+
+Server::
+
+    async def echo(conn):
+        async for message in conn:
+            await conn.send(message)
+
+    async with ws.serve(echo, "127.0.0.1", 8765) as server:
+        await server.serve_forever()
+
+How it runs: a libws ``ws_loop`` (a :class:`libws.EventLoop`) sits inside
+the running asyncio loop. Its descriptor (an epoll instance) is watched
+with ``loop.add_reader`` and the loop's own next deadline with one asyncio
+timer; both call ``ws_loop_poll(0)`` on the asyncio thread, which runs the
+libws callbacks there. No thread per connection, no thread at all (except
+to resolve a host name that is not an IP address). Works with any
+asyncio loop that supports ``add_reader`` (the default one, uvloop).
+
+Cancellation: ``recv`` takes a message off the queue only after its wait
+ended, so ``asyncio.timeout``/``wait_for`` around it never lose one.
+``send`` queues the whole message at once (it can neither be cut nor
+sent twice); a cancelled ``send`` may have been queued already, as with
+``websockets``. ``close`` and ``wait_closed`` may be cancelled: the close
+handshake goes on.
+
+Threads: like every asyncio object, a connection belongs to its event
+loop's thread; from another thread, go through
+``loop.call_soon_threadsafe`` / ``asyncio.run_coroutine_threadsafe``.
+
+Differences from ``websockets``: ``await conn.ping()`` waits for the pong
+and returns the latency (``websockets``: ``await (await conn.ping())``);
+``compression`` defaults to None (as in libws's sync API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ctypes
+import ipaddress
+import itertools
+import logging
+import struct
+import threading
+import time
+from types import TracebackType
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Deque,
+    Dict,
+    Generator,
+    Iterable,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Type,
+    Union,
+)
+from urllib.parse import urlsplit
+
+from . import _ffi
+from .client import CompressionArg, HeadersLike
+from .event_loop import DEFAULT_MAX_BUFFERED, DEFAULT_MAX_SIZE, EventLoop, LoopConnection
+from .exceptions import (
+    ConnectionClosed,
+    error_for,
+    ConnectionClosedOK,
+    LibwsError,
+    QueueFull,
+    closed_error,
+)
+from .server import Request
+
+__all__ = [
+    "connect",
+    "serve",
+    "broadcast",
+    "Connection",
+    "ClientConnection",
+    "ServerConnection",
+    "Server",
+]
+
+logger = logging.getLogger("libws")
+
+Data = Union[str, bytes]
+Message = Union[str, bytes, bytearray, memoryview]
+#: ``process_request(request)``: None (or True) accepts, False refuses with
+#: 403, an int (400-599) refuses with that HTTP status
+ProcessRequest = Callable[[Request], Union[None, bool, int]]
+Handler = Callable[["ServerConnection"], Awaitable[Any]]
+
+DEFAULT_PING_INTERVAL = 20.0
+DEFAULT_PING_TIMEOUT = 20.0
+DEFAULT_CLOSE_TIMEOUT = 10.0
+DEFAULT_OPEN_TIMEOUT = 10.0
+DEFAULT_MAX_QUEUE = 16
+DEFAULT_WRITE_LIMIT = 32 * 1024
+
+
+def _seconds(v: Optional[float], what: str) -> Optional[float]:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0:
+        raise ValueError(f"{what} must be a number of seconds >= 0 or None, not {v!r}")
+    return float(v) if v > 0 else None
+
+
+_poll = _ffi.ws_loop_poll
+_next_timeout = _ffi.ws_loop_next_timeout_ms
+_write = _ffi.ws_conn_write_message
+_buffered = _ffi.ws_conn_buffered_amount
+_TEXT, _BINARY, _OK, _QUEUE_FULL = _ffi.WS_TEXT, _ffi.WS_BINARY, _ffi.WS_OK, _ffi.WS_ERR_QUEUE_FULL
+
+# ---------------------------------------------------------------------------
+# The libws loop inside the asyncio loop
+# ---------------------------------------------------------------------------
+
+
+class _AsyncEventLoop(EventLoop):
+    """An EventLoop whose message callback hands the payload straight to
+    the asyncio connection (one Python call per message instead of four)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        #: asyncio connections by C handle
+        self.aio: Dict[int, "Connection"] = {}
+        super().__init__(**kwargs)
+
+    def _t_message(self, h: int, typ: int, data: int, n: int, ud: Any) -> None:
+        ws = self.aio.get(h)
+        if ws is None:
+            return super()._t_message(h, typ, data, n, ud)
+        try:
+            raw = _string_at(data, n) if n else b""
+            ws._on_message(raw.decode("utf-8") if typ == _TEXT else raw)
+        except BaseException as e:  # never into C
+            self._report(e, "on_message", ws._conn)
+
+
+_string_at = ctypes.string_at
+
+
+class _Hub:
+    """One libws :class:`EventLoop` driven by an asyncio loop: a reader on
+    its descriptor and one timer for its next deadline. Lives while it has
+    users (dials in progress, open connections, a server)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, close_timeout: Optional[float], max_buffered: int,
+                 key: Optional[Tuple[Any, ...]] = None) -> None:
+        self.loop = loop
+        self.key = key
+        self.ev = _AsyncEventLoop(max_buffered=max_buffered, close_timeout=close_timeout)
+        self.fd = self.ev.fileno()
+        self._lp = self.ev._h
+        # Sends from this thread write to the socket at once (no wake-up
+        # of the loop just to flush): this thread also drives the loop.
+        _ffi.ws_loop_set_write_through(self._lp, True)
+        self._tid = threading.get_ident()
+        self.users = 0
+        self.closed = False
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at = 0.0
+        self._soon = False
+        #: connections with a send waiting for their queue to drain
+        self.drain_waiters: Set[Connection] = set()
+        loop.add_reader(self.fd, self._run)
+
+    def _run(self) -> None:
+        self._soon = False
+        if self.closed:
+            return
+        ev = self.ev
+        # EventLoop.poll(0) without its lock: only this thread ever drives
+        # a hub's loop (and closes it), so the checks it makes cannot race.
+        ev._driver = self._tid
+        try:
+            st = _poll(self._lp, 0)
+        finally:
+            ev._driver = None
+            if not self.closed:
+                self.after()
+        ev._raise_pending()
+        if st != _ffi.WS_OK:
+            raise error_for(st)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._run()
+
+    def after(self) -> None:
+        """After libws ran (or was handed work): wake drain waiters, aim
+        the timer at the loop's next deadline."""
+        if self.drain_waiters:
+            for c in list(self.drain_waiters):
+                c._check_drain()
+        ms = _next_timeout(self._lp)
+        t = None if ms < 0 else ms / 1000
+        if t is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        elif t == 0:
+            if not self._soon:
+                self._soon = True
+                self.loop.call_soon(self._run)
+        else:
+            at = self.loop.time() + t
+            # A timer that fires early only costs a poll that finds nothing;
+            # re-arming on every poll would cost a heap push each time.
+            if self._timer is None or at < self._timer_at - 0.0005:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer_at = at
+                self._timer = self.loop.call_at(at, self._fire)
+
+    def acquire(self) -> None:
+        self.users += 1
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and not self.closed:
+            # Not from inside a libws callback: the loop is being driven.
+            self.loop.call_soon(self._close_if_unused)
+
+    def _close_if_unused(self) -> None:
+        if self.users <= 0 and not self.closed:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if _hubs.get(self.key) is self:
+            del _hubs[self.key]
+        try:
+            self.loop.remove_reader(self.fd)
+        except (RuntimeError, ValueError):  # the asyncio loop is closed
+            pass
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.ev.close()
+
+
+#: client hubs shared by every connect() with the same settings on one
+#: asyncio loop (key: id of the loop, and the settings)
+_hubs: Dict[Any, _Hub] = {}
+
+
+def _client_hub(loop: asyncio.AbstractEventLoop, close_timeout: Optional[float], max_buffered: int) -> _Hub:
+    key = (id(loop), close_timeout, max_buffered)
+    hub = _hubs.get(key)
+    if hub is not None and (hub.loop is not loop or hub.closed):
+        hub = None  # an old loop's, whose id was reused
+    if hub is None:
+        hub = _Hub(loop, close_timeout, max_buffered, key)
+        _hubs[key] = hub
+    return hub
+
+
+# ---------------------------------------------------------------------------
+# Connections
+# ---------------------------------------------------------------------------
+
+_ping_ids = itertools.count(1)
+
+
+class Connection:
+    """An open WebSocket connection in asyncio (base of
+    :class:`ClientConnection` and :class:`ServerConnection`).
+
+    Attributes:
+        latency: seconds between the last ping (keepalive or :meth:`ping`)
+            and its pong; 0 until one was answered.
+    """
+
+    def __init__(self, hub: _Hub, conn: LoopConnection, *, max_queue: Optional[int], write_limit: int,
+                 ping_interval: Optional[float], ping_timeout: Optional[float]) -> None:
+        self._hub = hub
+        self._conn = conn
+        # The C handle: valid until on_close, which runs on this thread
+        # and sets _closed first (checked before every direct use).
+        self._h = conn._h
+        hub.ev.aio[conn._h] = self  # type: ignore[index]
+        self._loop = hub.loop
+        self._messages: Deque[Data] = collections.deque()
+        self._recv_waiter: Optional[asyncio.Future[None]] = None
+        self._recv_busy = False
+        self._closed_fut: asyncio.Future[None] = self._loop.create_future()
+        self._closed = False
+        self._max_queue = max_queue
+        self._paused = False
+        self._write_limit = write_limit
+        self._drain_fut: Optional[asyncio.Future[None]] = None
+        self._drain_low = 0
+        #: pings waiting for their pong, oldest first: payload -> (future or None, sent at)
+        self._pings: Dict[bytes, Tuple[Optional[asyncio.Future[float]], float]] = {}
+        self.latency = 0.0
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._ka_timer: Optional[asyncio.TimerHandle] = None
+        self._ka_payload: Optional[bytes] = None
+        if ping_interval is not None:
+            self._ka_timer = self._loop.call_later(ping_interval, self._keepalive)
+
+    # -- libws callbacks (on the asyncio thread, inside ws_loop_poll) ---------
+
+    def _on_message(self, message: Data) -> None:
+        messages = self._messages
+        messages.append(message)
+        w = self._recv_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        mq = self._max_queue
+        if mq is not None and len(messages) >= mq and not self._paused:
+            # Stop reading: TCP pushes back on the peer until recv catches up.
+            self._paused = True
+            try:
+                self._conn.pause_reading()
+            except ConnectionClosed:
+                pass
+
+    def _on_pong(self, data: bytes) -> None:
+        if data not in self._pings:
+            return
+        now = time.monotonic()
+        # A pong answers its ping and every earlier one (RFC 6455 5.5.3).
+        while self._pings:
+            payload, (fut, sent) = next(iter(self._pings.items()))
+            del self._pings[payload]
+            self.latency = now - sent
+            if fut is not None and not fut.done():
+                fut.set_result(now - sent)
+            if payload == self._ka_payload:
+                self._keepalive_answered(sent)
+            if payload == data:
+                break
+
+    def _on_close(self) -> None:
+        self._closed = True
+        self._hub.ev.aio.pop(self._h, None)  # type: ignore[arg-type]
+        for t in (self._ka_timer,):
+            if t is not None:
+                t.cancel()
+        self._ka_timer = None
+        w = self._recv_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        pings, self._pings = self._pings, {}
+        for fut, _ in pings.values():
+            if fut is not None and not fut.done():
+                fut.set_exception(self._closed_exc())
+        self._check_drain()
+        if not self._closed_fut.done():
+            self._closed_fut.set_result(None)
+
+    # -- receiving -------------------------------------------------------------
+
+    def _closed_exc(self) -> ConnectionClosed:
+        err = self._conn.error
+        if isinstance(err, ConnectionClosed):
+            return err
+        code = self._conn.close_code
+        exc = closed_error(code if code is not None else 1006, self._conn.close_reason or "", None,
+                           "" if err is None else f"connection closed: {err}")
+        exc.__cause__ = err
+        return exc
+
+    async def recv(self) -> Data:
+        """The next message: ``str`` for text, ``bytes`` for binary.
+
+        Cancelling it (``asyncio.timeout``, ``wait_for``) never loses a
+        message: one is taken off the queue only once the wait is over.
+
+        Raises:
+            ConnectionClosedOK, ConnectionClosedError: the connection is
+                closed (after every message received before the close was
+                returned), with ``.code`` and ``.reason``.
+            RuntimeError: another task is already waiting in ``recv``.
+        """
+        messages = self._messages
+        if messages and not self._paused:  # the common case, fast
+            return messages.popleft()
+        if self._recv_busy:
+            raise RuntimeError("recv() is already running in another task")
+        if not messages:
+            if self._closed:
+                raise self._closed_exc()
+            self._recv_busy = True
+            try:
+                while not self._messages:
+                    if self._closed:
+                        raise self._closed_exc()
+                    w = self._recv_waiter = self._loop.create_future()
+                    try:
+                        await w
+                    finally:
+                        self._recv_waiter = None
+            finally:
+                self._recv_busy = False
+        message = self._messages.popleft()
+        if self._paused and len(self._messages) <= (self._max_queue or 0) // 4:
+            self._paused = False
+            try:
+                self._conn.resume_reading()
+                self._hub.after()  # the loop reads again at its next poll
+            except ConnectionClosed:
+                pass
+        return message
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        """``async for message in conn``: ends when the connection closes
+        normally (1000/1001), raises ConnectionClosedError otherwise."""
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Data]:
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    # -- sending ---------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        """Sends a message: ``str`` as text, bytes-like as binary. Queues
+        it whole, then waits while more than ``write_limit`` bytes are
+        queued (backpressure). A message larger than the loop's
+        ``max_buffered`` waits for the queue to empty first.
+
+        Raises:
+            ConnectionClosed: the connection is closed or closing.
+            TypeError: ``message`` is of another type.
+        """
+        t = type(message)
+        if t is bytes:
+            data, typ = message, _BINARY
+        elif t is str:
+            data, typ = message.encode("utf-8"), _TEXT  # type: ignore[union-attr]
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            data, typ = bytes(message), _BINARY
+        elif isinstance(message, str):
+            data, typ = message.encode("utf-8"), _TEXT
+        else:
+            raise TypeError(f"send() takes str or bytes-like data, not {type(message).__name__}")
+        while True:
+            if self._closed:
+                raise self._closed_exc()
+            st = _write(self._h, typ, data, len(data))
+            if st == _OK:
+                break
+            if st != _QUEUE_FULL:
+                raise self._conn._error(st)
+            await self._wait_drain(0)
+        if _buffered(self._h) > self._write_limit:
+            await self._wait_drain(self._write_limit // 4)
+
+    async def _wait_drain(self, low: int) -> None:
+        if self._drain_fut is not None:
+            # Another sender waits already: wait with it.
+            await asyncio.shield(self._drain_fut)
+            return
+        fut = self._drain_fut = self._loop.create_future()
+        self._drain_low = low
+        self._hub.drain_waiters.add(self)
+        self._hub.after()
+        try:
+            await fut
+        finally:
+            self._hub.drain_waiters.discard(self)
+            if self._drain_fut is fut:
+                self._drain_fut = None
+        if self._closed:
+            raise self._closed_exc()
+
+    def _check_drain(self) -> None:
+        fut = self._drain_fut
+        if fut is None or fut.done():
+            return
+        if self._closed or _buffered(self._h) <= self._drain_low:
+            fut.set_result(None)
+
+    async def ping(self, data: Optional[Union[str, bytes]] = None) -> float:
+        """Sends a ping and waits for its pong; returns the latency in
+        seconds. ``data`` (at most 125 bytes) defaults to 4 unique bytes.
+
+        Raises:
+            ConnectionClosed: the connection closed before the pong came.
+            ValueError: a ping with the same data is already waiting.
+        """
+        if data is None:
+            payload = struct.pack("!I", next(_ping_ids) & 0xFFFFFFFF)
+            while payload in self._pings:
+                payload = struct.pack("!I", next(_ping_ids) & 0xFFFFFFFF)
+        else:
+            payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+            if payload in self._pings:
+                raise ValueError("a ping with this data is already waiting for its pong")
+        if self._closed:
+            raise self._closed_exc()
+        fut: asyncio.Future[float] = self._loop.create_future()
+        self._conn.ping(payload)
+        self._pings[payload] = (fut, time.monotonic())
+        try:
+            return await fut
+        finally:
+            if fut.cancelled() or not fut.done():  # cancelled: forget it
+                self._pings.pop(payload, None)
+
+    async def pong(self, data: Union[str, bytes] = b"") -> None:
+        """Sends an unsolicited pong (at most 125 bytes)."""
+        self._conn.pong(data)
+
+    # -- keepalive ---------------------------------------------------------------
+
+    def _keepalive(self) -> None:
+        self._ka_timer = None
+        if self._closed:
+            return
+        payload = struct.pack("!I", next(_ping_ids) & 0xFFFFFFFF)
+        try:
+            self._conn.ping(payload)
+        except LibwsError:
+            return
+        self._ka_payload = payload
+        self._pings[payload] = (None, time.monotonic())
+        if self._ping_timeout is not None:
+            self._ka_timer = self._loop.call_later(self._ping_timeout, self._keepalive_expired, payload)
+
+    def _keepalive_answered(self, sent: float) -> None:
+        self._ka_payload = None
+        if self._ka_timer is not None:
+            self._ka_timer.cancel()
+        if self._ping_interval is not None and not self._closed:
+            self._ka_timer = self._loop.call_at(
+                self._loop.time() + max(0.0, self._ping_interval - (time.monotonic() - sent)), self._keepalive)
+
+    def _keepalive_expired(self, payload: bytes) -> None:
+        self._ka_timer = None
+        if self._closed or payload != self._ka_payload:
+            return
+        # websockets' behaviour: 1011, then the close timeout bounds the rest.
+        try:
+            self._conn.close(1011, "keepalive ping timeout")
+            self._hub.after()
+        except LibwsError:
+            pass
+
+    # -- closing -------------------------------------------------------------------
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Starts the close handshake and waits for the connection to end
+        (at most the close timeout). Closing a closed connection does
+        nothing. Cancelling the wait does not stop the handshake."""
+        self._conn.close(code, reason)
+        self._hub.after()
+        await asyncio.shield(self._closed_fut)
+
+    async def wait_closed(self) -> None:
+        """Waits until the connection has ended."""
+        await asyncio.shield(self._closed_fut)
+
+    def abort(self) -> None:
+        """Closes the socket without a close handshake (1006)."""
+        self._conn.abort()
+
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                        tb: Optional[TracebackType]) -> None:
+        await self.close()
+
+    # -- information -----------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended."""
+        return self._closed
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """The peer's close code (1005: none, 1006: no close frame); None while open."""
+        return self._conn.close_code
+
+    @property
+    def close_reason(self) -> Optional[str]:
+        return self._conn.close_reason
+
+    @property
+    def subprotocol(self) -> Optional[str]:
+        return self._conn.subprotocol
+
+    @property
+    def compression(self) -> Optional[str]:
+        """``"deflate"`` when permessage-deflate was negotiated, else None."""
+        return self._conn.compression
+
+    @property
+    def local_address(self) -> Optional[Tuple[str, int]]:
+        return self._conn.local_address
+
+    @property
+    def remote_address(self) -> Optional[Tuple[str, int]]:
+        return self._conn.remote_address
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued and not yet taken by the socket."""
+        return self._conn.buffered_amount
+
+    def __repr__(self) -> str:
+        return f"<libws.asyncio.{type(self).__name__} {'closed' if self._closed else 'open'} " \
+               f"remote={self.remote_address}>"
+
+
+class ClientConnection(Connection):
+    """A connection opened by :func:`connect`."""
+
+
+class ServerConnection(Connection):
+    """A connection accepted by :func:`serve`.
+
+    Attributes:
+        request: the handshake request (path, headers...).
+    """
+
+    request: Request
+
+    @property
+    def server(self) -> "Server":
+        return self._server
+
+    _server: "Server"
+
+
+class _Dispatch:
+    """The libws callbacks of one dial or listener: forward to the
+    connection's asyncio side (``conn._aio``)."""
+
+    def on_message(self, conn: LoopConnection, message: Data) -> None:
+        conn._aio._on_message(message)  # type: ignore[attr-defined]
+
+    def on_pong(self, conn: LoopConnection, data: bytes) -> None:
+        aio = getattr(conn, "_aio", None)
+        if aio is not None:
+            aio._on_pong(data)
+
+    def on_close(self, conn: LoopConnection, code: int, reason: str) -> None:
+        aio = getattr(conn, "_aio", None)
+        if aio is not None:
+            aio._on_close()
+        self._closed(conn, aio)
+
+    def _closed(self, conn: LoopConnection, aio: Optional[Connection]) -> None:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------
+# connect
+# ---------------------------------------------------------------------------
+
+
+class _Dial(_Dispatch):
+    def __init__(self, hub: _Hub, fut: "asyncio.Future[ClientConnection]", opts: Dict[str, Any]) -> None:
+        self.hub = hub
+        self.fut = fut
+        self.opts = opts
+
+    def on_open(self, conn: LoopConnection) -> None:
+        if self.fut.done():  # the connect was cancelled meanwhile
+            conn.abort()
+            return
+        ws = ClientConnection(self.hub, conn, **self.opts)
+        conn._aio = ws  # type: ignore[attr-defined]
+        self.fut.set_result(ws)
+
+    def on_connect_error(self, error: LibwsError) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(error)
+        self.hub.release()
+
+    def _closed(self, conn: LoopConnection, aio: Optional[Connection]) -> None:
+        self.hub.release()
+
+
+def _needs_resolving(url: str) -> Optional[str]:
+    """The host of a ws:// URL when it is a name (not an IP literal or
+    localhost), else None."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if not host or host == "localhost":
+        return None
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        return host
+
+
+class connect:
+    """Opens a client connection: ``ws = await connect(url)`` or
+    ``async with connect(url) as ws:`` (closed on exit).
+
+    Args:
+        url: a ``ws://`` URL.
+        subprotocols: offered subprotocols, in order of preference.
+        additional_headers: extra request headers (mapping or pairs).
+        origin: the Origin header.
+        compression: None (default), ``"deflate"`` or a :class:`libws.Compression`.
+        open_timeout: seconds for connecting and the handshake (default 10).
+        ping_interval, ping_timeout: keepalive: a ping every
+            ``ping_interval`` seconds, the connection closed (1011) when its
+            pong is not there within ``ping_timeout`` (default 20 and 20;
+            None turns it off).
+        close_timeout: how long the close handshake may take (default 10).
+        max_size: largest incoming message (default 64 MiB; None: no limit);
+            a larger one fails the connection with 1009.
+        max_queue: received messages kept before reading pauses (default
+            16; None: no limit).
+        write_limit: ``send`` waits while more bytes than this are queued
+            (default 32 KiB).
+        max_buffered: a connection's hard queue limit (default 16 MiB).
+
+    Raises:
+        ConnectionRefused (a ConnectionRefusedError), ConnectError,
+        HandshakeError (with the server's answer), TimeoutError, InvalidURI.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        subprotocols: Optional[Sequence[str]] = None,
+        additional_headers: Optional[HeadersLike] = None,
+        origin: Optional[str] = None,
+        compression: CompressionArg = None,
+        open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
+        ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+        ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+        close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+        write_limit: int = DEFAULT_WRITE_LIMIT,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+    ) -> None:
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, not {type(url).__name__}")
+        self._url = url
+        self._dial_kw: Dict[str, Any] = dict(
+            subprotocols=subprotocols, headers=additional_headers, origin=origin, compression=compression,
+            timeout=_seconds(open_timeout, "open_timeout"), max_size=max_size,
+        )
+        if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1):
+            raise ValueError("max_queue must be an int >= 1 or None")
+        self._opts: Dict[str, Any] = dict(
+            max_queue=max_queue, write_limit=write_limit,
+            ping_interval=_seconds(ping_interval, "ping_interval"), ping_timeout=_seconds(ping_timeout, "ping_timeout"),
+        )
+        self._close_timeout = _seconds(close_timeout, "close_timeout")
+        self._max_buffered = max_buffered
+        self._ws: Optional[ClientConnection] = None
+
+    async def _open(self) -> ClientConnection:
+        loop = asyncio.get_running_loop()
+        url = self._url
+        hub = _client_hub(loop, self._close_timeout, self._max_buffered)
+        fut: asyncio.Future[ClientConnection] = loop.create_future()
+        dial = _Dial(hub, fut, self._opts)
+        hub.acquire()
+        try:
+            if _needs_resolving(url):
+                # ws_loop_dial resolves the name in the calling thread (the
+                # system resolver blocks): call it on asyncio's executor, as
+                # loop.getaddrinfo does. Connecting and the handshake still
+                # happen on the libws loop.
+                job = loop.run_in_executor(None, lambda: hub.ev.dial(url, dial, **self._dial_kw))
+                try:
+                    await asyncio.shield(job)
+                except asyncio.CancelledError:
+                    # The dial may go on: on_open then aborts it, and its
+                    # end releases the hub; a failed one releases it here.
+                    job.add_done_callback(lambda j: j.cancelled() or j.exception() is None or hub.release())
+                    fut.cancel()
+                    raise
+            else:
+                hub.ev.dial(url, dial, **self._dial_kw)
+        except asyncio.CancelledError:
+            if not fut.cancelled():
+                hub.release()
+            raise
+        except BaseException:
+            hub.release()
+            raise
+        hub.after()
+        return await fut
+
+    def __await__(self) -> Generator[Any, None, ClientConnection]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> ClientConnection:
+        self._ws = await self._open()
+        return self._ws
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                        tb: Optional[TracebackType]) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+
+# ---------------------------------------------------------------------------
+# serve
+# ---------------------------------------------------------------------------
+
+
+class Server(_Dispatch):
+    """A WebSocket server in asyncio (from :func:`serve`): every
+    connection runs ``handler(connection)`` in its own task and is closed
+    (1000) when the handler returns, 1011 when it raises.
+
+    Attributes:
+        host, port: where it listens (``port`` is the bound one with port 0).
+    """
+
+    host: str
+    port: int
+
+    def __init__(self, handler: Handler, hub: _Hub, process_request: Optional[ProcessRequest],
+                 opts: Dict[str, Any]) -> None:
+        self._handler = handler
+        self._hub = hub
+        self._process_request = process_request
+        self._opts = opts
+        self._conns: Set[ServerConnection] = set()
+        self._tasks: Set["asyncio.Task[None]"] = set()
+        self._closing = False
+        self._closed_fut: asyncio.Future[None] = hub.loop.create_future()
+
+    # libws callbacks
+    def on_handshake(self, request: Request) -> Union[None, bool, int]:
+        if self._closing:
+            return 503
+        if self._process_request is not None:
+            return self._process_request(request)
+        return None
+
+    def on_open(self, conn: LoopConnection) -> None:
+        ws = ServerConnection(self._hub, conn, **self._opts)
+        ws.request = conn.request  # type: ignore[assignment]
+        ws._server = self
+        conn._aio = ws  # type: ignore[attr-defined]
+        self._conns.add(ws)
+        task = self._hub.loop.create_task(self._run(ws))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: "asyncio.Task[None]") -> None:
+        self._tasks.discard(task)
+        self._maybe_done()
+
+    def _closed(self, conn: LoopConnection, aio: Optional[Connection]) -> None:
+        if isinstance(aio, ServerConnection):
+            self._conns.discard(aio)
+        self._maybe_done()
+
+    async def _run(self, ws: ServerConnection) -> None:
+        try:
+            await self._handler(ws)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("the connection handler failed")
+            try:
+                ws._conn.close(1011, "internal error")
+            except LibwsError:
+                pass
+        else:
+            try:
+                ws._conn.close(1000)
+            except LibwsError:
+                pass
+        finally:
+            self._hub.after()
+
+    def _maybe_done(self) -> None:
+        if self._closing and not self._conns and not self._tasks and not self._closed_fut.done():
+            self._closed_fut.set_result(None)
+            self._hub.release()
+
+    # public
+    @property
+    def connections(self) -> Set[ServerConnection]:
+        """The open connections (a copy)."""
+        return set(self._conns)
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        return (self.host, self.port)
+
+    def broadcast(self, message: Message) -> int:
+        """Queues ``message`` on every open connection, encoded once (and
+        compressed once per setting); returns how many took it (full or
+        closing ones are skipped). Does not wait."""
+        n = self._hub.ev.broadcast(message)
+        self._hub.after()
+        return n
+
+    def close(self) -> None:
+        """Stops accepting and sends 1001 to every connection (they get the
+        close timeout to answer, then TCP is closed). Returns at once:
+        await :meth:`wait_closed`."""
+        if self._closing:
+            return
+        self._closing = True
+        self._hub.ev.shutdown(self._hub_close_timeout, wait=False)
+        self._hub.after()
+        self._hub.loop.call_soon(self._maybe_done)
+
+    _hub_close_timeout: float = DEFAULT_CLOSE_TIMEOUT
+
+    async def wait_closed(self) -> None:
+        """Waits until the server is closed and every connection (and its
+        handler) has ended."""
+        await asyncio.shield(self._closed_fut)
+
+    async def serve_forever(self) -> None:
+        """Serves until cancelled (then closes the server)."""
+        try:
+            await asyncio.shield(self._closed_fut)
+        finally:
+            if not self._closing:
+                self.close()
+                await self.wait_closed()
+
+    async def __aenter__(self) -> "Server":
+        return self
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                        tb: Optional[TracebackType]) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def __repr__(self) -> str:
+        return f"<libws.asyncio.Server {self.host}:{self.port} connections={len(self._conns)}>"
+
+
+class serve:
+    """Starts a server: ``server = await serve(handler, host, port)`` or
+    ``async with serve(handler, host, port) as server:`` (closed on exit).
+
+    Args:
+        handler: ``async def handler(connection)``; the connection is
+            closed when it returns.
+        host, port: where to listen (port 0: a free one, see ``server.port``).
+        process_request: ``fn(request)`` before the upgrade: None accepts,
+            False refuses with 403, an int answers with that HTTP status
+            (400-599).
+        check_origin: ``fn(request) -> bool`` (default: libws.same_origin).
+        subprotocols, compression, max_size, response_headers: as
+            :func:`libws.serve`.
+        open_timeout: seconds a client has to complete its handshake.
+        ping_interval, ping_timeout, close_timeout, max_queue, write_limit,
+        max_buffered: as :func:`connect`.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        process_request: Optional[ProcessRequest] = None,
+        check_origin: Optional[Callable[[Request], bool]] = None,
+        subprotocols: Optional[Sequence[str]] = None,
+        compression: CompressionArg = None,
+        response_headers: Optional[Sequence[Tuple[str, str]]] = None,
+        open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
+        ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+        ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+        close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+        write_limit: int = DEFAULT_WRITE_LIMIT,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+    ) -> None:
+        if not callable(handler):
+            raise TypeError("handler must be an async function taking the connection")
+        if process_request is not None and not callable(process_request):
+            raise TypeError("process_request must be callable or None")
+        self._handler = handler
+        self._host = host
+        self._port = port
+        self._process_request = process_request
+        self._listen_kw: Dict[str, Any] = dict(
+            subprotocols=subprotocols, check_origin=check_origin, compression=compression,
+            response_headers=response_headers, handshake_timeout=_seconds(open_timeout, "open_timeout"),
+            max_size=max_size,
+        )
+        if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1):
+            raise ValueError("max_queue must be an int >= 1 or None")
+        self._opts: Dict[str, Any] = dict(
+            max_queue=max_queue, write_limit=write_limit,
+            ping_interval=_seconds(ping_interval, "ping_interval"), ping_timeout=_seconds(ping_timeout, "ping_timeout"),
+        )
+        self._close_timeout = _seconds(close_timeout, "close_timeout")
+        self._max_buffered = max_buffered
+        self._server: Optional[Server] = None
+
+    async def _start(self) -> Server:
+        loop = asyncio.get_running_loop()
+        hub = _Hub(loop, self._close_timeout, self._max_buffered)
+        hub.acquire()
+        server = Server(self._handler, hub, self._process_request, self._opts)
+        server._hub_close_timeout = self._close_timeout if self._close_timeout is not None else 0.0
+        try:
+            lst = hub.ev.listen(self._host, self._port, server, **self._listen_kw)
+        except BaseException:
+            hub.close()
+            raise
+        server.host, server.port = lst.host, lst.port
+        hub.after()
+        return server
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Server:
+        self._server = await self._start()
+        return self._server
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                        tb: Optional[TracebackType]) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+def broadcast(connections: Iterable[Connection], message: Message) -> int:
+    """Queues ``message`` on each open connection without waiting (a
+    connection whose queue is over its ``write_limit`` or full, or that is
+    closed, is skipped, as in ``websockets``); returns how many took it."""
+    conns = list(connections)
+    n = 0
+    for c in conns:
+        if c._closed or c._conn.buffered_amount > c._write_limit:
+            continue
+        try:
+            c._conn.send(message)
+            n += 1
+        except (ConnectionClosed, QueueFull):
+            continue
+    seen: Set[int] = set()
+    for c in conns:
+        if id(c._hub) not in seen:
+            seen.add(id(c._hub))
+            if not c._hub.closed:
+                c._hub.after()
+    return n

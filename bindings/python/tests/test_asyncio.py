@@ -1,0 +1,525 @@
+"""libws.asyncio: against the `websockets` asyncio API both ways,
+cancellation at every await point, backpressure, keepalive/latency,
+close codes, broadcast, 1,000 connections in one process, uvloop.
+
+Every test runs its own asyncio loop with a deadline (asyncio.wait_for)
+and binds 127.0.0.1 ephemeral ports."""
+
+import asyncio
+import gc
+import resource
+import socket
+
+import pytest
+
+websockets = pytest.importorskip("websockets", reason="asyncio interop tests need the websockets package")
+from websockets.asyncio.client import connect as ws_connect  # noqa: E402
+from websockets.asyncio.server import serve as ws_serve  # noqa: E402
+
+import libws  # noqa: E402
+import libws.asyncio as lwa  # noqa: E402
+from conftest import payload  # noqa: E402
+
+DEADLINE = 60
+
+
+def run(coro, deadline=DEADLINE, loop_factory=None):
+    async def bounded():
+        return await asyncio.wait_for(coro, deadline)
+
+    if loop_factory is None:
+        return asyncio.run(bounded())
+    loop = loop_factory()
+    try:
+        return loop.run_until_complete(bounded())
+    finally:
+        loop.close()
+
+
+async def echo(ws):
+    async for m in ws:
+        await ws.send(m)
+
+
+# ---------------------------------------------------------------------------
+# interop with websockets (asyncio), both ways
+# ---------------------------------------------------------------------------
+
+SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20, 8 << 20]
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_libws_client_against_websockets_server(compression):
+    async def main():
+        async with ws_serve(echo, "127.0.0.1", 0, max_size=None,
+                            compression="deflate" if compression else None) as srv:
+            port = srv.sockets[0].getsockname()[1]
+            async with lwa.connect(f"ws://127.0.0.1:{port}/", compression=compression, max_size=None) as ws:
+                assert ws.compression == compression
+                for n in SIZES:
+                    for text in (True, False):
+                        m = payload(n, text)
+                        await ws.send(m)
+                        got = await ws.recv()
+                        assert type(got) is type(m) and got == m, (n, text)
+                latency = await ws.ping()
+                assert 0 <= latency < 5 and ws.latency == latency
+            assert ws.closed and ws.close_code == 1000
+
+    run(main())
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_websockets_client_against_libws_server(compression):
+    async def main():
+        async with lwa.serve(echo, "127.0.0.1", 0, max_size=None, compression=compression) as srv:
+            async with ws_connect(f"ws://127.0.0.1:{srv.port}/", max_size=None,
+                                  compression="deflate" if compression else None) as ws:
+                for n in SIZES:
+                    for text in (True, False):
+                        m = payload(n, text)
+                        await ws.send(m)
+                        got = await ws.recv()
+                        assert type(got) is type(m) and got == m, (n, text)
+                pong = await ws.ping()
+                await asyncio.wait_for(pong, 5)
+                assert len(srv.connections) == 1
+            await asyncio.sleep(0)
+
+    run(main())
+
+
+def test_close_codes_both_ways():
+    async def closer(ws):
+        await ws.recv()
+        await ws.close(4001, "bye now")
+
+    async def main():
+        # websockets server closes with 4001: libws sees the code, recv raises.
+        async with ws_serve(closer, "127.0.0.1", 0) as srv:
+            port = srv.sockets[0].getsockname()[1]
+            ws = await lwa.connect(f"ws://127.0.0.1:{port}/")
+            await ws.send("x")
+            with pytest.raises(libws.ConnectionClosedError) as ei:
+                await ws.recv()
+            assert ei.value.code == 4001 and ei.value.reason == "bye now"
+            assert ws.close_code == 4001
+            # send after the peer closed: ConnectionClosed with the code
+            with pytest.raises(libws.ConnectionClosed) as ei2:
+                await ws.send("late")
+            assert ei2.value.code == 4001
+        # libws server closes with 4002: websockets sees it.
+        async with lwa.serve(closer, "127.0.0.1", 0) as srv:
+            async with ws_connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+                await ws.send("x")
+                with pytest.raises(websockets.exceptions.ConnectionClosedError) as ei3:
+                    await ws.recv()
+                assert ei3.value.rcvd.code == 4001
+
+    run(main())
+
+
+def test_async_for_ends_on_normal_close_and_handler_return_closes_1000():
+    async def two(ws):
+        await ws.send("a")
+        await ws.send("b")
+
+    async def main():
+        async with lwa.serve(two, "127.0.0.1", 0) as srv:
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+                got = [m async for m in ws]
+                assert got == ["a", "b"]
+                assert ws.close_code == 1000
+
+    run(main())
+
+
+def test_handler_exception_closes_1011():
+    async def bad(ws):
+        raise RuntimeError("boom")
+
+    async def main():
+        async with lwa.serve(bad, "127.0.0.1", 0) as srv:
+            async with ws_connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+                with pytest.raises(websockets.exceptions.ConnectionClosedError) as ei:
+                    await ws.recv()
+                assert ei.value.rcvd.code == 1011
+
+    run(main())
+
+
+def test_connection_refused_and_handshake_refused():
+    async def main():
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        with pytest.raises(ConnectionRefusedError):
+            await lwa.connect(f"ws://127.0.0.1:{port}/")
+        with pytest.raises(libws.ConnectError):
+            await lwa.connect(f"ws://127.0.0.1:{port}/")
+
+        def deny(request):
+            return 401 if request.path == "/private" else None
+
+        async with lwa.serve(echo, "127.0.0.1", 0, process_request=deny) as srv:
+            with pytest.raises(libws.HandshakeError) as ei:
+                await lwa.connect(f"ws://127.0.0.1:{srv.port}/private")
+            assert ei.value.status == 401
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/public") as ws:
+                await ws.send("ok")
+                assert await ws.recv() == "ok"
+                assert next(iter(srv.connections)).request.path == "/public"
+
+    run(main())
+
+
+def test_connect_by_host_name():
+    async def main():
+        async with lwa.serve(echo, "127.0.0.1", 0) as srv:
+            # a name goes through asyncio's resolver, not a blocking one
+            async with lwa.connect(f"ws://localhost:{srv.port}/") as ws:
+                await ws.send("a")
+                assert await ws.recv() == "a"
+            name = socket.gethostname()
+            try:
+                if "127.0.0.1" not in {i[4][0] for i in socket.getaddrinfo(name, None, socket.AF_INET)}:
+                    return
+            except OSError:
+                return
+            async with lwa.connect(f"ws://{name}:{srv.port}/") as ws:
+                await ws.send("b")
+                assert await ws.recv() == "b"
+
+    run(main())
+
+
+# ---------------------------------------------------------------------------
+# cancellation at every await point
+# ---------------------------------------------------------------------------
+
+
+def test_recv_cancelled_by_timeout_never_loses_a_message():
+    """A websockets server sends at random moments while the client's recv
+    times out over and over: every message arrives, in order."""
+
+    async def sender(ws):
+        for i in range(300):
+            await ws.send(str(i))
+            if i % 7 == 0:
+                await asyncio.sleep(0.003)
+        await ws.send("end")
+        await ws.wait_closed()
+
+    async def main():
+        async with ws_serve(sender, "127.0.0.1", 0) as srv:
+            port = srv.sockets[0].getsockname()[1]
+            async with lwa.connect(f"ws://127.0.0.1:{port}/") as ws:
+                got = []
+                timeouts = 0
+                while True:
+                    try:
+                        m = await asyncio.wait_for(ws.recv(), 0.001)
+                    except asyncio.TimeoutError:
+                        timeouts += 1
+                        continue
+                    if m == "end":
+                        break
+                    got.append(m)
+                assert got == [str(i) for i in range(300)]
+                assert timeouts > 0
+
+    run(main())
+
+
+def test_recv_cancel_with_asyncio_timeout_and_task_cancel():
+    async def main():
+        async with lwa.serve(echo, "127.0.0.1", 0) as srv:
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+                t = asyncio.ensure_future(ws.recv())
+                await asyncio.sleep(0.01)
+                t.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await t
+                # the message sent after the cancel goes to the next recv
+                await ws.send("after")
+                assert await ws.recv() == "after"
+                if hasattr(asyncio, "timeout"):
+                    with pytest.raises(TimeoutError):
+                        async with asyncio.timeout(0.01):
+                            await ws.recv()
+                await ws.send("again")
+                assert await ws.recv() == "again"
+
+    run(main())
+
+
+def test_cancel_connect_close_ping_send():
+    async def slow_reader(ws):
+        await asyncio.sleep(1)
+        async for m in ws:
+            pass
+
+    async def main():
+        async with lwa.serve(slow_reader, "127.0.0.1", 0, max_size=None, max_queue=1) as srv:
+            url = f"ws://127.0.0.1:{srv.port}/"
+            # connect cancelled before it finished: no connection leaks
+            for delay in (0, 0.001, 0.005):
+                t = asyncio.ensure_future(lwa.connect(url))
+                await asyncio.sleep(delay)
+                t.cancel()
+                try:
+                    await t
+                except asyncio.CancelledError:
+                    pass
+                else:
+                    await t.result().close()
+            for _ in range(100):
+                if not srv.connections:
+                    break
+                await asyncio.sleep(0.02)
+            assert not srv.connections
+
+            ws = await lwa.connect(url, max_size=None, write_limit=1 << 16)
+            # send cancelled while waiting on backpressure (the server
+            # reads nothing for a second): what was queued goes out whole
+            chunk = b"x" * (1 << 20)
+            sent = 0
+            while True:
+                t = asyncio.ensure_future(ws.send(chunk))
+                await asyncio.sleep(0.05)
+                if not t.done():
+                    break
+                sent += 1
+                assert sent < 200, "send never waited"
+            t.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await t
+            # ping cancelled: the pong that comes later is ignored
+            t = asyncio.ensure_future(ws.ping())
+            await asyncio.sleep(0)
+            t.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await t
+            assert not ws._pings
+            await ws.send("last")  # waits, then goes out after the big ones
+            # close cancelled: the handshake goes on
+            t = asyncio.ensure_future(ws.close())
+            await asyncio.sleep(0)
+            t.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await t
+            await ws.wait_closed()
+            assert ws.close_code == 1000
+
+    run(main())
+
+
+def test_send_backpressure_waits_and_resumes():
+    """The server does not read for a while: send waits (the kernel buffers
+    fill), then completes once the server reads."""
+
+    async def late_echo(ws):
+        await asyncio.sleep(0.5)
+        async for m in ws:
+            await ws.send(len(m).to_bytes(8, "big"))
+
+    async def main():
+        async with lwa.serve(late_echo, "127.0.0.1", 0, max_size=None) as srv:
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/", max_size=None) as ws:
+                chunk = b"y" * (1 << 20)
+                loop = asyncio.get_running_loop()
+                t0 = loop.time()
+                for _ in range(32):
+                    await ws.send(chunk)
+                    assert ws.buffered_amount <= 32 * 1024 + len(chunk)
+                waited = loop.time() - t0
+                assert waited > 0.2, "32 MiB were taken without any backpressure"
+                for _ in range(32):
+                    assert int.from_bytes(await ws.recv(), "big") == len(chunk)
+
+    run(main())
+
+
+def test_receive_queue_pauses_reading():
+    """max_queue: a client that does not recv stops reading; the sender
+    is pushed back by TCP instead of libws buffering without limit."""
+
+    async def flood(ws):
+        try:
+            for _ in range(2000):
+                await ws.send(b"z" * 65536)
+        except libws.ConnectionClosed:
+            pass
+
+    async def main():
+        async with lwa.serve(flood, "127.0.0.1", 0) as srv:
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/", max_queue=4) as ws:
+                await asyncio.sleep(0.5)
+                assert len(ws._messages) <= 4 + 8  # at most one read's worth past the mark
+                (sconn,) = srv.connections
+                assert sconn.buffered_amount > 0  # the server is being pushed back
+                for _ in range(2000):
+                    assert len(await ws.recv()) == 65536
+
+    run(main())
+
+
+# ---------------------------------------------------------------------------
+# keepalive, ping, latency
+# ---------------------------------------------------------------------------
+
+
+def test_keepalive_measures_latency_and_fails_dead_peer():
+    async def main():
+        async with lwa.serve(echo, "127.0.0.1", 0) as srv:
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/", ping_interval=0.05, ping_timeout=1) as ws:
+                await asyncio.sleep(0.3)
+                assert ws.latency > 0
+        # a peer that never answers pings: a raw TCP server that completes
+        # the handshake and then goes silent
+        import base64
+        import hashlib
+
+        async def silent(reader, writer):
+            req = await reader.readuntil(b"\r\n\r\n")
+            key = [ln.split(b":", 1)[1].strip() for ln in req.split(b"\r\n") if ln.lower().startswith(b"sec-websocket-key")][0]
+            acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+            await asyncio.sleep(5)
+            writer.close()
+
+        srv2 = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = srv2.sockets[0].getsockname()[1]
+        ws = await lwa.connect(f"ws://127.0.0.1:{port}/", ping_interval=0.1, ping_timeout=0.2, close_timeout=0.3)
+        with pytest.raises(libws.ConnectionClosedError):
+            await ws.recv()
+        srv2.close()
+
+    run(main())
+
+
+# ---------------------------------------------------------------------------
+# broadcast, many connections, uvloop
+# ---------------------------------------------------------------------------
+
+
+def test_broadcast_and_server_broadcast():
+    async def hold(ws):
+        await ws.wait_closed()
+
+    async def main():
+        async with lwa.serve(hold, "127.0.0.1", 0, compression="deflate") as srv:
+            clients = [await lwa.connect(f"ws://127.0.0.1:{srv.port}/", compression=c)
+                       for c in (None, "deflate", None, "deflate")]
+            while len(srv.connections) < 4:
+                await asyncio.sleep(0.01)
+            assert srv.broadcast("to all") == 4
+            assert lwa.broadcast(srv.connections, b"\x01\x02") == 4
+            for c in clients:
+                assert await c.recv() == "to all"
+                assert await c.recv() == b"\x01\x02"
+            for c in clients:
+                await c.close()
+
+    run(main())
+
+
+def test_thousand_connections_in_one_process():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2200:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+        except (ValueError, OSError):
+            pytest.skip(f"needs 2,200 descriptors, RLIMIT_NOFILE is {soft}")
+
+    async def main():
+        async with lwa.serve(echo, "127.0.0.1", 0) as srv:
+            url = f"ws://127.0.0.1:{srv.port}/"
+            clients = []
+            for i in range(0, 1000, 100):
+                clients += await asyncio.gather(*(lwa.connect(url) for _ in range(100)))
+            assert len(srv.connections) == 1000
+
+            async def one(i, ws):
+                await ws.send(f"m{i}")
+                assert await ws.recv() == f"m{i}"
+
+            await asyncio.gather(*(one(i, ws) for i, ws in enumerate(clients)))
+            await asyncio.gather(*(ws.close() for ws in clients))
+            assert all(ws.close_code == 1000 for ws in clients)
+
+    run(main(), deadline=120)
+    gc.collect()
+
+
+def test_uvloop():
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main():
+        async with lwa.serve(echo, "127.0.0.1", 0) as srv:
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+                for n in (0, 100, 1 << 20):
+                    await ws.send(b"u" * n)
+                    assert await ws.recv() == b"u" * n
+                assert await ws.ping() >= 0
+
+    run(main(), loop_factory=uvloop.new_event_loop)
+
+
+def test_idle_connection_does_not_wake_the_loop():
+    """An idle open connection (keepalive at 20 s) must not make the loop
+    wake up 20 times a second: count libws polls over one second."""
+
+    async def hold(ws):
+        await ws.wait_closed()
+
+    async def main():
+        async with lwa.serve(hold, "127.0.0.1", 0) as srv:
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+                await asyncio.sleep(0.3)  # let the handshake's aftermath settle
+                hubs = [ws._hub, srv._hub]
+                counts = [0, 0]
+                originals = [h.ev.poll for h in hubs]
+                for i, h in enumerate(hubs):
+                    def counted(timeout=0, _i=i, _orig=originals[i]):
+                        counts[_i] += 1
+                        return _orig(timeout)
+                    h.ev.poll = counted
+                await asyncio.sleep(1.0)
+                for h, o in zip(hubs, originals):
+                    h.ev.poll = o
+                assert sum(counts) <= 4, f"{counts} polls in 1 s on an idle connection"
+
+    run(main())
+
+
+def test_cancel_wait_closed_and_serve_forever():
+    async def hold(ws):
+        await ws.wait_closed()
+
+    async def main():
+        srv = await lwa.serve(hold, "127.0.0.1", 0)
+        forever = asyncio.ensure_future(srv.serve_forever())
+        ws = await lwa.connect(f"ws://127.0.0.1:{srv.port}/")
+        # wait_closed cancelled: nothing happens to the connection
+        t = asyncio.ensure_future(ws.wait_closed())
+        await asyncio.sleep(0.01)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        await ws.send("still open")
+        assert not ws.closed
+        # serve_forever cancelled: the server closes, clients get 1001
+        forever.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await forever
+        with pytest.raises(libws.ConnectionClosedOK) as ei:
+            await ws.recv()
+        assert ei.value.code == 1001
+        await srv.wait_closed()
+        with pytest.raises(ConnectionRefusedError):
+            await lwa.connect(f"ws://127.0.0.1:{srv.port}/")
+
+    run(main())

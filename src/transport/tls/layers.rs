@@ -1,0 +1,356 @@
+//! TLS sessions stacked over a non-blocking socket, for `transport::Stream`.
+//!
+//! Usually one session; two for a `wss://` target behind an HTTPS proxy
+//! (TLS to the proxy, and inside its tunnel TLS to the target). Reads pull
+//! ciphertext from the socket up through the layers, writes push plaintext
+//! down through them. All sessions sit behind one mutex that is only held
+//! for non-blocking work, so a reader thread and writer threads can use the
+//! stream at once (waiting happens outside, on the descriptor).
+//!
+//! Write semantics: `write` returns the plaintext it took; its ciphertext
+//! may still be queued when the socket is full. Callers finish a message
+//! with [`TlsLayers::flush`] (the blocking `Conn` does, waiting for
+//! writability), and a later `write` flushes the queue before taking more
+//! (`WouldBlock` while it cannot).
+
+use std::io::{self, IoSlice, Read, Write};
+use std::sync::{Mutex, MutexGuard};
+
+use super::error::TlsFailure;
+use super::session::TlsSession;
+
+/// One socket read: a little over one full TLS record.
+const READ_CHUNK: usize = 18 * 1024;
+
+struct Layer {
+    session: TlsSession,
+    /// Ciphertext for this layer that it could not take yet (its plaintext
+    /// buffer was full). Empty, without capacity, on an idle connection.
+    unfed: Vec<u8>,
+}
+
+struct State {
+    /// Outermost (next to the socket) first.
+    layers: Vec<Layer>,
+    /// A TLS failure is final: every later call reports it.
+    failed: Option<TlsFailure>,
+}
+
+pub struct TlsLayers {
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for TlsLayers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsLayers")
+    }
+}
+
+fn poisoned() -> io::Error {
+    io::Error::other("TLS state poisoned by a panic")
+}
+
+impl TlsLayers {
+    /// A stack of one session; `already` is ciphertext read from the socket
+    /// before (e.g. the start of a ClientHello a caller peeked at).
+    pub fn new(session: TlsSession, already: &[u8]) -> TlsLayers {
+        TlsLayers {
+            state: Mutex::new(State { layers: vec![Layer { session, unfed: already.to_vec() }], failed: None }),
+        }
+    }
+
+    /// Runs `inner` inside the current top session (its ciphertext becomes
+    /// the top's plaintext).
+    pub fn push(&self, inner: TlsSession, already: &[u8]) -> io::Result<()> {
+        let mut st = self.lock()?;
+        if let Some(top) = st.layers.last_mut() {
+            top.session.set_unlimited_output();
+        }
+        st.layers.push(Layer { session: inner, unfed: already.to_vec() });
+        Ok(())
+    }
+
+    fn lock(&self) -> io::Result<MutexGuard<'_, State>> {
+        self.state.lock().map_err(|_| poisoned())
+    }
+
+    pub fn read<S>(&self, sock: &S, buf: &mut [u8]) -> io::Result<usize>
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        let mut st = self.lock()?;
+        st.read(sock, buf)
+    }
+
+    pub fn write<S>(&self, sock: &S, buf: &[u8]) -> io::Result<usize>
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        self.write_vectored(sock, &[IoSlice::new(buf)])
+    }
+
+    pub fn write_vectored<S>(&self, sock: &S, bufs: &[IoSlice<'_>]) -> io::Result<usize>
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        let mut st = self.lock()?;
+        st.check()?;
+        if !st.flush(sock)? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let top = st.layers.len() - 1;
+        let n = st.layers[top].session.write_plaintext_vectored(bufs);
+        st.flush(sock)?;
+        if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+
+    /// Sends queued ciphertext: `Ok(true)` when nothing is left,
+    /// `Ok(false)` when the socket is full (wait for writable, call again).
+    pub fn flush<S>(&self, sock: &S) -> io::Result<bool>
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        self.lock()?.flush(sock)
+    }
+
+    /// Whether ciphertext is queued for the socket.
+    pub fn wants_write(&self) -> bool {
+        self.state.lock().map(|st| st.layers.iter().any(|l| l.session.wants_write())).unwrap_or(false)
+    }
+
+    /// Moves the handshakes on as far as the socket allows without waiting:
+    /// `Ok(None)` when every layer's handshake is done, else what to wait
+    /// for (`true` = readable, `false` = writable).
+    pub fn handshake_step<S>(&self, sock: &S) -> io::Result<Option<bool>>
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        let mut st = self.lock()?;
+        st.check()?;
+        loop {
+            if !st.flush(sock)? {
+                return Ok(Some(false));
+            }
+            if !st.layers.iter().any(|l| l.session.is_handshaking()) {
+                return Ok(None);
+            }
+            match st.pump(sock) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed during the TLS handshake",
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(true)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The innermost session's peer certificate chain (leaf first, DER).
+    pub fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.state.lock().ok().and_then(|st| st.layers.last().and_then(|l| l.session.peer_certificates()))
+    }
+
+    /// Negotiated version of the innermost session ("TLSv1_3"...).
+    pub fn protocol_version(&self) -> Option<String> {
+        self.state.lock().ok().and_then(|st| st.layers.last().and_then(|l| l.session.protocol_version()))
+    }
+
+    /// Queues close_notify in every layer and sends what the socket takes now.
+    pub fn close_notify<S>(&self, sock: &S)
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        if let Ok(mut st) = self.state.lock() {
+            for l in st.layers.iter_mut().rev() {
+                l.session.send_close_notify();
+            }
+            let _ = st.flush(sock);
+        }
+    }
+}
+
+impl State {
+    fn check(&self) -> io::Result<()> {
+        match &self.failed {
+            Some(f) => Err(f.clone().into_io()),
+            None => Ok(()),
+        }
+    }
+
+    fn fail<S>(&mut self, sock: &S, f: TlsFailure) -> io::Error
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        // The alert rustls queued goes out if the socket takes it now.
+        let _ = self.flush(sock);
+        self.failed = Some(f.clone());
+        f.into_io()
+    }
+
+    fn read<S>(&mut self, sock: &S, buf: &mut [u8]) -> io::Result<usize>
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        self.check()?;
+        loop {
+            let top = self.layers.len() - 1;
+            match self.layers[top].session.read_plaintext(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => {
+                    if self.layers.iter().any(|l| l.session.wants_write()) {
+                        let _ = self.flush(sock);
+                    }
+                    return r;
+                }
+            }
+            match self.pump(sock) {
+                Ok(_) => {}
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        // Processing may have queued handshake messages or
+                        // key updates: send them before waiting.
+                        self.flush(sock)?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Moves received bytes up the layers, reading the socket once when
+    /// nothing was waiting. `Ok(true)`: progress; `Ok(false)`: end of
+    /// stream reached the sessions; `WouldBlock`: nothing to do now.
+    fn pump<S>(&mut self, sock: &S) -> io::Result<bool>
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        if self.advance(sock)? {
+            return Ok(true);
+        }
+        let mut chunk = [0u8; READ_CHUNK];
+        let n = loop {
+            match (&*sock).read(&mut chunk) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        if n == 0 {
+            self.layers[0].session.feed_eof();
+            self.advance(sock)?;
+            return Ok(false);
+        }
+        let taken = match self.layers[0].session.feed(&chunk[..n]) {
+            Ok(t) => t,
+            Err(f) => return Err(self.fail(sock, f)),
+        };
+        self.layers[0].unfed.extend_from_slice(&chunk[taken..n]);
+        self.advance(sock)?;
+        Ok(true)
+    }
+
+    /// Feeds each layer what is waiting for it, and each layer's plaintext
+    /// to the layer above. True when anything moved.
+    fn advance<S>(&mut self, sock: &S) -> io::Result<bool>
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        let mut moved = false;
+        for i in 0..self.layers.len() {
+            if !self.layers[i].unfed.is_empty() {
+                let l = &mut self.layers[i];
+                let taken = match l.session.feed(&l.unfed) {
+                    Ok(t) => t,
+                    Err(f) => return Err(self.fail(sock, f)),
+                };
+                let l = &mut self.layers[i];
+                l.unfed.drain(..taken);
+                if l.unfed.is_empty() {
+                    l.unfed = Vec::new();
+                }
+                moved |= taken > 0;
+            }
+            if i + 1 < self.layers.len() {
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match self.layers[i].session.read_plaintext(&mut chunk) {
+                        Ok(0) => {
+                            self.layers[i + 1].session.feed_eof();
+                            break;
+                        }
+                        Ok(k) => {
+                            self.layers[i + 1].unfed.extend_from_slice(&chunk[..k]);
+                            moved = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            self.layers[i + 1].session.feed_eof();
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                if !self.layers[i + 1].unfed.is_empty() {
+                    let l = &mut self.layers[i + 1];
+                    let taken = match l.session.feed(&l.unfed) {
+                        Ok(t) => t,
+                        Err(f) => return Err(self.fail(sock, f)),
+                    };
+                    self.layers[i + 1].unfed.drain(..taken);
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Pushes each layer's ciphertext into the layer below, then the
+    /// outermost layer's into the socket.
+    fn flush<S>(&mut self, sock: &S) -> io::Result<bool>
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        for i in (1..self.layers.len()).rev() {
+            if self.layers[i].session.wants_write() {
+                let mut out = Vec::new();
+                self.layers[i].session.take_ciphertext(&mut out);
+                let taken = self.layers[i - 1].session.write_plaintext(&out);
+                debug_assert_eq!(taken, out.len(), "inner layers' output is unlimited");
+            }
+        }
+        let mut w = SockWriter(sock);
+        while self.layers[0].session.wants_write() {
+            match self.layers[0].session.write_ciphertext(&mut w) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// `io::Write` over a shared socket reference (rustls wants `&mut dyn Write`).
+struct SockWriter<'a, S>(&'a S);
+
+impl<S> Write for SockWriter<'_, S>
+where
+    for<'a> &'a S: Write,
+{
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self.0).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,20 @@
+//! TLS (rustls, ring provider) as a byte layer under a WebSocket connection.
+//!
+//! - [`config`]: client and server settings, turned into rustls configs
+//!   (trust store, client certificates, minimum version, ALPN `http/1.1`,
+//!   a server certificate that can be replaced while running).
+//! - [`session`]: the sans-IO layer — ciphertext in / plaintext out and
+//!   plaintext in / ciphertext out — that any driver can run.
+//! - [`layers`]: one or two sessions stacked over a socket (two for a TLS
+//!   target behind an HTTPS proxy), with `&self` read/write for the
+//!   blocking API's reader and writer threads.
+
+pub mod config;
+pub mod error;
+pub mod layers;
+pub mod session;
+
+pub use config::{ClientAuth, MinVersion, TlsClientConfig, TlsServerConfig};
+pub use error::{TlsFailure, TlsFailureKind};
+pub use layers::TlsLayers;
+pub use session::TlsSession;

@@ -1,0 +1,327 @@
+// The C++ wrapper (include/ws.hpp) end to end: blocking client and server
+// with RAII handles, string_view/bytes_view, subprotocols, headers,
+// streaming, handlers as lambdas (and an exception thrown from one), read
+// deadlines, a threaded client (one thread writes while another reads),
+// errors as exceptions and as ws::result, refused handshakes,
+// upgrader::upgrade_fd on a socket accepted with POSIX calls, and the
+// event loop with lambda callbacks: a loop server and loop client, timers,
+// a loop on another thread serving blocking clients, broadcast, an
+// exception escaping a callback, and shutdown.
+#include "ws.hpp"
+
+#include "check.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// A blocking echo server on its own thread; records how each connection ended.
+struct echo_server {
+    ws::listener l;
+    std::thread t;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::pair<std::uint16_t, std::string>> ends;
+    std::vector<std::thread> echoes; // joined after the accept thread
+
+    explicit echo_server(const ws::upgrader *up = nullptr) : l(ws::listener::listen("127.0.0.1", 0, up)) {
+        t = std::thread([this] { serve(); });
+    }
+    // Clients are declared after their server, so they are gone (and the
+    // echo threads' reads have ended) when this runs.
+    ~echo_server() {
+        l.shutdown();
+        t.join();
+        for (auto &e : echoes) e.join();
+    }
+    void serve() {
+        for (;;) {
+            auto c = l.try_accept(ws::no_limit);
+            if (!c) return; // shut down
+            echoes.emplace_back([this, c = std::move(c).value()]() mutable { echo(c); });
+        }
+    }
+    void echo(ws::conn &c) {
+        for (;;) {
+            auto m = c.try_read();
+            if (!m) break;
+            if (!c.try_write(m->type, m->data)) break;
+        }
+        std::lock_guard<std::mutex> g(mu);
+        ends.emplace_back(c.close_code(), c.close_reason());
+        cv.notify_all();
+    }
+    std::pair<std::uint16_t, std::string> wait_end(std::size_t n) {
+        std::unique_lock<std::mutex> g(mu);
+        if (!cv.wait_for(g, 5s, [&] { return ends.size() >= n; })) return {0, "no end seen"};
+        return ends[n - 1];
+    }
+    std::string url(const std::string &path = "/") const {
+        return "ws://127.0.0.1:" + std::to_string(l.port()) + path;
+    }
+};
+
+void test_blocking() {
+    ws::upgrader up;
+    up.set_subprotocols({"chat"}).add_response_header("X-Server", "libws");
+    echo_server s(&up);
+    ws::dialer d;
+    d.set_subprotocols({"superchat", "chat"}).set_handshake_timeout(5000);
+    ws::response resp;
+    ws::conn c = d.dial(s.url(), {{"X-Test", "1"}}, &resp);
+    check::that(resp && resp.status() == 101, "dial: 101 response kept");
+    check::that(resp.header("x-server") == std::optional<std::string_view>("libws"), "response header by name");
+    check::that(c.subprotocol() == "chat", "subprotocol negotiated");
+    check::that(!c.is_loop() && c.fd() >= 0 && c.remote_addr().find("127.0.0.1:") == 0, "connection state");
+    check::that(!c.compression_negotiated() && c.try_set_compression_threshold(64).ok(), "compression settings");
+
+    c.send_text("hello");
+    ws::message_view m = c.read();
+    check::that(m.type == ws::msg_type::text && m.text() == "hello", "text echo as string_view");
+    std::vector<std::uint8_t> bin = {0, 1, 2, 255};
+    c.send_binary(bin);
+    m = c.read();
+    check::that(m.type == ws::msg_type::binary && m.data.to_vector() == bin, "binary echo as bytes_view");
+    std::string big(100000, 'x');
+    c.send_text(big);
+    check::that(c.read_string().second == big, "100 kB message");
+
+    c.next_writer(ws::msg_type::text);
+    c.writer_write(std::string_view("ab"));
+    c.writer_write(std::string_view("cd"));
+    c.writer_close();
+    check::that(c.read().text() == "abcd", "streaming writer");
+    c.send_text("xyz");
+    std::string pieces;
+    bool text = c.next_reader() == ws::msg_type::text;
+    std::uint8_t buf[2];
+    for (std::size_t n; (n = c.reader_read(buf, sizeof buf)) > 0;) pieces.append(reinterpret_cast<char *>(buf), n);
+    check::that(text && pieces == "xyz", "streaming reader");
+
+    int pongs = 0;
+    std::string pong_payload;
+    c.on_pong([&](ws::conn_view, ws::bytes_view p) {
+        ++pongs;
+        pong_payload = std::string(p.as_string());
+    });
+    c.ping(std::string_view("hb"));
+    c.send_text("after ping");
+    check::that(c.read().text() == "after ping" && pongs == 1 && pong_payload == "hb", "pong handler lambda");
+
+    c.set_read_deadline(50);
+    auto r = c.try_read();
+    check::that(!r && r.status() == WS_ERR_TIMEOUT, "read deadline: WS_ERR_TIMEOUT as a result");
+    c.set_read_deadline(ws::no_limit);
+    c.send_text("still");
+    check::that(c.read().text() == "still", "usable after a timeout");
+
+    c.close_graceful(WS_CLOSE_NORMAL, "bye", 5000);
+    auto end = s.wait_end(1);
+    check::that(end.first == WS_CLOSE_NORMAL && end.second == "bye", "server saw close 1000 \"bye\"");
+}
+
+void test_threaded_client() {
+    echo_server s;
+    ws::conn c = ws::dial(s.url());
+    const int n = 300;
+    std::thread writer([&] {
+        for (int i = 0; i < n; ++i) c.send_text("m" + std::to_string(i));
+    });
+    int in_order = 0;
+    for (int i = 0; i < n; ++i) {
+        if (c.read().text() == "m" + std::to_string(i)) ++in_order;
+    }
+    writer.join();
+    check::that(in_order == n, "threaded client: a writer thread and a reader thread, 300 messages in order");
+    c.close_graceful();
+    check::that(s.wait_end(1).first == WS_CLOSE_NORMAL, "threaded client closed");
+}
+
+void test_errors() {
+    auto r = ws::try_dial("ws://127.0.0.1:1/");
+    check::that(!r && r.status() == WS_ERR_CONNECT && !r.message().empty(), "try_dial: WS_ERR_CONNECT with a message");
+    ws_status st = WS_OK;
+    try {
+        ws::dial("not a url");
+    } catch (const ws::error &e) {
+        st = e.status();
+    }
+    check::that(st == WS_ERR_BAD_URL, "dial throws ws::error carrying WS_ERR_BAD_URL");
+
+    ws::upgrader up;
+    up.set_check_origin([](ws::request_view req) { return req.header("X-Allow").has_value(); });
+    up.set_error_handler([](std::optional<ws::request_view> req, ws::error_response_view er) {
+        if (req && req->target() == "/") er.set_body(std::string_view("go away"));
+    });
+    echo_server s(&up);
+    ws::response resp;
+    auto refused = ws::dialer().try_dial(s.url(), {}, &resp);
+    check::that(refused.status() == WS_ERR_BAD_HANDSHAKE && resp && resp.status() == 403,
+                "check_origin lambda refuses: 403 and WS_ERR_BAD_HANDSHAKE");
+    check::that(resp.body().as_string() == "go away", "error handler lambda set the body");
+    ws::conn ok = ws::dial(s.url(), {{"X-Allow", "yes"}});
+    check::that(ok.get() != nullptr, "check_origin lambda accepts");
+
+    ws::conn moved = std::move(ok);
+    check::that(ok.get() == nullptr && moved.get() != nullptr, "conn is move-only and moves its handle");
+
+    moved.on_pong([](ws::conn_view, ws::bytes_view) { throw std::runtime_error("pong handler failed"); });
+    moved.ping();
+    moved.send_text("x");
+    std::string what;
+    try {
+        moved.read();
+    } catch (const std::runtime_error &e) {
+        what = e.what();
+    }
+    check::that(what == "pong handler failed", "an exception from a handler is rethrown by the read");
+}
+
+// A socket accepted by "our own HTTP server" (plain POSIX calls), its
+// request read by us, then handed to upgrader::upgrade_fd.
+void test_upgrade_fd() {
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    bool ready = lfd >= 0 && bind(lfd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0 && listen(lfd, 4) == 0 &&
+                 getsockname(lfd, reinterpret_cast<sockaddr *>(&a), &alen) == 0;
+    if (!check::that(ready, "a plain listening socket")) return;
+    std::string url = "ws://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/own-server";
+    std::thread client([url] {
+        auto c = ws::try_dial(url);
+        if (!c) return;
+        c->send_text("over upgrade_fd");
+        auto m = c->try_read();
+        check::that(m.ok() && m->text() == "over upgrade_fd", "echo through a connection made by upgrade_fd");
+        (void)c->try_close_graceful(WS_CLOSE_NORMAL, "", 5000);
+    });
+    int fd = accept(lfd, nullptr, nullptr);
+    std::string head;
+    char buf[512];
+    while (head.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        head.append(buf, static_cast<std::size_t>(n));
+    }
+    ws::upgrader up;
+    auto c = up.try_upgrade_fd(fd, head, {{"X-Own", "1"}});
+    check::that(c.ok(), "upgrade_fd takes the socket and the bytes read");
+    if (c) {
+        auto m = c->try_read();
+        if (m) (void)c->try_write(m->type, m->data);
+        while (c->try_read().ok()) {
+        }
+    }
+    client.join();
+    close(lfd);
+}
+
+void test_event_loop() {
+    ws::event_loop ev = ws::event_loop::create();
+    std::atomic<int> server_closed{0};
+    ws::loop_handlers sh;
+    sh.on_handshake = [](ws::request_view r) { return r.target() == "/private" ? 401 : 0; };
+    sh.on_message = [](ws::conn_view c, ws::msg_type t, ws::bytes_view d) {
+        if (d.as_string() == "boom") throw std::runtime_error("callback failed");
+        c.write(t, d);
+    };
+    sh.on_close = [&](ws::conn_view, std::uint16_t, std::string_view) { ++server_closed; };
+    std::uint16_t port = ev.listen("127.0.0.1", 0, sh);
+    std::string url = "ws://127.0.0.1:" + std::to_string(port) + "/";
+
+    // A loop client in the same loop.
+    std::vector<std::string> got;
+    std::uint16_t client_close = 0;
+    ws::loop_handlers ch;
+    ch.on_open = [&](ws::conn_view c) {
+        c.send_text("one");
+        c.send_text("two");
+    };
+    ch.on_message = [&](ws::conn_view c, ws::msg_type, ws::bytes_view d) {
+        got.emplace_back(d.as_string());
+        if (got.size() == 2) c.close_graceful(WS_CLOSE_NORMAL, "done");
+    };
+    ch.on_close = [&](ws::conn_view, std::uint16_t code, std::string_view) {
+        client_close = code;
+        ev.stop();
+    };
+    ev.dial(url, ch);
+    std::uint64_t guard = ev.add_timer(10000, 0, [&] { ev.stop(); });
+    ev.run();
+    ev.cancel_timer(guard);
+    check::that(got == std::vector<std::string>{"one", "two"} && client_close == WS_CLOSE_NORMAL,
+                "loop client and loop server with lambda callbacks");
+
+    int ticks = 0;
+    std::uint64_t id = ev.add_timer(1, 5, [&] {
+        if (++ticks == 3) ev.stop();
+    });
+    ev.run();
+    ev.cancel_timer(id);
+    check::that(ticks == 3, "a repeating timer lambda");
+
+    // The loop on its own thread; blocking clients on this one.
+    std::thread runner([&] { ev.run(); });
+    ws::conn b1 = ws::dial(url);
+    ws::conn b2 = ws::dial(url);
+    b1.send_text("blocking");
+    check::that(b1.read().text() == "blocking", "a blocking client of a loop server on another thread");
+    b2.send_text("sync");
+    check::that(b2.read().text() == "sync", "second client connected");
+    std::size_t queued = ev.broadcast(ws::prepared_message::text("to all"));
+    check::that(queued == 2 && b1.read().text() == "to all" && b2.read().text() == "to all", "broadcast");
+    ws::response resp;
+    auto refused = ws::dialer().try_dial("ws://127.0.0.1:" + std::to_string(port) + "/private", {}, &resp);
+    check::that(refused.status() == WS_ERR_BAD_HANDSHAKE && resp.status() == 401, "on_handshake lambda refuses with 401");
+    b1.close_graceful(WS_CLOSE_NORMAL, "", 5000);
+    b2.close_graceful(WS_CLOSE_GOING_AWAY, "", 5000);
+    ev.stop();
+    runner.join();
+
+    // An exception escaping a callback stops the loop; run() rethrows it.
+    ws::loop_handlers bomb;
+    bomb.on_open = [](ws::conn_view c) { c.send_text("boom"); };
+    ev.dial(url, bomb);
+    guard = ev.add_timer(10000, 0, [&] { ev.stop(); });
+    std::string what;
+    try {
+        ev.run();
+    } catch (const std::runtime_error &e) {
+        what = e.what();
+    }
+    ev.cancel_timer(guard);
+    check::that(what == "callback failed", "an exception from a loop callback is rethrown by run()");
+
+    ev.shutdown(2000);
+    ev.run();
+    check::that(ev.connection_count() == 0 && server_closed >= 4, "shutdown closes everything");
+}
+
+} // namespace
+
+int main() {
+    check::that(ws::version() == WS_VERSION_STRING, "ws::version() matches WS_VERSION_STRING");
+    try {
+        test_blocking();
+        test_threaded_client();
+        test_errors();
+        test_upgrade_fd();
+        test_event_loop();
+    } catch (const std::exception &e) {
+        check::that(false, std::string("unexpected exception: ") + e.what());
+    }
+    return check::summary();
+}

@@ -1,0 +1,281 @@
+//! The installed tree, as a C or C++ user gets it: `make install` into a
+//! temporary prefix, then outside programs (`tests/install/`) built
+//! against that prefix only — with pkg-config (shared and static) and with
+//! CMake's `find_package(libws CONFIG)` (shared, static, and a C++17
+//! program using ws.hpp) — and run. Also: the SONAME, the symlinks, no
+//! debug information and the size of the installed libraries, and a
+//! DESTDIR staging install that writes the final paths into its files.
+//!
+//! CMake is Debian's `cmake`; when it is missing and we are root it is
+//! installed with apt-get (a fresh CI machine), otherwise the test fails
+//! saying so.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => manifest_dir().join(d),
+        None => manifest_dir().join("target"),
+    }
+}
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const MAJOR: &str = env!("CARGO_PKG_VERSION_MAJOR");
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `make install` with `vars`, from the repository root. The nested
+/// cargo inherits the target directory; the outer cargo's build lock is
+/// released while tests run.
+fn make_install(vars: &[(&str, &Path)]) {
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(manifest_dir()).arg("install").arg(format!("CARGO={}", env!("CARGO")));
+    for (k, v) in vars {
+        cmd.arg(format!("{k}={}", v.display()));
+    }
+    run(&mut cmd, "make install");
+}
+
+/// One install into a fresh temporary prefix per test binary.
+fn prefix() -> &'static Path {
+    static PREFIX: OnceLock<PathBuf> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        // Earlier runs' trees go first (one test binary uses this folder).
+        let base = target_dir().join("install-test");
+        let _ = std::fs::remove_dir_all(&base);
+        let p = base.join(std::process::id().to_string()).join("prefix");
+        let t0 = Instant::now();
+        make_install(&[("PREFIX", &p)]);
+        eprintln!("install: make install took {:.1} s", t0.elapsed().as_secs_f64());
+        p
+    })
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    let d = prefix().parent().unwrap().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn readelf(args: &[&str], file: &Path) -> String {
+    run(Command::new("readelf").args(args).arg(file), &format!("readelf {args:?} {}", file.display()))
+}
+
+fn needed(exe: &Path) -> Vec<String> {
+    readelf(&["-d"], exe)
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1).and_then(|s| s.split(']').next()).map(str::to_string))
+        .collect()
+}
+
+/// Runs an installed-tree program and checks its echo line.
+fn run_app(exe: &Path) {
+    let out = Command::new(exe)
+        // cargo test puts target/debug on LD_LIBRARY_PATH; the program must
+        // find the installed library on its own.
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(&format!("echo ok libws {VERSION}")),
+        "{} failed ({}): {stdout}{}",
+        exe.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn app_source(name: &str) -> PathBuf {
+    manifest_dir().join("tests/install").join(name)
+}
+
+#[test]
+fn installed_files_and_links() {
+    let p = prefix();
+    let lib = p.join("lib");
+    let real = lib.join(format!("libws.so.{VERSION}"));
+    let soname = format!("libws.so.{MAJOR}");
+    assert!(real.is_file() && !real.is_symlink(), "{} is the library file", real.display());
+    assert_eq!(std::fs::read_link(lib.join(&soname)).unwrap(), Path::new(&format!("libws.so.{VERSION}")));
+    assert_eq!(std::fs::read_link(lib.join("libws.so")).unwrap(), Path::new(&soname));
+    for f in ["lib/libws.a", "include/ws.h", "include/ws.hpp", "lib/pkgconfig/libws.pc"] {
+        assert!(p.join(f).is_file(), "{f} installed");
+    }
+    for f in ["libwsConfig.cmake", "libwsConfigVersion.cmake"] {
+        assert!(lib.join("cmake/libws").join(f).is_file(), "cmake/libws/{f} installed");
+    }
+    let h = std::fs::read_to_string(p.join("include/ws.h")).unwrap();
+    assert!(h.contains(&format!("#define WS_VERSION_STRING \"{VERSION}\"")), "installed ws.h has the version");
+    let pc = std::fs::read_to_string(lib.join("pkgconfig/libws.pc")).unwrap();
+    assert!(pc.contains(&format!("Version: {VERSION}")), "libws.pc has the version:\n{pc}");
+}
+
+#[test]
+fn installed_library_has_soname_no_debug_info_and_is_small() {
+    let lib = prefix().join("lib");
+    let real = lib.join(format!("libws.so.{VERSION}"));
+    let dynamic = readelf(&["-d"], &real);
+    assert!(
+        dynamic.contains(&format!("Library soname: [libws.so.{MAJOR}]")),
+        "readelf -d shows the SONAME:\n{dynamic}"
+    );
+    let sections = readelf(&["-S", "-W"], &real);
+    assert!(!sections.contains(".debug_info"), "the installed .so carries no debug info");
+    let size = std::fs::metadata(&real).unwrap().len();
+    eprintln!("installed libws.so: {size} bytes ({:.2} MiB)", size as f64 / 1048576.0);
+    assert!(size < 2 * 1024 * 1024, "the installed .so is {size} bytes, over 2 MiB");
+    let a = lib.join("libws.a");
+    let static_sections = readelf(&["-S", "-W"], &a);
+    assert!(!static_sections.contains(".debug_info"), "the installed .a carries no debug info");
+    eprintln!("installed libws.a: {} bytes", std::fs::metadata(&a).unwrap().len());
+}
+
+fn pkg_config(args: &[&str]) -> Vec<String> {
+    let out = run(
+        Command::new("pkg-config").env("PKG_CONFIG_PATH", prefix().join("lib/pkgconfig")).args(args).arg("libws"),
+        "pkg-config",
+    );
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+fn cc() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".into())
+}
+
+#[test]
+fn pkg_config_shared() {
+    let dir = work_dir("pkgconfig-shared");
+    let exe = dir.join("app");
+    let libdir = pkg_config(&["--variable=libdir"]).join(" ");
+    run(
+        Command::new(cc())
+            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"])
+            .args(pkg_config(&["--cflags"]))
+            .arg("-o")
+            .arg(&exe)
+            .arg(app_source("app.c"))
+            .args(pkg_config(&["--libs"]))
+            .arg(format!("-Wl,-rpath,{libdir}")),
+        "cc app.c $(pkg-config --cflags --libs libws)",
+    );
+    assert!(needed(&exe).contains(&format!("libws.so.{MAJOR}")), "the program needs libws.so.{MAJOR}");
+    run_app(&exe);
+}
+
+/// A static link takes exactly what `pkg-config --static` says: if
+/// Libs.private missed a system library the link would fail.
+#[test]
+fn pkg_config_static() {
+    let dir = work_dir("pkgconfig-static");
+    let exe = dir.join("app");
+    // `-lws` would pick libws.so next to libws.a; name the archive instead.
+    let libs: Vec<String> = pkg_config(&["--static", "--libs"])
+        .into_iter()
+        .map(|a| if a == "-lws" { "-l:libws.a".into() } else { a })
+        .collect();
+    run(
+        Command::new(cc())
+            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"])
+            .args(pkg_config(&["--cflags"]))
+            .arg("-o")
+            .arg(&exe)
+            .arg(app_source("app.c"))
+            .args(&libs),
+        "cc app.c $(pkg-config --static --libs libws)",
+    );
+    let n = needed(&exe);
+    assert!(!n.iter().any(|l| l.starts_with("libws")), "statically linked, yet needs {n:?}");
+    run_app(&exe);
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn ensure_cmake() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        if have("cmake") {
+            return;
+        }
+        let root = run(Command::new("id").arg("-u"), "id -u").trim() == "0";
+        assert!(root, "cmake is not installed and we are not root to install it: apt-get install cmake");
+        eprintln!("install: cmake missing; apt-get install -y cmake");
+        run(
+            Command::new("timeout")
+                .args(["900", "apt-get", "install", "-y", "-q", "--no-install-recommends", "cmake"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            "apt-get install cmake",
+        );
+        assert!(have("cmake"), "cmake still missing after apt-get");
+    });
+}
+
+#[test]
+fn cmake_find_package() {
+    ensure_cmake();
+    let build = work_dir("cmake-build");
+    let t0 = Instant::now();
+    run(
+        Command::new("cmake")
+            .arg("-S")
+            .arg(manifest_dir().join("tests/install/cmake"))
+            .arg("-B")
+            .arg(&build)
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix().display()))
+            .arg("-DCMAKE_C_FLAGS=-Wall -Wextra -Werror -pedantic")
+            .arg("-DCMAKE_CXX_FLAGS=-Wall -Wextra -Werror -pedantic"),
+        "cmake configure (find_package(libws CONFIG))",
+    );
+    run(Command::new("cmake").arg("--build").arg(&build), "cmake --build");
+    eprintln!("install: CMake project configured and built in {:.1} s", t0.elapsed().as_secs_f64());
+    let shared = build.join("app_shared");
+    assert!(needed(&shared).contains(&format!("libws.so.{MAJOR}")), "libws::ws links the shared library");
+    let static_exe = build.join("app_static");
+    assert!(!needed(&static_exe).iter().any(|l| l.starts_with("libws")), "libws::ws_static links the archive");
+    for exe in [shared, static_exe, build.join("app_cpp")] {
+        run_app(&exe);
+    }
+}
+
+/// A distribution's staging install: files land under DESTDIR, and what
+/// they name is the final PREFIX/LIBDIR.
+#[test]
+fn destdir_staging_names_the_final_paths() {
+    let stage = work_dir("stage");
+    let final_prefix = Path::new("/opt/libws-test");
+    let final_libdir = final_prefix.join("lib64");
+    make_install(&[("DESTDIR", &stage), ("PREFIX", final_prefix), ("LIBDIR", &final_libdir)]);
+    let staged = |p: &Path| stage.join(p.strip_prefix("/").unwrap());
+    let lib = staged(&final_libdir);
+    assert!(lib.join(format!("libws.so.{VERSION}")).is_file(), "library staged under DESTDIR/LIBDIR");
+    assert!(staged(final_prefix).join("include/ws.h").is_file(), "header staged under DESTDIR/PREFIX/include");
+    let pc = std::fs::read_to_string(lib.join("pkgconfig/libws.pc")).unwrap();
+    let cmake = std::fs::read_to_string(lib.join("cmake/libws/libwsConfig.cmake")).unwrap();
+    for (what, text) in [("libws.pc", &pc), ("libwsConfig.cmake", &cmake)] {
+        assert!(text.contains("/opt/libws-test/lib64"), "{what} names the final LIBDIR:\n{text}");
+        assert!(!text.contains(stage.to_str().unwrap()), "{what} must not name DESTDIR:\n{text}");
+    }
+    assert!(!final_prefix.exists(), "nothing was written outside DESTDIR");
+}

@@ -1,0 +1,182 @@
+//! TLS on the current event loop: a loop server with a TLS upgrader serves
+//! blocking wss:// clients (large messages both ways, many connections),
+//! drops a stalled ClientHello at its handshake timeout while serving
+//! others, and a loop dial of wss:// reaches a blocking TLS server and
+//! reports certificate failures with their reason.
+
+mod support {
+    #[path = "../support/pki.rs"]
+    pub mod pki;
+}
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::pki::Pki;
+use ws::api::event_loop::{ConnHandle, EventLoop, Handler, LoopRemote};
+use ws::api::http::Response;
+use ws::api::{Dialer, Listener, MessageType, Upgrader};
+use ws::transport::proxy::ProxyChoice;
+use ws::transport::tls::{TlsClientConfig, TlsServerConfig};
+use ws::ErrorKind;
+
+struct Echo;
+
+impl Handler for Echo {
+    fn on_message(&self, conn: &ConnHandle, kind: MessageType, data: &[u8]) {
+        let _ = conn.send(kind, data);
+    }
+}
+
+struct LoopThread {
+    remote: LoopRemote,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl LoopThread {
+    fn start() -> LoopThread {
+        let (tx, rx) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let mut el = EventLoop::new().unwrap();
+            tx.send(el.remote()).unwrap();
+            el.run().unwrap();
+        });
+        LoopThread { remote: rx.recv().unwrap(), thread: Some(thread) }
+    }
+}
+
+impl Drop for LoopThread {
+    fn drop(&mut self) {
+        self.remote.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn tls_upgrader(leaf: &str) -> Upgrader {
+    let l = Pki::get().leaf(leaf);
+    Upgrader { tls: Some(TlsServerConfig::from_files(&l.cert, &l.key).unwrap()), ..Upgrader::default() }
+}
+
+fn dialer() -> Dialer {
+    let mut tls = TlsClientConfig::default();
+    tls.add_ca_file(&Pki::get().ca()).unwrap();
+    Dialer { tls, proxy: ProxyChoice::Direct, handshake_timeout: Some(Duration::from_secs(10)), ..Dialer::default() }
+}
+
+#[test]
+fn loop_server_over_tls() {
+    let lt = LoopThread::start();
+    let addr: SocketAddr = lt.remote.listen("127.0.0.1:0", &tls_upgrader("server-ec"), Arc::new(Echo)).unwrap();
+    let url = format!("wss://localhost:{}/", addr.port());
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let url = url.clone();
+        clients.push(thread::spawn(move || {
+            let (c, _) = dialer().dial(&url, &[]).map_err(|e| e.error).unwrap();
+            assert!(c.is_tls());
+            for len in [1usize, 125, 16 * 1024 + 7, 200_000, 3 << 20] {
+                let data: Vec<u8> = (0..len).map(|j| ((j + i) % 251) as u8).collect();
+                c.write_message(MessageType::Binary, &data).unwrap();
+                assert!(c.read_message().unwrap().data() == &data[..], "client {i}: echo of {len} bytes");
+            }
+            // Pipelined: 32 messages out before reading the echoes.
+            let msg = vec![b'x'; 40_000];
+            for _ in 0..32 {
+                c.write_message(MessageType::Text, &msg).unwrap();
+            }
+            for _ in 0..32 {
+                assert_eq!(c.read_message().unwrap().data().len(), msg.len());
+            }
+            c.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+        }));
+    }
+    for c in clients {
+        c.join().unwrap();
+    }
+}
+
+#[test]
+fn loop_server_drops_a_stalled_client_hello_and_serves_others() {
+    let lt = LoopThread::start();
+    let mut up = tls_upgrader("server-ec");
+    up.handshake_timeout = Some(Duration::from_millis(1000));
+    let addr: SocketAddr = lt.remote.listen("127.0.0.1:0", &up, Arc::new(Echo)).unwrap();
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    let mut garbage = TcpStream::connect(addr).unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let t0 = Instant::now();
+    let (c, _) = dialer().dial(&format!("wss://localhost:{}/", addr.port()), &[]).map_err(|e| e.error).unwrap();
+    c.write_message(MessageType::Text, b"hi").unwrap();
+    assert_eq!(c.read_message().unwrap().data(), b"hi");
+    assert!(t0.elapsed() < Duration::from_millis(900), "served while the stalled client waits");
+    for (name, s) in [("garbage", &mut garbage), ("stalled", &mut stalled)] {
+        use std::io::Read;
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 512];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(4), "{name} dropped by the handshake timeout at the latest");
+    }
+    c.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+}
+
+struct DialResult(Mutex<Sender<Result<(), (ErrorKind, String)>>>);
+
+impl Handler for DialResult {
+    fn on_open(&self, conn: &ConnHandle) {
+        conn.send(MessageType::Text, b"from the loop").unwrap();
+    }
+    fn on_message(&self, conn: &ConnHandle, _kind: MessageType, data: &[u8]) {
+        assert_eq!(data, b"from the loop");
+        let _ = self.0.lock().unwrap().send(Ok(()));
+        let _ = conn.close(1000, b"");
+    }
+    fn on_dial_error(&self, _user: usize, err: &ws::Error, _response: Option<&Response>) {
+        let _ = self.0.lock().unwrap().send(Err((err.kind(), err.message().to_string())));
+    }
+}
+
+fn loop_dial(lt: &LoopThread, leaf: &str) -> Result<(), (ErrorKind, String)> {
+    let l = Listener::bind("127.0.0.1:0", &tls_upgrader(leaf)).unwrap();
+    let url = format!("wss://localhost:{}/", l.local_addr().port());
+    let server = thread::spawn(move || {
+        if let Ok(c) = l.accept(Some(Instant::now() + Duration::from_secs(5))) {
+            while let Ok(m) = c.read_message() {
+                let d = m.data().to_vec();
+                drop(m);
+                let _ = c.write_message(MessageType::Text, &d);
+            }
+        }
+    });
+    let (tx, rx) = mpsc::channel();
+    lt.remote.dial(&url, &dialer(), &[], Arc::new(DialResult(Mutex::new(tx))), 0).unwrap();
+    let r = rx.recv_timeout(Duration::from_secs(10)).expect("the loop dial ends");
+    let _ = server.join();
+    r
+}
+
+#[test]
+fn loop_dial_over_tls() {
+    let lt = LoopThread::start();
+    loop_dial(&lt, "server-ec").unwrap();
+    let (kind, msg) = loop_dial(&lt, "untrusted").unwrap_err();
+    assert_eq!(kind, ErrorKind::TlsCertificate, "{msg}");
+    assert!(msg.contains("not trusted"), "{msg}");
+    // An explicit proxy is refused on the loop rather than ignored.
+    let mut d = dialer();
+    d.proxy = ProxyChoice::Fixed(ws::transport::proxy::ProxyUrl::parse("http://127.0.0.1:1").unwrap());
+    let (tx, _rx) = mpsc::channel();
+    let e = lt.remote.dial("wss://localhost:1/", &d, &[], Arc::new(DialResult(Mutex::new(tx))), 0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+}

@@ -23,6 +23,7 @@ fn options(b: u8) -> DeflateOptions {
         client_no_context_takeover: b & 2 != 0,
         server_max_window_bits: 8 + ((b >> 2) & 7),
         client_max_window_bits: 8 + ((b >> 5) & 7),
+        ..DeflateOptions::full_window()
     }
 }
 

@@ -62,6 +62,7 @@ fuzz_target!(|input: &[u8]| {
                     server_max_window_bits: 15,
                     server_no_context_takeover: agreed.our_no_context_takeover,
                     client_no_context_takeover: false,
+                    ..DeflateOptions::full_window()
                 };
                 if let Ok(Some(theirs)) = params::client_accept([value], &client_opts) {
                     assert_eq!(theirs.peer_no_context_takeover, agreed.our_no_context_takeover);

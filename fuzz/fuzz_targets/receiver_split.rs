@@ -9,13 +9,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ws::proto::receiver::{ControlKind, Event, MessageKind, Receiver};
+use ws::proto::kind::MessageType;
+use ws::proto::receiver::{Event, Receiver};
 use ws::proto::{ProtoErrorKind, Role};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Item {
-    Message { kind: MessageKind, compressed: bool, data: Vec<u8> },
-    Control { kind: ControlKind, payload: Vec<u8> },
+    Message { kind: MessageType, compressed: bool, data: Vec<u8> },
+    Control { kind: MessageType, payload: Vec<u8> },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -24,7 +25,7 @@ struct Outcome {
     /// The message still in progress at the end: kind, compressed, and its
     /// bytes so far (not compared when the stream failed: how much of a
     /// failing piece was handed out before the failure depends on the split).
-    open: Option<(MessageKind, bool, Vec<u8>)>,
+    open: Option<(MessageType, bool, Vec<u8>)>,
     error: Option<ProtoErrorKind>,
 }
 

@@ -315,11 +315,13 @@ pub fn client_accept<'a>(
     } else if opts.server_max_window_bits < 15 {
         return Err("the server did not accept server_max_window_bits".into());
     }
+    // client_max_window_bits bounds our own compressor. A server that
+    // answers with more than we offered (RFC 7692 7.1.2.2 forbids it, but
+    // Autobahn's 13.4/13.6 servers answer 15 to any offer) still decodes
+    // the smaller window we compress with, so we keep ours rather than
+    // fail the dial: nothing the server can then receive is out of range.
     let ours = match p.client_max_window_bits {
-        Some(Some(b)) if b > opts.client_max_window_bits => {
-            return Err(format!("client_max_window_bits={b} is more than the {} offered", opts.client_max_window_bits))
-        }
-        Some(Some(b)) => b,
+        Some(Some(b)) => b.min(opts.client_max_window_bits),
         _ => opts.client_max_window_bits,
     };
     Ok(Some(Agreement {
@@ -503,10 +505,13 @@ mod tests {
         assert!(s("permessage-deflate; server_max_window_bits=10").is_err(), "snct not accepted");
         assert!(s("permessage-deflate; server_no_context_takeover").is_err(), "window not accepted");
         assert!(s("permessage-deflate; server_no_context_takeover; server_max_window_bits=11").is_err());
-        assert!(s(
-            "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=10"
-        )
-        .is_err());
+        // More than offered for our own window: we keep compressing with
+        // the 9 bits we offered (Autobahn's 13.4/13.6 servers answer 15).
+        let a =
+            s("permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=10")
+                .unwrap()
+                .unwrap();
+        assert_eq!(a.our_window_bits, Some(9));
         let a = s("permessage-deflate; server_no_context_takeover; server_max_window_bits=9").unwrap().unwrap();
         assert_eq!(a.our_window_bits, Some(9));
     }

@@ -118,11 +118,14 @@ impl LiveConn {
                     other => return other,
                 }
             }
+            // Under TLS a short read says nothing about the socket (a record
+            // was decrypted, more may wait): read on to WouldBlock.
+            let tls = self.handle.0.stream.is_tls();
             let mut sink = Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now };
             let (n, short, direct) = if let Some(room) = self.recv.direct_room(DIRECT_READ_MIN, &mut sink) {
                 let want = room.len();
                 match self.handle.0.stream.read(room) {
-                    Ok(n) => (n, n < want, true),
+                    Ok(n) => (n, n < want && !tls, true),
                     Err(e) => {
                         // The room stays for the next read (no new zeroing).
                         match e.kind() {
@@ -136,7 +139,7 @@ impl LiveConn {
                 let k = self.recv.restore_leftover(rbuf);
                 match self.handle.0.stream.read(&mut rbuf[k..]) {
                     Ok(0) => (0, true, false),
-                    Ok(n) => (k + n, k + n < rbuf.len(), false),
+                    Ok(n) => (k + n, k + n < rbuf.len() && !tls, false),
                     Err(e) => {
                         // Keep the unfinished header for the next read.
                         let _ = self.recv.process(&mut rbuf[..k], &mut sink);

@@ -56,6 +56,12 @@ impl BufferPool {
         }
     }
 
+    /// Bytes the idle buffers hold (their capacities: one may have grown
+    /// up to twice the pool's size).
+    pub fn idle_bytes(&self) -> usize {
+        self.inner.free.lock().map(|f| f.iter().map(Vec::capacity).sum()).unwrap_or(0)
+    }
+
     /// Buffers currently idle in the pool.
     pub fn idle(&self) -> usize {
         self.inner.free.lock().map(|f| f.len()).unwrap_or(0)

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::shared::LoopShared;
 use crate::api::conn::MessageType;
-use crate::api::pool::BufferPool;
 use crate::api::prepared::PreparedMessage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
@@ -56,10 +55,14 @@ impl Outbox {
         self.buf.len() - self.sent
     }
 
-    /// Takes a pooled buffer before the first frame goes in.
-    fn ready(&mut self, pool: &BufferPool) -> &mut Vec<u8> {
+    /// Takes a pooled buffer before the first frame goes in, and asks the
+    /// loop for a sweep to give it back: without one, a connection that
+    /// took a buffer after the last sweep (the loop sweeps only while some
+    /// deadline or held buffer is pending) would keep it while idle.
+    fn ready(&mut self, shared: &LoopShared) -> &mut Vec<u8> {
         if self.buf.capacity() == 0 {
-            self.buf = pool.get();
+            self.buf = shared.pool.get();
+            shared.buffers_held.store(true, Ordering::Relaxed);
         }
         &mut self.buf
     }
@@ -265,7 +268,7 @@ impl ConnShared {
         // out (also when the loop then writes it in one go), and later
         // sends queue behind it rather than retry the full socket.
         ob.blocked = true;
-        let buf = ob.ready(&self.loop_shared.pool);
+        let buf = ob.ready(&self.loop_shared);
         if rest < n {
             buf.extend_from_slice(&header[rest..]);
             buf.extend_from_slice(payload);
@@ -284,7 +287,7 @@ impl ConnShared {
         mut ob: MutexGuard<'_, Outbox>,
         f: impl FnOnce(&mut SendHalf, &mut Vec<u8>) -> std::result::Result<(), Invalid>,
     ) -> Result<()> {
-        ob.ready(&self.loop_shared.pool);
+        ob.ready(&self.loop_shared);
         let Outbox { buf, send, .. } = &mut *ob;
         f(send, buf).map_err(|e| Error::invalid(e.0))?;
         self.set_buffered(&ob);
@@ -314,7 +317,7 @@ impl ConnShared {
             // now instead of waking the loop to flush. Control and close
             // frames still go through the loop's flush, which keeps the
             // close state machine.
-            ob.ready(&self.loop_shared.pool);
+            ob.ready(&self.loop_shared);
             let Outbox { buf, send, .. } = &mut *ob;
             send.message(kind, data, buf).map_err(|e| Error::invalid(e.0))?;
             self.set_buffered(&ob);
@@ -358,7 +361,7 @@ impl ConnShared {
             return;
         }
         let backed_up = ob.blocked;
-        ob.ready(&self.loop_shared.pool);
+        ob.ready(&self.loop_shared);
         let Outbox { buf, send, .. } = &mut *ob;
         send.owe_pong(payload, backed_up, buf);
         self.set_buffered(&ob);

@@ -923,6 +923,14 @@ impl LoopRemote {
         self.0.open.lock().map(|o| o.len()).unwrap_or(0)
     }
 
+    /// Bytes in the idle buffers the loop keeps for reuse (outboxes and
+    /// message assemblies take them per message and the sweep gives them
+    /// back): a fixed cost of the loop, bounded by 64 buffers of 64-128 KiB,
+    /// not of its connections. For memory accounting and tests.
+    pub fn pooled_buffer_bytes(&self) -> usize {
+        self.0.pool.idle_bytes()
+    }
+
     /// Sends `kind`/`data` on every open connection (see `broadcast`).
     pub fn send_all(&self, kind: MessageType, data: &[u8]) -> Result<usize> {
         let pm = PreparedMessage::new(kind, data)?;

@@ -18,6 +18,9 @@ use super::super::ProtoError;
 
 /// Inflated output is produced in steps of at most this size.
 const STEP: usize = 64 * 1024;
+/// Spare capacity below this is not worth a step of its own: the buffer
+/// grows by a full step instead.
+const MIN_ROOM: usize = 4 * 1024;
 
 /// The most compressed bytes a message may carry under read limit `limit`
 /// (0: no limit).
@@ -115,7 +118,13 @@ impl MessageInflater {
             if added >= budget {
                 return Ok(Inflated { used, done: false });
             }
-            let want = (budget - added).min(STEP);
+            // Inflate into the room the buffer has (a pooled buffer comes
+            // with 64 KiB): asking for a full step past it would double a
+            // pooled buffer for a 1 KiB message, and the pool would then
+            // keep the doubled one.
+            let room = out.capacity() - out.len();
+            let step = if room >= MIN_ROOM { room.min(STEP) } else { STEP };
+            let want = (budget - added).min(step);
             let len = out.len();
             out.resize(len + want, 0);
             let (consumed, produced) = match self.inflater.inflate(data, &mut out[len..]) {

@@ -404,6 +404,26 @@ private:
     ws_error_response *r_;
 };
 
+/** The answer to a plain HTTP request, lent to the upgrader's HTTP handler. */
+class http_response_view {
+public:
+    explicit http_response_view(ws_http_response *r) noexcept : r_(r) {}
+    std::uint16_t status() const noexcept { return ws_http_response_status(r_); }
+    result<void> try_set_status(std::uint16_t s) { return result<void>::from(ws_http_response_set_status(r_, s)); }
+    result<void> try_add_header(const std::string &name, const std::string &value) {
+        return result<void>::from(ws_http_response_add_header(r_, name.c_str(), value.c_str()));
+    }
+    result<void> try_set_body(bytes_view body) {
+        return result<void>::from(ws_http_response_set_body(r_, body.data(), body.size()));
+    }
+    void set_status(std::uint16_t s) { try_set_status(s).value(); }
+    void add_header(const std::string &name, const std::string &value) { try_add_header(name, value).value(); }
+    void set_body(bytes_view body) { try_set_body(body).value(); }
+
+private:
+    ws_http_response *r_;
+};
+
 /**
  * A connection the caller does not own: what loop callbacks receive, and
  * the operations every connection has. Copyable; valid while the
@@ -493,6 +513,21 @@ public:
     int fd() const noexcept { return ws_conn_fd(c_); }
     bool is_loop() const noexcept { return ws_conn_is_loop(c_); }
     bool compression_negotiated() const noexcept { return ws_conn_compression_negotiated(c_); }
+    /** Whether the connection runs over TLS (wss://). */
+    bool is_tls() const noexcept { return ws_conn_is_tls(c_); }
+    /**
+     * Certificate `index` (0 = the peer's own, then its chain), DER; empty
+     * when there is none (no TLS, no client certificate, past the chain).
+     */
+    std::vector<std::uint8_t> tls_peer_certificate(std::size_t index = 0) const {
+        std::size_t n = 0;
+        ws_status st = ws_conn_tls_peer_certificate(c_, index, nullptr, 0, &n);
+        if (st != WS_OK && st != WS_ERR_BUFFER_TOO_SMALL) return {};
+        std::vector<std::uint8_t> der(n);
+        if (ws_conn_tls_peer_certificate(c_, index, der.data(), der.size(), &n) != WS_OK) return {};
+        der.resize(n);
+        return der;
+    }
     std::size_t buffered_amount() const noexcept { return ws_conn_buffered_amount(c_); }
     /** The message of the last error a call on this connection returned. */
     std::string last_error() const {
@@ -693,6 +728,139 @@ inline result<conn> try_retain(conn_view c) {
 }
 inline conn retain(conn_view c) { return try_retain(c).value(); }
 
+/**
+ * Client TLS settings (trust, client certificate, lowest version). A
+ * dialer copies them (`dialer::set_tls`), so they may be changed or
+ * destroyed afterwards. Not thread-safe while being changed.
+ */
+class tls_client_config {
+public:
+    tls_client_config() : c_(ws_tls_client_config_new()) {}
+    tls_client_config(tls_client_config &&o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+    tls_client_config &operator=(tls_client_config &&o) noexcept {
+        std::swap(c_, o.c_);
+        return *this;
+    }
+    tls_client_config(const tls_client_config &) = delete;
+    tls_client_config &operator=(const tls_client_config &) = delete;
+    ~tls_client_config() { ws_tls_client_config_free(c_); }
+    const ws_tls_client_config *get() const noexcept { return c_; }
+
+    /** Trusts the CAs in a PEM file (the system store then only with use_system_roots(true)). */
+    result<void> try_add_ca_file(const std::string &path) {
+        return result<void>::from(ws_tls_client_config_add_ca_file(c_, path.c_str()));
+    }
+    result<void> try_add_ca_pem(bytes_view pem) {
+        return result<void>::from(ws_tls_client_config_add_ca_pem(c_, pem.data(), pem.size()));
+    }
+    result<void> try_use_system_roots(bool on) {
+        return result<void>::from(ws_tls_client_config_use_system_roots(c_, on));
+    }
+    /** A client certificate chain and key (PEM files) for servers that ask. */
+    result<void> try_set_certificate_files(const std::string &cert_path, const std::string &key_path) {
+        return result<void>::from(ws_tls_client_config_set_certificate_files(c_, cert_path.c_str(), key_path.c_str()));
+    }
+    result<void> try_set_certificate_pem(bytes_view cert_pem, bytes_view key_pem) {
+        return result<void>::from(ws_tls_client_config_set_certificate_pem(c_, cert_pem.data(), cert_pem.size(),
+                                                                           key_pem.data(), key_pem.size()));
+    }
+    /** WS_TLS_1_2 (default) or WS_TLS_1_3. */
+    result<void> try_set_min_version(std::int32_t version) {
+        return result<void>::from(ws_tls_client_config_set_min_version(c_, version));
+    }
+    /** FOR TEST SETUPS ONLY (see ws_tls_client_config_insecure_skip_hostname_verification). */
+    result<void> try_insecure_skip_hostname_verification(bool skip) {
+        return result<void>::from(ws_tls_client_config_insecure_skip_hostname_verification(c_, skip));
+    }
+    tls_client_config &add_ca_file(const std::string &p) { return done(try_add_ca_file(p)); }
+    tls_client_config &add_ca_pem(bytes_view pem) { return done(try_add_ca_pem(pem)); }
+    tls_client_config &use_system_roots(bool on) { return done(try_use_system_roots(on)); }
+    tls_client_config &set_certificate_files(const std::string &c, const std::string &k) {
+        return done(try_set_certificate_files(c, k));
+    }
+    tls_client_config &set_certificate_pem(bytes_view c, bytes_view k) { return done(try_set_certificate_pem(c, k)); }
+    tls_client_config &set_min_version(std::int32_t v) { return done(try_set_min_version(v)); }
+    tls_client_config &insecure_skip_hostname_verification(bool skip) {
+        return done(try_insecure_skip_hostname_verification(skip));
+    }
+
+private:
+    tls_client_config &done(result<void> r) {
+        r.value();
+        return *this;
+    }
+    ws_tls_client_config *c_;
+};
+
+/**
+ * Server TLS settings: a certificate chain and key, client authentication,
+ * lowest version. Upgraders share them (`upgrader::set_tls`): replacing
+ * the certificate (any thread) reaches every upgrader and listener using
+ * them, for new handshakes.
+ */
+class tls_server_config {
+public:
+    static result<tls_server_config> try_from_files(const std::string &cert_path, const std::string &key_path) {
+        ws_tls_server_config *c = nullptr;
+        ws_status st = ws_tls_server_config_new_files(cert_path.c_str(), key_path.c_str(), &c);
+        if (st != WS_OK) return result<tls_server_config>::failure(st);
+        return tls_server_config(c);
+    }
+    static result<tls_server_config> try_from_pem(bytes_view cert_pem, bytes_view key_pem) {
+        ws_tls_server_config *c = nullptr;
+        ws_status st = ws_tls_server_config_new_pem(cert_pem.data(), cert_pem.size(), key_pem.data(), key_pem.size(), &c);
+        if (st != WS_OK) return result<tls_server_config>::failure(st);
+        return tls_server_config(c);
+    }
+    static tls_server_config from_files(const std::string &c, const std::string &k) {
+        return try_from_files(c, k).value();
+    }
+    static tls_server_config from_pem(bytes_view c, bytes_view k) { return try_from_pem(c, k).value(); }
+
+    tls_server_config(tls_server_config &&o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+    tls_server_config &operator=(tls_server_config &&o) noexcept {
+        std::swap(c_, o.c_);
+        return *this;
+    }
+    tls_server_config(const tls_server_config &) = delete;
+    tls_server_config &operator=(const tls_server_config &) = delete;
+    ~tls_server_config() { ws_tls_server_config_free(c_); }
+    const ws_tls_server_config *get() const noexcept { return c_; }
+
+    /** New handshakes use this certificate; on failure the old one stays. Any thread. */
+    result<void> try_replace_certificate_files(const std::string &cert_path, const std::string &key_path) const {
+        return result<void>::from(ws_tls_server_config_replace_certificate_files(c_, cert_path.c_str(), key_path.c_str()));
+    }
+    result<void> try_replace_certificate_pem(bytes_view cert_pem, bytes_view key_pem) const {
+        return result<void>::from(ws_tls_server_config_replace_certificate_pem(c_, cert_pem.data(), cert_pem.size(),
+                                                                               key_pem.data(), key_pem.size()));
+    }
+    /** WS_TLS_CLIENT_AUTH_* with the CAs of a PEM file (empty path only with WS_TLS_CLIENT_AUTH_NONE). */
+    result<void> try_set_client_auth(std::int32_t mode, const std::string &ca_path = {}) {
+        return result<void>::from(
+            ws_tls_server_config_set_client_auth(c_, mode, ca_path.empty() ? nullptr : ca_path.c_str()));
+    }
+    result<void> try_set_min_version(std::int32_t version) {
+        return result<void>::from(ws_tls_server_config_set_min_version(c_, version));
+    }
+    void replace_certificate_files(const std::string &c, const std::string &k) const {
+        try_replace_certificate_files(c, k).value();
+    }
+    void replace_certificate_pem(bytes_view c, bytes_view k) const { try_replace_certificate_pem(c, k).value(); }
+    tls_server_config &set_client_auth(std::int32_t mode, const std::string &ca_path = {}) {
+        try_set_client_auth(mode, ca_path).value();
+        return *this;
+    }
+    tls_server_config &set_min_version(std::int32_t v) {
+        try_set_min_version(v).value();
+        return *this;
+    }
+
+private:
+    explicit tls_server_config(ws_tls_server_config *c) noexcept : c_(c) {}
+    ws_tls_server_config *c_;
+};
+
 /** Client settings (gorilla's Dialer). */
 class dialer {
 public:
@@ -736,6 +904,38 @@ public:
     dialer &set_write_buffer_pool(const buffer_pool *p) { return done(try_set_write_buffer_pool(p)); }
     dialer &set_compression(const std::optional<ws_compression_options> &o) { return done(try_set_compression(o)); }
     dialer &set_read_limit(std::uint64_t l) { return done(try_set_read_limit(l)); }
+    /** A copy of `config` for wss:// targets and HTTPS proxies (nullptr: the defaults). */
+    result<void> try_set_tls(const tls_client_config *config) {
+        return result<void>::from(ws_dialer_set_tls(d_, config ? config->get() : nullptr));
+    }
+    /** A proxy URL (http://, https://, socks5://, socks5h://); "" = direct; std::nullopt = the environment's. */
+    result<void> try_set_proxy(const std::optional<std::string> &url) {
+        return result<void>::from(ws_dialer_set_proxy(d_, url ? url->c_str() : nullptr));
+    }
+    result<void> try_add_proxy_header(const std::string &name, const std::string &value) {
+        return result<void>::from(ws_dialer_add_proxy_header(d_, name.c_str(), value.c_str()));
+    }
+    dialer &set_tls(const tls_client_config *c) { return done(try_set_tls(c)); }
+    dialer &set_proxy(const std::optional<std::string> &url) { return done(try_set_proxy(url)); }
+    dialer &add_proxy_header(const std::string &n, const std::string &v) { return done(try_add_proxy_header(n, v)); }
+
+    /**
+     * Performs the handshake over `fd`, a TCP socket the caller connected
+     * (libws owns it from the call on, closed on failure too); `url` gives
+     * the Host header and path (TLS runs for wss://). Blocking.
+     */
+    result<conn> try_dial_fd(int fd, const std::string &url, const headers &extra = {}, response *resp = nullptr) const {
+        detail::header_list h(extra);
+        ws_conn *c = nullptr;
+        ws_response *r = nullptr;
+        ws_status st = ws_dial_fd(d_, fd, url.c_str(), h.data(), h.size(), &c, resp ? &r : nullptr);
+        if (resp) *resp = response(r);
+        if (st != WS_OK) return result<conn>::failure(st);
+        return conn(c);
+    }
+    conn dial_fd(int fd, const std::string &url, const headers &extra = {}, response *resp = nullptr) const {
+        return try_dial_fd(fd, url, extra, resp).value();
+    }
 
     /**
      * Connects and performs the handshake. `resp`, when given, receives
@@ -778,6 +978,7 @@ namespace detail {
 struct upgrader_callbacks {
     std::function<bool(request_view)> check_origin;
     std::function<void(std::optional<request_view>, error_response_view)> on_error;
+    std::function<void(request_view, bytes_view, http_response_view)> on_http;
 
     static bool check(const ws_request *r, void *ud) {
         auto &cb = *static_cast<upgrader_callbacks *>(ud);
@@ -791,6 +992,12 @@ struct upgrader_callbacks {
             cb.on_error(r ? std::optional<request_view>(request_view(r)) : std::nullopt, error_response_view(resp));
         }
         WS_HPP_CATCH_ALL((void)0)
+    }
+    static void http(const ws_request *r, const std::uint8_t *body, std::size_t len, ws_http_response *resp, void *ud) {
+        auto &cb = *static_cast<upgrader_callbacks *>(ud);
+        WS_HPP_TRY { cb.on_http(request_view(r), bytes_view(body, len), http_response_view(resp)); }
+        /* A handler that throws answers 500 (whatever it set before). */
+        WS_HPP_CATCH_ALL((void)ws_http_response_set_status(resp, 500))
     }
 };
 
@@ -832,6 +1039,21 @@ public:
         cb_->on_error = std::move(f);
         return result<void>::from(ws_upgrader_set_error_handler(
             u_, cb_->on_error ? &detail::upgrader_callbacks::error : nullptr, cb_.get()));
+    }
+    /**
+     * Answers plain HTTP requests on the WebSocket port (see
+     * ws_upgrader_set_http_handler); runs on the accepting / loop thread.
+     * An empty function removes the handler. A handler that throws
+     * answers 500.
+     */
+    result<void> try_set_http_handler(std::function<void(request_view, bytes_view, http_response_view)> f) {
+        cb_->on_http = std::move(f);
+        return result<void>::from(
+            ws_upgrader_set_http_handler(u_, cb_->on_http ? &detail::upgrader_callbacks::http : nullptr, cb_.get()));
+    }
+    /** Serves TLS with `config` (shared, see tls_server_config); nullptr: plain TCP. */
+    result<void> try_set_tls(const tls_server_config *config) {
+        return result<void>::from(ws_upgrader_set_tls(u_, config ? config->get() : nullptr));
     }
     result<void> try_add_response_header(const std::string &name, const std::string &value) {
         return result<void>::from(ws_upgrader_add_response_header(u_, name.c_str(), value.c_str()));
@@ -882,6 +1104,10 @@ public:
     upgrader &set_write_buffer_pool(const buffer_pool *p) { return done(try_set_write_buffer_pool(p)); }
     upgrader &set_compression(const std::optional<ws_compression_options> &o) { return done(try_set_compression(o)); }
     upgrader &set_read_limit(std::uint64_t l) { return done(try_set_read_limit(l)); }
+    upgrader &set_http_handler(std::function<void(request_view, bytes_view, http_response_view)> f) {
+        return done(try_set_http_handler(std::move(f)));
+    }
+    upgrader &set_tls(const tls_server_config *c) { return done(try_set_tls(c)); }
 
 private:
     upgrader &done(result<void> r) {

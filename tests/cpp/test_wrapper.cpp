@@ -6,7 +6,11 @@
 // upgrader::upgrade_fd on a socket accepted with POSIX calls, and the
 // event loop with lambda callbacks: a loop server and loop client, timers,
 // a loop on another thread serving blocking clients, broadcast, an
-// exception escaping a callback, and shutdown.
+// exception escaping a callback, and shutdown. TLS (certificates made with
+// the openssl command): a wss:// echo with a client certificate, the peer
+// certificate, certificate replacement and a refused certificate; plain
+// HTTP on the WebSocket port through a lambda; dialer::dial_fd on a socket
+// connected with POSIX calls.
 #include "ws.hpp"
 
 #include "check.hpp"
@@ -18,7 +22,9 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -310,6 +316,142 @@ void test_event_loop() {
     check::that(ev.connection_count() == 0 && server_closed >= 4, "shutdown closes everything");
 }
 
+// Runs `cmd` in `dir` (the openssl calls), quietly.
+bool sh(const std::string &dir, const std::string &cmd) {
+    return std::system(("cd " + dir + " && { " + cmd + "; } >/dev/null 2>&1").c_str()) == 0;
+}
+
+// A CA and two leaf certificates for localhost/127.0.0.1 ("a", "b") plus a
+// client certificate, in a fresh temporary directory ("" on failure).
+std::string make_certs() {
+    char tmpl[] = "/tmp/libws-cpp-tls-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return "";
+    std::string dir = tmpl;
+    if (!sh(dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=cpp test CA' "
+                 "-keyout ca.key -out ca.pem -addext basicConstraints=critical,CA:TRUE "
+                 "-addext keyUsage=critical,keyCertSign"))
+        return "";
+    std::ofstream(dir + "/ext.cnf") << "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n";
+    for (const char *n : {"a", "b", "client"}) {
+        std::string name = n;
+        if (!sh(dir, "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout " + name +
+                         ".key -out " + name + ".csr && openssl x509 -req -in " + name +
+                         ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out " + name + ".pem"))
+            return "";
+    }
+    return dir;
+}
+
+void test_tls() {
+    std::string dir = make_certs();
+    if (!check::that(!dir.empty(), "openssl made the test certificates")) return;
+    auto bad = ws::tls_server_config::try_from_files(dir + "/a.pem", dir + "/b.key");
+    check::that(!bad && bad.status() == WS_ERR_TLS_CONFIG, "a key that does not match: WS_ERR_TLS_CONFIG");
+    ws::tls_server_config srv = ws::tls_server_config::from_files(dir + "/a.pem", dir + "/a.key");
+    srv.set_client_auth(WS_TLS_CLIENT_AUTH_REQUIRED, dir + "/ca.pem");
+    ws::upgrader up;
+    up.set_tls(&srv);
+    echo_server s(&up);
+    std::string url = "wss://localhost:" + std::to_string(s.l.port()) + "/";
+
+    std::vector<std::uint8_t> first_cert;
+    {
+        ws::tls_client_config tc;
+        tc.add_ca_file(dir + "/ca.pem").set_certificate_files(dir + "/client.pem", dir + "/client.key");
+        ws::dialer d;
+        d.set_tls(&tc);
+        ws::conn c = d.dial(url);
+        c.send_text("over tls");
+        check::that(c.read().text() == "over tls" && c.is_tls(), "wss:// echo with a client certificate");
+        first_cert = c.tls_peer_certificate(0);
+        check::that(first_cert.size() > 100 && first_cert[0] == 0x30, "the server's certificate, DER");
+        check::that(c.tls_peer_certificate(9).empty(), "past the chain: empty");
+        c.close_graceful(WS_CLOSE_NORMAL, "", 5000);
+    }
+    {
+        ws::tls_client_config tc;
+        tc.add_ca_file(dir + "/ca.pem");
+        ws::dialer d;
+        d.set_tls(&tc);
+        auto c = d.try_dial(url);
+        check::that(!c, "no client certificate where one is required: refused");
+    }
+    {
+        ws::tls_client_config untrusting; // the system store does not know our CA
+        ws::dialer d;
+        d.set_tls(&untrusting);
+        auto c = d.try_dial(url);
+        check::that(!c && c.status() == WS_ERR_TLS_CERTIFICATE, "an unknown CA: WS_ERR_TLS_CERTIFICATE");
+    }
+    srv.replace_certificate_files(dir + "/b.pem", dir + "/b.key");
+    {
+        ws::tls_client_config tc;
+        tc.add_ca_file(dir + "/ca.pem").set_certificate_files(dir + "/client.pem", dir + "/client.key");
+        ws::dialer d;
+        d.set_tls(&tc);
+        ws::conn c = d.dial(url);
+        auto cert = c.tls_peer_certificate(0);
+        check::that(!cert.empty() && cert != first_cert, "a replaced certificate serves the next handshake");
+        c.close_graceful(WS_CLOSE_NORMAL, "", 5000);
+    }
+    (void)sh("/tmp", "rm -rf " + dir);
+}
+
+// Sends `req` on a fresh TCP connection to 127.0.0.1:port, returns all it got back.
+std::string http_exchange(std::uint16_t port, const std::string &req) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string got;
+    if (connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0 &&
+        send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size())) {
+        char buf[1024];
+        for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+    }
+    close(fd);
+    return got;
+}
+
+void test_http_handler() {
+    ws::upgrader up;
+    up.set_http_handler([](ws::request_view req, ws::bytes_view body, ws::http_response_view resp) {
+        if (req.target() == "/boom") throw std::runtime_error("handler failed");
+        resp.add_header("Content-Type", "text/plain");
+        resp.set_body(std::string("path=") + std::string(req.target()) + " body=" + std::string(body.as_string()));
+    });
+    echo_server s(&up);
+    std::string got = http_exchange(s.l.port(), "POST /page HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    check::that(got.find("HTTP/1.1 200") == 0 && got.find("path=/page body=hi") != std::string::npos,
+                "plain HTTP on the WebSocket port: a lambda answers");
+    got = http_exchange(s.l.port(), "GET /boom HTTP/1.1\r\nHost: x\r\n\r\n");
+    check::that(got.find("HTTP/1.1 500") == 0, "a handler that throws answers 500");
+    ws::conn c = ws::dial(s.url());
+    c.send_text("ws still");
+    check::that(c.read().text() == "ws still", "WebSocket upgrades on the same port");
+    c.close_graceful(WS_CLOSE_NORMAL, "", 5000);
+}
+
+void test_dial_fd() {
+    echo_server s;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(s.l.port());
+    if (!check::that(connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0, "our own connect")) return;
+    ws::dialer d;
+    ws::conn c = d.dial_fd(fd, "ws://127.0.0.1/own-socket");
+    c.send_text("over dial_fd");
+    check::that(c.read().text() == "over dial_fd" && c.fd() == fd, "dial_fd: the handshake over our socket");
+    c.close_graceful(WS_CLOSE_NORMAL, "", 5000);
+    auto bad = d.try_dial_fd(-1, "ws://127.0.0.1/");
+    check::that(!bad && bad.status() == WS_ERR_INVALID_ARGUMENT, "dial_fd(-1): WS_ERR_INVALID_ARGUMENT");
+}
+
 } // namespace
 
 int main() {
@@ -320,6 +462,9 @@ int main() {
         test_errors();
         test_upgrade_fd();
         test_event_loop();
+        test_tls();
+        test_http_handler();
+        test_dial_fd();
     } catch (const std::exception &e) {
         check::that(false, std::string("unexpected exception: ") + e.what());
     }

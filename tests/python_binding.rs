@@ -19,10 +19,16 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-#[path = "support/python.rs"]
-mod python;
+mod support {
+    #[path = "../support/pki.rs"]
+    pub mod pki;
+    #[path = "../support/proxies.rs"]
+    pub mod proxies;
+    #[path = "../support/python.rs"]
+    pub mod python;
+}
 
-use python::{repo_dir, run_collect, run_setup, target_dir, venv_python_in};
+use support::python::{self as python, repo_dir, run_collect, run_setup, target_dir, venv_python_in};
 
 /// websockets: the versions whose sync and asyncio APIs the tests and the
 /// benchmark use; setuptools and wheel: what pyproject.toml's build needs
@@ -118,6 +124,13 @@ fn python_binding_pip_install_and_pytest() {
         lines[1]
     );
 
+    // test_tls.py: throwaway certificates (made with openssl, installed
+    // when missing) and a real HTTP CONNECT proxy (tinyproxy, installed
+    // when missing; the test fails without it: no skips below).
+    let pki = support::pki::Pki::get();
+    let proxy = support::proxies::tinyproxy(None, &[]);
+    let proxy_url = proxy.as_ref().map(|p| format!("http://127.0.0.1:{}", p.port)).unwrap_or_default();
+
     // pytest against the installed package: run from target/ so that the
     // checkout's libws/ is not on sys.path (LIBWS_TEST_INSTALLED tells
     // conftest.py not to add it).
@@ -129,6 +142,8 @@ fn python_binding_pip_install_and_pytest() {
             .arg(&package)
             .arg(package.join("tests"))
             .current_dir(target_dir())
+            .env("LIBWS_TEST_PKI", &pki.dir)
+            .env("LIBWS_TEST_HTTP_PROXY", &proxy_url)
             .env("LIBWS_TEST_INSTALLED", "1")
             .env_remove("LIBWS_LIBRARY")
             .env_remove("PYTHONPATH"),
@@ -137,6 +152,7 @@ fn python_binding_pip_install_and_pytest() {
     .unwrap_or_else(|e| panic!("{e}"));
     let summary = f.stdout.lines().rev().find(|l| l.contains(" in ")).unwrap_or("").to_string();
     eprintln!("python_binding: pytest took {:.1} s: {summary}", t0.elapsed().as_secs_f64());
+    drop(proxy);
     assert!(f.status.success(), "pytest failed ({})\n--- stdout\n{}--- stderr\n{}", f.status, f.stdout, f.stderr);
     // Every test ran: none skipped (a missing websockets would skip interop).
     assert!(summary.contains(" passed") && !summary.contains("skipped"), "pytest summary: {summary}\n{}", f.stdout);

@@ -47,12 +47,17 @@ from .exceptions import (
     LibwsError,
     MessageTooBig,
     ProtocolError,
+    ProxyError,
     QueueFull,
+    CertificateError,
+    TLSConfigError,
+    TLSError,
     TransportError,
 )
 # libws.TimeoutError, re-exported by name but not in __all__ (see below).
 from .exceptions import TimeoutError as TimeoutError
 from .server import Request, Server, same_origin, serve
+from .tls import ClientTLS, ServerTLS
 
 __all__ = [
     "connect",
@@ -66,6 +71,8 @@ __all__ = [
     "TimerHandle",
     "Connection",
     "Compression",
+    "ClientTLS",
+    "ServerTLS",
     "Server",
     "Request",
     "same_origin",
@@ -82,7 +89,11 @@ __all__ = [
     "InvalidArgument",
     "ConnectError",
     "ConnectionRefused",
+    "ProxyError",
     "TransportError",
+    "TLSError",
+    "CertificateError",
+    "TLSConfigError",
     "HandlerError",
     "QueueFull",
     "library_path",

@@ -161,6 +161,17 @@ WS_ERR_BUFFER_TOO_SMALL = 19
 WS_ERR_HANDLER = 20
 WS_ERR_INVALID_DATA = 21
 WS_ERR_QUEUE_FULL = 22
+WS_ERR_TLS = 30
+WS_ERR_TLS_CERTIFICATE = 31
+WS_ERR_TLS_CONFIG = 32
+WS_ERR_PROXY = 33
+WS_ERR_PROXY_REFUSED = 34
+
+WS_TLS_1_2 = 12
+WS_TLS_1_3 = 13
+WS_TLS_CLIENT_AUTH_NONE = 0
+WS_TLS_CLIENT_AUTH_OPTIONAL = 1
+WS_TLS_CLIENT_AUTH_REQUIRED = 2
 
 MAX_REASON_LEN = 123
 MAX_CONTROL_PAYLOAD = 125
@@ -261,6 +272,38 @@ ws_request_subprotocol = _fn(
 
 # server
 ws_upgrader_new = _fn("ws_upgrader_new", c_void_p)
+
+# TLS and proxies
+ws_tls_client_config_new = _fn("ws_tls_client_config_new", c_void_p)
+ws_tls_client_config_free = _fn("ws_tls_client_config_free", None, c_void_p)
+ws_tls_client_config_add_ca_file = _fn("ws_tls_client_config_add_ca_file", ws_status, c_void_p, c_char_p)
+ws_tls_client_config_add_ca_pem = _fn("ws_tls_client_config_add_ca_pem", ws_status, c_void_p, c_char_p, c_size_t)
+ws_tls_client_config_use_system_roots = _fn("ws_tls_client_config_use_system_roots", ws_status, c_void_p, c_bool)
+ws_tls_client_config_set_certificate_files = _fn(
+    "ws_tls_client_config_set_certificate_files", ws_status, c_void_p, c_char_p, c_char_p
+)
+ws_tls_client_config_set_min_version = _fn("ws_tls_client_config_set_min_version", ws_status, c_void_p, c_int32)
+ws_tls_client_config_insecure_skip_hostname_verification = _fn(
+    "ws_tls_client_config_insecure_skip_hostname_verification", ws_status, c_void_p, c_bool
+)
+ws_dialer_set_tls = _fn("ws_dialer_set_tls", ws_status, c_void_p, c_void_p)
+ws_dialer_set_proxy = _fn("ws_dialer_set_proxy", ws_status, c_void_p, c_char_p)
+ws_tls_server_config_new_files = _fn(
+    "ws_tls_server_config_new_files", ws_status, c_char_p, c_char_p, POINTER(c_void_p)
+)
+ws_tls_server_config_free = _fn("ws_tls_server_config_free", None, c_void_p)
+ws_tls_server_config_replace_certificate_files = _fn(
+    "ws_tls_server_config_replace_certificate_files", ws_status, c_void_p, c_char_p, c_char_p
+)
+ws_tls_server_config_set_client_auth = _fn(
+    "ws_tls_server_config_set_client_auth", ws_status, c_void_p, c_int32, c_char_p
+)
+ws_tls_server_config_set_min_version = _fn("ws_tls_server_config_set_min_version", ws_status, c_void_p, c_int32)
+ws_upgrader_set_tls = _fn("ws_upgrader_set_tls", ws_status, c_void_p, c_void_p)
+ws_conn_is_tls = _fn("ws_conn_is_tls", c_bool, c_void_p)
+ws_conn_tls_peer_certificate = _fn(
+    "ws_conn_tls_peer_certificate", ws_status, c_void_p, c_size_t, c_void_p, c_size_t, POINTER(c_size_t)
+)
 ws_upgrader_free = _fn("ws_upgrader_free", None, c_void_p)
 ws_upgrader_set_subprotocols = _fn(
     "ws_upgrader_set_subprotocols", ws_status, c_void_p, POINTER(c_char_p), c_size_t

@@ -83,6 +83,7 @@ from .exceptions import (
     closed_error,
 )
 from .server import Request
+from .tls import ClientTLS, ProxyArg, ServerTLS
 
 __all__ = [
     "connect",
@@ -718,7 +719,7 @@ class connect:
     ``async with connect(url) as ws:`` (closed on exit).
 
     Args:
-        url: a ``ws://`` URL.
+        url: a ``ws://`` or ``wss://`` URL.
         subprotocols: offered subprotocols, in order of preference.
         additional_headers: extra request headers (mapping or pairs).
         origin: the Origin header.
@@ -736,10 +737,15 @@ class connect:
         write_limit: ``send`` waits while more bytes than this are queued
             (default 32 KiB).
         max_buffered: a connection's hard queue limit (default 16 MiB).
+        tls: a :class:`libws.ClientTLS` for ``wss://`` (default: the
+            system's trust store).
+        proxy: ``True`` (default): the environment's proxy variables;
+            ``None``: direct; or a proxy URL (see :func:`libws.connect`).
 
     Raises:
         ConnectionRefused (a ConnectionRefusedError), ConnectError,
-        HandshakeError (with the server's answer), TimeoutError, InvalidURI.
+        HandshakeError (with the server's answer), TimeoutError, InvalidURI,
+        CertificateError, TLSError, ProxyError.
     """
 
     def __init__(
@@ -758,13 +764,15 @@ class connect:
         max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
         write_limit: int = DEFAULT_WRITE_LIMIT,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
+        tls: Optional[ClientTLS] = None,
+        proxy: ProxyArg = True,
     ) -> None:
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
         self._url = url
         self._dial_kw: Dict[str, Any] = dict(
             subprotocols=subprotocols, headers=additional_headers, origin=origin, compression=compression,
-            timeout=_seconds(open_timeout, "open_timeout"), max_size=max_size,
+            timeout=_seconds(open_timeout, "open_timeout"), max_size=max_size, tls=tls, proxy=proxy,
         )
         if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1):
             raise ValueError("max_queue must be an int >= 1 or None")
@@ -976,6 +984,7 @@ class serve:
         open_timeout: seconds a client has to complete its handshake.
         ping_interval, ping_timeout, close_timeout, max_queue, write_limit,
         max_buffered: as :func:`connect`.
+        tls: a :class:`libws.ServerTLS`: serve ``wss://``.
     """
 
     def __init__(
@@ -997,6 +1006,7 @@ class serve:
         max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
         write_limit: int = DEFAULT_WRITE_LIMIT,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
+        tls: Optional[ServerTLS] = None,
     ) -> None:
         if not callable(handler):
             raise TypeError("handler must be an async function taking the connection")
@@ -1009,7 +1019,7 @@ class serve:
         self._listen_kw: Dict[str, Any] = dict(
             subprotocols=subprotocols, check_origin=check_origin, compression=compression,
             response_headers=response_headers, handshake_timeout=_seconds(open_timeout, "open_timeout"),
-            max_size=max_size,
+            max_size=max_size, tls=tls,
         )
         if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1):
             raise ValueError("max_queue must be an int >= 1 or None")

@@ -22,6 +22,7 @@ from .connection import (
     _ms,
 )
 from .exceptions import HandshakeError, error_for
+from .tls import ClientTLS, ProxyArg, _apply_client
 
 HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 
@@ -168,6 +169,8 @@ def connect(
     write_buffer_size: int = 0,
     ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
     ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+    tls: "Optional[ClientTLS]" = None,
+    proxy: "ProxyArg" = True,
 ) -> Connection:
     """Opens a WebSocket connection to ``url`` and returns a :class:`Connection`.
 
@@ -179,9 +182,9 @@ def connect(
             reply = ws.recv(timeout=5)  # str for text, bytes for binary
 
     Args:
-        url: ``ws://host[:port][/path][?query]`` (``wss://`` is not
-            supported yet and raises :class:`LibwsError` with
-            ``ws_status == WS_ERR_UNSUPPORTED``).
+        url: ``ws://host[:port][/path][?query]`` or ``wss://...`` (TLS,
+            checked against the system's trust store unless ``tls`` says
+            otherwise).
         subprotocols: subprotocols to offer, in order of preference; the
             chosen one is :attr:`Connection.subprotocol`.
         headers: extra request headers, a mapping or ``(name, value)``
@@ -208,6 +211,13 @@ def connect(
             connection is closed (1011) and blocked calls raise
             ConnectionClosedError. None turns either off. Pongs are read by
             recv(); a program that does not read has them read for it.
+        tls: a :class:`libws.ClientTLS` for ``wss://`` (the CAs to trust,
+            a client certificate, the lowest version) and HTTPS proxies.
+        proxy: ``True`` (default): the environment's ``http_proxy`` /
+            ``https_proxy`` / ``all_proxy`` / ``no_proxy``, as
+            ``websockets`` does; ``None``: connect directly; or a proxy URL
+            (``http://``, ``https://``, ``socks5://``, ``socks5h://``,
+            optionally with ``user:password@``).
 
     Raises:
         HandshakeError: the server did not accept the upgrade; ``.status``,
@@ -216,7 +226,12 @@ def connect(
         ConnectionRefused: nothing listens there (also a builtin
             ConnectionRefusedError).
         ConnectError: the host could not be reached.
-        InvalidURI: ``url`` is not a usable ws:// URL.
+        InvalidURI: ``url`` is not a usable ws:// or wss:// URL.
+        CertificateError: the server's certificate was refused (untrusted,
+            expired, another host name), or the server refused ours.
+        TLSError: the TLS handshake failed.
+        TLSConfigError: a file of ``tls`` could not be used.
+        ProxyError: the proxy failed or refused the tunnel.
         ValueError: an invalid ``compression`` or ``timeout``.
         TypeError: an argument has the wrong type.
     """
@@ -259,6 +274,7 @@ def connect(
             st = _ffi.ws_dialer_set_buffer_sizes(dialer, rbuf, wbuf)
             if st != _ffi.WS_OK:
                 raise error_for(st)
+        _apply_client(dialer, tls, proxy)
         hdrs = (_ffi.ws_header * max(len(pairs), 1))()
         keep = []
         for i, (k, v) in enumerate(pairs):

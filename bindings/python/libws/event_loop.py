@@ -69,6 +69,7 @@ from .exceptions import (
     error_for,
 )
 from .server import Request, _read_request
+from .tls import ClientTLS, ProxyArg, ServerTLS, _apply_client, _apply_server
 
 logger = logging.getLogger("libws")
 
@@ -976,6 +977,7 @@ class EventLoop:
         handshake_timeout: Optional[float] = None,
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
         compression: CompressionArg = None,
+        tls: Optional[ServerTLS] = None,
         **callbacks: Optional[Callable],
     ) -> Listener:
         """Listens on ``host``:``port`` (0: a free port, see
@@ -995,6 +997,7 @@ class EventLoop:
             max_size: largest incoming message (None: no limit); a larger
                 one fails the connection with 1009.
             compression: ``None``, ``"deflate"`` or a :class:`libws.Compression`.
+            tls: a :class:`libws.ServerTLS`: serve ``wss://``.
         """
         cbs = _Callbacks(handler, callbacks)
         if not isinstance(host, str):
@@ -1033,6 +1036,7 @@ class EventLoop:
                 st = _ffi.ws_upgrader_set_read_limit(up, limit)
             if st != _ffi.WS_OK:
                 raise error_for(st)
+            _apply_server(up, tls)
             # The listener's record (its check_origin in the last place);
             # on_handshake makes one per accepted request.
             self._records[key] = (math.inf, "listen", cbs, check_origin)
@@ -1072,6 +1076,8 @@ class EventLoop:
         *,
         origin: Optional[str] = None,
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        tls: Optional[ClientTLS] = None,
+        proxy: ProxyArg = True,
         **callbacks: Optional[Callable],
     ) -> None:
         """Opens a client connection through the loop, without blocking
@@ -1081,9 +1087,12 @@ class EventLoop:
         HandshakeError with the server's answer). ``handler`` and keyword
         callbacks as for :meth:`listen`. Any thread.
 
+        ``tls`` and ``proxy`` as for :func:`libws.connect`.
+
         Raises:
-            InvalidURI: ``url`` is not a usable ws:// URL.
+            InvalidURI: ``url`` is not a usable ws:// or wss:// URL.
             ConnectError: the host name could not be resolved.
+            TLSConfigError: a file of ``tls`` could not be used.
         """
         cbs = _Callbacks(handler, callbacks)
         if not isinstance(url, str):
@@ -1128,6 +1137,7 @@ class EventLoop:
             if st == _ffi.WS_OK and copts is not None:
                 st = _ffi.ws_dialer_set_compression(dialer, byref(copts))
             if st == _ffi.WS_OK:
+                _apply_client(dialer, tls, proxy)
                 st = _ffi.ws_loop_dial(h, dialer, ub, hdrs, len(pairs), byref(c), key)
             if st != _ffi.WS_OK:
                 self._records.pop(key, None)

@@ -18,7 +18,11 @@ Hierarchy::
      +-- InvalidArgument             also a ValueError
      +-- ConnectError                also a ConnectionError (OSError)
      |    +-- ConnectionRefused      also a ConnectionRefusedError (ECONNREFUSED)
+     |    +-- ProxyError             the proxy failed or refused the tunnel
      +-- TransportError              also an OSError (I/O error)
+     +-- TLSError                    the TLS handshake failed (an OSError)
+     |    +-- CertificateError       a certificate was refused
+     +-- TLSConfigError              an unusable TLS setting (a ValueError)
      +-- HandlerError                a ping/pong/close handler failed
      +-- QueueFull                   an event-loop send past max_buffered (nothing queued)
 """
@@ -43,7 +47,11 @@ __all__ = [
     "InvalidArgument",
     "ConnectError",
     "ConnectionRefused",
+    "ProxyError",
     "TransportError",
+    "TLSError",
+    "CertificateError",
+    "TLSConfigError",
     "HandlerError",
     "QueueFull",
 ]
@@ -153,7 +161,7 @@ class TimeoutError(LibwsError, builtins.TimeoutError):
 
 
 class InvalidURI(LibwsError, ValueError):
-    """The URL could not be used (libws supports ws:// only for now)."""
+    """The URL could not be used (libws takes ws:// and wss:// URLs)."""
 
 
 class InvalidArgument(LibwsError, ValueError):
@@ -171,6 +179,26 @@ class ConnectionRefused(ConnectError, builtins.ConnectionRefusedError):
 
 class TransportError(LibwsError, OSError):
     """The operating system reported an I/O error."""
+
+
+class TLSError(LibwsError, OSError):
+    """The TLS handshake failed (no common version or parameters, an alert
+    from the peer, a peer that does not speak TLS, the handshake timeout)."""
+
+
+class CertificateError(TLSError):
+    """A TLS certificate was refused: the server's is untrusted, expired or
+    for another host name, or the server refused ours."""
+
+
+class TLSConfigError(LibwsError, ValueError):
+    """A TLS setting could not be used: an unreadable file, bad PEM, a key
+    that does not match its certificate."""
+
+
+class ProxyError(ConnectError):
+    """The proxy could not be reached or did not speak its protocol, or it
+    refused the tunnel (an HTTP proxy's 403/407, a SOCKS5 refusal)."""
 
 
 class HandlerError(LibwsError):
@@ -202,6 +230,11 @@ def error_for(st: int, msg: str = "") -> LibwsError:
         _ffi.WS_ERR_BAD_HANDSHAKE: HandshakeError,
         _ffi.WS_ERR_HANDLER: HandlerError,
         _ffi.WS_ERR_QUEUE_FULL: QueueFull,
+        _ffi.WS_ERR_TLS: TLSError,
+        _ffi.WS_ERR_TLS_CERTIFICATE: CertificateError,
+        _ffi.WS_ERR_TLS_CONFIG: TLSConfigError,
+        _ffi.WS_ERR_PROXY: ProxyError,
+        _ffi.WS_ERR_PROXY_REFUSED: ProxyError,
     }
     if st == _ffi.WS_ERR_CONNECT and ("refused" in msg.lower() or "os error 111" in msg):
         return ConnectionRefused(msg, st)

@@ -23,6 +23,7 @@ from .connection import (
     _parse_addr,
 )
 from .exceptions import ConnectionClosed, ConnectionClosedOK, error_for
+from .tls import ServerTLS, _apply_server
 
 logger = logging.getLogger("libws")
 
@@ -135,6 +136,7 @@ class Server:
         process_request: Optional[Callable[[Request], ProcessResult]] = None,
         ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
         ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+        tls: Optional[ServerTLS] = None,
     ) -> None:
         from .client import _compression_options
 
@@ -194,6 +196,7 @@ class Server:
                 st = _ffi.ws_upgrader_set_read_limit(up, limit)
             if st != _ffi.WS_OK:
                 raise error_for(st)
+            _apply_server(up, tls)
             st = _ffi.ws_listen(up, host.encode("utf-8"), port, byref(listener))
             if st != _ffi.WS_OK:
                 raise error_for(st)
@@ -485,6 +488,7 @@ def serve(
     process_request: Optional[Callable[[Request], ProcessResult]] = None,
     ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
     ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+    tls: Optional[ServerTLS] = None,
 ) -> Server:
     """Listens on ``host``:``port`` and returns a :class:`Server` that runs
     ``handler(connection)`` on a new thread for every client.
@@ -527,6 +531,8 @@ def serve(
             possible: only error statuses).
         ping_interval, ping_timeout: keepalive of every connection, as
             :func:`libws.connect` (default 20 s and 20 s; None: off).
+        tls: a :class:`libws.ServerTLS`: serve ``wss://`` (TLS on every
+            accepted connection).
     """
     server = Server(
         host,
@@ -542,6 +548,7 @@ def serve(
         process_request=process_request,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        tls=tls,
     )
     if background:
         server.start()

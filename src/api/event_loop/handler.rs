@@ -36,4 +36,9 @@ pub trait Handler: Send + Sync {
     /// A dial failed before the connection opened. `response` is the
     /// server's answer when it refused the handshake.
     fn on_dial_error(&self, _user: usize, _err: &Error, _response: Option<&Response>) {}
+    /// Reconnecting dials only ([`super::Reconnector`]): re-dial number
+    /// `attempt` (1 after a connection was lost or the first dial failed)
+    /// starts after `delay`; `last` is the error that ended the previous
+    /// attempt, when there was one (None after a closed connection).
+    fn on_reconnect(&self, _user: usize, _attempt: u32, _delay: std::time::Duration, _last: Option<&Error>) {}
 }

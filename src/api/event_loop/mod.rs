@@ -16,11 +16,13 @@ mod dial;
 mod handle;
 mod handler;
 mod live;
+mod reconnect;
 mod shared;
 mod timers;
 
 pub use handle::ConnHandle;
 pub use handler::Handler;
+pub use reconnect::{Backoff, Reconnector};
 pub use shared::LoopConfig;
 pub use timers::TimerFn;
 

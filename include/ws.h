@@ -197,6 +197,11 @@ typedef struct ws_loop ws_loop;
 typedef struct ws_prepared_message ws_prepared_message;
 
 /**
+ * A reconnecting loop dial. Opaque; free it with `ws_reconnect_free`.
+ */
+typedef struct ws_reconnect ws_reconnect;
+
+/**
  * A client's opening handshake request, lent to a server callback for the
  * duration of the call. Opaque.
  */
@@ -397,6 +402,44 @@ typedef struct ws_loop_callbacks {
  * Called on the loop's thread when a timer fires.
  */
 typedef void (*ws_timer_fn)(struct ws_loop *lp, uint64_t timer_id, void *user_data);
+
+/**
+ * How a reconnecting dial waits between attempts. Start from
+ * `ws_reconnect_options_default()`.
+ */
+typedef struct ws_reconnect_options {
+  /**
+   * The delay before the first re-dial (default 1000; above 0).
+   */
+  int64_t initial_delay_ms;
+  /**
+   * The delay never grows past this (default 30000; at least `initial_delay_ms`).
+   */
+  int64_t max_delay_ms;
+  /**
+   * Each failed attempt multiplies the delay by this (default 2.0; at least 1).
+   */
+  double multiplier;
+  /**
+   * 0 to 1 (default 0.5): each delay is drawn from `[d * (1 - jitter), d]`,
+   * so clients cut off together do not all come back at the same moment.
+   */
+  double jitter;
+  /**
+   * Re-dials after the first dial: negative = forever (default), 0 =
+   * never (a plain dial that `ws_reconnect_stop` can cancel).
+   */
+  int32_t max_retries;
+  /**
+   * Called on the loop's thread before each re-dial, with the dial's
+   * user data (may be NULL): re-dial number `attempt` (1 after a lost
+   * connection or a first failed dial; counting restarts once a
+   * connection opens) starts in `delay_ms`; `last_status` is the status
+   * of the failure that ended the previous attempt (`WS_OK` after a
+   * closed connection).
+   */
+  void (*on_reconnect)(uint32_t attempt, int64_t delay_ms, ws_status last_status, void *user_data);
+} ws_reconnect_options;
 
 /**
  * Decides whether to accept a handshake request (origin, auth headers...).
@@ -1580,6 +1623,56 @@ struct ws_buffer_pool *ws_buffer_pool_new(size_t buffer_size);
  * Releases the caller's reference. NULL and a second free are no-ops.
  */
 void ws_buffer_pool_free(struct ws_buffer_pool *pool);
+
+/**
+ * The default options: 1 s doubling up to 30 s, jitter 0.5, forever.
+ */
+struct ws_reconnect_options ws_reconnect_options_default(void);
+
+/**
+ * Dials `url` through the loop as `ws_loop_dial` does (same callbacks,
+ * same `user_data` for every connection it makes), and dials again after
+ * each failed dial (`on_dial_error`) or closed connection (`on_close`),
+ * waiting as `opts` says (NULL: the defaults), until `ws_reconnect_stop`
+ * or the retries run out. A handshake refused with a 4xx status is not
+ * retried (the server would refuse again). Each re-dial resolves the host
+ * name again, on a short-lived thread of its own (the system resolver
+ * blocks; the loop must not). Closing the connection yourself
+ * (`ws_conn_close`) only starts the next attempt: stop the reconnector to
+ * end. Errors in the URL or name of the first dial are returned here
+ * (`WS_ERR_BAD_URL`, `WS_ERR_CONNECT`); bad options are
+ * `WS_ERR_INVALID_ARGUMENT`. On success `*out` is the handle. Any thread.
+ */
+ws_status ws_loop_dial_reconnecting(struct ws_loop *lp,
+                                    const struct ws_dialer *d,
+                                    const char *url,
+                                    const struct ws_header *hdrs,
+                                    size_t n,
+                                    const struct ws_loop_callbacks *cb,
+                                    const struct ws_reconnect_options *opts,
+                                    void *user_data,
+                                    struct ws_reconnect **out);
+
+/**
+ * Ends the reconnecting dial (any thread, also from its callbacks;
+ * idempotent): no dial starts after this, a pending re-dial is cancelled,
+ * a dial in flight that still opens is closed at once without callbacks,
+ * and the open connection is closed with 1000 (its `on_close` follows on
+ * the loop's thread, so `user_data` must stay valid until then).
+ */
+ws_status ws_reconnect_stop(struct ws_reconnect *r);
+
+/**
+ * Whether it has ended: stopped, out of retries, or refused with a 4xx
+ * status. NULL: true.
+ */
+bool ws_reconnect_is_stopped(const struct ws_reconnect *r);
+
+/**
+ * Stops it (as `ws_reconnect_stop`) and frees the handle. NULL and a
+ * second free are no-ops.
+ */
+void ws_reconnect_free(struct ws_reconnect *r);
 
 /**
  * A new Upgrader with the defaults: no subprotocols, same-origin check,

@@ -300,6 +300,11 @@ fn c_test_tls() {
 }
 
 #[test]
+fn c_test_reconnect() {
+    run_c_test("test_reconnect.c");
+}
+
+#[test]
 fn c_test_misuse() {
     run_c_test("test_misuse.c");
 }

@@ -30,7 +30,7 @@ use crate::error::Error;
 /// An event loop. Opaque.
 pub struct ws_loop {
     el: Mutex<EventLoop>,
-    remote: LoopRemote,
+    pub(super) remote: LoopRemote,
     fd: i32,
 }
 
@@ -94,7 +94,7 @@ pub struct ws_loop_callbacks {
 }
 
 #[derive(Clone, Copy)]
-struct UserData(*mut c_void);
+pub(super) struct UserData(pub(super) *mut c_void);
 // SAFETY: libws never dereferences the pointer; it hands it back to the
 // caller's callbacks, which all run on the thread driving the loop.
 unsafe impl Send for UserData {}
@@ -102,10 +102,12 @@ unsafe impl Send for UserData {}
 unsafe impl Sync for UserData {}
 
 /// The Rust handler behind a set of C callbacks.
-struct CHandler {
-    cb: ws_loop_callbacks,
+pub(super) struct CHandler {
+    pub(super) cb: ws_loop_callbacks,
     /// The listener's or dial's user data.
-    user_data: UserData,
+    pub(super) user_data: UserData,
+    /// Reconnecting dials: `ws_reconnect_options.on_reconnect`.
+    pub(super) on_reconnect: Option<super::reconnect::ReconnectFn>,
 }
 
 fn message_cstring(msg: &str) -> CString {
@@ -208,9 +210,17 @@ impl Handler for CHandler {
             unsafe { f(status_of_error(err), msg.as_ptr(), rp, user as *mut c_void) }
         }
     }
+    fn on_reconnect(&self, user: usize, attempt: u32, delay: Duration, last: Option<&Error>) {
+        if let Some(f) = self.on_reconnect {
+            let st = last.map_or(WS_OK, status_of_error);
+            let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+            // SAFETY: the caller's callback, with plain values.
+            unsafe { f(attempt, ms, st, user as *mut c_void) }
+        }
+    }
 }
 
-fn loop_ref<'a>(l: *const ws_loop) -> Result<&'a ws_loop, ws_status> {
+pub(super) fn loop_ref<'a>(l: *const ws_loop) -> Result<&'a ws_loop, ws_status> {
     if l.is_null() {
         return Err(invalid("loop is NULL"));
     }
@@ -218,7 +228,7 @@ fn loop_ref<'a>(l: *const ws_loop) -> Result<&'a ws_loop, ws_status> {
     Ok(unsafe { &*l })
 }
 
-fn callbacks(cb: *const ws_loop_callbacks) -> Result<ws_loop_callbacks, ws_status> {
+pub(super) fn callbacks(cb: *const ws_loop_callbacks) -> Result<ws_loop_callbacks, ws_status> {
     if cb.is_null() {
         return Err(invalid("callbacks is NULL"));
     }
@@ -227,7 +237,7 @@ fn callbacks(cb: *const ws_loop_callbacks) -> Result<ws_loop_callbacks, ws_statu
     Ok(unsafe { *cb })
 }
 
-fn ms(v: i64, what: &str) -> Result<Duration, ws_status> {
+pub(super) fn ms(v: i64, what: &str) -> Result<Duration, ws_status> {
     if v < 0 {
         return Err(invalid(&format!("{what} must be 0 or more milliseconds")));
     }
@@ -297,7 +307,7 @@ pub extern "C" fn ws_loop_listen(
         let host = if host.is_null() { "127.0.0.1" } else { tri!(cstr(host, "host")) };
         let cb = tri!(callbacks(cb));
         let upgrader = tri!(upgrader_snapshot(up));
-        let handler = Arc::new(CHandler { cb, user_data: UserData(user_data) });
+        let handler = Arc::new(CHandler { cb, user_data: UserData(user_data), on_reconnect: None });
         let addr = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
         } else {
@@ -336,7 +346,7 @@ pub extern "C" fn ws_loop_dial(
         let extra = tri!(headers(hdrs, n));
         let cb = tri!(callbacks(cb));
         let dialer = tri!(dialer_snapshot(d));
-        let handler = Arc::new(CHandler { cb, user_data: UserData(user_data) });
+        let handler = Arc::new(CHandler { cb, user_data: UserData(user_data), on_reconnect: None });
         status(l.remote.dial(url, &dialer, &extra, handler, user_data as usize))
     })
 }

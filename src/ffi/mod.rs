@@ -20,6 +20,7 @@ pub mod event_loop;
 pub mod http;
 pub mod http_response;
 pub mod pool;
+pub mod reconnect;
 pub mod server;
 pub mod session;
 pub mod status;

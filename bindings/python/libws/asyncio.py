@@ -44,11 +44,14 @@ and returns the latency (``websockets``: ``await (await conn.ping())``);
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
 import ctypes
 import ipaddress
 import itertools
 import logging
+import os
+import random
 import struct
 import threading
 import time
@@ -62,6 +65,7 @@ from typing import (
     Dict,
     Generator,
     Iterable,
+    Iterator,
     Optional,
     Sequence,
     Set,
@@ -75,7 +79,12 @@ from . import _ffi
 from .client import CompressionArg, HeadersLike
 from .event_loop import DEFAULT_MAX_BUFFERED, DEFAULT_MAX_SIZE, EventLoop, LoopConnection
 from .exceptions import (
+    CertificateError,
     ConnectionClosed,
+    HandshakeError,
+    InvalidArgument,
+    InvalidURI,
+    TLSConfigError,
     error_for,
     ConnectionClosedOK,
     LibwsError,
@@ -698,6 +707,32 @@ class _Dial(_Dispatch):
         self.hub.release()
 
 
+def _retryable(exc: BaseException) -> bool:
+    """What ``async for ws in connect(...)`` retries: failures that may go
+    away (the network, the server restarting), not mistakes."""
+    if isinstance(exc, (CertificateError, TLSConfigError, InvalidURI, InvalidArgument)):
+        return False
+    if isinstance(exc, HandshakeError):
+        return exc.status is not None and exc.status >= 500
+    return isinstance(exc, (OSError, builtins.TimeoutError, asyncio.TimeoutError))
+
+
+def _backoff() -> Iterator[float]:
+    """Reconnect delays, as websockets computes them (same environment
+    variables, with a LIBWS_ prefix)."""
+    initial = float(os.environ.get("LIBWS_BACKOFF_INITIAL_DELAY", "5"))
+    least = float(os.environ.get("LIBWS_BACKOFF_MIN_DELAY", "3.1"))
+    most = float(os.environ.get("LIBWS_BACKOFF_MAX_DELAY", "90"))
+    factor = float(os.environ.get("LIBWS_BACKOFF_FACTOR", "1.618"))
+    yield random.random() * initial
+    delay = least
+    while delay < most:
+        yield delay
+        delay *= factor
+    while True:
+        yield most
+
+
 def _needs_resolving(url: str) -> Optional[str]:
     """The host of a ws:// URL when it is a name (not an IP literal or
     localhost), else None."""
@@ -820,6 +855,39 @@ class connect:
 
     def __await__(self) -> Generator[Any, None, ClientConnection]:
         return self._open().__await__()
+
+    def __aiter__(self) -> AsyncIterator[ClientConnection]:
+        """``async for ws in connect(url):`` reconnects, as in
+        ``websockets``: each iteration gets a new connection (closed when
+        the iteration ends); a failed connect is retried after a delay
+        that grows from ``LIBWS_BACKOFF_INITIAL_DELAY`` seconds (default 5,
+        the first one random below it) by ``LIBWS_BACKOFF_FACTOR`` (1.618)
+        up to ``LIBWS_BACKOFF_MAX_DELAY`` (90), never under
+        ``LIBWS_BACKOFF_MIN_DELAY`` (3.1) after the first. Retried: refused
+        or failed connections, timeouts, proxy and I/O errors, and 5xx
+        answers; anything else (a bad URL, a refused certificate, a 4xx
+        answer) is raised. Leave the loop with ``break``."""
+        return self._reconnecting()
+
+    async def _reconnecting(self) -> AsyncIterator[ClientConnection]:
+        delays: Optional[Iterator[float]] = None
+        while True:
+            try:
+                ws = await self._open()
+            except Exception as exc:
+                if not _retryable(exc):
+                    raise
+                if delays is None:
+                    delays = _backoff()
+                delay = next(delays)
+                logger.info("connect to %s failed (%s); retrying in %.1f s", self._url, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            delays = None
+            try:
+                yield ws
+            finally:
+                await ws.close()
 
     async def __aenter__(self) -> ClientConnection:
         self._ws = await self._open()

@@ -523,3 +523,52 @@ def test_cancel_wait_closed_and_serve_forever():
             await lwa.connect(f"ws://127.0.0.1:{srv.port}/")
 
     run(main())
+
+
+def test_async_for_connect_reconnects_with_backoff(monkeypatch):
+    """`async for ws in connect(url)` (websockets' reconnecting client): a
+    new connection after each one the server closes, retries while the
+    server is away, and a 4xx answer is raised, not retried."""
+    for k, v in (("INITIAL_DELAY", "0.05"), ("MIN_DELAY", "0.05"), ("MAX_DELAY", "0.2"), ("FACTOR", "2")):
+        monkeypatch.setenv(f"LIBWS_BACKOFF_{k}", v)
+
+    async def one_message(ws):
+        await ws.send("bye")  # then the handler returns: closed with 1000
+
+    async def main():
+        port = socket.socket()
+        port.bind(("127.0.0.1", 0))
+        free = port.getsockname()[1]
+        port.close()
+        url = f"ws://127.0.0.1:{free}/"
+        got = []
+        started = []
+
+        async def start_later():
+            await asyncio.sleep(0.3)  # the first dials find nothing
+            started.append(await lwa.serve(one_message, "127.0.0.1", free))
+
+        starter = asyncio.ensure_future(start_later())
+        async for ws in lwa.connect(url, open_timeout=5):
+            try:
+                got.append(await ws.recv())
+            except libws.ConnectionClosed:
+                continue
+            if len(got) == 3:
+                break
+        await starter
+        assert got == ["bye"] * 3
+        srv = started[0]
+        srv.close()
+        await srv.wait_closed()
+
+        def refuse(request):
+            return 403
+
+        async with lwa.serve(one_message, "127.0.0.1", 0, process_request=refuse) as s2:
+            with pytest.raises(libws.HandshakeError) as e:
+                async for ws in lwa.connect(f"ws://127.0.0.1:{s2.port}/"):
+                    pass
+            assert e.value.status == 403
+
+    run(main())

@@ -1182,6 +1182,34 @@ struct loop_handlers {
     std::function<void(conn_view, std::uint16_t, std::string_view)> on_close;
     /** A dial failed before opening; `resp` is the server's answer, if one came. */
     std::function<void(ws_status, std::string_view, const ws_response *resp)> on_dial_error;
+    /** Reconnecting dials: re-dial `attempt` starts in `delay_ms` (`last`: what ended the previous one). */
+    std::function<void(std::uint32_t attempt, std::int64_t delay_ms, ws_status last)> on_reconnect;
+};
+
+/**
+ * A reconnecting loop dial (event_loop::dial_reconnecting). Destroying it
+ * stops it (as stop()). Move-only; stop() from any thread.
+ */
+class reconnector {
+public:
+    reconnector() noexcept = default;
+    explicit reconnector(ws_reconnect *r) noexcept : r_(r) {}
+    reconnector(reconnector &&o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+    reconnector &operator=(reconnector &&o) noexcept {
+        std::swap(r_, o.r_);
+        return *this;
+    }
+    reconnector(const reconnector &) = delete;
+    reconnector &operator=(const reconnector &) = delete;
+    ~reconnector() { ws_reconnect_free(r_); }
+    /** No dial after this; a dial in flight is dropped; the open connection closes with 1000. */
+    void stop() const noexcept { (void)ws_reconnect_stop(r_); }
+    /** Stopped, out of retries, or refused with a 4xx status. */
+    bool stopped() const noexcept { return ws_reconnect_is_stopped(r_); }
+    ws_reconnect *get() const noexcept { return r_; }
+
+private:
+    ws_reconnect *r_ = nullptr;
 };
 
 class event_loop;
@@ -1250,6 +1278,10 @@ struct loop_state {
     static void pong(ws_conn *c, const std::uint8_t *d, std::size_t n, void *ud) {
         loop_entry &e = entry(ud);
         if (e.h.on_pong) e.loop->guarded([&] { e.h.on_pong(conn_view(c), bytes_view(d, n)); });
+    }
+    static void reconnect(std::uint32_t attempt, std::int64_t delay_ms, ws_status last, void *ud) {
+        loop_entry &e = entry(ud);
+        if (e.h.on_reconnect) e.loop->guarded([&] { e.h.on_reconnect(attempt, delay_ms, last); });
     }
     static void drain(ws_conn *c, void *ud) {
         loop_entry &e = entry(ud);
@@ -1375,6 +1407,34 @@ public:
     }
     void dial(const std::string &url, loop_handlers h, const dialer *d = nullptr, const headers &extra = {}) {
         try_dial(url, std::move(h), d, extra).value();
+    }
+    /**
+     * Dials as dial() does, and again after each failed dial or closed
+     * connection with `opts`' delays (see ws_loop_dial_reconnecting), until
+     * the reconnector is stopped or destroyed; h.on_reconnect tells of each
+     * re-dial (opts.on_reconnect is the wrapper's).
+     */
+    result<reconnector> try_dial_reconnecting(const std::string &url, loop_handlers h,
+                                              ws_reconnect_options opts = ws_reconnect_options_default(),
+                                              const dialer *d = nullptr, const headers &extra = {}) {
+        detail::loop_entry *e = s_->add(std::move(h));
+        ws_loop_callbacks cb = detail::loop_state::c_callbacks();
+        opts.on_reconnect = &detail::loop_state::reconnect;
+        detail::header_list hl(extra);
+        ws_reconnect *r = nullptr;
+        ws_status st = ws_loop_dial_reconnecting(s_->lp, d ? d->get() : nullptr, url.c_str(), hl.data(), hl.size(),
+                                                 &cb, &opts, e, &r);
+        if (st != WS_OK) {
+            auto f = result<reconnector>::failure(st);
+            s_->remove(e);
+            return f;
+        }
+        return reconnector(r);
+    }
+    reconnector dial_reconnecting(const std::string &url, loop_handlers h,
+                                  ws_reconnect_options opts = ws_reconnect_options_default(),
+                                  const dialer *d = nullptr, const headers &extra = {}) {
+        return try_dial_reconnecting(url, std::move(h), opts, d, extra).value();
     }
 
     /** Processes what is ready, waiting at most `timeout_ms`; rethrows a callback's exception. */

@@ -6,11 +6,11 @@
 // upgrader::upgrade_fd on a socket accepted with POSIX calls, and the
 // event loop with lambda callbacks: a loop server and loop client, timers,
 // a loop on another thread serving blocking clients, broadcast, an
-// exception escaping a callback, and shutdown. TLS (certificates made with
-// the openssl command): a wss:// echo with a client certificate, the peer
-// certificate, certificate replacement and a refused certificate; plain
-// HTTP on the WebSocket port through a lambda; dialer::dial_fd on a socket
-// connected with POSIX calls.
+// exception escaping a callback, and shutdown; a reconnecting loop dial.
+// TLS (certificates made with the openssl command): a wss:// echo with a
+// client certificate, the peer certificate, certificate replacement and a
+// refused certificate; plain HTTP on the WebSocket port through a lambda;
+// dialer::dial_fd on a socket connected with POSIX calls.
 #include "ws.hpp"
 
 #include "check.hpp"
@@ -342,6 +342,44 @@ std::string make_certs() {
     return dir;
 }
 
+// A loop server that closes every connection after one message, and a
+// reconnecting loop client in the same loop.
+void test_reconnect() {
+    ws::event_loop ev = ws::event_loop::create();
+    ws::loop_handlers server;
+    server.on_message = [](ws::conn_view c, ws::msg_type, ws::bytes_view) {
+        c.send_text("bye");
+        (void)ws_conn_close_graceful(c.get(), WS_CLOSE_GOING_AWAY, nullptr, 0, 0);
+    };
+    std::uint16_t port = ev.listen("127.0.0.1", 0, server);
+    int opens = 0, closes = 0, reconnects = 0;
+    std::int64_t first_delay = -1;
+    ws::loop_handlers client;
+    client.on_open = [&](ws::conn_view c) {
+        ++opens;
+        c.send_text("hi");
+    };
+    client.on_close = [&](ws::conn_view, std::uint16_t, std::string_view) { ++closes; };
+    client.on_reconnect = [&](std::uint32_t attempt, std::int64_t delay_ms, ws_status) {
+        ++reconnects;
+        if (first_delay < 0 && attempt == 1) first_delay = delay_ms;
+    };
+    ws_reconnect_options o = ws_reconnect_options_default();
+    o.initial_delay_ms = 20;
+    o.jitter = 0;
+    {
+        ws::reconnector r = ev.dial_reconnecting("ws://127.0.0.1:" + std::to_string(port) + "/", client, o);
+        for (int i = 0; i < 1000 && opens < 3; ++i) ev.poll(10);
+        check::that(opens >= 3 && reconnects >= 2 && first_delay == 20, "dial_reconnecting: back after each close");
+        check::that(!r.stopped(), "reconnector running");
+    } // destroyed: stopped
+    int seen = opens;
+    for (int i = 0; i < 30; ++i) ev.poll(10);
+    check::that(opens == seen && closes == opens, "a destroyed reconnector dials no more");
+    auto bad = ev.try_dial_reconnecting("http://x/", client);
+    check::that(!bad && bad.status() == WS_ERR_BAD_URL, "a bad URL fails at once");
+}
+
 void test_tls() {
     std::string dir = make_certs();
     if (!check::that(!dir.empty(), "openssl made the test certificates")) return;
@@ -462,6 +500,7 @@ int main() {
         test_errors();
         test_upgrade_fd();
         test_event_loop();
+        test_reconnect();
         test_tls();
         test_http_handler();
         test_dial_fd();

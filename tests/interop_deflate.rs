@@ -1,14 +1,18 @@
-//! permessage-deflate interoperability with Python `websockets`, for every
-//! libws memory mode (pooled default, dedicated full window, shared, and
-//! pooled with 9-bit windows and memLevel 1) against three `websockets`
-//! settings (its defaults, full windows, no context takeover), both ways:
-//! (a) libws client, `websockets` server; (b) `websockets` client, libws
-//! server on a blocking `Listener` and on the event loop.
+//! permessage-deflate interoperability with Python `websockets` and node's
+//! `ws`, for every libws memory mode (pooled default, dedicated full
+//! window, shared, and pooled with 9-bit windows and memLevel 1) against
+//! three settings of each peer, both ways: (a) libws client, peer server;
+//! (b) peer client, libws server on a blocking `Listener` and on the event
+//! loop.
 //!
 //! `websockets` inflates with exactly the window it agreed to, so a libws
 //! compressor that referred back further than agreed (or a pooled one primed
-//! with the wrong history) fails these echoes. Same venv and process
-//! guards as tests/interop_python.rs (tests/support/python.rs).
+//! with the wrong history) fails these echoes; `ws` runs node's zlib with
+//! its own defaults (15-bit windows, a 1 KiB threshold). The peers are
+//! tests/interop/deflate_peer.py and deflate_peer_node.js (one protocol:
+//! "PORT n", "EXT ...", "ok N"). Same venv and process guards as
+//! tests/interop_python.rs (tests/support/python.rs); `ws` is installed from
+//! npm into target/node-ws (node and npm from apt when missing and root).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,10 +29,88 @@ use ws::proto::deflate::{DeflateMemory, DeflateOptions};
 #[path = "support/python.rs"]
 mod python;
 
-use python::{collector, line_reader, repo_dir, text_of, ChildGuard};
+use python::{collector, line_reader, repo_dir, run_setup, target_dir, text_of, ChildGuard};
 
 const WEBSOCKETS_REQUIREMENT: &str = "websockets>=13,<16";
 const PY_CONFIGS: [&str; 3] = ["default", "full", "nct"];
+const NODE_CONFIGS: [&str; 3] = ["default", "small", "nct"];
+/// The `ws` release line the node peer runs.
+const NODE_WS: &str = "ws@8";
+
+/// A peer implementation: how to start its script.
+#[derive(Clone, Copy)]
+enum Peer {
+    Python,
+    Node,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Python => "websockets",
+            Peer::Node => "node ws",
+        }
+    }
+    fn configs(self) -> [&'static str; 3] {
+        match self {
+            Peer::Python => PY_CONFIGS,
+            Peer::Node => NODE_CONFIGS,
+        }
+    }
+    /// The command running the peer script with `args`.
+    fn command(self, args: &[&str]) -> Command {
+        let mut c = match self {
+            Peer::Python => {
+                let mut c = Command::new(venv_python());
+                c.arg("-u").arg(script());
+                c
+            }
+            Peer::Node => {
+                let mut c = Command::new("node");
+                c.arg(repo_dir().join("tests/interop/deflate_peer_node.js")).env("NODE_PATH", node_modules());
+                c
+            }
+        };
+        c.args(args);
+        c
+    }
+}
+
+/// `ws` from npm in target/node-ws (once per test process); node and npm
+/// are installed with apt when missing and we are root.
+fn node_modules() -> PathBuf {
+    static DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut d = DIR.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = d.as_ref() {
+        return p.clone();
+    }
+    let have = |p: &str| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !(have("node") && have("npm")) {
+        let _ = run_setup(
+            "apt-get install nodejs npm",
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends", "nodejs", "npm"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            Duration::from_secs(600),
+        );
+    }
+    assert!(have("node") && have("npm"), "the node ws interop needs node and npm (apt-get install nodejs npm)");
+    let prefix = target_dir().join("node-ws");
+    let modules = prefix.join("node_modules");
+    if !modules.join("ws").join("package.json").is_file() {
+        run_setup(
+            "npm install ws",
+            Command::new("npm")
+                .args(["install", "--no-save", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .arg(NODE_WS),
+            Duration::from_secs(300),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    *d = Some(modules.clone());
+    modules
+}
 
 fn libws_modes() -> Vec<(&'static str, DeflateOptions)> {
     vec![
@@ -79,7 +161,7 @@ fn json_like(seed: usize, len: usize) -> Vec<u8> {
     v
 }
 
-struct PyServer {
+struct PeerServer {
     _guard: ChildGuard,
     _stdin: ChildStdin,
     lines: Receiver<String>,
@@ -87,23 +169,16 @@ struct PyServer {
     port: u16,
 }
 
-impl PyServer {
-    fn start(config: &str) -> PyServer {
+impl PeerServer {
+    fn start(peer: Peer, config: &str) -> PeerServer {
         let mut guard = ChildGuard::spawn(
-            "deflate_peer.py server",
-            Command::new(venv_python())
-                .arg("-u")
-                .arg(script())
-                .arg("server")
-                .arg(config)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped()),
+            "deflate peer server",
+            peer.command(&["server", config]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()),
         );
         let stdin = guard.child.stdin.take().expect("piped");
         let lines = line_reader(guard.child.stdout.take().expect("piped"));
         let stderr = collector(guard.child.stderr.take().expect("piped"));
-        let mut s = PyServer { _guard: guard, _stdin: stdin, lines, stderr, port: 0 };
+        let mut s = PeerServer { _guard: guard, _stdin: stdin, lines, stderr, port: 0 };
         let first = s.line();
         s.port = first.strip_prefix("PORT ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{first:?}"));
         s
@@ -112,20 +187,29 @@ impl PyServer {
     fn line(&mut self) -> String {
         self.lines
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("deflate_peer.py server: {e}; stderr:\n{}", text_of(&self.stderr)))
+            .unwrap_or_else(|e| panic!("deflate peer server: {e}; stderr:\n{}", text_of(&self.stderr)))
     }
 }
 
 #[test]
 fn libws_client_against_websockets_server_in_every_mode() {
-    for config in PY_CONFIGS {
-        let mut server = PyServer::start(config);
+    libws_client_against(Peer::Python);
+}
+
+#[test]
+fn libws_client_against_node_ws_server_in_every_mode() {
+    libws_client_against(Peer::Node);
+}
+
+fn libws_client_against(peer: Peer) {
+    for config in peer.configs() {
+        let mut server = PeerServer::start(peer, config);
         for (mode, opts) in libws_modes() {
             let mut d = Dialer::default();
             d.conn.compression = Some(opts);
             let url = format!("ws://127.0.0.1:{}/", server.port);
             let (c, resp) = d.dial(&url, &[]).map_err(|e| e.error).unwrap_or_else(|e| panic!("{mode}/{config}: {e:?}"));
-            let what = format!("libws {mode} client, websockets {config} server");
+            let what = format!("libws {mode} client, {} {config} server", peer.name());
             assert!(c.compression_negotiated(), "{what}");
             let ext = String::from_utf8_lossy(resp.header("Sec-WebSocket-Extensions").unwrap_or_default()).to_string();
             assert_eq!(server.line(), format!("EXT {ext}"), "{what}");
@@ -141,25 +225,17 @@ fn libws_client_against_websockets_server_in_every_mode() {
     }
 }
 
-fn run_python_client(url: &str, config: &str, what: &str) -> String {
+fn run_peer_client(peer: Peer, url: &str, config: &str, what: &str) -> String {
     let mut client = ChildGuard::spawn(
-        "deflate_peer.py client",
-        Command::new(venv_python())
-            .arg("-u")
-            .arg(script())
-            .arg("client")
-            .arg(url)
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
+        "deflate peer client",
+        peer.command(&["client", url, config]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()),
     );
     let out = collector(client.child.stdout.take().expect("piped"));
     let err = collector(client.child.stderr.take().expect("piped"));
     let status = client.wait_timeout(Duration::from_secs(120));
     thread::sleep(Duration::from_millis(50));
     let out = text_of(&out);
-    assert!(status.success(), "{what}: deflate_peer.py client failed ({status})\n{out}\n{}", text_of(&err));
+    assert!(status.success(), "{what}: the peer client failed ({status})\n{out}\n{}", text_of(&err));
     assert!(out.contains("\nok 140"), "{what}\n{out}");
     out
 }
@@ -201,20 +277,29 @@ fn loop_server(opts: DeflateOptions) -> (SocketAddr, LoopRemote, thread::JoinHan
 
 #[test]
 fn websockets_client_against_libws_servers_in_every_mode() {
+    peer_client_against_libws_servers(Peer::Python);
+}
+
+#[test]
+fn node_ws_client_against_libws_servers_in_every_mode() {
+    peer_client_against_libws_servers(Peer::Node);
+}
+
+fn peer_client_against_libws_servers(peer: Peer) {
     for (mode, opts) in libws_modes() {
         let (addr, remote, lt) = loop_server(opts);
-        for config in PY_CONFIGS {
+        for config in peer.configs() {
             let mut up = Upgrader::default();
             up.conn.compression = Some(opts);
             let listener = Listener::bind("127.0.0.1:0", &up).unwrap();
             let url = format!("ws://{}/", listener.local_addr());
             let server = echo_blocking(listener);
-            let what = format!("websockets {config} client, libws {mode} blocking server");
-            let out = run_python_client(&url, config, &what);
+            let what = format!("{} {config} client, libws {mode} blocking server", peer.name());
+            let out = run_peer_client(peer, &url, config, &what);
             assert!(out.starts_with("EXT permessage-deflate"), "{what}\n{out}");
             server.join().unwrap();
-            let what = format!("websockets {config} client, libws {mode} loop server");
-            let out = run_python_client(&format!("ws://{addr}/"), config, &what);
+            let what = format!("{} {config} client, libws {mode} loop server", peer.name());
+            let out = run_peer_client(peer, &format!("ws://{addr}/"), config, &what);
             assert!(out.starts_with("EXT permessage-deflate"), "{what}\n{out}");
             if mode == "shared" {
                 assert!(

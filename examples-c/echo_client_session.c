@@ -3,7 +3,10 @@
  * program connects the socket and runs the poll(2) loop; libws turns
  * bytes into events and events into bytes, handshake included.
  *
- *   echo_client_session ws://HOST:PORT/PATH [--count N] [--compress]
+ *   echo_client_session ws[s]://HOST:PORT/PATH [--count N] [--compress] [--ca CA.pem]
+ *
+ * For wss:// the session runs TLS itself (this program moves ciphertext);
+ * --ca trusts that CA instead of the system store.
  *
  * Sends N text messages (default 100), checks that each comes back
  * unchanged, closes with 1000, and prints "echoed=N close=CODE". Exits 0
@@ -71,9 +74,10 @@ static void on_error(ws_session *s, ws_status status, const char *message, void 
     fprintf(stderr, "echo_client_session: %s: %s\n", ws_status_str(status), message);
 }
 
-/* Splits ws://HOST:PORT/... into host and port (no IPv6 literals here). */
+/* Splits ws[s]://HOST:PORT/... into host and port (no IPv6 literals here). */
 static int parse_url(const char *url, char *host, size_t cap, char *port, size_t pcap) {
-    const char *p = strncmp(url, "ws://", 5) == 0 ? url + 5 : NULL;
+    int secure = strncmp(url, "wss://", 6) == 0;
+    const char *p = strncmp(url, "ws://", 5) == 0 ? url + 5 : secure ? url + 6 : NULL;
     if (!p) return -1;
     size_t n = strcspn(p, ":/");
     if (n == 0 || n >= cap) return -1;
@@ -87,31 +91,36 @@ static int parse_url(const char *url, char *host, size_t cap, char *port, size_t
         memcpy(port, p, m);
         port[m] = '\0';
     } else {
-        snprintf(port, pcap, "80");
+        snprintf(port, pcap, secure ? "443" : "80");
     }
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s ws://HOST:PORT/PATH [--count N] [--compress]\n", argv[0]);
-        return 2;
-    }
     struct state st = {100, 0, 0, 0, 0, 0};
     int compress = 0;
-    for (int i = 2; i < argc; i++) {
+    const char *url = NULL, *ca = NULL;
+    for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
             st.count = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--compress") == 0) {
             compress = 1;
+        } else if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc) {
+            ca = argv[++i];
+        } else if (url == NULL && strncmp(argv[i], "--", 2) != 0) {
+            url = argv[i];
         } else {
             fprintf(stderr, "unknown argument %s\n", argv[i]);
             return 2;
         }
     }
+    if (url == NULL) {
+        fprintf(stderr, "usage: %s ws[s]://HOST:PORT/PATH [--count N] [--compress] [--ca CA.pem]\n", argv[0]);
+        return 2;
+    }
     char host[256], port[16];
-    if (parse_url(argv[1], host, sizeof host, port, sizeof port) != 0) {
-        fprintf(stderr, "echo_client_session: bad URL %s\n", argv[1]);
+    if (parse_url(url, host, sizeof host, port, sizeof port) != 0) {
+        fprintf(stderr, "echo_client_session: bad URL %s\n", url);
         return 2;
     }
     struct addrinfo hints, *ai = NULL;
@@ -134,6 +143,19 @@ int main(int argc, char **argv) {
         ws_compression_options opts = ws_compression_options_default();
         ws_dialer_set_compression(d, &opts);
     }
+    if (ca != NULL) {
+        ws_tls_client_config *tls = ws_tls_client_config_new();
+        ws_status tst = ws_tls_client_config_add_ca_file(tls, ca);
+        if (tst == WS_OK) tst = ws_dialer_set_tls(d, tls); /* copied */
+        ws_tls_client_config_free(tls);
+        if (tst != WS_OK) {
+            char msg[256];
+            ws_last_error(msg, sizeof msg);
+            fprintf(stderr, "echo_client_session: --ca %s: %s: %s\n", ca, ws_status_str(tst), msg);
+            close(fd);
+            return 1;
+        }
+    }
     ws_session_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.on_open = on_open;
@@ -141,7 +163,7 @@ int main(int argc, char **argv) {
     cb.on_close = on_close;
     cb.on_error = on_error;
     ws_session *s = NULL;
-    ws_status rc = ws_session_client_new(d, argv[1], &cb, &st, &s);
+    ws_status rc = ws_session_client_new(d, url, &cb, &st, &s);
     ws_dialer_free(d);
     if (rc != WS_OK) {
         fprintf(stderr, "echo_client_session: %s\n", ws_status_str(rc));

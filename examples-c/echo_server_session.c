@@ -3,9 +3,13 @@
  * over libws's sans-IO session API: this program owns the sockets and the
  * poll(2) loop; libws only turns bytes into events and events into bytes.
  *
- *   echo_server_session [--host H] [--port P] [--compress]   (default 127.0.0.1:9001)
+ *   echo_server_session [--host H] [--port P] [--compress]
+ *                       [--tls-cert CERT.pem --tls-key KEY.pem]   (default 127.0.0.1:9001)
  *
- * Prints "listening on ws://HOST:PORT/" once it is ready. Serves many
+ * With --tls-cert/--tls-key it serves wss://: each session runs TLS itself
+ * (this program still moves only bytes, now ciphertext; the PEM chain,
+ * leaf first, and its key). Prints "listening on ws://HOST:PORT/"
+ * (wss:// with TLS) once it is ready. Serves many
  * connections on one thread. Flow control: a connection with more than
  * 4 MiB waiting to be sent is not read until that drains (TCP then pushes
  * back on its peer). SIGINT/SIGTERM end the program.
@@ -38,7 +42,7 @@ static void on_signal(int sig) {
 }
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress]\n", prog);
+    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress] [--tls-cert CERT.pem --tls-key KEY.pem]\n", prog);
     exit(2);
 }
 
@@ -135,6 +139,7 @@ static int listen_on(const char *host, uint16_t port, uint16_t *bound) {
 
 int main(int argc, char **argv) {
     int compress = 0;
+    const char *cert = NULL, *key = NULL;
     const char *host = "127.0.0.1";
     uint16_t port = 9001;
     for (int i = 1; i < argc; i++) {
@@ -144,10 +149,15 @@ int main(int argc, char **argv) {
             if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
         } else if (strcmp(argv[i], "--compress") == 0) {
             compress = 1;
+        } else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc) {
+            cert = argv[++i];
+        } else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
+            key = argv[++i];
         } else {
             usage(argv[0]);
         }
     }
+    if ((cert == NULL) != (key == NULL)) usage(argv[0]);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -166,11 +176,23 @@ int main(int argc, char **argv) {
         ws_compression_options opts = ws_compression_options_default();
         ws_upgrader_set_compression(up, &opts);
     }
+    ws_tls_server_config *tls = NULL;
+    if (cert != NULL) {
+        /* The upgrader shares the config: every session made from it runs TLS. */
+        ws_status tst = ws_tls_server_config_new_files(cert, key, &tls);
+        if (tst == WS_OK) tst = ws_upgrader_set_tls(up, tls);
+        if (tst != WS_OK) {
+            char msg[256];
+            ws_last_error(msg, sizeof msg);
+            fprintf(stderr, "echo_server_session: TLS: %s: %s\n", ws_status_str(tst), msg);
+            return 1;
+        }
+    }
     ws_session_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.on_message = on_message;
     cb.on_error = on_error;
-    printf("listening on ws://%s:%u/\n", host, (unsigned)bound);
+    printf("listening on %s://%s:%u/\n", cert ? "wss" : "ws", host, (unsigned)bound);
     fflush(stdout);
 
     static struct conn conns[MAX_CONNS];
@@ -231,6 +253,7 @@ int main(int argc, char **argv) {
     }
     while (count > 0) drop_conn(conns, &count, count - 1);
     ws_upgrader_free(up);
+    ws_tls_server_config_free(tls);
     close(lfd);
     return 0;
 }

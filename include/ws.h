@@ -1236,11 +1236,19 @@ ws_status ws_loop_listen(struct ws_loop *lp,
                          uint16_t *port_out);
 
 /**
- * Dials a `ws://` URL through the loop with a snapshot of `d`'s settings
- * (NULL = defaults) and `n` extra headers. The URL is checked and the
- * host resolved now (blocking, system resolver); connecting and the
- * handshake happen on the loop and end in `cb->on_open` (the connection's
- * user data is `user_data`) or `cb->on_dial_error`. Any thread.
+ * Dials a `ws://` or `wss://` URL through the loop with a snapshot of
+ * `d`'s settings (NULL = defaults) and `n` extra headers. The proxy is
+ * chosen as `ws_dial` does (`ws_dialer_set_proxy`; by default the
+ * environment's, read now) and so are TLS settings. The URL is checked
+ * and the host resolved now (the proxy's, and for `socks5://` the
+ * target's too; blocking, system resolver); connecting, the proxy tunnel
+ * (TLS to an `https://` proxy), TLS and the handshake happen on the loop
+ * within the dialer's handshake timeout and end in `cb->on_open` (the
+ * connection's user data is `user_data`) or `cb->on_dial_error` with the
+ * same statuses as `ws_dial` (`WS_ERR_PROXY_REFUSED` with an HTTP proxy's
+ * response, `WS_ERR_PROXY`, `WS_ERR_TIMEOUT`, `WS_ERR_TLS*`...). The
+ * dialer, URL and headers are copied: free them whenever you like. Any
+ * thread.
  */
 ws_status ws_loop_dial(struct ws_loop *lp,
                        const struct ws_dialer *d,
@@ -1853,8 +1861,17 @@ void ws_listener_free(struct ws_listener *listener);
  * A server session with the Upgrader's settings (NULL = defaults): the
  * first bytes fed are the client's request; it answers with a 101 (or an
  * HTTP error: 400, 403, 405, 426, 431 as the other servers) in
- * `ws_session_pending`. `cb` is copied (NULL = no callbacks);
- * `user_data` goes to every callback. Free with `ws_session_free`.
+ * `ws_session_pending`. With a TLS configuration on the Upgrader
+ * (`ws_upgrader_set_tls`) the session is a TLS server: it takes the
+ * client's ciphertext and its pending bytes are ciphertext. Its TLS
+ * handshake uses the configuration's certificate of that moment
+ * (`ws_tls_server_config_replace_certificate_*` reaches handshakes that
+ * come after it); `WS_ERR_TLS_CONFIG` when the configuration cannot be
+ * used. The
+ * Upgrader is copied (free it whenever you like; its TLS configuration is
+ * shared, not copied). `cb` is copied (NULL = no callbacks); `user_data`
+ * goes to every callback. Free with `ws_session_free`. Any thread; the
+ * session is then used by one thread at a time.
  */
 ws_status ws_session_server_new(const struct ws_upgrader *upgrader,
                                 const struct ws_session_callbacks *cb,
@@ -1862,10 +1879,18 @@ ws_status ws_session_server_new(const struct ws_upgrader *upgrader,
                                 struct ws_session **out);
 
 /**
- * A client session for `url` (`ws://`) with the Dialer's settings (NULL =
- * defaults). The caller connects to the URL's host and port itself; the
- * request is pending at once. `WS_ERR_BAD_URL` for a bad URL,
- * `WS_ERR_UNSUPPORTED` for `wss://`.
+ * A client session for `url` (`ws://` or `wss://`) with the Dialer's
+ * settings (NULL = defaults), copied: free the Dialer whenever you like.
+ * The caller connects to the URL's host and port itself (the Dialer's
+ * proxy is not used); the request is pending at once. For `wss://` the
+ * session runs TLS with the Dialer's TLS settings (`ws_dialer_set_tls`;
+ * SNI and host-name verification for the URL's host): the ClientHello is
+ * pending first, and bytes in and out are ciphertext. A certificate or
+ * TLS failure is reported by `on_error` (`WS_ERR_TLS_CERTIFICATE`,
+ * `WS_ERR_TLS`) with the reason, and the alert for the server is left
+ * pending. `WS_ERR_BAD_URL` for a bad URL, `WS_ERR_TLS_CONFIG` for TLS
+ * settings that cannot be used. Any thread; the session is then used by
+ * one thread at a time.
  */
 ws_status ws_session_client_new(const struct ws_dialer *dialer,
                                 const char *url,
@@ -1969,6 +1994,27 @@ ws_status ws_session_on_timeout(struct ws_session *s);
  * The `user_data` given at creation.
  */
 void *ws_session_user_data(struct ws_session *s);
+
+/**
+ * Whether the session runs TLS (its bytes in and out are ciphertext).
+ * The session's thread.
+ */
+bool ws_session_is_tls(struct ws_session *s);
+
+/**
+ * Copies certificate `index` (0 = the peer's own, then its chain) of a
+ * TLS session's peer, DER-encoded, into `buf` (`cap` bytes; the caller
+ * owns it); `*len_out` gets its length. `WS_ERR_BUFFER_TOO_SMALL` when it
+ * does not fit (call with `cap` 0 to learn the size), `WS_ERR_NOT_FOUND`
+ * without TLS, before the TLS handshake got the certificate, without a
+ * peer certificate (a client that sent none) or past the chain's end.
+ * The session's thread (also from its callbacks, e.g. in `on_open`).
+ */
+ws_status ws_session_tls_peer_certificate(struct ws_session *s,
+                                          size_t index,
+                                          uint8_t *buf,
+                                          size_t cap,
+                                          size_t *len_out);
 
 /**
  * New client TLS settings: the system trust store, host-name
@@ -2103,8 +2149,8 @@ ws_status ws_tls_server_config_set_min_version(struct ws_tls_server_config *conf
  * listeners made from it afterwards (NULL: plain TCP again). The upgrader
  * shares the certificate: `ws_tls_server_config_replace_certificate_*`
  * reaches it. Works for `ws_listen`, `ws_upgrader_upgrade_fd` (the bytes
- * already read are then the start of the TLS handshake) and
- * `ws_loop_listen`.
+ * already read are then the start of the TLS handshake),
+ * `ws_loop_listen` and `ws_session_server_new` (the session runs TLS).
  */
 ws_status ws_upgrader_set_tls(struct ws_upgrader *up, const struct ws_tls_server_config *config);
 

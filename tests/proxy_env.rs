@@ -1,7 +1,8 @@
 //! Proxies from the environment with the default Dialer: http_proxy for
 //! ws://, https_proxy for wss://, all_proxy as the fallback, no_proxy
-//! exceptions, and an explicit "direct" that ignores them all. One test in
-//! its own binary, because it changes the process environment.
+//! exceptions, and an explicit "direct" that ignores them all. Every case
+//! runs a blocking dial and an event-loop dial, which must agree. One test
+//! in its own binary, because it changes the process environment.
 
 mod support {
     #[path = "../support/pki.rs"]
@@ -12,11 +13,15 @@ mod support {
     pub mod python;
 }
 
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::pki::Pki;
 use support::proxies;
+use ws::api::event_loop::{ConnHandle, EventLoop, Handler, LoopRemote};
+use ws::api::http::Response;
 use ws::api::{Dialer, Listener, MessageType, Upgrader};
 use ws::transport::proxy::ProxyChoice;
 use ws::transport::tls::{TlsClientConfig, TlsServerConfig};
@@ -34,13 +39,55 @@ fn set_env(pairs: &[(&str, String)]) {
     }
 }
 
-/// Dials `url` with the default proxy choice (the environment); the server
-/// behind `url` echoes. Ok, or the error kind and message.
-fn dial(url: &str, proxy: ProxyChoice) -> Result<(), (ErrorKind, String)> {
+type Outcome = Result<(), (ErrorKind, String)>;
+
+/// The event loop the loop dials run on (a thread for the whole binary).
+fn event_loop() -> &'static LoopRemote {
+    static REMOTE: OnceLock<LoopRemote> = OnceLock::new();
+    REMOTE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut el = EventLoop::new().unwrap();
+            tx.send(el.remote()).unwrap();
+            el.run().unwrap();
+        });
+        rx.recv().unwrap()
+    })
+}
+
+/// Sends "env" on open and reports whether it came back.
+struct LoopProbe(Mutex<mpsc::Sender<Outcome>>);
+
+impl Handler for LoopProbe {
+    fn on_open(&self, conn: &ConnHandle) {
+        conn.send(MessageType::Text, b"env").unwrap();
+    }
+    fn on_message(&self, conn: &ConnHandle, _kind: MessageType, data: &[u8]) {
+        assert_eq!(data, b"env");
+        let _ = self.0.lock().unwrap().send(Ok(()));
+        let _ = conn.close(1000, b"");
+    }
+    fn on_dial_error(&self, _user: usize, err: &ws::Error, _response: Option<&Response>) {
+        let _ = self.0.lock().unwrap().send(Err((err.kind(), err.message().to_string())));
+    }
+}
+
+fn loop_dial(d: &Dialer, url: &str) -> Outcome {
+    let (tx, rx) = mpsc::channel();
+    if let Err(e) = event_loop().dial(url, d, &[], Arc::new(LoopProbe(Mutex::new(tx))), 0) {
+        return Err((e.kind(), e.message().to_string()));
+    }
+    rx.recv_timeout(Duration::from_secs(20)).expect("the loop dial ends")
+}
+
+/// Dials `url` with `proxy` (the environment by default), blocking and on
+/// the event loop; the server behind `url` echoes. Both must end alike:
+/// Ok, or the same error kind (the blocking dial's message is returned).
+fn dial(url: &str, proxy: ProxyChoice) -> Outcome {
     let mut tls = TlsClientConfig::default();
     tls.add_ca_file(&Pki::get().ca()).unwrap();
     let d = Dialer { tls, proxy, handshake_timeout: Some(Duration::from_secs(10)), ..Dialer::default() };
-    match d.dial(url, &[]) {
+    let blocking = match d.dial(url, &[]) {
         Ok((c, _)) => {
             c.write_message(MessageType::Text, b"env").unwrap();
             assert_eq!(c.read_message().unwrap().data(), b"env");
@@ -48,7 +95,14 @@ fn dial(url: &str, proxy: ProxyChoice) -> Result<(), (ErrorKind, String)> {
             Ok(())
         }
         Err(e) => Err((e.error.kind(), e.error.message().to_string())),
-    }
+    };
+    let on_loop = loop_dial(&d, url);
+    assert_eq!(
+        blocking.as_ref().map_err(|e| e.0),
+        on_loop.as_ref().map_err(|e| e.0),
+        "blocking and loop dials of {url} differ: {blocking:?} / {on_loop:?}"
+    );
+    blocking
 }
 
 fn server(tls: bool) -> (u16, thread::JoinHandle<()>) {

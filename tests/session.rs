@@ -54,7 +54,7 @@ fn script() -> (Vec<u8>, Vec<String>, Vec<String>) {
     let now = Instant::now();
     let (up, d) = compressing();
     let client = Session::client(&d, "ws://example.com/chat", now).unwrap();
-    let server = Session::server(&up, now);
+    let server = Session::server(&up, now).unwrap();
     let mut ch = Record::default();
     let mut sh = Record { echo: true, ..Default::default() };
     let mut c2s = Vec::new();
@@ -105,7 +105,7 @@ fn every_split_of_the_client_stream_gives_the_same_server_events() {
     let (up, _) = compressing();
     for split in 0..=c2s.len() {
         let now = Instant::now();
-        let server = Session::server(&up, now);
+        let server = Session::server(&up, now).unwrap();
         let mut sh = Record { echo: true, ..Default::default() };
         server.recv(&c2s[..split], now, &mut sh).unwrap();
         server.recv(&c2s[split..], now, &mut sh).unwrap();
@@ -113,7 +113,7 @@ fn every_split_of_the_client_stream_gives_the_same_server_events() {
     }
     // And one byte at a time.
     let now = Instant::now();
-    let server = Session::server(&up, now);
+    let server = Session::server(&up, now).unwrap();
     let mut sh = Record { echo: true, ..Default::default() };
     for b in &c2s {
         server.recv(std::slice::from_ref(b), now, &mut sh).unwrap();
@@ -125,14 +125,14 @@ fn every_split_of_the_client_stream_gives_the_same_server_events() {
 fn bad_input_gets_the_same_answers_as_the_other_drivers() {
     let now = Instant::now();
     // Not a WebSocket request: an HTTP error, then finished.
-    let server = Session::server(&Upgrader::default(), now);
+    let server = Session::server(&Upgrader::default(), now).unwrap();
     let mut sh = Record::default();
     server.recv(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", now, &mut sh).unwrap();
     assert!(take(&server).starts_with(b"HTTP/1.1 400"));
     assert!(server.is_finished());
     // An unmasked client frame: close 1002.
     let client = Session::client(&Dialer::default(), "ws://x/", now).unwrap();
-    let server = Session::server(&Upgrader::default(), now);
+    let server = Session::server(&Upgrader::default(), now).unwrap();
     let mut ch = Record::default();
     server.recv(&take(&client), now, &mut sh).unwrap();
     client.recv(&take(&server), now, &mut ch).unwrap();
@@ -148,7 +148,7 @@ fn bad_input_gets_the_same_answers_as_the_other_drivers() {
 fn a_stalled_request_is_answered_408_at_the_handshake_timeout() {
     let now = Instant::now();
     let up = Upgrader { handshake_timeout: Some(std::time::Duration::from_millis(50)), ..Default::default() };
-    let server = Session::server(&up, now);
+    let server = Session::server(&up, now).unwrap();
     let mut sh = Record::default();
     server.recv(b"GET / HTTP/1.1\r\nHost: x\r\n", now, &mut sh).unwrap();
     let due = server.next_timeout().expect("a handshake deadline");
@@ -165,7 +165,7 @@ fn a_stalled_request_is_answered_408_at_the_handshake_timeout() {
 fn every_ping_fed_at_once_gets_its_pong() {
     let now = Instant::now();
     let client = Session::client(&Dialer::default(), "ws://x/", now).unwrap();
-    let server = Session::server(&Upgrader::default(), now);
+    let server = Session::server(&Upgrader::default(), now).unwrap();
     let (mut ch, mut sh) = (Record::default(), Record::default());
     server.recv(&take(&client), now, &mut sh).unwrap();
     client.recv(&take(&server), now, &mut ch).unwrap();

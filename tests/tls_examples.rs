@@ -6,7 +6,10 @@
 //!   non-zero on a refused certificate or proxy; proxies from the
 //!   environment when `--proxy` is absent;
 //! - a libws client against a `websockets` wss:// server;
-//! - `echo_server_loop --tls-cert --tls-key` with a Rust and a Python client.
+//! - `echo_server_loop --tls-cert --tls-key` with a Rust and a Python client;
+//! - `echo_server_session --tls-cert --tls-key` (TLS inside the sans-IO
+//!   session) with `echo_client_session --ca wss://...`, a Rust and a
+//!   Python client; `echo_client_session` refusing an untrusted server.
 
 mod support {
     #[path = "../support/pki.rs"]
@@ -326,4 +329,72 @@ fn echo_server_loop_over_tls() {
     Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
     let st = server.wait_timeout(Duration::from_secs(10));
     assert!(st.success(), "echo_server_loop exit {st}:\n{}", text_of(&stderr));
+}
+
+#[test]
+fn echo_server_session_and_echo_client_session_over_tls() {
+    venv_python();
+    let leaf = Pki::get().leaf("server-rsa");
+    let mut server = ChildGuard::spawn(
+        "echo_server_session",
+        example("echo_server_session")
+            .args(["--port", "0", "--tls-cert"])
+            .arg(&leaf.cert)
+            .arg("--tls-key")
+            .arg(&leaf.key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let lines = line_reader(server.child.stdout.take().unwrap());
+    let stderr = collector(server.child.stderr.take().unwrap());
+    let first = lines.recv_timeout(Duration::from_secs(20)).expect("echo_server_session prints its address");
+    let port: u16 = first
+        .trim()
+        .strip_prefix("listening on wss://127.0.0.1:")
+        .and_then(|r| r.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let url = format!("wss://localhost:{port}/");
+    let ca = Pki::get().ca().display().to_string();
+
+    // The session client: TLS inside its session too (old flags after the URL).
+    let out = run_collect(
+        "echo_client_session",
+        example("echo_client_session").args([url.as_str(), "--count", "50", "--ca", &ca]),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(out.status.success(), "echo_client_session over TLS: {}\n{}\n{}", out.status, out.stdout, out.stderr);
+    assert!(out.stdout.contains("echoed=50 close=1000"), "{}", out.stdout);
+
+    // Without the CA (the system store): refused, non-zero, with the reason.
+    let out =
+        run_collect("echo_client_session", example("echo_client_session").arg(&url), Duration::from_secs(30)).unwrap();
+    assert!(!out.status.success(), "an untrusted server must fail: {}", out.stdout);
+    assert!(out.stderr.contains("WS_ERR_TLS_CERTIFICATE"), "{}", out.stderr);
+
+    // A blocking Rust client (4 MiB both ways) and a Python `websockets` client.
+    let (c, _) = rust_dialer().dial(&url, &[]).unwrap();
+    let big: Vec<u8> = (0..4 << 20).map(|i| (i % 241) as u8).collect();
+    c.write_message(MessageType::Binary, &big).unwrap();
+    assert!(c.read_message().unwrap().data() == &big[..]);
+    c.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+    let py = run_collect(
+        "wss_peer.py client",
+        Command::new(venv_python()).arg(peer_script()).arg("client").arg(&url).arg(Pki::get().ca()),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(py.status.success(), "python client over TLS to the session server:\n{}\n{}", py.stdout, py.stderr);
+
+    // Plain ws:// on the TLS port: that connection is dropped, the server goes on.
+    let plain = Dialer { proxy: ProxyChoice::Direct, ..Dialer::default() };
+    assert!(plain.dial(&format!("ws://127.0.0.1:{port}/"), &[]).is_err());
+    let (c, _) = rust_dialer().dial(&url, &[]).unwrap();
+    c.write_message(MessageType::Text, b"still serving").unwrap();
+    assert_eq!(c.read_message().unwrap().data(), b"still serving");
+    c.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
+
+    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let st = server.wait_timeout(Duration::from_secs(10));
+    assert!(st.success(), "echo_server_session exit {st}:\n{}", text_of(&stderr));
 }

@@ -173,10 +173,13 @@ fn loop_dial_over_tls() {
     let (kind, msg) = loop_dial(&lt, "untrusted").unwrap_err();
     assert_eq!(kind, ErrorKind::TlsCertificate, "{msg}");
     assert!(msg.contains("not trusted"), "{msg}");
-    // An explicit proxy is refused on the loop rather than ignored.
+    // An explicit proxy is used on the loop (tests/loop_proxy.rs has real
+    // ones): one nothing listens on fails the dial as a proxy error.
     let mut d = dialer();
     d.proxy = ProxyChoice::Fixed(ws::transport::proxy::ProxyUrl::parse("http://127.0.0.1:1").unwrap());
-    let (tx, _rx) = mpsc::channel();
-    let e = lt.remote.dial("wss://localhost:1/", &d, &[], Arc::new(DialResult(Mutex::new(tx))), 0).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    let (tx, rx) = mpsc::channel();
+    lt.remote.dial("wss://localhost:1/", &d, &[], Arc::new(DialResult(Mutex::new(tx))), 0).unwrap();
+    let (kind, msg) = rx.recv_timeout(Duration::from_secs(10)).expect("the dial ends").unwrap_err();
+    assert_eq!(kind, ErrorKind::Proxy, "{msg}");
+    assert!(msg.contains("proxy http://127.0.0.1:1: cannot connect"), "{msg}");
 }

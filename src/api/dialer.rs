@@ -154,19 +154,6 @@ impl Dialer {
         }
     }
 
-    /// As [`prepare_request`](Self::prepare_request), for the event loop,
-    /// whose dial has a TLS stage but no proxy stage yet: an explicit proxy
-    /// is refused there (the environment's is not used).
-    pub(crate) fn prepare_loop(&self, url: &str, extra: &[(String, String)]) -> Result<DialRequest> {
-        if let crate::transport::proxy::ProxyChoice::Fixed(p) = &self.proxy {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("proxies are not available on the event loop yet (the blocking dial has them): {p}"),
-            ));
-        }
-        self.prepare_request(url, extra)
-    }
-
     /// Everything a dial decides before connecting: where to, and the
     /// request bytes.
     pub(crate) fn prepare_request(&self, url: &str, extra: &[(String, String)]) -> Result<DialRequest> {

@@ -15,6 +15,7 @@ pub mod pool;
 pub mod prepared;
 pub(crate) mod server_handshake;
 pub mod session;
+mod session_tls;
 pub mod upgrader;
 
 pub use config::ConnConfig;

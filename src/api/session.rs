@@ -10,6 +10,11 @@
 //! Dialer's (through the client handshake state machine), everything
 //! after it the engine's halves, close state and deadlines.
 //!
+//! TLS: with a TLS server configuration on the Upgrader, or a `wss://`
+//! URL for a client (the Dialer's TLS settings), the session runs TLS
+//! itself (`session_tls.rs`): the bytes fed and the bytes pending are then
+//! ciphertext, and the handshake deadline covers the TLS handshake too.
+//!
 //! Single-threaded: one thread at a time. A handler may send (queue) from
 //! inside a callback; calling `recv` from inside one is refused (`Busy`).
 
@@ -19,6 +24,7 @@ use std::time::Instant;
 use super::dialer::{bad_response_msg, DialRequest, Dialer};
 use super::http::{Request, Response};
 use super::prepared::PreparedMessage;
+use super::session_tls::{tls_error, SessionTls};
 use super::upgrader::{Upgrader, Verdict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::close;
@@ -97,6 +103,8 @@ pub struct Session {
     inbuf: RefCell<Vec<u8>>,
     /// One message buffer kept between messages that needed assembling.
     spare: RefCell<Vec<u8>>,
+    /// TLS below the WebSocket bytes, when configured.
+    tls: RefCell<Option<Box<SessionTls>>>,
 }
 
 /// A message buffer larger than this is not kept between messages.
@@ -108,6 +116,7 @@ impl Session {
         hs: Handshake,
         handshake_deadline: Option<Instant>,
         cfg: &super::ConnConfig,
+        tls: Option<SessionTls>,
         now: Instant,
     ) -> Session {
         let mut d = Deadlines::new(now);
@@ -131,29 +140,28 @@ impl Session {
             peer_closed: Cell::new(false),
             inbuf: RefCell::new(Vec::new()),
             spare: RefCell::new(Vec::new()),
+            tls: RefCell::new(tls.map(Box::new)),
         }
     }
 
-    /// A server session: the first bytes fed are the client's request.
-    pub fn server(upgrader: &Upgrader, now: Instant) -> Session {
+    /// A server session: the first bytes fed are the client's request
+    /// (under TLS when the Upgrader has a TLS configuration: its current
+    /// certificate; `TlsConfig` when that cannot be used).
+    pub fn server(upgrader: &Upgrader, now: Instant) -> Result<Session> {
         let deadline = upgrader.handshake_timeout.and_then(|t| now.checked_add(t));
+        let tls = upgrader.tls.as_ref().map(SessionTls::server).transpose()?;
         let hs = Handshake::Server { upgrader: Box::new(upgrader.clone()), buf: Vec::new() };
-        Session::new(Role::Server, hs, deadline, &upgrader.conn, now)
+        Ok(Session::new(Role::Server, hs, deadline, &upgrader.conn, tls, now))
     }
 
     /// A client session for `url` (the caller connects TCP to its host
-    /// and port): the request is pending output at once.
+    /// and port; the Dialer's proxy is not used): the request is pending
+    /// output at once. For `wss://` TLS runs inside the session with the
+    /// Dialer's TLS settings (SNI and verification for the URL's host), and
+    /// the ClientHello is what is pending first.
     pub fn client(dialer: &Dialer, url: &str, now: Instant) -> Result<Session> {
         let mut request = dialer.prepare_request(url, &[])?;
-        if request.secure {
-            // The session does not run TLS itself yet: bytes it emits would
-            // be plaintext on a wss:// connection.
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "wss:// on a session: TLS in ws_session is not available yet (use ws_dial or the loop, \
-                 or run TLS below the session and give it a ws:// URL for the same host)",
-            ));
-        }
+        let tls = request.secure.then(|| SessionTls::client(&dialer.tls, &request.host)).transpose()?;
         let mut hs = ClientHandshake::new(std::mem::take(&mut request.bytes), false, false);
         hs.layer_ready(); // the caller's transport is connected
         let request_bytes = hs.to_send().to_vec();
@@ -164,6 +172,7 @@ impl Session {
             Handshake::Client { hs, request, dialer: Box::new(dialer.clone()) },
             deadline,
             &dialer.conn,
+            tls,
             now,
         );
         s.tx.borrow_mut().out = request_bytes;
@@ -194,24 +203,65 @@ impl Session {
     }
 
     pub fn wants_write(&self) -> bool {
+        if self.is_tls() {
+            // Sealing now also queues the close_notify a finished session owes.
+            return self.with_pending(|b| !b.is_empty());
+        }
         let tx = self.tx.borrow();
         tx.sent < tx.out.len()
     }
 
+    /// Whether the session runs TLS (bytes in and out are ciphertext).
+    pub fn is_tls(&self) -> bool {
+        self.tls.borrow().is_some()
+    }
+
+    /// The TLS peer's certificate chain (leaf first, DER), once the TLS
+    /// handshake got that far; `None` without TLS or when it sent none.
+    pub fn tls_peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.tls.borrow().as_ref().and_then(|t| t.peer_certificates())
+    }
+
+    /// Under TLS: encrypts the queued plaintext into the ciphertext the
+    /// caller transmits (a close_notify after the last bytes once the
+    /// session is finished).
+    fn seal(&self) {
+        let mut tls = self.tls.borrow_mut();
+        let Some(t) = tls.as_mut() else { return };
+        let mut tx = self.tx.borrow_mut();
+        t.seal(&tx.out[tx.sent..], self.finished.get());
+        tx.out.clear();
+        tx.sent = 0;
+    }
+
     /// The bytes to transmit (valid until the next call on the session).
     pub fn pending(&self) -> (*const u8, usize) {
-        let tx = self.tx.borrow();
-        (tx.out[tx.sent..].as_ptr(), tx.out.len() - tx.sent)
+        self.with_pending(|b| (b.as_ptr(), b.len()))
     }
 
     /// Calls `f` with the bytes to transmit.
     pub fn with_pending<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        self.seal();
+        if let Some(t) = self.tls.borrow().as_ref() {
+            return f(t.pending());
+        }
         let tx = self.tx.borrow();
         f(&tx.out[tx.sent..])
     }
 
     /// `n` of the pending bytes went out.
     pub fn sent(&self, n: usize) -> Result<()> {
+        if let Some(t) = self.tls.borrow_mut().as_mut() {
+            if t.sent(n)? {
+                // Everything went out: a pong kept while backed up now.
+                let mut tx = self.tx.borrow_mut();
+                let Tx { send, out, .. } = &mut *tx;
+                if self.close.phase() == Phase::Open {
+                    send.flush_owed(out);
+                }
+            }
+            return Ok(());
+        }
         let mut tx = self.tx.borrow_mut();
         if n > tx.out.len() - tx.sent {
             return Err(Error::invalid("sent more bytes than were pending"));
@@ -228,8 +278,11 @@ impl Session {
         Ok(())
     }
 
-    fn backed_up(tx: &Tx) -> bool {
-        tx.out.len() - tx.sent > BACKED_UP
+    /// Whether the caller is behind on taking the output (plaintext not
+    /// sealed yet and ciphertext not taken yet both count).
+    fn backed_up(&self, tx: &Tx) -> bool {
+        let wire = self.tls.borrow().as_ref().map_or(0, |t| t.backlog());
+        tx.out.len() - tx.sent + wire > BACKED_UP
     }
 
     fn encode(
@@ -310,6 +363,14 @@ impl Session {
                 let _ = self.close(close::GOING_AWAY, b"idle timeout");
             }
             Some(TimeoutAction::EndQuietly) => self.finished.set(true),
+            Some(TimeoutAction::Fail(_)) if self.tls.borrow().as_ref().is_some_and(|t| t.is_handshaking()) => {
+                // The TLS handshake is not through: no HTTP answer can go out.
+                if let Ok(mut rx) = self.rx.try_borrow_mut() {
+                    *rx = Handshake::Over;
+                }
+                let e = self.tls.borrow().as_ref().map(|t| t.handshake_timeout());
+                self.fail(e.unwrap_or_else(|| Error::new(ErrorKind::Tls, "TLS: handshake timeout")), h)
+            }
             Some(TimeoutAction::Fail(why)) => {
                 // A server still reading the request answers 408, as the
                 // Listener and the loop do.
@@ -335,6 +396,25 @@ impl Session {
 
     /// The transport reached its end (TCP FIN or the caller's decision).
     pub fn recv_eof(&self, h: &mut dyn SessionHandler) {
+        if self.finished.get() {
+            return;
+        }
+        // Under TLS, records decrypted but not read yet come first.
+        let rest = self.tls.borrow_mut().as_mut().map(|t| {
+            let mut rest = Vec::new();
+            t.end(&mut rest);
+            rest
+        });
+        if let Some(rest) = rest.filter(|r| !r.is_empty()) {
+            if let Ok(mut rx) = self.rx.try_borrow_mut() {
+                let _ = self.recv_bytes(&mut rx, rest, Instant::now(), h);
+            }
+        }
+        self.end_of_input(h);
+    }
+
+    /// No more input: finished; an error unless the close handshake passed.
+    fn end_of_input(&self, h: &mut dyn SessionHandler) {
         if self.finished.replace(true) {
             return;
         }
@@ -356,9 +436,35 @@ impl Session {
         d.on_read(now);
         self.deadlines.set(d);
         let mut input = std::mem::take(&mut *self.inbuf.borrow_mut());
-        input.clear();
-        input.extend_from_slice(data);
-        self.recv_bytes(&mut rx, input, now, h)
+        // Under TLS the borrow ends before any callback, which may look
+        // at the output (and so seal).
+        let opened = self.tls.borrow_mut().as_mut().map(|t| t.open(data, std::mem::take(&mut input)));
+        match opened {
+            None => {
+                input.clear();
+                input.extend_from_slice(data);
+                self.recv_bytes(&mut rx, input, now, h)
+            }
+            Some(Err(f)) => {
+                // The alert is queued: pending shows it, then the session is done.
+                *rx = Handshake::Over;
+                self.fail(tls_error(&f), h);
+                Ok(())
+            }
+            Some(Ok(o)) => {
+                if !o.plaintext.is_empty() {
+                    self.recv_bytes(&mut rx, o.plaintext, now, h)?;
+                } else {
+                    *self.inbuf.borrow_mut() = o.plaintext;
+                }
+                if o.closed {
+                    // The peer's close_notify: its end of the stream.
+                    drop(rx);
+                    self.end_of_input(h);
+                }
+                Ok(())
+            }
+        }
     }
 
     fn recv_bytes(
@@ -498,7 +604,7 @@ impl RecvSink for Sink<'_> {
                 // keeps only the latest one while the output is backed up.
                 if s.is_open() {
                     let mut tx = s.tx.borrow_mut();
-                    let backed = Session::backed_up(&tx);
+                    let backed = s.backed_up(&tx);
                     let Tx { send, out, .. } = &mut *tx;
                     send.owe_pong(ControlPayload::new(p), backed, out);
                 }

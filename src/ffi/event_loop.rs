@@ -325,11 +325,19 @@ pub extern "C" fn ws_loop_listen(
     })
 }
 
-/// Dials a `ws://` URL through the loop with a snapshot of `d`'s settings
-/// (NULL = defaults) and `n` extra headers. The URL is checked and the
-/// host resolved now (blocking, system resolver); connecting and the
-/// handshake happen on the loop and end in `cb->on_open` (the connection's
-/// user data is `user_data`) or `cb->on_dial_error`. Any thread.
+/// Dials a `ws://` or `wss://` URL through the loop with a snapshot of
+/// `d`'s settings (NULL = defaults) and `n` extra headers. The proxy is
+/// chosen as `ws_dial` does (`ws_dialer_set_proxy`; by default the
+/// environment's, read now) and so are TLS settings. The URL is checked
+/// and the host resolved now (the proxy's, and for `socks5://` the
+/// target's too; blocking, system resolver); connecting, the proxy tunnel
+/// (TLS to an `https://` proxy), TLS and the handshake happen on the loop
+/// within the dialer's handshake timeout and end in `cb->on_open` (the
+/// connection's user data is `user_data`) or `cb->on_dial_error` with the
+/// same statuses as `ws_dial` (`WS_ERR_PROXY_REFUSED` with an HTTP proxy's
+/// response, `WS_ERR_PROXY`, `WS_ERR_TIMEOUT`, `WS_ERR_TLS*`...). The
+/// dialer, URL and headers are copied: free them whenever you like. Any
+/// thread.
 #[no_mangle]
 pub extern "C" fn ws_loop_dial(
     lp: *mut ws_loop,

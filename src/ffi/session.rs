@@ -10,6 +10,11 @@
 //! `ws_session_next_timeout_ms` says. Events arrive through callbacks
 //! during those calls.
 //!
+//! TLS: a server session whose Upgrader has a TLS configuration
+//! (`ws_upgrader_set_tls`), or a client session for a `wss://` URL (the
+//! Dialer's `ws_dialer_set_tls` settings, else the system trust store),
+//! runs TLS inside the session: the bytes fed and pending are ciphertext.
+//!
 //! Threading: a session is used by one thread at a time (the caller
 //! serializes); callbacks run on the calling thread, inside the call that
 //! caused them, and may queue sends and closes on their session (not
@@ -178,8 +183,17 @@ fn new_session(
 /// A server session with the Upgrader's settings (NULL = defaults): the
 /// first bytes fed are the client's request; it answers with a 101 (or an
 /// HTTP error: 400, 403, 405, 426, 431 as the other servers) in
-/// `ws_session_pending`. `cb` is copied (NULL = no callbacks);
-/// `user_data` goes to every callback. Free with `ws_session_free`.
+/// `ws_session_pending`. With a TLS configuration on the Upgrader
+/// (`ws_upgrader_set_tls`) the session is a TLS server: it takes the
+/// client's ciphertext and its pending bytes are ciphertext. Its TLS
+/// handshake uses the configuration's certificate of that moment
+/// (`ws_tls_server_config_replace_certificate_*` reaches handshakes that
+/// come after it); `WS_ERR_TLS_CONFIG` when the configuration cannot be
+/// used. The
+/// Upgrader is copied (free it whenever you like; its TLS configuration is
+/// shared, not copied). `cb` is copied (NULL = no callbacks); `user_data`
+/// goes to every callback. Free with `ws_session_free`. Any thread; the
+/// session is then used by one thread at a time.
 #[no_mangle]
 pub extern "C" fn ws_session_server_new(
     upgrader: *const ws_upgrader,
@@ -190,14 +204,25 @@ pub extern "C" fn ws_session_server_new(
     ffi_status!({
         tri!(need(out, "out"));
         let up = tri!(upgrader_snapshot(upgrader));
-        new_session(Session::server(&up, Instant::now()), cb, user_data, out)
+        match Session::server(&up, Instant::now()) {
+            Ok(s) => new_session(s, cb, user_data, out),
+            Err(e) => guard::fail(&e),
+        }
     })
 }
 
-/// A client session for `url` (`ws://`) with the Dialer's settings (NULL =
-/// defaults). The caller connects to the URL's host and port itself; the
-/// request is pending at once. `WS_ERR_BAD_URL` for a bad URL,
-/// `WS_ERR_UNSUPPORTED` for `wss://`.
+/// A client session for `url` (`ws://` or `wss://`) with the Dialer's
+/// settings (NULL = defaults), copied: free the Dialer whenever you like.
+/// The caller connects to the URL's host and port itself (the Dialer's
+/// proxy is not used); the request is pending at once. For `wss://` the
+/// session runs TLS with the Dialer's TLS settings (`ws_dialer_set_tls`;
+/// SNI and host-name verification for the URL's host): the ClientHello is
+/// pending first, and bytes in and out are ciphertext. A certificate or
+/// TLS failure is reported by `on_error` (`WS_ERR_TLS_CERTIFICATE`,
+/// `WS_ERR_TLS`) with the reason, and the alert for the server is left
+/// pending. `WS_ERR_BAD_URL` for a bad URL, `WS_ERR_TLS_CONFIG` for TLS
+/// settings that cannot be used. Any thread; the session is then used by
+/// one thread at a time.
 #[no_mangle]
 pub extern "C" fn ws_session_client_new(
     dialer: *const ws_dialer,
@@ -394,4 +419,32 @@ pub extern "C" fn ws_session_on_timeout(s: *mut ws_session) -> ws_status {
 #[no_mangle]
 pub extern "C" fn ws_session_user_data(s: *mut ws_session) -> *mut c_void {
     ffi_value!(std::ptr::null_mut(), { session_ref(s).map(|w| w.user_data).unwrap_or(std::ptr::null_mut()) })
+}
+
+/// Whether the session runs TLS (its bytes in and out are ciphertext).
+/// The session's thread.
+#[no_mangle]
+pub extern "C" fn ws_session_is_tls(s: *mut ws_session) -> bool {
+    ffi_value!(false, { session_ref(s).map(|w| w.s.is_tls()).unwrap_or(false) })
+}
+
+/// Copies certificate `index` (0 = the peer's own, then its chain) of a
+/// TLS session's peer, DER-encoded, into `buf` (`cap` bytes; the caller
+/// owns it); `*len_out` gets its length. `WS_ERR_BUFFER_TOO_SMALL` when it
+/// does not fit (call with `cap` 0 to learn the size), `WS_ERR_NOT_FOUND`
+/// without TLS, before the TLS handshake got the certificate, without a
+/// peer certificate (a client that sent none) or past the chain's end.
+/// The session's thread (also from its callbacks, e.g. in `on_open`).
+#[no_mangle]
+pub extern "C" fn ws_session_tls_peer_certificate(
+    s: *mut ws_session,
+    index: usize,
+    buf: *mut u8,
+    cap: usize,
+    len_out: *mut usize,
+) -> ws_status {
+    ffi_status!({
+        let w = tri!(session_ref(s));
+        super::tls::copy_certificate(w.s.tls_peer_certificates(), index, buf, cap, len_out)
+    })
 }

@@ -363,8 +363,8 @@ pub extern "C" fn ws_tls_server_config_set_min_version(config: *mut ws_tls_serve
 /// listeners made from it afterwards (NULL: plain TCP again). The upgrader
 /// shares the certificate: `ws_tls_server_config_replace_certificate_*`
 /// reaches it. Works for `ws_listen`, `ws_upgrader_upgrade_fd` (the bytes
-/// already read are then the start of the TLS handshake) and
-/// `ws_loop_listen`.
+/// already read are then the start of the TLS handshake),
+/// `ws_loop_listen` and `ws_session_server_new` (the session runs TLS).
 #[no_mangle]
 pub extern "C" fn ws_upgrader_set_tls(
     up: *mut super::server::ws_upgrader,
@@ -428,20 +428,33 @@ pub extern "C" fn ws_conn_tls_peer_certificate(
 ) -> ws_status {
     ffi_status!({
         let c = tri!(conn_ref(conn));
-        let chain = peer_chain(c).unwrap_or_default();
-        let Some(der) = chain.get(index) else {
-            return super::convert::not_found("TLS peer certificate");
-        };
-        if buf.is_null() && cap > 0 {
-            return invalid("buf is NULL but cap is not 0");
-        }
-        put(len_out, der.len());
-        if buf.is_null() || cap < der.len() {
-            guard::set_last_error("buffer too small");
-            return WS_ERR_BUFFER_TOO_SMALL;
-        }
-        // SAFETY: the caller passes `cap` writable bytes at `buf`; cap >= len.
-        unsafe { std::ptr::copy_nonoverlapping(der.as_ptr(), buf, der.len()) };
-        WS_OK
+        copy_certificate(peer_chain(c), index, buf, cap, len_out)
     })
+}
+
+/// Copies certificate `index` of `chain` into the caller's `buf` (`cap`
+/// bytes), its length into `*len_out`: the contract of
+/// `ws_conn_tls_peer_certificate`, shared with `ws_session`'s.
+pub(super) fn copy_certificate(
+    chain: Option<Vec<Vec<u8>>>,
+    index: usize,
+    buf: *mut u8,
+    cap: usize,
+    len_out: *mut usize,
+) -> ws_status {
+    let chain = chain.unwrap_or_default();
+    let Some(der) = chain.get(index) else {
+        return super::convert::not_found("TLS peer certificate");
+    };
+    if buf.is_null() && cap > 0 {
+        return invalid("buf is NULL but cap is not 0");
+    }
+    put(len_out, der.len());
+    if buf.is_null() || cap < der.len() {
+        guard::set_last_error("buffer too small");
+        return WS_ERR_BUFFER_TOO_SMALL;
+    }
+    // SAFETY: the caller passes `cap` writable bytes at `buf`; cap >= len.
+    unsafe { std::ptr::copy_nonoverlapping(der.as_ptr(), buf, der.len()) };
+    WS_OK
 }

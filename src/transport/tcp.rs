@@ -113,6 +113,11 @@ impl Stream {
         self.tls.as_ref().and_then(|t| t.peer_certificates())
     }
 
+    /// Whether a TLS layer's handshake is still running (false on plain TCP).
+    pub fn tls_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
+    }
+
     /// The negotiated TLS version of the innermost layer.
     pub fn tls_version(&self) -> Option<String> {
         self.tls.as_ref().and_then(|t| t.protocol_version())

@@ -4,10 +4,12 @@
  * with 401, attach user data), sends from another thread with ws_loop_stop,
  * timers, broadcast, flow control (pause + drain), keepalive, a loop
  * driven from a foreign epoll, blocking-only functions on loop
- * connections, and misuse.
+ * connections, a loop dial through the dialer's HTTP proxy (accepted and
+ * refused with 407), and misuse.
  */
 #include "common.h"
 
+#include <poll.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 
@@ -523,11 +525,175 @@ static void test_misuse(void) {
     check(1, "double free and free(NULL) are no-ops");
 }
 
+/* ---- a loop dial through the dialer's proxy ----------------------------- */
+
+/* A minimal HTTP CONNECT proxy on a thread (the Rust tests use tinyproxy,
+ * stunnel4 and microsocks; this one checks the C plumbing): for each of
+ * `want` connections it reads the request head; with "Basic dTpw" (u:p) it
+ * connects to the requested 127.0.0.1 port, answers 200 and relays both
+ * ways until either side closes; without, it answers 407 with a body. */
+struct cproxy {
+    int lfd, want;
+    uint16_t port;
+    pthread_t tid;
+    char last_request[1024];
+};
+
+static void relay(int a, int b) {
+    struct pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+    char buf[16384];
+    for (;;) {
+        if (poll(p, 2, 5000) <= 0) return;
+        for (int i = 0; i < 2; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = recv(p[i].fd, buf, sizeof buf, 0);
+            if (n <= 0 || send_all(p[1 - i].fd, buf, (size_t)n) != 0) return;
+        }
+    }
+}
+
+static void *cproxy_run(void *arg) {
+    struct cproxy *px = arg;
+    for (int k = 0; k < px->want; k++) {
+        int c = accept(px->lfd, NULL, NULL);
+        if (c < 0) return NULL;
+        set_recv_timeout(c, 5000);
+        char req[1024];
+        size_t got = 0;
+        req[0] = 0;
+        while (got < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
+            ssize_t n = recv(c, req + got, sizeof req - 1 - got, 0);
+            if (n <= 0) break;
+            got += (size_t)n;
+            req[got] = 0;
+        }
+        memcpy(px->last_request, req, got + 1);
+        unsigned port = 0;
+        if (strstr(req, "Proxy-Authorization: Basic dTpw\r\n") && sscanf(req, "CONNECT 127.0.0.1:%u ", &port) == 1) {
+            int t = tcp_connect((uint16_t)port);
+            const char *ok = "HTTP/1.1 200 Connection established\r\n\r\n";
+            if (t >= 0 && send_all(c, ok, strlen(ok)) == 0) relay(c, t);
+            if (t >= 0) close(t);
+        } else {
+            const char *no = "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 7\r\n\r\nlog in\n";
+            send_all(c, no, strlen(no));
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+struct pcli {
+    ws_conn *conn;
+    int opened, echoed, dial_errors;
+    ws_status dial_status;
+    uint16_t resp_status;
+    char resp_body[64];
+    char message[512];
+};
+
+static void pcli_open(ws_conn *conn, void *user_data) {
+    struct pcli *c = user_data;
+    __atomic_store_n(&c->opened, 1, __ATOMIC_SEQ_CST);
+    ws_conn_write_message(conn, WS_TEXT, (const uint8_t *)"via proxy", 9);
+}
+
+static void pcli_message(ws_conn *conn, ws_msg_type type, const uint8_t *data, size_t len, void *user_data) {
+    (void)type;
+    struct pcli *c = user_data;
+    if (len == 9 && memcmp(data, "via proxy", 9) == 0) __atomic_store_n(&c->echoed, 1, __ATOMIC_SEQ_CST);
+    ws_conn_close_graceful(conn, WS_CLOSE_NORMAL, NULL, 0, 0); /* 0: queue it, do not wait */
+}
+
+static void pcli_dial_error(ws_status status, const char *message, const ws_response *resp, void *user_data) {
+    struct pcli *c = user_data;
+    c->dial_status = status;
+    snprintf(c->message, sizeof c->message, "%s", message ? message : "");
+    if (resp) {
+        c->resp_status = ws_response_status(resp);
+        const uint8_t *b = NULL;
+        size_t n = 0;
+        if (ws_response_body(resp, &b, &n) == WS_OK && n < sizeof c->resp_body) {
+            memcpy(c->resp_body, b, n);
+            c->resp_body[n] = 0;
+        }
+    }
+    __atomic_add_fetch(&c->dial_errors, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_loop_dial_through_proxy(void) {
+    struct cproxy px;
+    memset(&px, 0, sizeof px);
+    px.want = 2;
+    px.lfd = tcp_listen(&px.port);
+    check(px.lfd >= 0, "proxy listens");
+    pthread_create(&px.tid, NULL, cproxy_run, &px);
+
+    ws_loop *loop = NULL;
+    ws_loop_new(&loop);
+    struct srv s;
+    memset(&s, 0, sizeof s);
+    ws_loop_callbacks scb;
+    memset(&scb, 0, sizeof scb);
+    scb.on_message = srv_message;
+    uint16_t port = 0;
+    ws_loop_listen(loop, NULL, "127.0.0.1", 0, &scb, &s, &port);
+    struct runner r = {loop, 0, WS_OK};
+    pthread_create(&r.tid, NULL, run_loop, &r);
+
+    ws_loop_callbacks ccb;
+    memset(&ccb, 0, sizeof ccb);
+    ccb.on_open = pcli_open;
+    ccb.on_message = pcli_message;
+    ccb.on_dial_error = pcli_dial_error;
+    char url[64], proxy[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", (unsigned)port);
+
+    /* With credentials: through the proxy to the loop's own server. */
+    ws_dialer *d = ws_dialer_new();
+    snprintf(proxy, sizeof proxy, "http://u:p@127.0.0.1:%u", (unsigned)px.port);
+    check_status(ws_dialer_set_proxy(d, proxy), WS_OK, "ws_dialer_set_proxy");
+    ws_dialer_set_handshake_timeout(d, 5000);
+    struct pcli ok;
+    memset(&ok, 0, sizeof ok);
+    check_status(ws_loop_dial(loop, d, url, NULL, 0, &ccb, &ok), WS_OK, "ws_loop_dial through the proxy");
+    double t0 = now_ms();
+    while (!__atomic_load_n(&ok.echoed, __ATOMIC_SEQ_CST) && !__atomic_load_n(&ok.dial_errors, __ATOMIC_SEQ_CST) &&
+           now_ms() - t0 < 10000)
+        sleep_ms(2);
+    check(ok.opened && ok.echoed, "opened and echoed through the proxy (dial error: \"%s\")", ok.message);
+
+    /* Without: the proxy's 407, its status and body as the dial's response. */
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u", (unsigned)px.port);
+    ws_dialer_set_proxy(d, proxy);
+    struct pcli no;
+    memset(&no, 0, sizeof no);
+    check_status(ws_loop_dial(loop, d, url, NULL, 0, &ccb, &no), WS_OK, "ws_loop_dial to a refusing proxy");
+    t0 = now_ms();
+    while (!__atomic_load_n(&no.dial_errors, __ATOMIC_SEQ_CST) && now_ms() - t0 < 10000) sleep_ms(2);
+    check_status(no.dial_status, WS_ERR_PROXY_REFUSED, "refusal -> WS_ERR_PROXY_REFUSED");
+    check(strstr(no.message, "407") != NULL, "the message names the status: %s", no.message);
+    check(no.resp_status == 407 && strcmp(no.resp_body, "log in\n") == 0, "the proxy's response (%u, \"%s\")",
+          (unsigned)no.resp_status, no.resp_body);
+    check(!no.opened, "no on_open after a refusal");
+    ws_dialer_free(d);
+
+    pthread_join(px.tid, NULL);
+    close(px.lfd);
+    char want[64];
+    snprintf(want, sizeof want, "CONNECT 127.0.0.1:%u HTTP/1.1\r\n", (unsigned)port);
+    check(strncmp(px.last_request, want, strlen(want)) == 0, "the CONNECT request names the target");
+    ws_loop_stop(loop);
+    pthread_join(r.tid, NULL);
+    ws_loop_free(loop);
+}
+
 int main(void) {
     watchdog(100);
     signal(SIGPIPE, SIG_IGN);
     test_echo_and_handshake();
     test_loop_client();
+    test_loop_dial_through_proxy();
     test_flow_control_and_keepalive();
     test_foreign_epoll();
     test_misuse();

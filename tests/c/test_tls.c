@@ -1,8 +1,10 @@
 /*
  * The TLS and proxy C API: server and client TLS settings, wss:// dial and
  * listen, the peer certificate, certificate replacement, mTLS, the new
- * statuses, proxy setters. Certificates are made with the openssl command
- * line in a temporary directory.
+ * statuses, proxy setters, and TLS inside the sans-IO session (a wss://
+ * client session and a TLS server session talking ciphertext through
+ * memory; an untrusted server). Certificates are made with the openssl
+ * command line in a temporary directory.
  */
 #include "common.h"
 
@@ -67,6 +69,161 @@ static size_t peer_cert_len(ws_conn *c) {
     size_t len = 0;
     ws_status st = ws_conn_tls_peer_certificate(c, 0, NULL, 0, &len);
     return st == WS_ERR_BUFFER_TOO_SMALL ? len : 0;
+}
+
+/* ---- TLS inside ws_session ------------------------------------------------ */
+
+struct sess_log {
+    int opened, closed, errors, echo;
+    ws_status last_error;
+    char error[512];
+    size_t got_len;
+    int got_ok;
+};
+
+static const uint8_t *big_message(size_t *len) {
+    static uint8_t big[100000];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)(i * 7 % 251);
+    *len = sizeof big;
+    return big;
+}
+
+static void s_open(ws_session *s, const ws_request *req, const ws_response *resp, void *ud) {
+    (void)s;
+    (void)req;
+    (void)resp;
+    ((struct sess_log *)ud)->opened++;
+}
+
+static void s_message(ws_session *s, ws_msg_type t, const uint8_t *d, size_t n, void *ud) {
+    struct sess_log *l = ud;
+    if (l->echo) {
+        ws_session_send(s, t, d, n);
+        return;
+    }
+    size_t want_len = 0;
+    const uint8_t *want = big_message(&want_len);
+    l->got_len = n;
+    l->got_ok = n == want_len && memcmp(d, want, n) == 0;
+}
+
+static void s_close(ws_session *s, uint16_t code, const uint8_t *r, size_t n, void *ud) {
+    (void)s;
+    (void)code;
+    (void)r;
+    (void)n;
+    ((struct sess_log *)ud)->closed++;
+}
+
+static void s_error(ws_session *s, ws_status st, const char *m, void *ud) {
+    (void)s;
+    struct sess_log *l = ud;
+    l->errors++;
+    l->last_error = st;
+    snprintf(l->error, sizeof l->error, "%s", m);
+}
+
+/* Moves one side's pending ciphertext into the other; returns the bytes moved. */
+static size_t move_bytes(ws_session *from, ws_session *to) {
+    const uint8_t *d = NULL;
+    size_t n = 0;
+    ws_session_pending(from, &d, &n);
+    if (n == 0) return 0;
+    uint8_t *copy = malloc(n); /* the pending bytes are valid only until the next call on `from` */
+    memcpy(copy, d, n);
+    ws_session_sent(from, n);
+    ws_session_recv(to, copy, n);
+    free(copy);
+    return n;
+}
+
+static void pump_sessions(ws_session *a, ws_session *b) {
+    for (int i = 0; i < 100; i++) {
+        size_t moved = move_bytes(a, b);
+        moved += move_bytes(b, a);
+        if (moved == 0) return;
+    }
+}
+
+static void test_tls_sessions(const char *ca, const char *cert, const char *key) {
+    ws_session_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.on_open = s_open;
+    cb.on_message = s_message;
+    cb.on_close = s_close;
+    cb.on_error = s_error;
+
+    ws_tls_server_config *scfg = NULL;
+    check_status(ws_tls_server_config_new_files(cert, key, &scfg), WS_OK, "session: server TLS config");
+    ws_upgrader *up = ws_upgrader_new();
+    ws_upgrader_set_tls(up, scfg);
+    ws_tls_client_config *ccfg = ws_tls_client_config_new();
+    ws_tls_client_config_add_ca_file(ccfg, ca);
+    ws_dialer *d = ws_dialer_new();
+    ws_dialer_set_tls(d, ccfg);
+
+    struct sess_log sl = {0}, cl = {0};
+    sl.echo = 1;
+    ws_session *server = NULL, *client = NULL;
+    check_status(ws_session_server_new(up, &cb, &sl, &server), WS_OK, "TLS server session");
+    check_status(ws_session_client_new(d, "wss://localhost/tls", &cb, &cl, &client), WS_OK, "wss:// client session");
+    ws_upgrader_free(up); /* both are copied; the TLS config is shared */
+    ws_dialer_free(d);
+    check(ws_session_is_tls(server) && ws_session_is_tls(client), "ws_session_is_tls");
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    ws_session_pending(client, &p, &n);
+    check(n > 5 && p[0] == 0x16, "the client's first bytes are a TLS handshake record (%zu bytes)", n);
+    pump_sessions(client, server);
+    check(cl.opened == 1 && sl.opened == 1, "both sessions opened over TLS (errors: \"%s\" \"%s\")", cl.error,
+          sl.error);
+    size_t len = 0;
+    check_status(ws_session_tls_peer_certificate(client, 0, NULL, 0, &len), WS_ERR_BUFFER_TOO_SMALL,
+                 "the server certificate's size");
+    uint8_t *der = malloc(len ? len : 1);
+    size_t got = 0;
+    check(ws_session_tls_peer_certificate(client, 0, der, len, &got) == WS_OK && got == len && der[0] == 0x30,
+          "the server's certificate, DER (%zu bytes)", got);
+    free(der);
+    check_status(ws_session_tls_peer_certificate(server, 0, NULL, 0, &len), WS_ERR_NOT_FOUND,
+                 "no client certificate was sent");
+
+    size_t big_len = 0;
+    const uint8_t *big = big_message(&big_len);
+    check_status(ws_session_send(client, WS_BINARY, big, big_len), WS_OK, "100 KB queued");
+    pump_sessions(client, server);
+    check(cl.got_ok, "the 100 KB message came back through TLS (%zu bytes)", cl.got_len);
+    check_status(ws_session_close(client, WS_CLOSE_NORMAL, NULL, 0), WS_OK, "client closes");
+    pump_sessions(client, server);
+    check(ws_session_is_finished(server) && ws_session_is_finished(client),
+          "both finished (the server's close_notify ends the client)");
+    check(sl.errors == 0 && cl.errors == 0 && cl.closed == 1, "a clean close (%s / %s)", sl.error, cl.error);
+    ws_session_free(client);
+    ws_session_free(server);
+
+    /* A client that does not trust the server: the reason, and an alert pending. */
+    ws_dialer *plain = ws_dialer_new(); /* the system store: no test CA */
+    up = ws_upgrader_new();
+    ws_upgrader_set_tls(up, scfg);
+    struct sess_log sl2 = {0}, cl2 = {0};
+    server = client = NULL;
+    ws_session_server_new(up, &cb, &sl2, &server);
+    ws_status st = ws_session_client_new(plain, "wss://localhost/", &cb, &cl2, &client);
+    check(st == WS_OK || st == WS_ERR_TLS_CONFIG, "client session without the CA (%s)", ws_status_str(st));
+    if (st == WS_OK) {
+        move_bytes(client, server);
+        move_bytes(server, client);
+        check_status(cl2.last_error, WS_ERR_TLS_CERTIFICATE, "an untrusted server is WS_ERR_TLS_CERTIFICATE");
+        check(strstr(cl2.error, "not trusted") != NULL, "the message names the reason: %s", cl2.error);
+        check(ws_session_is_finished(client) && ws_session_wants_write(client), "finished, the alert pending");
+        check(cl2.opened == 0, "never opened");
+    }
+    ws_session_free(client);
+    ws_session_free(server);
+    ws_upgrader_free(up);
+    ws_dialer_free(plain);
+    ws_tls_client_config_free(ccfg);
+    ws_tls_server_config_free(scfg);
 }
 
 int main(void) {
@@ -181,6 +338,8 @@ int main(void) {
     }
     pthread_join(th, NULL);
     ws_listener_free(l);
+
+    test_tls_sessions(ca, a_pem, a_key);
 
     /* mutual TLS: a required client certificate */
     check_status(ws_tls_server_config_set_client_auth(srv, 7, NULL), WS_ERR_INVALID_ARGUMENT, "bad client-auth mode");

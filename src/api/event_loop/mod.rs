@@ -19,6 +19,7 @@ mod live;
 mod reconnect;
 mod shared;
 mod timers;
+mod tunnel;
 
 pub use handle::ConnHandle;
 pub use handler::Handler;
@@ -40,7 +41,9 @@ use self::handle::ConnShared;
 use self::live::{LiveConn, Outcome};
 use self::shared::{Command, Driving, LoopShared};
 use self::timers::Timers;
+use self::tunnel::LoopTunnel;
 use super::conn::MessageType;
+use super::dial_stream::choose_proxy;
 use super::dialer::{resolve, Dialer};
 use super::http::Request;
 use super::prepared::PreparedMessage;
@@ -50,6 +53,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::proto::engine::{close_state, Phase, TcpAfterClose, TimeoutAction, TimeoutConfig};
 use crate::proto::{close, Role};
 use crate::transport::accept::{classify, AcceptFailure};
+use crate::transport::proxy::open::tunnel_machine;
 use crate::transport::tcp::bind_listener;
 use crate::transport::Stream;
 
@@ -338,8 +342,8 @@ impl EventLoop {
                     self.release_slot(t);
                 }
             }
-            Command::Dial { request, addrs, dialer, handler, user } => {
-                match Dialing::start(addrs, request, dialer, handler, user) {
+            Command::Dial { request, addrs, tunnel, dialer, handler, user } => {
+                match Dialing::start(addrs, request, tunnel, dialer, handler, user) {
                     Ok(d) => {
                         let fd = d.stream.as_raw_fd();
                         let t = self.alloc_slot(Entry::Dialing(Box::new(d)));
@@ -498,7 +502,13 @@ impl EventLoop {
         let Some(Some(Entry::Dialing(d))) = self.slots.get_mut(t) else { return };
         let old_fd = d.stream.as_raw_fd();
         match d.advance() {
-            DialStep::Wait => {}
+            DialStep::Wait => {
+                // A proxy's refusal whose body is awaited ends sooner than
+                // the dial's deadline: make sure a sweep comes by then.
+                if d.due() != d.deadline {
+                    self.sweep_soon();
+                }
+            }
             DialStep::Reconnected => {
                 let fd = d.stream.as_raw_fd();
                 self.deregister(old_fd);
@@ -675,16 +685,16 @@ impl EventLoop {
                         a.hs.stream.shutdown();
                     }
                 }
-                Some(Entry::Dialing(d)) if d.deadline.is_some_and(|x| now >= x) => {
-                    let e = d.timeout_error();
+                Some(Entry::Dialing(d)) if d.due().is_some_and(|x| now >= x) => {
+                    let (e, resp) = d.expired();
                     if let Some(Entry::Dialing(d)) = self.release_slot(t) {
                         self.deregister(d.stream.as_raw_fd());
                         d.stream.shutdown();
-                        d.handler.on_dial_error(d.user, &e, None);
+                        d.handler.on_dial_error(d.user, &e, resp.as_ref());
                     }
                 }
                 Some(Entry::Accepting(a)) => a.hs.deadline.into_iter().for_each(&mut ahead),
-                Some(Entry::Dialing(d)) => d.deadline.into_iter().for_each(&mut ahead),
+                Some(Entry::Dialing(d)) => d.due().into_iter().for_each(&mut ahead),
                 Some(Entry::Open(c)) => {
                     if c.handle.0.release_idle_buffer() {
                         ahead(now + SWEEP_EVERY);
@@ -824,11 +834,14 @@ impl LoopRemote {
         Ok(local)
     }
 
-    /// Starts a dial with a snapshot of `dialer`. The URL is checked and
-    /// the host resolved (with the system resolver, blocking) here; the
-    /// connect and handshake happen on the loop, ending in the handler's
+    /// Starts a dial with a snapshot of `dialer`. The URL is checked, the
+    /// proxy chosen as the blocking dial does (the dialer's, none, or the
+    /// environment's), and the host resolved (the proxy's, and for
+    /// `socks5://` the target's too; system resolver, blocking) here; the
+    /// connect, the proxy tunnel, TLS and the handshake happen on the loop
+    /// within the dialer's handshake timeout, ending in the handler's
     /// `on_open` (with `user` as the connection's user word) or
-    /// `on_dial_error`.
+    /// `on_dial_error` (with a refusing HTTP proxy's response).
     pub fn dial(
         &self,
         url: &str,
@@ -837,10 +850,19 @@ impl LoopRemote {
         handler: Arc<dyn Handler>,
         user: usize,
     ) -> Result<()> {
-        let request = dialer.prepare_loop(url, extra)?;
-        let addrs = resolve(&request.host, request.port)?;
+        let request = dialer.prepare_request(url, extra)?;
+        let (addrs, tunnel) = match choose_proxy(dialer, &request)? {
+            None => (resolve(&request.host, request.port)?, None),
+            Some(p) => {
+                let machine =
+                    tunnel_machine(&request.host, request.port, &p, &dialer.proxy_headers).map_err(|e| e.error)?;
+                let t = LoopTunnel::new(p, machine);
+                let addrs = resolve(&t.proxy.host, t.proxy.port).map_err(|e| t.connect_failed(&e))?;
+                (addrs, Some(Box::new(t)))
+            }
+        };
         let dialer = Arc::new(dialer.clone());
-        self.0.command(Command::Dial { request, addrs, dialer, handler, user })
+        self.0.command(Command::Dial { request, addrs, tunnel, dialer, handler, user })
     }
 
     /// Runs `callback` on the loop's thread after `after`, then every

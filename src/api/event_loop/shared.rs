@@ -64,7 +64,9 @@ pub(super) enum Command {
     },
     Dial {
         request: DialRequest,
+        /// The target's addresses, or the proxy's when `tunnel` is set.
         addrs: Vec<std::net::SocketAddr>,
+        tunnel: Option<Box<super::tunnel::LoopTunnel>>,
         dialer: Arc<Dialer>,
         handler: Arc<dyn Handler>,
         user: usize,

@@ -1,6 +1,7 @@
 //! The blocking way to a byte stream to the target: TCP (to the target or
 //! the proxy), TLS to an HTTPS proxy, the tunnel handshake, then TLS to a
-//! `wss://` target. One deadline covers all of it.
+//! `wss://` target. One deadline covers all of it. The tunnel machine and
+//! the error wording are shared with the event loop's non-blocking dial.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use crate::transport::tls::TlsClientConfig;
 use crate::transport::Stream;
 
 /// How long to keep reading the body of a proxy's refusal once its head is in.
-const REFUSAL_BODY_WAIT: Duration = Duration::from_millis(500);
+pub const REFUSAL_BODY_WAIT: Duration = Duration::from_millis(500);
 
 /// Where a dial goes.
 pub struct Target<'a> {
@@ -58,8 +59,31 @@ pub fn open(target: &Target<'_>, via: Option<&Via<'_>>, deadline: Option<Instant
     }
 }
 
-fn proxy_error(p: &ProxyUrl, kind: ErrorKind, what: &str) -> OpenError {
+/// An error that names the proxy (the password is never shown).
+pub fn proxy_error(p: &ProxyUrl, kind: ErrorKind, what: &str) -> OpenError {
     OpenError { error: Error::new(kind, format!("proxy {p}: {what}")), refusal: None }
+}
+
+/// The tunnel handshake to `host:port` through `p` (CONNECT with `headers`,
+/// or SOCKS5). For `socks5://` the target's name is resolved here, with
+/// the system resolver (blocking); `socks5h://` sends the name.
+pub fn tunnel_machine(
+    host: &str,
+    port: u16,
+    p: &ProxyUrl,
+    headers: &[(String, String)],
+) -> Result<Box<dyn Tunnel + Send>, OpenError> {
+    let creds = p.credentials();
+    Ok(match p.kind {
+        ProxyKind::Http | ProxyKind::Https => Box::new(HttpConnect::new(host, port, creds, headers)),
+        ProxyKind::Socks5 => {
+            let addr = resolve(host, port)?[0];
+            Box::new(Socks5::new(Destination::Addr(addr), creds).map_err(|e| tunnel_error(p, e))?)
+        }
+        ProxyKind::Socks5h => {
+            Box::new(Socks5::new(Destination::Name(host.to_string(), port), creds).map_err(|e| tunnel_error(p, e))?)
+        }
+    })
 }
 
 fn tunnel(target: &Target<'_>, via: &Via<'_>, deadline: Option<Instant>) -> Result<Stream, OpenError> {
@@ -75,18 +99,7 @@ fn tunnel(target: &Target<'_>, via: &Via<'_>, deadline: Option<Instant>) -> Resu
     } else {
         stream
     };
-    let creds = p.credentials();
-    let mut machine: Box<dyn Tunnel> = match p.kind {
-        ProxyKind::Http | ProxyKind::Https => Box::new(HttpConnect::new(target.host, target.port, creds, via.headers)),
-        ProxyKind::Socks5 => {
-            let addr = resolve(target.host, target.port)?[0];
-            Box::new(Socks5::new(Destination::Addr(addr), creds).map_err(|e| tunnel_error(p, e))?)
-        }
-        ProxyKind::Socks5h => Box::new(
-            Socks5::new(Destination::Name(target.host.to_string(), target.port), creds)
-                .map_err(|e| tunnel_error(p, e))?,
-        ),
-    };
+    let mut machine = tunnel_machine(target.host, target.port, p, via.headers)?;
     let mut chunk = [0u8; 4096];
     loop {
         let out = machine.output();
@@ -130,7 +143,8 @@ fn tunnel(target: &Target<'_>, via: &Via<'_>, deadline: Option<Instant>) -> Resu
     }
 }
 
-fn io_kind(e: &std::io::Error) -> ErrorKind {
+/// A wait that ran out is a timeout; any other I/O failure is the proxy's.
+pub fn io_kind(e: &std::io::Error) -> ErrorKind {
     if e.kind() == std::io::ErrorKind::TimedOut {
         ErrorKind::Timeout
     } else {
@@ -138,7 +152,8 @@ fn io_kind(e: &std::io::Error) -> ErrorKind {
     }
 }
 
-fn tunnel_error(p: &ProxyUrl, e: TunnelError) -> OpenError {
+/// A failed tunnel handshake: `ProxyRefused` when the proxy said no.
+pub fn tunnel_error(p: &ProxyUrl, e: TunnelError) -> OpenError {
     let kind = if e.refused { ErrorKind::ProxyRefused } else { ErrorKind::Proxy };
     OpenError { error: Error::new(kind, format!("proxy {p}: {}", e.message)), refusal: e.http }
 }

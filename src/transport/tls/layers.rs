@@ -151,6 +151,11 @@ impl TlsLayers {
         }
     }
 
+    /// Whether any layer's handshake is still running.
+    pub fn is_handshaking(&self) -> bool {
+        self.state.lock().map(|st| st.layers.iter().any(|l| l.session.is_handshaking())).unwrap_or(false)
+    }
+
     /// The innermost session's peer certificate chain (leaf first, DER).
     pub fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
         self.state.lock().ok().and_then(|st| st.layers.last().and_then(|l| l.session.peer_certificates()))

@@ -164,6 +164,16 @@ def test_blocking_through_an_http_proxy(tls_server, echo_url):
     # A proxy that is not there.
     with pytest.raises(libws.ProxyError):
         libws.connect(echo_url, proxy="http://127.0.0.1:1", timeout=5)
+
+    # asyncio (the event loop's non-blocking dial) through the same proxy.
+    async def through_proxy():
+        async with libws.asyncio.connect(f"wss://localhost:{server.port}/", tls=trusting(), proxy=proxy) as ws:
+            await ws.send("asyncio via proxy")
+            assert await asyncio.wait_for(ws.recv(), 10) == "asyncio via proxy"
+        with pytest.raises(libws.ProxyError):
+            await libws.asyncio.connect(echo_url, proxy="http://127.0.0.1:1", open_timeout=5)
+
+    asyncio.run(through_proxy())
     # The environment is the default, as in websockets.
     old = {k: os.environ.get(k) for k in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY")}
     try:

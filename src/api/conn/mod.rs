@@ -106,7 +106,7 @@ impl Conn {
         Conn {
             role,
             reader: Mutex::new(ReadSide::new(role, config, leftover, deflate.as_ref())),
-            writer: Mutex::new(WriteSide::new(config, deflate.as_ref())),
+            writer: Mutex::new(WriteSide::new(role, config, deflate.as_ref())),
             compression: deflate,
             write_wait: Mutex::new(()),
             write_wait_cv: Condvar::new(),

@@ -382,7 +382,10 @@ impl Conn {
         let r = (|| {
             let mut w = self.lock_writer(deadline, Need::Lock)?;
             let ws = w.ws();
-            let st = ws.stream.as_ref().ok_or_else(|| Error::invalid("no message writer is open: call next_writer first"))?;
+            let st = ws
+                .stream
+                .as_ref()
+                .ok_or_else(|| Error::invalid("no message writer is open: call next_writer first"))?;
             let (kind, first) = (st.kind, st.first);
             if st.compressed {
                 return self.stream_write_compressed(ws, kind, first, data, deadline);

@@ -166,7 +166,14 @@ impl SendHalf {
     /// driver gathered (`first`: it starts the message; `last`: it ends
     /// it; `compressed`: the payload came from [`SendHalf::stream_compress`],
     /// so the first frame carries RSV1, RFC 7692 6).
-    pub fn stream_head(&mut self, kind: MessageType, first: bool, last: bool, compressed: bool, len: usize) -> FrameHead {
+    pub fn stream_head(
+        &mut self,
+        kind: MessageType,
+        first: bool,
+        last: bool,
+        compressed: bool,
+        len: usize,
+    ) -> FrameHead {
         let op = if first { kind.opcode() } else { OpCode::Continuation };
         self.head(last, compressed && first, op, len)
     }

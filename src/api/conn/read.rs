@@ -436,9 +436,10 @@ impl Conn {
                 Err(pe) => return Err(self.fail_protocol(rs, pe)),
             }
             match got {
-                Got::Nothing | Got::Inflated { eom: false } if collect || matches!(got, Got::Nothing) => {
-                    self.fill(rs, deadline)?
-                }
+                Got::Nothing => self.fill(rs, deadline)?,
+                // Collecting: the inflated pieces are in the message
+                // buffer, and the input ran out before the message's end.
+                Got::Inflated { eom: false } if collect => self.fill(rs, deadline)?,
                 Got::Ping(p) => self.on_ping_pong(rs, MessageType::Ping, p.as_slice())?,
                 Got::Pong(p) => self.on_ping_pong(rs, MessageType::Pong, p.as_slice())?,
                 Got::Close { code, reason } => return Err(self.on_close(rs, code, &reason)),

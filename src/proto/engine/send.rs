@@ -105,7 +105,7 @@ impl SendHalf {
     }
 
     pub fn set_compression_level(&mut self, level: i32) -> Result<(), Invalid> {
-        let l = backend_level(level).ok_or(Invalid("compression level must be -2..9"))?;
+        let l = backend_level(level).ok_or(Invalid("compression level must be -2 to 9"))?;
         if let Some(d) = self.deflate.as_mut() {
             d.deflater.set_level(l);
             d.level = level;

@@ -7,7 +7,6 @@
 //! Handlers run on the reading thread.
 
 mod handlers;
-mod inflate;
 mod msgbuf;
 mod read;
 mod write;
@@ -106,7 +105,7 @@ impl Conn {
         Conn {
             role,
             reader: Mutex::new(ReadSide::new(role, config, leftover, deflate.as_ref())),
-            writer: Mutex::new(WriteSide::new(config, deflate.as_ref())),
+            writer: Mutex::new(WriteSide::new(role, config, deflate.as_ref())),
             compression: deflate,
             write_wait: Mutex::new(()),
             write_wait_cv: Condvar::new(),
@@ -196,12 +195,12 @@ impl Conn {
     /// Sets the largest message the peer may send, in bytes (0 = no limit).
     /// Waits for a read in progress on another thread to finish.
     pub fn set_read_limit(&self, limit: u64) -> Result<()> {
-        lock(&self.reader)?.receiver.set_max_message(limit);
+        lock(&self.reader)?.recv.set_read_limit(limit);
         Ok(())
     }
 
     pub fn read_limit(&self) -> Result<u64> {
-        Ok(lock(&self.reader)?.receiver.max_message())
+        Ok(lock(&self.reader)?.recv.read_limit())
     }
 
     /// Replaces the ping handler; `None` restores the default (reply pong).

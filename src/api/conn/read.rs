@@ -1,53 +1,50 @@
-//! The reading half of a connection: filling the read buffer, running the
-//! receiver, handling control frames, whole-message and streaming reads.
+//! The reading half of a connection: the driver of the engine's receive
+//! half. It owns the read buffer and the message buffer, reads the socket
+//! (a large frame straight into the message buffer), runs the handlers,
+//! and hands out whole messages or a message in pieces; the engine
+//! ([`RecvHalf`]) does the protocol: frames, fragmentation, inflate with
+//! its bounds, UTF-8, the read limit, close payloads.
 
 use std::io::ErrorKind as IoKind;
 use std::sync::MutexGuard;
 use std::time::Instant;
 
-use super::inflate::InflateState;
 use super::msgbuf::MessageBuf;
 use super::{Conn, MessageType};
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
 use crate::proto::engine::close_state::after_close_sent;
-use crate::proto::engine::TcpAfterClose;
-use crate::proto::receiver::{Event, Receiver};
+use crate::proto::engine::{ControlPayload, Piece, RecvEvent, RecvHalf, RecvSink, TcpAfterClose};
 use crate::proto::{close, ProtoError, Role};
 use crate::transport::wait::{wait_ready, Interest};
-
-/// A message assembled by `read_message` that is not complete yet (its
-/// read timed out); the next read continues it.
-#[derive(Debug)]
-struct Assembly {
-    kind: MessageType,
-    had_data: bool,
-    compressed: bool,
-}
 
 /// The message a streaming reader is giving out.
 #[derive(Debug)]
 struct StreamState {
     done: bool,
-    compressed: bool,
+    /// The engine gave the message's last piece (what is left of it is
+    /// in the message buffer).
+    ended: bool,
 }
 
 pub(super) struct ReadSide {
     pub(super) buf: Vec<u8>,
     start: usize,
     end: usize,
-    pub(super) receiver: Receiver,
+    /// The engine's receive half (in held mode: the bytes stay here).
+    pub(super) recv: RecvHalf,
     pub(super) msg: MessageBuf,
     msg_pos: usize,
-    /// permessage-deflate state, when negotiated.
-    pub(super) inflate: Option<InflateState>,
-    assembling: Option<Assembly>,
+    /// A whole-message read that did not finish (its read timed out): the
+    /// message's kind; what it collected is in `msg`. The next read
+    /// continues it.
+    assembling: Option<MessageType>,
     stream: Option<StreamState>,
     /// Data the streaming reader received but has not given out yet:
     /// `buf[start..end]`, and whether it ends the message.
     pending: Option<(usize, usize, bool)>,
-    /// A permanent error: every later read returns it (gorilla's rule).
+    /// A permanent error: every later read returns this (gorilla's rule).
     sticky: Option<Error>,
 }
 
@@ -55,21 +52,80 @@ impl ReadSide {
     pub(super) fn new(role: Role, config: &ConnConfig, leftover: &[u8], deflate: Option<&Agreement>) -> ReadSide {
         let mut buf = vec![0u8; config.read_buffer_size.max(leftover.len())];
         buf[..leftover.len()].copy_from_slice(leftover);
-        let mut receiver = Receiver::new(role, config.read_limit);
-        receiver.set_allow_rsv1(deflate.is_some());
         ReadSide {
             buf,
             start: 0,
             end: leftover.len(),
-            receiver,
+            recv: RecvHalf::new_held(role, config.read_limit, deflate),
             msg: MessageBuf::default(),
             msg_pos: 0,
-            inflate: deflate.map(InflateState::new),
             assembling: None,
             stream: None,
             pending: None,
             sticky: None,
         }
+    }
+}
+
+/// Where one `process_held` call stopped.
+enum Got {
+    /// The input is used up (or ends inside a header): read more.
+    Nothing,
+    Start(MessageType),
+    /// Payload of an uncompressed message at `buf[start..end]`.
+    Raw {
+        start: usize,
+        end: usize,
+        eom: bool,
+    },
+    /// Inflated payload, appended to the message buffer.
+    Inflated {
+        eom: bool,
+    },
+    Ping(ControlPayload),
+    Pong(ControlPayload),
+    Close {
+        code: u16,
+        reason: String,
+    },
+}
+
+/// The sink of one `process_held` call: stops at every event, except that
+/// a whole-message read (`collect`) takes inflated pieces on the spot.
+struct Stop<'a> {
+    got: Got,
+    /// Where the engine's input starts in the read buffer.
+    base: usize,
+    msg: &'a mut MessageBuf,
+    collect: bool,
+}
+
+impl RecvSink for Stop<'_> {
+    fn on_event(&mut self, ev: RecvEvent<'_>) -> bool {
+        self.got = match ev {
+            RecvEvent::Ping(p) => Got::Ping(ControlPayload::new(p)),
+            RecvEvent::Pong(p) => Got::Pong(ControlPayload::new(p)),
+            RecvEvent::Close { code, reason } => Got::Close { code, reason: reason.to_owned() },
+            // Held mode gives messages as pieces.
+            RecvEvent::Message { .. } => return true,
+        };
+        false
+    }
+
+    fn on_piece(&mut self, piece: Piece<'_>) -> bool {
+        match piece {
+            Piece::Start { kind, .. } => self.got = Got::Start(kind),
+            Piece::Data { data, at: Some(at), end_of_message } => {
+                let start = self.base + at;
+                self.got = Got::Raw { start, end: start + data.len(), eom: end_of_message };
+            }
+            Piece::Data { data, at: None, end_of_message } => {
+                self.msg.extend(data);
+                self.got = Got::Inflated { eom: end_of_message };
+                return self.collect && !end_of_message;
+            }
+        }
+        false
     }
 }
 
@@ -146,42 +202,39 @@ impl Conn {
             rs.start = 0;
             rs.end = 0;
         }
-        if rs.assembling.is_none() {
-            let (kind, compressed) = self.next_message_start(rs, deadline)?;
-            rs.assembling = Some(Assembly { kind, had_data: false, compressed });
-            rs.msg.clear();
-            if compressed {
-                self.begin_inflate(rs, kind);
-            } else {
+        let kind = match rs.assembling {
+            Some(kind) => kind,
+            None => {
+                let kind = self.next_message_start(rs, deadline)?;
+                rs.assembling = Some(kind);
+                rs.msg.clear();
                 self.gather_single_frame(rs, deadline)?;
+                kind
             }
-        }
-        if rs.assembling.as_ref().is_some_and(|a| a.compressed) {
-            while !self.inflate_some(rs, deadline, usize::MAX, false)? {}
-            let kind = rs.assembling.take().expect("assembling").kind;
-            return Ok((kind, Loc::Msg));
-        }
+        };
         loop {
             if self.try_direct_read(rs, deadline)? {
-                let kind = rs.assembling.take().expect("assembling").kind;
+                rs.assembling = None;
                 return Ok((kind, Loc::Msg));
             }
-            match self.next_data_event(rs, deadline)? {
-                Event::Data { start, end, end_of_message } => {
-                    let a = rs.assembling.as_mut().expect("assembling");
-                    if end_of_message && !a.had_data {
-                        let kind = a.kind;
+            match self.next_piece(rs, deadline, true)? {
+                Got::Raw { start, end, eom } => {
+                    if eom && rs.msg.len() == 0 {
+                        // The whole message is in the read buffer: no copy.
                         rs.assembling = None;
                         return Ok((kind, Loc::Buf(start, end)));
                     }
-                    a.had_data = true;
                     rs.msg.extend(&rs.buf[start..end]);
-                    if end_of_message {
-                        let kind = a.kind;
+                    if eom {
                         rs.assembling = None;
                         return Ok((kind, Loc::Msg));
                     }
                 }
+                Got::Inflated { eom: true } => {
+                    rs.assembling = None;
+                    return Ok((kind, Loc::Msg));
+                }
+                Got::Inflated { eom: false } => {}
                 _ => return Err(Error::new(ErrorKind::Internal, "message start inside a message")),
             }
         }
@@ -192,8 +245,8 @@ impl Conn {
     /// there, so the message is returned without a copy and with as few
     /// reads as the socket allows. Larger messages are assembled instead.
     fn gather_single_frame(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<()> {
-        let payload = match rs.receiver.frame_remaining() {
-            Some(p) if rs.receiver.frame_is_final() && p as usize > rs.end - rs.start => p as usize,
+        let payload = match rs.recv.direct_remaining() {
+            Some(p) if rs.recv.frame_is_final() && p as usize > rs.end - rs.start => p as usize,
             _ => return Ok(()),
         };
         if payload > ZERO_COPY_MAX {
@@ -219,7 +272,7 @@ impl Conn {
     /// For a large frame with nothing buffered, reads its payload straight
     /// into the message buffer. Returns true when that completed the message.
     fn try_direct_read(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<bool> {
-        let remaining = match rs.receiver.frame_remaining() {
+        let remaining = match rs.recv.direct_remaining() {
             Some(r) if r >= DIRECT_READ_MIN && rs.start == rs.end => r,
             _ => return Ok(false),
         };
@@ -229,13 +282,7 @@ impl Conn {
         let want = remaining.min(rs.msg.len().clamp(256 * 1024, 4 * 1024 * 1024) as u64) as usize;
         let n = self.read_some(rs, Target::Msg(want), deadline)?;
         let fresh = rs.msg.commit(n);
-        if let Err(pe) = rs.receiver.accept_payload(fresh) {
-            return Err(self.fail_protocol(rs, pe));
-        }
-        if let Some(a) = rs.assembling.as_mut() {
-            a.had_data = true;
-        }
-        Ok(rs.receiver.frame_remaining().is_none() && !rs.receiver.in_message())
+        rs.recv.accept_direct(fresh).map_err(|pe| self.fail_protocol(rs, pe))
     }
 
     /// Starts reading the next data message in pieces (gorilla's
@@ -250,18 +297,15 @@ impl Conn {
             self.check_sticky(&rs)?;
             self.discard_stream(&mut rs, deadline)?;
             rs.msg_pos = 0;
-            if let Some(a) = rs.assembling.take() {
+            if let Some(kind) = rs.assembling.take() {
                 // A whole-message read timed out part way: hand out what it
                 // collected first.
-                rs.stream = Some(StreamState { done: false, compressed: a.compressed });
-                return Ok(a.kind);
+                rs.stream = Some(StreamState { done: false, ended: false });
+                return Ok(kind);
             }
             rs.msg.clear();
-            let (kind, compressed) = self.next_message_start(&mut rs, deadline)?;
-            if compressed {
-                self.begin_inflate(&mut rs, kind);
-            }
-            rs.stream = Some(StreamState { done: false, compressed });
+            let kind = self.next_message_start(&mut rs, deadline)?;
+            rs.stream = Some(StreamState { done: false, ended: false });
             Ok(kind)
         })();
         r.or_else(|e| self.fail(e))
@@ -287,101 +331,83 @@ impl Conn {
             Some(s) if s.done => return Ok(0),
             Some(_) => {}
         }
-        if rs.msg_pos < rs.msg.len() {
-            let n = out.len().min(rs.msg.len() - rs.msg_pos);
-            out[..n].copy_from_slice(&rs.msg.as_slice()[rs.msg_pos..rs.msg_pos + n]);
-            rs.msg_pos += n;
-            return Ok(n);
-        }
-        if rs.stream.as_ref().is_some_and(|s| s.compressed) {
-            return self.reader_read_compressed(rs, out, deadline);
-        }
         loop {
-            let (start, end, eom) = match rs.pending.take() {
-                Some(p) => p,
-                None => {
-                    self.check_sticky(rs)?;
-                    match self.next_data_event(rs, deadline)? {
-                        Event::Data { start, end, end_of_message } => (start, end, end_of_message),
-                        _ => return Err(Error::new(ErrorKind::Internal, "message start inside a message")),
+            let ended = rs.stream.as_ref().is_some_and(|s| s.ended);
+            if rs.msg_pos < rs.msg.len() {
+                let n = out.len().min(rs.msg.len() - rs.msg_pos);
+                out[..n].copy_from_slice(&rs.msg.as_slice()[rs.msg_pos..rs.msg_pos + n]);
+                rs.msg_pos += n;
+                if ended && rs.msg_pos == rs.msg.len() {
+                    self.stream_done(rs);
+                }
+                return Ok(n);
+            }
+            if let Some((start, end, eom)) = rs.pending.take() {
+                let n = out.len().min(end - start);
+                out[..n].copy_from_slice(&rs.buf[start..start + n]);
+                if start + n < end {
+                    rs.pending = Some((start + n, end, eom));
+                } else if eom {
+                    self.stream_done(rs);
+                }
+                if n > 0 || eom {
+                    return Ok(n);
+                }
+                continue;
+            }
+            if ended {
+                self.stream_done(rs);
+                return Ok(0);
+            }
+            self.check_sticky(rs)?;
+            rs.msg.clear();
+            rs.msg_pos = 0;
+            match self.next_piece(rs, deadline, false)? {
+                Got::Raw { start, end, eom } => rs.pending = Some((start, end, eom)),
+                Got::Inflated { eom } => {
+                    if let Some(s) = rs.stream.as_mut() {
+                        s.ended = eom;
                     }
                 }
-            };
-            let n = out.len().min(end - start);
-            out[..n].copy_from_slice(&rs.buf[start..start + n]);
-            if start + n < end {
-                rs.pending = Some((start + n, end, eom));
-            } else if eom {
-                if let Some(s) = rs.stream.as_mut() {
-                    s.done = true;
-                }
-            }
-            if n > 0 || eom {
-                return Ok(n);
+                _ => return Err(Error::new(ErrorKind::Internal, "message start inside a message")),
             }
         }
     }
 
-    /// Drops the unread rest of the streaming reader's message.
+    fn stream_done(&self, rs: &mut ReadSide) {
+        if let Some(s) = rs.stream.as_mut() {
+            s.done = true;
+        }
+    }
+
+    /// Drops the unread rest of the streaming reader's message (a
+    /// compressed one is still inflated: with context takeover the
+    /// window must see every byte of it).
     fn discard_stream(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<()> {
-        let open = matches!(&rs.stream, Some(s) if !s.done);
-        if open && rs.stream.as_ref().is_some_and(|s| s.compressed) {
-            // Inflate (and drop) the rest: with context takeover the
-            // window must still see every byte of it.
-            loop {
+        if let Some(s) = rs.stream.as_ref().filter(|s| !s.done) {
+            let mut ended = s.ended || rs.pending.take().is_some_and(|p| p.2);
+            while !ended {
                 rs.msg.clear();
-                rs.msg_pos = 0;
-                if self.inflate_some(rs, deadline, 64 * 1024, false)? {
-                    break;
-                }
+                ended = match self.next_piece(rs, deadline, false)? {
+                    Got::Raw { eom, .. } | Got::Inflated { eom } => eom,
+                    _ => return Err(Error::new(ErrorKind::Internal, "message start inside a message")),
+                };
             }
-        } else if open {
             rs.msg.clear();
             rs.msg_pos = 0;
-            let mut eom = rs.pending.take().is_some_and(|p| p.2);
-            while !eom {
-                match self.next_data_event(rs, deadline)? {
-                    Event::Data { end_of_message, .. } => eom = end_of_message,
-                    _ => return Err(Error::new(ErrorKind::Internal, "message start inside a message")),
-                }
-            }
         }
         rs.stream = None;
         rs.pending = None;
         Ok(())
     }
 
-    /// Reads up to the next message's first frame: its kind, and whether
-    /// it is compressed.
-    fn next_message_start(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<(MessageType, bool)> {
+    /// Reads up to the next message's start: its kind.
+    fn next_message_start(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<MessageType> {
         loop {
-            if let Event::MessageStart { kind, compressed } = self.next_data_event(rs, deadline)? {
-                return Ok((kind, compressed));
+            if let Got::Start(kind) = self.next_piece(rs, deadline, false)? {
+                return Ok(kind);
             }
         }
-    }
-
-    /// Serves a compressed message to the streaming reader: inflates the
-    /// next piece into the message buffer and copies from there.
-    fn reader_read_compressed(&self, rs: &mut ReadSide, out: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
-        if rs.inflate.as_ref().is_some_and(|i| !i.in_message()) {
-            if let Some(s) = rs.stream.as_mut() {
-                s.done = true;
-            }
-            return Ok(0);
-        }
-        rs.msg.clear();
-        rs.msg_pos = 0;
-        let finished = self.inflate_some(rs, deadline, out.len().max(16 * 1024), true)?;
-        let n = out.len().min(rs.msg.len());
-        out[..n].copy_from_slice(&rs.msg.as_slice()[..n]);
-        rs.msg_pos = n;
-        if finished && n == rs.msg.len() {
-            if let Some(s) = rs.stream.as_mut() {
-                s.done = true;
-            }
-        }
-        Ok(n)
     }
 
     fn check_sticky(&self, rs: &ReadSide) -> Result<()> {
@@ -391,72 +417,75 @@ impl Conn {
         }
     }
 
-    /// Runs the receiver until a data event, reading from the socket and
-    /// dispatching control frames as needed. Ranges in the returned event
-    /// index `rs.buf`.
-    pub(super) fn next_data_event(&self, rs: &mut ReadSide, deadline: Option<Instant>) -> Result<Event> {
+    /// Runs the engine over the buffered bytes until it stops at a message
+    /// start or piece, reading from the socket when it needs more and
+    /// running the handlers for control frames on the way. `collect`:
+    /// inflated pieces are gathered in the message buffer up to the
+    /// message's end.
+    fn next_piece(&self, rs: &mut ReadSide, deadline: Option<Instant>, collect: bool) -> Result<Got> {
         loop {
             if self.is_shut() {
                 return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
             }
             let base = rs.start;
-            let (used, ev) = match rs.receiver.next(&mut rs.buf[base..rs.end]) {
-                Ok(r) => r,
+            let mut stop = Stop { got: Got::Nothing, base, msg: &mut rs.msg, collect };
+            let r = rs.recv.process_held(&mut rs.buf[base..rs.end], &mut stop);
+            let got = stop.got;
+            match r {
+                Ok(used) => rs.start += used,
                 Err(pe) => return Err(self.fail_protocol(rs, pe)),
-            };
-            rs.start += used;
-            match ev {
-                Event::NeedMore => {
-                    self.fill(rs, deadline)?;
-                }
-                Event::Control { kind, start, end } => {
-                    let mut payload = [0u8; 125];
-                    let len = end - start;
-                    payload[..len].copy_from_slice(&rs.buf[base + start..base + end]);
-                    self.on_control(rs, kind, &payload[..len])?;
-                }
-                Event::MessageStart { .. } => return Ok(ev),
-                Event::Data { start, end, end_of_message } => {
-                    return Ok(Event::Data { start: base + start, end: base + end, end_of_message })
-                }
+            }
+            match got {
+                Got::Nothing => self.fill(rs, deadline)?,
+                // Collecting: the inflated pieces are in the message
+                // buffer, and the input ran out before the message's end.
+                Got::Inflated { eom: false } if collect => self.fill(rs, deadline)?,
+                Got::Ping(p) => self.on_ping_pong(rs, MessageType::Ping, p.as_slice())?,
+                Got::Pong(p) => self.on_ping_pong(rs, MessageType::Pong, p.as_slice())?,
+                Got::Close { code, reason } => return Err(self.on_close(rs, code, &reason)),
+                piece => return Ok(piece),
             }
         }
     }
 
-    fn on_control(&self, rs: &mut ReadSide, kind: MessageType, payload: &[u8]) -> Result<()> {
+    fn on_ping_pong(&self, rs: &mut ReadSide, kind: MessageType, payload: &[u8]) -> Result<()> {
+        // The handlers answer (the default ping handler sends the pong).
+        let _ = rs.recv.take_owed();
         let handlers = self.handlers()?;
-        match kind {
-            MessageType::Ping => match handlers.ping {
-                Some(h) => h(self, payload),
-                None => self.default_ping_handler(payload),
+        match (kind, handlers.ping, handlers.pong) {
+            (MessageType::Ping, Some(h), _) => h(self, payload),
+            (MessageType::Ping, None, _) => self.default_ping_handler(payload),
+            (_, _, Some(h)) => h(self, payload),
+            _ => Ok(()),
+        }
+    }
+
+    /// The peer's close frame: the handler answers (by default the echo),
+    /// then TCP closes as the engine's rule says. Every later read
+    /// returns the `Closed` error this gives.
+    fn on_close(&self, rs: &mut ReadSide, code: u16, reason: &str) -> Error {
+        let _ = rs.recv.take_owed();
+        self.record_end(code, reason.as_bytes());
+        let handled = match self.handlers() {
+            Ok(h) => match h.close {
+                Some(h) => h(self, code, reason.as_bytes()),
+                None => self.default_close_handler(code, reason.as_bytes()),
             },
-            MessageType::Pong => match handlers.pong {
-                Some(h) => h(self, payload),
-                None => Ok(()),
-            },
-            _ => {
-                let (code, reason) = match close::parse_payload(payload) {
-                    Ok(r) => r,
-                    Err(pe) => return Err(self.fail_protocol(rs, pe)),
-                };
-                self.record_end(code, reason.as_bytes());
-                let handled = match handlers.close {
-                    Some(h) => h(self, code, reason.as_bytes()),
-                    None => self.default_close_handler(code, reason.as_bytes()),
-                };
-                // The close handshake is over once both frames have passed;
-                // the engine's rule says who closes TCP (the server first).
-                if self.close_sent() {
-                    if after_close_sent(self.role, true) == TcpAfterClose::AwaitPeer {
-                        self.await_peer_eof(rs, Instant::now() + super::CONTROL_REPLY_WAIT);
-                    }
-                    self.stream.shutdown();
-                }
-                let err = Error::new(ErrorKind::Closed, format!("websocket: close {code} {reason}"));
-                rs.sticky = Some(err.clone());
-                handled?;
-                Err(err)
+            Err(e) => Err(e),
+        };
+        // The close handshake is over once both frames have passed;
+        // the engine's rule says who closes TCP (the server first).
+        if self.close_sent() {
+            if after_close_sent(self.role, true) == TcpAfterClose::AwaitPeer {
+                self.await_peer_eof(rs, Instant::now() + super::CONTROL_REPLY_WAIT);
             }
+            self.stream.shutdown();
+        }
+        let err = Error::new(ErrorKind::Closed, format!("websocket: close {code} {reason}"));
+        rs.sticky = Some(err.clone());
+        match handled {
+            Err(e) => e,
+            Ok(()) => err,
         }
     }
 
@@ -566,7 +595,8 @@ impl Conn {
             return if e.kind() == ErrorKind::Closed { Ok(()) } else { Err(e.clone()) };
         }
         loop {
-            match self.next_data_event(rs, deadline) {
+            rs.msg.clear();
+            match self.next_piece(rs, deadline, false) {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Closed => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Timeout => {

@@ -6,6 +6,8 @@
 //! rest queued (it goes out before any later frame) and returns
 //! `WriteIncomplete`: the frame is committed, not to be sent again.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::io::{ErrorKind as IoKind, IoSlice};
 use std::sync::atomic::Ordering;
 use std::sync::{MutexGuard, TryLockError};
@@ -17,12 +19,11 @@ use crate::api::config::ConnConfig;
 use crate::api::pool::BufferPool;
 use crate::api::prepared::PreparedMessage;
 use crate::error::{Error, ErrorKind, Result};
-use crate::proto::deflate::codec::backend_level;
-use crate::proto::deflate::{Agreement, Deflater};
+use crate::proto::deflate::Agreement;
 use crate::proto::engine::send::split_close;
-use crate::proto::frame::{encode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::proto::mask::{copy_masked, MaskKeys};
-use crate::proto::{close, Role};
+use crate::proto::engine::{FrameHead, Invalid, SendHalf};
+use crate::proto::frame::MAX_HEADER_LEN;
+use crate::proto::Role;
 use crate::transport::wait::{wait_ready, Interest};
 
 /// Unmasked payloads up to this size are copied behind their header and
@@ -38,56 +39,47 @@ pub(super) struct WriteSide {
     sent: usize,
     pool: Option<BufferPool>,
     buffer_size: usize,
-    keys: MaskKeys,
-    /// The open streaming writer: opcode of its next frame, and its thread.
-    stream_op: Option<OpCode>,
-    stream_owner: Option<ThreadId>,
+    /// The engine's send half: frame headers, masking keys, deflate and
+    /// its settings, control and close checks.
+    send: SendHalf,
+    /// The open streaming writer.
+    stream: Option<StreamWriter>,
+    /// What the streaming writer gathered for its next frame (deflate
+    /// output when it compresses).
     stream_buf: Vec<u8>,
-    /// The open streaming writer compresses (its buffer holds deflate output).
-    stream_compressed: bool,
-    /// The compressed stream's final flush is done (a retried close must
-    /// not flush twice).
-    stream_flushed: bool,
     /// A failed socket: every later write returns this.
     broken: Option<Error>,
-    /// permessage-deflate for what we send (None: not negotiated, or an
-    /// 8-bit window that zlib cannot produce, so we never compress).
-    deflater: Option<Deflater>,
-    compress_enabled: bool,
-    compress_level: i32,
-    compress_threshold: usize,
-    /// Reused buffer for a compressed message.
-    zbuf: Vec<u8>,
+}
+
+struct StreamWriter {
+    kind: MessageType,
+    owner: ThreadId,
+    /// No frame of the message went out yet.
+    first: bool,
+    compressed: bool,
+    /// The compressed stream's final flush is done (a retried close must
+    /// not flush twice).
+    flushed: bool,
 }
 
 impl WriteSide {
-    pub(super) fn new(config: &ConnConfig, deflate: Option<&Agreement>) -> WriteSide {
+    pub(super) fn new(role: Role, config: &ConnConfig, deflate: Option<&Agreement>) -> WriteSide {
         let pool = config.write_buffer_pool.clone();
         let buffer_size = pool.as_ref().map_or(config.write_buffer_size, |p| p.buffer_size());
+        let mut send = SendHalf::new(role);
+        if let Some(a) = deflate {
+            send.set_deflate(a, config.compression_level, config.compression_threshold);
+        }
         WriteSide {
             out: if pool.is_some() { Vec::new() } else { Vec::with_capacity(buffer_size) },
             sent: 0,
             pool,
             buffer_size,
-            keys: MaskKeys::default(),
-            stream_op: None,
-            stream_owner: None,
+            send,
+            stream: None,
             stream_buf: Vec::new(),
-            stream_compressed: false,
-            stream_flushed: false,
             broken: None,
-            deflater: deflate
-                .and_then(|a| Deflater::for_agreement(a, backend_level(config.compression_level).unwrap_or_default())),
-            compress_enabled: true,
-            compress_level: config.compression_level,
-            compress_threshold: config.compression_threshold,
-            zbuf: Vec::new(),
         }
-    }
-
-    /// Whether a message of `len` bytes goes out compressed.
-    fn compresses(&self, len: usize) -> bool {
-        self.deflater.is_some() && self.compress_enabled && len >= self.compress_threshold
     }
 
     fn take_buffer(&mut self) {
@@ -108,6 +100,10 @@ impl WriteSide {
             }
         }
     }
+}
+
+fn invalid(e: Invalid) -> Error {
+    Error::invalid(e.0)
 }
 
 /// What a writer waits for besides the lock itself.
@@ -203,7 +199,7 @@ impl Conn {
             return Err(e.clone());
         }
         if need == Need::DataGate {
-            if let Some(owner) = guard.ws().stream_owner {
+            if let Some(owner) = guard.ws().stream.as_ref().map(|st| st.owner) {
                 if owner != std::thread::current().id() {
                     drop(guard);
                     return Ok(None);
@@ -232,23 +228,17 @@ impl Conn {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
             let ws = w.ws();
-            if !ws.compresses(data.len()) {
-                return self.send_frame(ws, kind.opcode(), true, false, data, deadline);
-            }
-            let mut z = std::mem::take(&mut ws.zbuf);
-            z.clear();
-            if let Some(d) = ws.deflater.as_mut() {
-                d.compress_message(data, &mut z);
-            }
-            let r = self.send_frame(ws, kind.opcode(), true, true, &z, deadline);
-            ws.zbuf = z;
-            if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
-                // The peer never saw this message: our window must forget it.
-                if let Some(d) = ws.deflater.as_mut() {
-                    d.reset();
+            match ws.send.message_head(kind, data.len()) {
+                Some(head) => self.send_frame(ws, head, data, deadline),
+                None => {
+                    let r = self.send_encoded(ws, deadline, |send, out| send.message(kind, data, out));
+                    if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
+                        // The peer never saw this message: our window must forget it.
+                        ws.send.forget_unsent_message();
+                    }
+                    r
                 }
             }
-            r
         })();
         r.or_else(|e| self.fail(e))
     }
@@ -268,19 +258,13 @@ impl Conn {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
             let ws = w.ws();
-            let op = pm.kind().opcode();
-            let bits = match ws.deflater.as_ref() {
-                Some(d) if ws.compresses(pm.data().len()) => d.window_bits(),
-                _ => return self.send_frame(ws, op, true, false, pm.data(), deadline),
-            };
-            let payload = pm.compressed(ws.compress_level, bits);
-            let r = self.send_frame(ws, op, true, true, &payload, deadline);
-            // The peer's window now holds this message after our last one;
-            // our compressor must not refer back across it.
-            if let Some(d) = ws.deflater.as_mut() {
-                d.reset();
+            if let Some(head) = ws.send.message_head(pm.kind(), pm.data().len()) {
+                return self.send_frame(ws, head, pm.data(), deadline);
             }
-            r
+            // The shared compressed form, borrowed for the encode (no copy).
+            let held = OnceCell::new();
+            let compressed = |level, bits| Cow::Borrowed(held.get_or_init(|| pm.compressed(level, bits)).as_slice());
+            self.send_encoded(ws, deadline, |send, out| send.prepared(pm.kind(), pm.data(), compressed, out))
         })();
         r.or_else(|e| self.fail(e))
     }
@@ -289,7 +273,7 @@ impl Conn {
     /// EnableWriteCompression); nothing happens when it was not negotiated.
     pub fn enable_write_compression(&self, enable: bool) -> Result<()> {
         let mut w = self.lock_writer(None, Need::Lock)?;
-        w.ws().compress_enabled = enable;
+        w.ws().send.enable_compression(enable);
         Ok(())
     }
 
@@ -297,21 +281,15 @@ impl Conn {
     /// SetCompressionLevel: -2 Huffman only, -1 default, 0 none, 1 fastest
     /// to 9 smallest). `InvalidArgument` outside -2..=9.
     pub fn set_compression_level(&self, level: i32) -> Result<()> {
-        let lv = backend_level(level).ok_or_else(|| Error::invalid("compression level must be -2 to 9"))?;
         let mut w = self.lock_writer(None, Need::Lock)?;
-        let ws = w.ws();
-        ws.compress_level = level;
-        if let Some(d) = ws.deflater.as_mut() {
-            d.set_level(lv);
-        }
-        Ok(())
+        w.ws().send.set_compression_level(level).map_err(invalid)
     }
 
     /// Messages shorter than `bytes` are sent uncompressed. (Streaming
     /// writers do not know their size in advance and always compress.)
     pub fn set_compression_threshold(&self, bytes: usize) -> Result<()> {
         let mut w = self.lock_writer(None, Need::Lock)?;
-        w.ws().compress_threshold = bytes;
+        w.ws().send.set_compression_threshold(bytes);
         Ok(())
     }
 
@@ -323,18 +301,16 @@ impl Conn {
             if !kind.is_control() {
                 return Err(Error::invalid("write_control takes a close, ping or pong type"));
             }
-            if data.len() > MAX_CONTROL_PAYLOAD {
-                return Err(Error::invalid("control frame payload longer than 125 bytes"));
-            }
+            SendHalf::check_control(data).map_err(invalid)?;
             if kind == MessageType::Close {
-                let (code, reason) = split_close(data).map_err(|e| Error::invalid(e.0))?;
+                let (code, reason) = split_close(data).map_err(invalid)?;
                 return self.write_close(code, reason, deadline);
             }
             let mut w = self.lock_writer(deadline, Need::Lock)?;
             if self.close_sent() {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
-            self.send_frame(w.ws(), kind.opcode(), true, false, data, deadline)
+            self.send_encoded(w.ws(), deadline, |send, out| send.control(kind, data, out))
         })();
         r.or_else(|e| self.fail(e))
     }
@@ -342,13 +318,12 @@ impl Conn {
     /// Sends a close frame with `code` and `reason` (1005 sends an empty
     /// close frame). `CloseSent` if one was already sent.
     pub fn write_close(&self, code: u16, reason: &[u8], deadline: Option<Instant>) -> Result<()> {
-        let mut payload = Vec::with_capacity(2 + reason.len());
-        close::format_payload(code, reason, &mut payload).map_err(Error::invalid)?;
+        SendHalf::check_close(code, reason).map_err(invalid)?;
         let mut w = self.lock_writer(deadline, Need::Lock)?;
         if self.close_sent() {
             return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
         }
-        let r = self.send_frame(w.ws(), OpCode::Close, true, false, &payload, deadline);
+        let r = self.send_encoded(w.ws(), deadline, |send, out| send.close(code, reason, out));
         if r.is_ok() || r.as_ref().is_err_and(|e| e.kind() == ErrorKind::WriteIncomplete) {
             if let Ok(mut st) = self.close_state.lock() {
                 st.sent = true;
@@ -381,10 +356,14 @@ impl Conn {
                 return Err(Error::new(ErrorKind::CloseSent, "websocket: close sent"));
             }
             let ws = w.ws();
-            ws.stream_owner = Some(std::thread::current().id());
-            ws.stream_op = Some(kind.opcode());
-            ws.stream_compressed = ws.compresses(usize::MAX);
-            ws.stream_flushed = false;
+            let compressed = ws.send.stream_compressed();
+            ws.stream = Some(StreamWriter {
+                kind,
+                owner: std::thread::current().id(),
+                first: true,
+                compressed,
+                flushed: false,
+            });
             if ws.stream_buf.capacity() == 0 {
                 ws.stream_buf = match &ws.pool {
                     Some(p) => p.get(),
@@ -403,9 +382,13 @@ impl Conn {
         let r = (|| {
             let mut w = self.lock_writer(deadline, Need::Lock)?;
             let ws = w.ws();
-            let op = ws.stream_op.ok_or_else(|| Error::invalid("no message writer is open: call next_writer first"))?;
-            if ws.stream_compressed {
-                return self.stream_write_compressed(ws, op, data, deadline);
+            let st = ws
+                .stream
+                .as_ref()
+                .ok_or_else(|| Error::invalid("no message writer is open: call next_writer first"))?;
+            let (kind, first) = (st.kind, st.first);
+            if st.compressed {
+                return self.stream_write_compressed(ws, kind, first, data, deadline);
             }
             if ws.stream_buf.len() + data.len() < ws.buffer_size {
                 ws.stream_buf.extend_from_slice(data);
@@ -413,11 +396,13 @@ impl Conn {
             }
             let mut buf = std::mem::take(&mut ws.stream_buf);
             let r = if buf.is_empty() {
-                self.send_frame(ws, op, false, false, data, deadline)
+                let head = ws.send.stream_head(kind, first, false, false, data.len());
+                self.send_frame(ws, head, data, deadline)
             } else {
                 let before = buf.len();
                 buf.extend_from_slice(data);
-                let r = self.send_frame(ws, op, false, false, &buf, deadline);
+                let head = ws.send.stream_head(kind, first, false, false, buf.len());
+                let r = self.send_frame(ws, head, &buf, deadline);
                 if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
                     buf.truncate(before);
                 }
@@ -426,7 +411,9 @@ impl Conn {
             let taken = r.is_ok() || r.as_ref().is_err_and(|e| e.kind() == ErrorKind::WriteIncomplete);
             if taken {
                 buf.clear();
-                ws.stream_op = Some(OpCode::Continuation);
+                if let Some(st) = ws.stream.as_mut() {
+                    st.first = false;
+                }
             }
             ws.stream_buf = buf;
             r
@@ -448,24 +435,20 @@ impl Conn {
     /// Sends the open streaming writer's final frame and closes it (data
     /// writers waiting for it are woken when the guard drops).
     fn finish_stream(&self, ws: &mut WriteSide, deadline: Option<Instant>) -> Result<()> {
-        let op = ws.stream_op.ok_or_else(|| Error::invalid("no message writer is open"))?;
+        let st = ws.stream.as_mut().ok_or_else(|| Error::invalid("no message writer is open"))?;
+        let (kind, first, compressed) = (st.kind, st.first, st.compressed);
         let mut buf = std::mem::take(&mut ws.stream_buf);
-        if ws.stream_compressed && !ws.stream_flushed {
-            if let Some(d) = ws.deflater.as_mut() {
-                d.finish_message(&mut buf);
-            }
-            ws.stream_flushed = true;
+        if compressed && !st.flushed {
+            st.flushed = true;
+            ws.send.stream_compress(&[], true, &mut buf);
         }
-        let rsv1 = ws.stream_compressed && op != OpCode::Continuation;
-        let r = self.send_frame(ws, op, true, rsv1, &buf, deadline);
+        let head = ws.send.stream_head(kind, first, true, compressed, buf.len());
+        let r = self.send_frame(ws, head, &buf, deadline);
         ws.stream_buf = buf;
         if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Timeout) {
             return r;
         }
-        ws.stream_op = None;
-        ws.stream_owner = None;
-        ws.stream_compressed = false;
-        ws.stream_flushed = false;
+        ws.stream = None;
         ws.stream_buf.clear();
         if let Some(p) = &ws.pool {
             p.put(std::mem::take(&mut ws.stream_buf));
@@ -480,17 +463,17 @@ impl Conn {
     fn stream_write_compressed(
         &self,
         ws: &mut WriteSide,
-        op: OpCode,
+        kind: MessageType,
+        first: bool,
         data: &[u8],
         deadline: Option<Instant>,
     ) -> Result<()> {
         let mut buf = std::mem::take(&mut ws.stream_buf);
-        if let Some(d) = ws.deflater.as_mut() {
-            d.compress_part(data, &mut buf);
-        }
+        ws.send.stream_compress(data, false, &mut buf);
         let mut r = Ok(());
         if buf.len() >= ws.buffer_size {
-            r = self.send_frame(ws, op, false, op != OpCode::Continuation, &buf, deadline);
+            let head = ws.send.stream_head(kind, first, false, true, buf.len());
+            r = self.send_frame(ws, head, &buf, deadline);
             match &r {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::WriteIncomplete => {}
@@ -504,26 +487,19 @@ impl Conn {
                 }
             }
             buf.clear();
-            ws.stream_op = Some(OpCode::Continuation);
+            if let Some(st) = ws.stream.as_mut() {
+                st.first = false;
+            }
         }
         ws.stream_buf = buf;
         r
     }
 
-    /// Writes one frame: header and payload, masked for a client. `rsv1`
-    /// marks the first frame of a compressed message.
-    fn send_frame(
-        &self,
-        ws: &mut WriteSide,
-        op: OpCode,
-        fin: bool,
-        rsv1: bool,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<()> {
+    /// Makes `ws.out` ready for a new frame: what earlier frames left
+    /// queued goes out first. What a TLS layer still holds belongs to
+    /// earlier frames too, so a timeout here sent nothing of the new one.
+    fn begin_frame(&self, ws: &mut WriteSide, deadline: Option<Instant>) -> Result<()> {
         self.flush_out_raw(ws, deadline)?;
-        // What a TLS layer still holds belongs to earlier frames: a timeout
-        // here sent nothing of this one.
         self.drain_transport(ws, deadline).map_err(|e| {
             if e.kind() == ErrorKind::WriteIncomplete {
                 Error::timeout("write deadline passed")
@@ -532,63 +508,75 @@ impl Conn {
             }
         })?;
         ws.take_buffer();
-        let mask = (self.role == Role::Client).then(|| ws.keys.next_key());
-        let mut hdr = [0u8; MAX_HEADER_LEN];
-        let hlen = encode_header(&mut hdr, fin, rsv1, op, payload.len() as u64, mask);
         ws.out.clear();
         ws.sent = 0;
-        match mask {
-            None if payload.len() > COPY_SMALL => self.send_vectored(ws, &hdr[..hlen], payload, deadline),
-            None => {
-                ws.out.extend_from_slice(&hdr[..hlen]);
-                ws.out.extend_from_slice(payload);
-                self.flush_frame(ws, deadline, &[])
+        Ok(())
+    }
+
+    /// Sends frames the send half encodes whole into the write buffer
+    /// (compressed messages, control and close frames).
+    fn send_encoded(
+        &self,
+        ws: &mut WriteSide,
+        deadline: Option<Instant>,
+        encode: impl FnOnce(&mut SendHalf, &mut Vec<u8>) -> std::result::Result<(), Invalid>,
+    ) -> Result<()> {
+        self.begin_frame(ws, deadline)?;
+        encode(&mut ws.send, &mut ws.out).map_err(invalid)?;
+        self.flush_frame(ws, deadline)
+    }
+
+    /// Writes one frame given its head (from the send half) and payload:
+    /// an unmasked payload from the caller's memory, a masked one copied
+    /// and masked in chunks.
+    fn send_frame(&self, ws: &mut WriteSide, head: FrameHead, payload: &[u8], deadline: Option<Instant>) -> Result<()> {
+        self.begin_frame(ws, deadline)?;
+        if !head.masked() {
+            if payload.len() > COPY_SMALL {
+                return self.send_vectored(ws, head.bytes(), payload, deadline);
             }
-            Some(key) => {
-                ws.out.extend_from_slice(&hdr[..hlen]);
-                // Masking needs a copy; copying in chunks of at least 64 KiB
-                // keeps it to one send(2) for messages up to that size. With
-                // a pool the pool's buffer size is the limit the caller chose.
-                let chunk = if ws.pool.is_some() { ws.buffer_size } else { ws.buffer_size.max(MASKED_CHUNK_MIN) };
-                let mut pos = 0;
-                loop {
-                    let take = (chunk - ws.out.len().min(chunk)).max(1).min(payload.len() - pos);
-                    let at = ws.out.len();
-                    ws.out.resize(at + take, 0);
-                    copy_masked(&mut ws.out[at..], &payload[pos..pos + take], key, pos);
-                    pos += take;
-                    if pos == payload.len() {
-                        return self.flush_frame(ws, deadline, &[]);
+            ws.out.extend_from_slice(head.bytes());
+            ws.out.extend_from_slice(payload);
+            return self.flush_frame(ws, deadline);
+        }
+        ws.out.extend_from_slice(head.bytes());
+        // Masking needs a copy; copying in chunks of at least 64 KiB keeps
+        // it to one send(2) for messages up to that size. With a pool the
+        // pool's buffer size is the limit the caller chose.
+        let chunk = if ws.pool.is_some() { ws.buffer_size } else { ws.buffer_size.max(MASKED_CHUNK_MIN) };
+        let mut pos = 0;
+        loop {
+            let take = (chunk - ws.out.len().min(chunk)).max(1).min(payload.len() - pos);
+            head.put_payload(&payload[pos..pos + take], pos, &mut ws.out);
+            pos += take;
+            if pos == payload.len() {
+                return self.flush_frame(ws, deadline);
+            }
+            if ws.out.len() >= chunk {
+                let first_chunk = pos == take;
+                // Mid-frame: the TLS queue drains with the frame's end.
+                match self.flush_out_raw(ws, deadline) {
+                    Ok(()) => {
+                        ws.out.clear();
+                        ws.sent = 0;
                     }
-                    if ws.out.len() >= chunk {
-                        let first_chunk = pos == take;
-                        // Mid-frame: the TLS queue drains with the frame's end.
-                        match self.flush_out_raw(ws, deadline) {
-                            Ok(()) => {
-                                ws.out.clear();
-                                ws.sent = 0;
-                            }
-                            Err(e) if e.kind() == ErrorKind::Timeout && first_chunk && ws.sent == 0 => {
-                                ws.out.clear();
-                                return Err(e);
-                            }
-                            Err(e) if e.kind() == ErrorKind::Timeout => {
-                                // Part of the frame is out: queue the rest, masked.
-                                let at = ws.out.len();
-                                ws.out.resize(at + payload.len() - pos, 0);
-                                copy_masked(&mut ws.out[at..], &payload[pos..], key, pos);
-                                return Err(incomplete());
-                            }
-                            Err(e) => return Err(e),
-                        }
+                    Err(e) if e.kind() == ErrorKind::Timeout && first_chunk && ws.sent == 0 => {
+                        ws.out.clear();
+                        return Err(e);
                     }
+                    Err(e) if e.kind() == ErrorKind::Timeout => {
+                        // Part of the frame is out: queue the rest, masked.
+                        head.put_payload(&payload[pos..], pos, &mut ws.out);
+                        return Err(incomplete());
+                    }
+                    Err(e) => return Err(e),
                 }
             }
         }
     }
 
     /// Flushes a frame that is entirely in `ws.out`, applying the timeout rule.
-    fn flush_frame(&self, ws: &mut WriteSide, deadline: Option<Instant>, _rest: &[u8]) -> Result<()> {
+    fn flush_frame(&self, ws: &mut WriteSide, deadline: Option<Instant>) -> Result<()> {
         match self.flush_out(ws, deadline) {
             Err(e) if e.kind() == ErrorKind::Timeout && ws.sent == 0 => {
                 ws.out.clear();

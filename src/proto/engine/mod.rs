@@ -23,6 +23,6 @@ pub mod send;
 pub mod timeouts;
 
 pub use close_state::{CloseCell, Phase, Refusal, TcpAfterClose};
-pub use recv::{ControlPayload, Owed, RecvEvent, RecvHalf, RecvSink};
-pub use send::{Invalid, Plan, SendHalf};
+pub use recv::{ControlPayload, Owed, Piece, RecvEvent, RecvHalf, RecvSink};
+pub use send::{FrameHead, Invalid, Plan, SendHalf};
 pub use timeouts::{Deadlines, TimeoutAction, TimeoutConfig};

@@ -23,6 +23,8 @@ const LEFTOVER_MAX: usize = 144;
 /// Inflated output one `process` call produces at most (the rest waits
 /// for the next call, see [`RecvHalf::backlogged`]).
 const INFLATE_BUDGET: usize = 1024 * 1024;
+/// Inflated output per piece under `process_held`.
+const PIECE_MAX: usize = 64 * 1024;
 /// Growing the message buffer ahead for the rest of a frame goes at most
 /// this far: memory follows bytes received, not lengths announced.
 const RESERVE_AHEAD_MAX: u64 = 256 * 1024;
@@ -44,11 +46,35 @@ pub enum RecvEvent<'a> {
     },
 }
 
+/// A data message in pieces, for a driver that assembles or streams
+/// messages itself ([`RecvHalf::new_held`]): its start, then its payload
+/// as it arrives (inflated when compressed), the last piece marked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Start {
+        kind: MessageType,
+        compressed: bool,
+    },
+    Data {
+        data: &'a [u8],
+        /// Where `data` is in the input given to `process_held` (payload
+        /// unmasked in place); `None` for inflated bytes.
+        at: Option<usize>,
+        end_of_message: bool,
+    },
+}
+
 /// The driver's side of `process`: events go to it, and it lends the
 /// buffers messages are assembled in (so a loop can pool them).
 pub trait RecvSink {
-    /// Return false to drop the rest of the input (the connection ends).
+    /// Return false to drop the rest of the input (the connection ends);
+    /// under `process_held`, to stop right after this event.
     fn on_event(&mut self, ev: RecvEvent<'_>) -> bool;
+    /// A message piece ([`RecvHalf::new_held`] only); false: stop right
+    /// after it, as for `on_event`.
+    fn on_piece(&mut self, _piece: Piece<'_>) -> bool {
+        true
+    }
     /// A buffer for a message about to need `need` bytes (a hint: the
     /// buffer grows as needed).
     fn take_buffer(&mut self, _need: usize) -> Vec<u8> {
@@ -125,6 +151,9 @@ pub struct RecvHalf {
     peer_closed: bool,
     /// Zeroed bytes at the end of `msg` lent by `direct_room`, not filled yet.
     room: usize,
+    /// Messages go out as [`Piece`]s and the driver holds the input
+    /// ([`RecvHalf::new_held`]).
+    held: bool,
 }
 
 impl RecvHalf {
@@ -146,7 +175,16 @@ impl RecvHalf {
             close_echo: None,
             peer_closed: false,
             room: 0,
+            held: false,
         }
+    }
+
+    /// For a driver that keeps received bytes in its own buffer and stops
+    /// at each event (the blocking reader): data messages come as
+    /// [`Piece`]s, not assembled here, and bytes not used yet stay with
+    /// the driver (see [`RecvHalf::process_held`]).
+    pub fn new_held(role: Role, read_limit: u64, inflate: Option<&Agreement>) -> RecvHalf {
+        RecvHalf { held: true, ..RecvHalf::new(role, read_limit, inflate) }
     }
 
     pub fn set_read_limit(&mut self, limit: u64) {
@@ -206,12 +244,48 @@ impl RecvHalf {
             return self.resume(sink);
         }
         let mut budget = INFLATE_BUDGET;
+        self.run(input, sink, &mut budget).map(|_| ())
+    }
+
+    /// `process` for a [`RecvHalf::new_held`] driver: runs until the sink
+    /// asks to stop (or the input ends) and returns how many bytes of
+    /// `input` were used. The rest (an unfinished header or control
+    /// frame, or what follows where the sink stopped) stays with the
+    /// driver, which passes it again, with more bytes after it if it
+    /// needs more. A compressed piece's unused rest is kept here and goes
+    /// out first on the next call.
+    pub fn process_held(&mut self, input: &mut [u8], sink: &mut dyn RecvSink) -> Result<usize, ProtoError> {
+        debug_assert!(self.held, "process_held needs RecvHalf::new_held");
+        if self.backlog.is_some() && !self.resume_pieces(sink)? {
+            return Ok(0);
+        }
+        let mut budget = usize::MAX;
         self.run(input, sink, &mut budget)
+    }
+
+    /// Inflates what a stopped `process_held` kept; false when the sink
+    /// stopped again.
+    fn resume_pieces(&mut self, sink: &mut dyn RecvSink) -> Result<bool, ProtoError> {
+        let Some(mut b) = self.backlog.take() else { return Ok(true) };
+        let z = std::mem::take(&mut b.compressed);
+        match self.inflate_pieces(&z, b.eom, sink)? {
+            Some(used) => {
+                if self.cur.is_some() {
+                    b.compressed = z[used..].to_vec();
+                    self.backlog = Some(b);
+                }
+                Ok(false)
+            }
+            None => Ok(true),
+        }
     }
 
     /// Continues with input left in the backlog (no new bytes).
     pub fn resume(&mut self, sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
         self.drop_room();
+        if self.held {
+            return self.resume_pieces(sink).map(|_| ());
+        }
         let Some(mut b) = self.backlog.take() else { return Ok(()) };
         let mut budget = INFLATE_BUDGET;
         if !b.compressed.is_empty() || b.eom {
@@ -231,27 +305,30 @@ impl RecvHalf {
         if let Some(nb) = self.backlog.as_mut() {
             nb.raw.shrink_to_fit();
         }
-        r
+        r.map(|_| ())
     }
 
-    fn run(&mut self, input: &mut [u8], sink: &mut dyn RecvSink, budget: &mut usize) -> Result<(), ProtoError> {
+    /// Runs the receiver over `input`; returns the bytes used (all of
+    /// them unless `held`).
+    fn run(&mut self, input: &mut [u8], sink: &mut dyn RecvSink, budget: &mut usize) -> Result<usize, ProtoError> {
         let mut pos = 0;
         loop {
             if self.peer_closed {
                 // Nothing after a close frame counts (RFC 6455 5.5.1).
-                return Ok(());
+                return Ok(pos);
             }
             let (used, ev) = self.receiver.next(&mut input[pos..])?;
             let base = pos;
             pos += used;
             match ev {
+                Event::NeedMore if self.held => return Ok(pos),
                 Event::NeedMore => {
                     let rest = &input[pos..];
                     debug_assert!(rest.len() <= LEFTOVER_MAX);
                     let n = rest.len().min(LEFTOVER_MAX);
                     self.leftover[..n].copy_from_slice(&rest[..n]);
                     self.left_len = n as u8;
-                    return Ok(());
+                    return Ok(input.len());
                 }
                 Event::MessageStart { kind, compressed } => {
                     if compressed {
@@ -261,12 +338,39 @@ impl RecvHalf {
                         inf.begin(kind == MessageType::Text);
                     }
                     self.cur = Some(Assembly { kind, compressed, had_data: false });
+                    if self.held && !sink.on_piece(Piece::Start { kind, compressed }) {
+                        return Ok(pos);
+                    }
                 }
                 Event::Data { start, end, end_of_message } => {
                     let (s, e) = (base + start, base + end);
                     let Some(a) = self.cur.as_mut() else {
                         return Err(ProtoError::protocol("data without a message"));
                     };
+                    if self.held {
+                        if a.compressed {
+                            if let Some(used) = self.inflate_pieces(&input[s..e], end_of_message, sink)? {
+                                if self.cur.is_some() {
+                                    // Stopped inside the piece: keep its rest.
+                                    self.backlog = Some(Box::new(Backlog {
+                                        compressed: input[s + used..e].to_vec(),
+                                        eom: end_of_message,
+                                        raw: Vec::new(),
+                                    }));
+                                }
+                                return Ok(pos);
+                            }
+                            continue;
+                        }
+                        if end_of_message {
+                            self.cur = None;
+                        }
+                        let piece = Piece::Data { data: &input[s..e], at: Some(s), end_of_message };
+                        if !sink.on_piece(piece) {
+                            return Ok(pos);
+                        }
+                        continue;
+                    }
                     if a.compressed {
                         if let Some(used) = self.inflate(&input[s..e], end_of_message, sink, budget)? {
                             // The budget ran out: keep the rest for `resume`.
@@ -275,27 +379,27 @@ impl RecvHalf {
                                 eom: end_of_message,
                                 raw: input[pos..].to_vec(),
                             }));
-                            return Ok(());
+                            return Ok(input.len());
                         }
                     } else if end_of_message && !a.had_data {
                         // The whole message is in the caller's buffer: no copy.
                         let kind = a.kind;
                         self.cur = None;
                         if !sink.on_event(RecvEvent::Message { kind, data: &input[s..e] }) {
-                            return Ok(());
+                            return Ok(pos);
                         }
                     } else {
                         a.had_data = true;
                         self.append(&input[s..e], sink);
                         if end_of_message && !self.deliver(sink) {
-                            return Ok(());
+                            return Ok(pos);
                         }
                     }
                 }
                 Event::Control { kind, start, end } => {
                     let payload = ControlPayload::new(&input[base + start..base + end]);
                     if !self.control(kind, payload.as_slice(), sink)? {
-                        return Ok(());
+                        return Ok(pos);
                     }
                 }
             }
@@ -348,6 +452,66 @@ impl RecvHalf {
             return Ok(Some(r.used));
         }
         Ok(None)
+    }
+
+    /// Inflates a piece of the current message into pieces of at most
+    /// `PIECE_MAX` bytes for the sink; `Some(used)` when the sink stopped
+    /// (at `used` bytes of `z`).
+    fn inflate_pieces(&mut self, z: &[u8], eom: bool, sink: &mut dyn RecvSink) -> Result<Option<usize>, ProtoError> {
+        let limit = self.receiver.max_message();
+        let mut used = 0;
+        loop {
+            let inf = self.inflater.as_mut().expect("a compressed message has an inflater");
+            self.msg.clear();
+            let r = inf.inflate(&z[used..], eom, &mut self.msg, limit, PIECE_MAX)?;
+            used += r.used;
+            let full = self.msg.len() >= PIECE_MAX;
+            if r.done {
+                self.cur = None;
+            }
+            let go = if r.done || !self.msg.is_empty() {
+                sink.on_piece(Piece::Data { data: &self.msg, at: None, end_of_message: r.done })
+            } else {
+                true
+            };
+            self.msg.clear();
+            if !go {
+                return Ok(Some(used));
+            }
+            if r.done || (used == z.len() && !eom && !full) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// [`RecvHalf::new_held`]: when an uncompressed data frame is being
+    /// received and nothing is kept here, the bytes of its payload still
+    /// to come (the driver may read them straight into its message buffer
+    /// and pass them to [`RecvHalf::accept_direct`]).
+    pub fn direct_remaining(&self) -> Option<u64> {
+        let a = self.cur.as_ref()?;
+        if a.compressed || self.left_len > 0 || self.backlog.is_some() || self.peer_closed {
+            return None;
+        }
+        self.receiver.frame_remaining()
+    }
+
+    /// The data frame being received is the last of its message.
+    pub fn frame_is_final(&self) -> bool {
+        self.receiver.frame_is_final()
+    }
+
+    /// [`RecvHalf::new_held`]: the next payload bytes of the frame
+    /// `direct_remaining` announced (at most that many), read by the
+    /// driver; unmasked and checked in place. True when they end the
+    /// message.
+    pub fn accept_direct(&mut self, payload: &mut [u8]) -> Result<bool, ProtoError> {
+        self.receiver.accept_payload(payload)?;
+        if self.receiver.in_message() {
+            return Ok(false);
+        }
+        self.cur = None;
+        Ok(true)
     }
 
     fn control(&mut self, kind: MessageType, payload: &[u8], sink: &mut dyn RecvSink) -> Result<bool, ProtoError> {
@@ -530,6 +694,93 @@ mod tests {
                 r.resume(&mut sink).unwrap();
             }
             assert_eq!(sink.0, want, "split {split}");
+        }
+    }
+
+    /// A held-mode driver: keeps the input itself, stops at every event
+    /// and assembles messages from pieces.
+    #[derive(Default)]
+    struct Held {
+        events: Vec<String>,
+        msg: Vec<u8>,
+        kind: Option<MessageType>,
+        raw: Option<(usize, usize)>,
+        stops: usize,
+    }
+
+    impl RecvSink for Held {
+        fn on_event(&mut self, ev: RecvEvent<'_>) -> bool {
+            let mut c = Collect::default();
+            c.on_event(ev);
+            self.events.extend(c.0);
+            self.stops += 1;
+            false
+        }
+        fn on_piece(&mut self, piece: Piece<'_>) -> bool {
+            self.stops += 1;
+            match piece {
+                Piece::Start { kind, .. } => self.kind = Some(kind),
+                Piece::Data { data, at, end_of_message } => {
+                    match at {
+                        Some(a) => self.raw = Some((a, a + data.len())),
+                        None => self.msg.extend_from_slice(data),
+                    }
+                    if end_of_message && at.is_none() {
+                        self.finish();
+                    }
+                    if end_of_message && at.is_some() {
+                        self.events.push("eom".into());
+                    }
+                }
+            }
+            false
+        }
+    }
+
+    impl Held {
+        fn finish(&mut self) {
+            let kind = self.kind.take().expect("a started message");
+            self.events.push(format!("{kind:?}:{}", String::from_utf8_lossy(&self.msg)));
+            self.msg.clear();
+        }
+    }
+
+    #[test]
+    fn held_mode_gives_the_same_messages_at_every_split() {
+        let input = sample();
+        let want = feed(&mut RecvHalf::new(Role::Server, 0, Some(&takeover())), &input, input.len()).unwrap();
+        for step in 1..=input.len() {
+            let mut r = RecvHalf::new_held(Role::Server, 0, Some(&takeover()));
+            let mut sink = Held::default();
+            let mut buf: Vec<u8> = Vec::new();
+            let mut fed = 0;
+            let mut got = Vec::new();
+            loop {
+                let used = r.process_held(&mut buf, &mut sink).unwrap();
+                if let Some((a, b)) = sink.raw.take() {
+                    sink.msg.extend_from_slice(&buf[a..b]);
+                }
+                let stopped = std::mem::take(&mut sink.stops) > 0;
+                for e in sink.events.drain(..) {
+                    if e == "eom" {
+                        let kind = sink.kind.take().unwrap();
+                        got.push(format!("{kind:?}:{}", String::from_utf8_lossy(&sink.msg)));
+                        sink.msg.clear();
+                    } else {
+                        got.push(e);
+                    }
+                }
+                buf.drain(..used);
+                if used == 0 && !r.backlogged() && !stopped {
+                    if fed == input.len() || r.peer_closed() {
+                        break;
+                    }
+                    let n = step.min(input.len() - fed);
+                    buf.extend_from_slice(&input[fed..fed + n]);
+                    fed += n;
+                }
+            }
+            assert_eq!(got, want, "step {step}");
         }
     }
 

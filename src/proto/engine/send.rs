@@ -50,6 +50,40 @@ pub enum Plan {
     Encode,
 }
 
+/// A frame's header and masking key (see [`SendHalf::head`]).
+#[derive(Clone, Copy)]
+pub struct FrameHead {
+    header: [u8; MAX_HEADER_LEN],
+    len: u8,
+    mask: Option<[u8; 4]>,
+}
+
+impl FrameHead {
+    /// The encoded header.
+    pub fn bytes(&self) -> &[u8] {
+        &self.header[..self.len as usize]
+    }
+
+    /// Whether the payload must be masked (a client's frame): it cannot
+    /// go out from the caller's memory as is.
+    pub fn masked(&self) -> bool {
+        self.mask.is_some()
+    }
+
+    /// Appends `piece`, the payload's bytes from offset `pos`, to `out`
+    /// (masked when the frame is).
+    pub fn put_payload(&self, piece: &[u8], pos: usize, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(piece);
+        if let Some(m) = self.mask {
+            // Copy, then mask in place: two passes (resize + copy_masked
+            // would zero the bytes first, a third; measured on 1 MiB
+            // client echoes).
+            apply_mask(&mut out[start..], m, pos);
+        }
+    }
+}
+
 impl SendHalf {
     pub fn new(role: Role) -> SendHalf {
         SendHalf { keys: (role == Role::Client).then(Box::default), deflate: None, owed_pong: None, pong_owed: false }
@@ -71,7 +105,7 @@ impl SendHalf {
     }
 
     pub fn set_compression_level(&mut self, level: i32) -> Result<(), Invalid> {
-        let l = backend_level(level).ok_or(Invalid("compression level must be -2..9"))?;
+        let l = backend_level(level).ok_or(Invalid("compression level must be -2 to 9"))?;
         if let Some(d) = self.deflate.as_mut() {
             d.deflater.set_level(l);
             d.level = level;
@@ -102,20 +136,59 @@ impl SendHalf {
 
     /// Appends one frame: header, then the payload (masked for a client).
     pub fn frame(&mut self, fin: bool, rsv1: bool, op: OpCode, payload: &[u8], out: &mut Vec<u8>) {
-        let mut h = [0u8; MAX_HEADER_LEN];
+        let head = self.head(fin, rsv1, op, payload.len());
+        out.reserve(head.bytes().len() + payload.len());
+        out.extend_from_slice(head.bytes());
+        head.put_payload(payload, 0, out);
+    }
+
+    /// One frame's header and masking key (a client's, fresh for each
+    /// frame), for a driver that sends the payload itself: from the
+    /// caller's memory behind the header, or masked piece by piece.
+    pub fn head(&mut self, fin: bool, rsv1: bool, op: OpCode, len: usize) -> FrameHead {
+        let mut header = [0u8; MAX_HEADER_LEN];
         let mask = self.keys.as_mut().map(|k| k.next_key());
-        let n = encode_header(&mut h, fin, rsv1, op, payload.len() as u64, mask);
-        out.reserve(n + payload.len());
-        out.extend_from_slice(&h[..n]);
-        match mask {
-            None => out.extend_from_slice(payload),
-            Some(m) => {
-                // Copy, then mask in place: two passes (resize + copy_masked
-                // would zero the bytes first, a third; measured on 1 MiB
-                // client echoes).
-                let start = out.len();
-                out.extend_from_slice(payload);
-                apply_mask(&mut out[start..], m, 0);
+        let n = encode_header(&mut header, fin, rsv1, op, len as u64, mask);
+        FrameHead { header, len: n as u8, mask }
+    }
+
+    /// The head of a whole data message sent uncompressed as one frame
+    /// (the driver sends its payload); `None` when it goes out compressed
+    /// ([`SendHalf::message`] or [`SendHalf::prepared`] encodes it).
+    pub fn message_head(&mut self, kind: MessageType, len: usize) -> Option<FrameHead> {
+        if kind.is_control() || self.compresses(len) {
+            return None;
+        }
+        Some(self.head(true, false, kind.opcode(), len))
+    }
+
+    /// The head of one frame of a streamed message whose payload the
+    /// driver gathered (`first`: it starts the message; `last`: it ends
+    /// it; `compressed`: the payload came from [`SendHalf::stream_compress`],
+    /// so the first frame carries RSV1, RFC 7692 6).
+    pub fn stream_head(
+        &mut self,
+        kind: MessageType,
+        first: bool,
+        last: bool,
+        compressed: bool,
+        len: usize,
+    ) -> FrameHead {
+        let op = if first { kind.opcode() } else { OpCode::Continuation };
+        self.head(last, compressed && first, op, len)
+    }
+
+    /// Compresses the next piece of a streamed message onto `z` (the
+    /// driver frames what gathered with [`SendHalf::stream_head`]);
+    /// `last` ends the message's deflate stream.
+    pub fn stream_compress(&mut self, data: &[u8], last: bool, z: &mut Vec<u8>) {
+        if let Some(d) = self.deflate.as_mut() {
+            // `finish_message` starts the message itself when no part did.
+            if !last || !data.is_empty() {
+                d.deflater.compress_part(data, z);
+            }
+            if last {
+                d.deflater.finish_message(z);
             }
         }
     }
@@ -144,9 +217,7 @@ impl SendHalf {
     /// Encodes a ping, pong or close given as a raw payload (a close
     /// payload is checked like [`SendHalf::close`]'s arguments).
     pub fn control(&mut self, kind: MessageType, data: &[u8], out: &mut Vec<u8>) -> Result<(), Invalid> {
-        if data.len() > MAX_CONTROL_PAYLOAD {
-            return Err(Invalid("control frame payload longer than 125 bytes"));
-        }
+        Self::check_control(data)?;
         if kind == MessageType::Close {
             let (code, reason) = split_close(data)?;
             return self.close(code, reason, out);
@@ -161,6 +232,15 @@ impl SendHalf {
         let mut payload = Vec::with_capacity(2 + reason.len());
         close::format_payload(code, reason, &mut payload).map_err(Invalid)?;
         self.frame(true, false, OpCode::Close, &payload, out);
+        Ok(())
+    }
+
+    /// Checks a control frame's payload without encoding anything (a
+    /// close payload is checked further by [`SendHalf::close`]).
+    pub fn check_control(data: &[u8]) -> Result<(), Invalid> {
+        if data.len() > MAX_CONTROL_PAYLOAD {
+            return Err(Invalid("control frame payload longer than 125 bytes"));
+        }
         Ok(())
     }
 

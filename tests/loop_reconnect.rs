@@ -11,35 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ws::api::event_loop::{Backoff, ConnHandle, EventLoop, Handler, LoopRemote};
+use ws::api::event_loop::{Backoff, ConnHandle, Handler};
 use ws::api::{Dialer, MessageType, Request, Upgrader};
 
-/// A loop on its own thread, stopped and joined on drop.
-struct LoopThread {
-    remote: LoopRemote,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl LoopThread {
-    fn start() -> LoopThread {
-        let (tx, rx) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            let mut el = EventLoop::new().unwrap();
-            tx.send(el.remote()).unwrap();
-            el.run().unwrap();
-        });
-        LoopThread { remote: rx.recv().unwrap(), thread: Some(thread) }
-    }
-}
-
-impl Drop for LoopThread {
-    fn drop(&mut self) {
-        self.remote.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+#[path = "support/loop_thread.rs"]
+mod loop_thread;
+use loop_thread::LoopThread;
 
 /// A server that answers one message with "bye" and closes with 1001, or
 /// refuses every handshake with `refuse`.

@@ -17,44 +17,22 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::pki::Pki;
-use ws::api::event_loop::{ConnHandle, EventLoop, Handler, LoopRemote};
+use ws::api::event_loop::{ConnHandle, Handler};
 use ws::api::http::Response;
 use ws::api::{Dialer, Listener, MessageType, Upgrader};
 use ws::transport::proxy::ProxyChoice;
 use ws::transport::tls::{TlsClientConfig, TlsServerConfig};
 use ws::ErrorKind;
 
+#[path = "support/loop_thread.rs"]
+mod loop_thread;
+use loop_thread::LoopThread;
+
 struct Echo;
 
 impl Handler for Echo {
     fn on_message(&self, conn: &ConnHandle, kind: MessageType, data: &[u8]) {
         let _ = conn.send(kind, data);
-    }
-}
-
-struct LoopThread {
-    remote: LoopRemote,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl LoopThread {
-    fn start() -> LoopThread {
-        let (tx, rx) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            let mut el = EventLoop::new().unwrap();
-            tx.send(el.remote()).unwrap();
-            el.run().unwrap();
-        });
-        LoopThread { remote: rx.recv().unwrap(), thread: Some(thread) }
-    }
-}
-
-impl Drop for LoopThread {
-    fn drop(&mut self) {
-        self.remote.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

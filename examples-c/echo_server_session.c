@@ -35,10 +35,29 @@
 #define READ_PAUSE_AT (4u << 20)
 
 static volatile sig_atomic_t stop_requested;
+/* The self-pipe: the handler also writes a byte here and poll(2) watches
+ * the read end. A flag alone is not enough: a signal that lands after the
+ * loop checked it and before poll(2) blocks would leave poll asleep with
+ * no timeout (valgrind makes that window wide enough to hit every time). */
+static int signal_pipe[2] = {-1, -1};
 
 static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
+    int saved = errno;
+    ssize_t r = write(signal_pipe[1], "", 1); /* full pipe: a byte is there already */
+    (void)r;
+    errno = saved;
+}
+
+static int make_signal_pipe(void) {
+    if (pipe(signal_pipe) != 0) return -1;
+    for (int i = 0; i < 2; i++) {
+        if (fcntl(signal_pipe[i], F_SETFL, fcntl(signal_pipe[i], F_GETFL) | O_NONBLOCK) != 0 ||
+            fcntl(signal_pipe[i], F_SETFD, FD_CLOEXEC) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 static void usage(const char *prog) {
@@ -158,6 +177,10 @@ int main(int argc, char **argv) {
         }
     }
     if ((cert == NULL) != (key == NULL)) usage(argv[0]);
+    if (make_signal_pipe() != 0) {
+        perror("echo_server_session: pipe");
+        return 1;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -196,34 +219,39 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     static struct conn conns[MAX_CONNS];
-    static struct pollfd pfds[MAX_CONNS + 1];
+    /* pfds[0]: the signal pipe, pfds[1]: the listener, then connection i
+     * at pfds[i + 2]. */
+    static struct pollfd pfds[MAX_CONNS + 2];
     static uint8_t buf[256 * 1024];
     int count = 0;
     while (!stop_requested) {
         int timeout = -1;
-        pfds[0].fd = lfd;
-        pfds[0].events = count < MAX_CONNS ? POLLIN : 0;
+        pfds[0].fd = signal_pipe[0];
+        pfds[0].events = POLLIN;
+        pfds[1].fd = lfd;
+        pfds[1].events = count < MAX_CONNS ? POLLIN : 0;
         for (int i = 0; i < count; i++) {
             const uint8_t *d = NULL;
             size_t pending = 0;
             ws_session_pending(conns[i].s, &d, &pending);
-            pfds[i + 1].fd = conns[i].fd;
-            pfds[i + 1].events = (short)((ws_session_wants_read(conns[i].s) && pending <= READ_PAUSE_AT ? POLLIN : 0) |
+            pfds[i + 2].fd = conns[i].fd;
+            pfds[i + 2].events = (short)((ws_session_wants_read(conns[i].s) && pending <= READ_PAUSE_AT ? POLLIN : 0) |
                                          (pending > 0 ? POLLOUT : 0));
             int64_t ms = -1;
             ws_session_next_timeout_ms(conns[i].s, &ms);
             if (ms >= 0 && (timeout < 0 || ms < timeout)) timeout = ms > 60000 ? 60000 : (int)ms;
         }
-        int n = poll(pfds, (nfds_t)count + 1, timeout);
+        int n = poll(pfds, (nfds_t)count + 2, timeout);
         if (n < 0) {
             if (errno == EINTR) continue;
             perror("echo_server_session: poll");
             break;
         }
+        if (pfds[0].revents & POLLIN) break; /* SIGINT or SIGTERM */
         /* Connections first (indexes shift when one is dropped, so walk down). */
         for (int i = count - 1; i >= 0; i--) {
             struct conn *c = &conns[i];
-            short re = pfds[i + 1].revents;
+            short re = pfds[i + 2].revents;
             int dead = 0;
             if (re & (POLLIN | POLLHUP | POLLERR)) dead = read_conn(c, buf, sizeof buf) != 0;
             ws_session_on_timeout(c->s);
@@ -233,7 +261,7 @@ int main(int argc, char **argv) {
             ws_session_pending(c->s, &d, &pending);
             if (dead || (ws_session_is_finished(c->s) && pending == 0)) drop_conn(conns, &count, i);
         }
-        if (pfds[0].revents & POLLIN) {
+        if (pfds[1].revents & POLLIN) {
             while (count < MAX_CONNS) {
                 int fd = accept(lfd, NULL, NULL);
                 if (fd < 0) break;
@@ -255,5 +283,7 @@ int main(int argc, char **argv) {
     ws_upgrader_free(up);
     ws_tls_server_config_free(tls);
     close(lfd);
+    close(signal_pipe[0]);
+    close(signal_pipe[1]);
     return 0;
 }

@@ -321,7 +321,10 @@ fn have(tool: &str) -> bool {
 }
 
 /// Compiles and runs one `tests/cpp/` program with `compiler` at
-/// C++17 (and `-Wall -Wextra -Werror -pedantic`) plus `extra` flags.
+/// C++17 (and `-Wall -Wextra -Werror -pedantic`) plus `extra` flags and,
+/// like every C program, `LIBWS_C_CFLAGS` (under `.ci/sanitizers` the
+/// program must carry the sanitizer runtime: an instrumented libws.so
+/// calls into it and does not link one itself).
 fn run_cpp_test(src: &str, compiler: &str, extra: &[&str]) {
     let lib = built();
     let stem = Path::new(src).file_stem().unwrap().to_str().unwrap();
@@ -329,6 +332,7 @@ fn run_cpp_test(src: &str, compiler: &str, extra: &[&str]) {
     let mut cmd = Command::new(compiler);
     cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-pthread"])
         .args(extra)
+        .args(extra_cflags())
         .arg(format!("-I{}", manifest_dir().join("include").display()))
         .arg(format!("-I{}", manifest_dir().join("tests/cpp").display()))
         .arg("-o")

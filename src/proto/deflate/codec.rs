@@ -225,6 +225,9 @@ pub struct Inflater {
     no_context_takeover: bool,
     /// The peer ended the deflate stream (BFINAL) inside this message.
     stream_ended: bool,
+    /// Input consumed and output written by the failing call before zlib
+    /// found the error (see [`Inflater::before_error`]).
+    before_error: (usize, usize),
 }
 
 impl Inflater {
@@ -253,7 +256,15 @@ impl Inflater {
                 history: (!no_context_takeover).then(|| History::new(peer_window_bits.clamp(9, 15))),
             },
         };
-        Inflater { state, no_context_takeover, stream_ended: false }
+        Inflater { state, no_context_takeover, stream_ended: false, before_error: (0, 0) }
+    }
+
+    /// After `inflate` failed: the input it consumed and the output it
+    /// wrote into `out` before the error. Those bytes come first in the
+    /// stream, so a caller checks them (UTF-8, limits) before reporting
+    /// the error: the outcome is then the same however the input was cut.
+    pub fn before_error(&self) -> (usize, usize) {
+        self.before_error
     }
 
     /// Bytes this decompressor holds between messages.
@@ -301,6 +312,7 @@ impl Inflater {
                 Ok((consumed, produced))
             }
             Err(_) => {
+                self.before_error = (consumed, produced);
                 // A broken stream's state must not go back to the pool.
                 match &mut self.state {
                     InflateState::Kept(d) => *d = None,

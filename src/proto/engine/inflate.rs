@@ -84,6 +84,24 @@ impl MessageInflater {
         self.drain = false;
     }
 
+    /// Counts `consumed` more input (not counted yet) and `produced` more
+    /// output (`new_out`), and checks the message so far: UTF-8 for text,
+    /// the read limit inflated and compressed.
+    fn check(&mut self, new_out: &[u8], consumed: usize, produced: usize, limit: u64) -> Result<(), ProtoError> {
+        self.total_in += consumed as u64;
+        self.total_out += produced as u64;
+        if self.text && self.utf8.feed(new_out).is_err() {
+            return Err(ProtoError::utf8("text message is not valid UTF-8"));
+        }
+        if limit != 0 && self.total_out > limit {
+            return Err(ProtoError::too_big("message exceeds the read limit once inflated"));
+        }
+        if self.total_in > compressed_bound(limit) {
+            return Err(ProtoError::too_big("compressed message exceeds the read limit"));
+        }
+        Ok(())
+    }
+
     /// Inflates `input` (the next compressed bytes of the message; `eom`
     /// when they end it) onto `out`, adding at most `budget` bytes.
     /// Input not consumed (`used < input.len()`) must be given again.
@@ -130,7 +148,15 @@ impl MessageInflater {
             let (consumed, produced) = match self.inflater.inflate(data, &mut out[len..]) {
                 Ok(r) => r,
                 Err(e) => {
+                    // What zlib decoded before the error precedes it in
+                    // the stream: a violation in it is the one to report
+                    // (as it is when the input arrives cut before the error).
+                    let (consumed, produced) = self.inflater.before_error();
+                    let consumed = if tail { 0 } else { consumed }; // the tail is ours
+                    let produced = produced.min(want);
+                    let first = self.check(&out[len..len + produced], consumed, produced, limit);
                     out.truncate(len);
+                    first?;
                     return Err(e);
                 }
             };
@@ -142,16 +168,7 @@ impl MessageInflater {
                 self.total_in += consumed as u64;
             }
             self.drain = produced == want;
-            self.total_out += produced as u64;
-            if self.text && self.utf8.feed(&out[len..]).is_err() {
-                return Err(ProtoError::utf8("text message is not valid UTF-8"));
-            }
-            if limit != 0 && self.total_out > limit {
-                return Err(ProtoError::too_big("message exceeds the read limit once inflated"));
-            }
-            if self.total_in > compressed_bound(limit) {
-                return Err(ProtoError::too_big("compressed message exceeds the read limit"));
-            }
+            self.check(&out[len..], 0, produced, limit)?;
             if consumed == 0 && produced == 0 && !data.is_empty() {
                 return Err(ProtoError::invalid_data("compressed data makes no progress"));
             }
@@ -232,5 +249,45 @@ mod tests {
         inf.inflate(&fin, false, &mut out, 100, usize::MAX).unwrap();
         let e = inf.inflate(&[0u8; 10_000], false, &mut out, 100, usize::MAX).unwrap_err();
         assert_eq!(e.kind, ProtoErrorKind::TooBig);
+    }
+
+    /// Inflates `z` as one piece or cut into one-byte pieces; the error.
+    fn error_whole_and_cut(z: &[u8], text: bool, limit: u64) -> (ProtoErrorKind, ProtoErrorKind) {
+        let mut inf = MessageInflater::new(true);
+        inf.begin(text);
+        let whole = inf.inflate(z, true, &mut Vec::new(), limit, usize::MAX).unwrap_err().kind;
+        let mut inf = MessageInflater::new(true);
+        inf.begin(text);
+        let mut out = Vec::new();
+        let cut = z
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| {
+                inf.inflate(std::slice::from_ref(b), i + 1 == z.len(), &mut out, limit, usize::MAX).err()
+            })
+            .expect("the cut message fails too")
+            .kind;
+        (whole, cut)
+    }
+
+    /// A violation in what inflates before broken deflate data is the one
+    /// reported, however the input is cut (found by fuzz/session_server:
+    /// whole, zlib's error hid the bad UTF-8 or the size it had decoded).
+    #[test]
+    fn a_violation_before_broken_data_comes_first() {
+        // Our messages end inside the empty stored block of a sync flush
+        // (its LEN and NLEN are the tail the peer strips): LEN 0 with
+        // NLEN 0 is invalid deflate data.
+        const BROKEN: [u8; 4] = [0, 0, 0, 0];
+        let mut z = compress(&[b'a', 0xff, b'b']);
+        z.extend_from_slice(&BROKEN);
+        assert_eq!(error_whole_and_cut(&z, true, 0), (ProtoErrorKind::InvalidUtf8, ProtoErrorKind::InvalidUtf8));
+        let mut z = compress(&[b'a'; 5000]);
+        z.extend_from_slice(&BROKEN);
+        assert_eq!(error_whole_and_cut(&z, false, 1000), (ProtoErrorKind::TooBig, ProtoErrorKind::TooBig));
+        // Nothing wrong before it: the broken data is the error.
+        let mut z = compress(b"fine");
+        z.extend_from_slice(&BROKEN);
+        assert_eq!(error_whole_and_cut(&z, true, 0), (ProtoErrorKind::InvalidData, ProtoErrorKind::InvalidData));
     }
 }

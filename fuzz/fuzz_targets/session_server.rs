@@ -156,7 +156,7 @@ fn run<'a>(
     end_with_timeout: bool,
 ) -> Outcome {
     let now = Instant::now();
-    let s = Session::server(up, now);
+    let s = Session::server(up, now).expect("a plain upgrader makes a session");
     let mut h = Echo::new(limit, keep_output);
     for chunk in reads {
         s.recv(chunk, now, &mut h).expect("recv outside a callback is never refused");

@@ -2,6 +2,7 @@
 //! holds a write buffer only while a write is in progress, so many mostly
 //! idle connections share a few buffers.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug)]
@@ -14,6 +15,8 @@ struct PoolInner {
     buffer_size: usize,
     max_pooled: usize,
     free: Mutex<Vec<Vec<u8>>>,
+    /// A buffer was handed out since the last `trim`.
+    used: AtomicBool,
 }
 
 /// Buffers above this count are dropped on return rather than kept.
@@ -28,7 +31,12 @@ impl BufferPool {
     /// leaves behind is bounded by `max_pooled * 2 * buffer_size`.
     pub fn with_limit(buffer_size: usize, max_pooled: usize) -> Self {
         BufferPool {
-            inner: Arc::new(PoolInner { buffer_size: buffer_size.max(256), max_pooled, free: Mutex::new(Vec::new()) }),
+            inner: Arc::new(PoolInner {
+                buffer_size: buffer_size.max(256),
+                max_pooled,
+                free: Mutex::new(Vec::new()),
+                used: AtomicBool::new(false),
+            }),
         }
     }
 
@@ -37,6 +45,7 @@ impl BufferPool {
     }
 
     pub fn get(&self) -> Vec<u8> {
+        self.inner.used.store(true, Ordering::Relaxed);
         let popped = self.inner.free.lock().ok().and_then(|mut f| f.pop());
         popped.unwrap_or_else(|| Vec::with_capacity(self.inner.buffer_size))
     }
@@ -62,6 +71,23 @@ impl BufferPool {
         self.inner.free.lock().map(|f| f.iter().map(Vec::capacity).sum()).unwrap_or(0)
     }
 
+    /// For a periodic caller (the loop's sweep): when no buffer was taken
+    /// since the last call, frees half of the idle buffers above `keep`,
+    /// so what a burst left behind goes back to the allocator over a few
+    /// quiet periods while a busy pool keeps them. True while more than
+    /// `keep` stay (call again later).
+    pub fn trim(&self, keep: usize) -> bool {
+        let used = self.inner.used.swap(false, Ordering::Relaxed);
+        let Ok(mut f) = self.inner.free.lock() else { return false };
+        if !used && f.len() > keep {
+            let drop = (f.len() - keep).div_ceil(2);
+            let left = f.len() - drop;
+            f.truncate(left);
+            f.shrink_to_fit();
+        }
+        f.len() > keep
+    }
+
     /// Buffers currently idle in the pool.
     pub fn idle(&self) -> usize {
         self.inner.free.lock().map(|f| f.len()).unwrap_or(0)
@@ -71,6 +97,34 @@ impl BufferPool {
 #[cfg(test)]
 mod tests {
     use super::BufferPool;
+
+    #[test]
+    fn trim_halves_the_excess_only_when_the_pool_was_not_used() {
+        let pool = BufferPool::with_limit(256, 64);
+        let held: Vec<_> = (0..20).map(|_| pool.get()).collect();
+        for b in held {
+            pool.put(b);
+        }
+        assert_eq!(pool.idle(), 20);
+        assert!(pool.trim(4), "used since the last trim: nothing freed");
+        assert_eq!(pool.idle(), 20);
+        assert!(pool.trim(4));
+        assert_eq!(pool.idle(), 12);
+        let b = pool.get();
+        pool.put(b);
+        assert!(pool.trim(4));
+        assert_eq!(pool.idle(), 12);
+        assert!(pool.trim(4));
+        assert_eq!(pool.idle(), 8);
+        assert!(pool.trim(4));
+        assert_eq!(pool.idle(), 6);
+        assert!(pool.trim(4));
+        assert_eq!(pool.idle(), 5);
+        assert!(!pool.trim(4));
+        assert_eq!(pool.idle(), 4);
+        assert!(!pool.trim(4));
+        assert_eq!(pool.idle(), 4);
+    }
 
     #[test]
     fn buffers_smaller_than_the_pool_size_are_not_kept() {

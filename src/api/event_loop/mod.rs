@@ -67,6 +67,9 @@ const READ_BUFFER: usize = 256 * 1024;
 /// connection, a flush, a settings change): idle connections do not wake
 /// the loop 20 times a second.
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
+/// Idle pooled buffers kept through quiet periods (a burst's surplus is
+/// freed over a few sweeps in which nobody took one).
+const POOL_KEEP_IDLE: usize = 4;
 /// Out of descriptors, a listener is tried again after this long (or
 /// sooner, when a connection closes): its edge-triggered readiness fired
 /// once for the clients now queued and will not fire again for them.
@@ -674,6 +677,10 @@ impl EventLoop {
         let mut earliest: Option<Instant> = None;
         let mut ahead = |d: Instant| earliest = Some(earliest.map_or(d, |e| e.min(d)));
         if self.shared.age_large() {
+            ahead(now + SWEEP_EVERY);
+        }
+        // Idle pooled buffers a burst left go back over quiet sweeps.
+        if self.shared.pool.trim(POOL_KEEP_IDLE) {
             ahead(now + SWEEP_EVERY);
         }
         for t in 0..self.slots.len() {

@@ -112,9 +112,11 @@ fn a_closed_connection_comes_back_and_stop_ends_it() {
     }
     assert!(next(&rx, 1) == ["open"]);
     r.stop();
-    // The open connection is closed with 1000 and nothing follows.
+    // The open connection is closed and no new one opens. (The server may
+    // have closed it before the stop arrived, so its close and a reconnect
+    // notice may still come; the dial they announced is not made.)
     let ev = drain(&rx, Duration::from_millis(500));
-    assert!(ev.iter().all(|e| !e.starts_with("open") && !e.starts_with("reconnect")), "{ev:?}");
+    assert!(ev.iter().all(|e| !e.starts_with("open")), "{ev:?}");
     assert!(r.is_stopped());
     let n = srv.accepted.load(Ordering::SeqCst);
     thread::sleep(Duration::from_millis(300));
@@ -188,13 +190,18 @@ fn a_4xx_refusal_is_not_retried() {
 #[test]
 fn a_dial_stopped_in_flight_delivers_nothing() {
     let lt = LoopThread::start();
-    let (addr, srv) = server(&lt, "127.0.0.1:0", None);
+    // A server that accepts TCP and never answers the handshake: the dial
+    // is surely in flight when it is stopped.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", silent.local_addr().unwrap());
     let (c, rx) = client();
-    let r =
-        lt.remote.dial_reconnecting(&format!("ws://{addr}/"), &Dialer::default(), &[], c, 0, fast(Some(0))).unwrap();
+    let mut d = Dialer::default();
+    d.handshake_timeout = Some(Duration::from_millis(300));
+    let r = lt.remote.dial_reconnecting(&url, &d, &[], c, 0, fast(None)).unwrap();
+    let (_peer, _) = silent.accept().unwrap();
     r.stop();
-    assert!(drain(&rx, Duration::from_millis(500)).is_empty(), "a cancelled dial calls nothing back");
-    assert!(srv.accepted.load(Ordering::SeqCst) <= 1);
+    // Its handshake timeout passes: no on_dial_error, no reconnect.
+    assert_eq!(drain(&rx, Duration::from_millis(900)), Vec::<String>::new(), "a cancelled dial calls nothing back");
     assert!(r.is_stopped());
 }
 

@@ -195,8 +195,7 @@ fn a_dial_stopped_in_flight_delivers_nothing() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("ws://{}/", silent.local_addr().unwrap());
     let (c, rx) = client();
-    let mut d = Dialer::default();
-    d.handshake_timeout = Some(Duration::from_millis(300));
+    let d = Dialer { handshake_timeout: Some(Duration::from_millis(300)), ..Dialer::default() };
     let r = lt.remote.dial_reconnecting(&url, &d, &[], c, 0, fast(None)).unwrap();
     let (_peer, _) = silent.accept().unwrap();
     r.stop();

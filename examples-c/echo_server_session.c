@@ -3,8 +3,11 @@
  * over libws's sans-IO session API: this program owns the sockets and the
  * poll(2) loop; libws only turns bytes into events and events into bytes.
  *
- *   echo_server_session [--host H] [--port P] [--compress]
+ *   echo_server_session [--host H] [--port P] [--compress[=MODE]]
  *                       [--tls-cert CERT.pem --tls-key KEY.pem]   (default 127.0.0.1:9001)
+ *
+ * --compress[=pooled|dedicated|shared]: permessage-deflate in that memory
+ * mode (see compress_flag.h; plain --compress is pooled).
  *
  * With --tls-cert/--tls-key it serves wss://: each session runs TLS itself
  * (this program still moves only bytes, now ciphertext; the PEM chain,
@@ -29,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "compress_flag.h"
 #include "ws.h"
 
 #define MAX_CONNS 1024
@@ -61,7 +65,10 @@ static int make_signal_pipe(void) {
 }
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--host H] [--port P] [--compress] [--tls-cert CERT.pem --tls-key KEY.pem]\n", prog);
+    fprintf(stderr,
+            "usage: %s [--host H] [--port P] [--compress[=pooled|dedicated|shared]] [--tls-cert CERT.pem --tls-key "
+            "KEY.pem]\n",
+            prog);
     exit(2);
 }
 
@@ -158,6 +165,7 @@ static int listen_on(const char *host, uint16_t port, uint16_t *bound) {
 
 int main(int argc, char **argv) {
     int compress = 0;
+    ws_compression_options copts;
     const char *cert = NULL, *key = NULL;
     const char *host = "127.0.0.1";
     uint16_t port = 9001;
@@ -166,7 +174,7 @@ int main(int argc, char **argv) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             if (parse_port(argv[++i], &port) != 0) usage(argv[0]);
-        } else if (strcmp(argv[i], "--compress") == 0) {
+        } else if (compress_flag(argv[i], &copts) > 0) {
             compress = 1;
         } else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc) {
             cert = argv[++i];
@@ -195,10 +203,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     ws_upgrader *up = ws_upgrader_new();
-    if (compress) {
-        ws_compression_options opts = ws_compression_options_default();
-        ws_upgrader_set_compression(up, &opts);
-    }
+    if (compress) ws_upgrader_set_compression(up, &copts); /* see compress_flag.h */
     ws_tls_server_config *tls = NULL;
     if (cert != NULL) {
         /* The upgrader shares the config: every session made from it runs TLS. */

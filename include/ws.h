@@ -197,7 +197,10 @@ typedef struct ws_loop ws_loop;
 typedef struct ws_prepared_message ws_prepared_message;
 
 /**
- * A reconnecting loop dial. Opaque; free it with `ws_reconnect_free`.
+ * A reconnecting loop dial. Opaque; owned by the caller of
+ * `ws_loop_dial_reconnecting`, freed (and stopped) with
+ * `ws_reconnect_free`. It may outlive its loop: once the loop is freed it
+ * dials no more.
  */
 typedef struct ws_reconnect ws_reconnect;
 
@@ -1633,7 +1636,8 @@ struct ws_buffer_pool *ws_buffer_pool_new(size_t buffer_size);
 void ws_buffer_pool_free(struct ws_buffer_pool *pool);
 
 /**
- * The default options: 1 s doubling up to 30 s, jitter 0.5, forever.
+ * The default options: 1 s doubling up to 30 s, jitter 0.5, forever, no
+ * `on_reconnect`. Returned by value; any thread.
  */
 struct ws_reconnect_options ws_reconnect_options_default(void);
 
@@ -1649,7 +1653,15 @@ struct ws_reconnect_options ws_reconnect_options_default(void);
  * (`ws_conn_close`) only starts the next attempt: stop the reconnector to
  * end. Errors in the URL or name of the first dial are returned here
  * (`WS_ERR_BAD_URL`, `WS_ERR_CONNECT`); bad options are
- * `WS_ERR_INVALID_ARGUMENT`. On success `*out` is the handle. Any thread.
+ * `WS_ERR_INVALID_ARGUMENT` (also a NULL `out`, `lp` or `cb`).
+ *
+ * Ownership: `url`, `hdrs`, `*cb`, `*opts` and the dialer's settings are
+ * copied during the call. On success `*out` is a handle the caller owns
+ * (`ws_reconnect_free`); on failure `*out` is untouched. `user_data` is
+ * handed back to every callback and must stay valid until the
+ * reconnector is stopped and the last connection's `on_close` has run.
+ * Threading: any thread, also from a loop callback; every callback
+ * (including `opts->on_reconnect`) runs on the thread driving the loop.
  */
 ws_status ws_loop_dial_reconnecting(struct ws_loop *lp,
                                     const struct ws_dialer *d,
@@ -1672,13 +1684,15 @@ ws_status ws_reconnect_stop(struct ws_reconnect *r);
 
 /**
  * Whether it has ended: stopped, out of retries, or refused with a 4xx
- * status. NULL: true.
+ * status. NULL: true. Any thread.
  */
 bool ws_reconnect_is_stopped(const struct ws_reconnect *r);
 
 /**
  * Stops it (as `ws_reconnect_stop`) and frees the handle. NULL and a
- * second free are no-ops.
+ * second free are no-ops. Any thread, also from a callback (the handle is
+ * not used by the loop; callbacks for a connection that was open may
+ * still follow, see `ws_reconnect_stop`).
  */
 void ws_reconnect_free(struct ws_reconnect *r);
 

@@ -44,12 +44,16 @@ pub struct ws_reconnect_options {
         Option<unsafe extern "C" fn(attempt: u32, delay_ms: i64, last_status: ws_status, user_data: *mut c_void)>,
 }
 
-/// A reconnecting loop dial. Opaque; free it with `ws_reconnect_free`.
+/// A reconnecting loop dial. Opaque; owned by the caller of
+/// `ws_loop_dial_reconnecting`, freed (and stopped) with
+/// `ws_reconnect_free`. It may outlive its loop: once the loop is freed it
+/// dials no more.
 pub struct ws_reconnect {
     r: Reconnector,
 }
 
-/// The default options: 1 s doubling up to 30 s, jitter 0.5, forever.
+/// The default options: 1 s doubling up to 30 s, jitter 0.5, forever, no
+/// `on_reconnect`. Returned by value; any thread.
 #[no_mangle]
 pub extern "C" fn ws_reconnect_options_default() -> ws_reconnect_options {
     let b = Backoff::default();
@@ -86,7 +90,15 @@ fn backoff(o: &ws_reconnect_options) -> Result<Backoff, ws_status> {
 /// (`ws_conn_close`) only starts the next attempt: stop the reconnector to
 /// end. Errors in the URL or name of the first dial are returned here
 /// (`WS_ERR_BAD_URL`, `WS_ERR_CONNECT`); bad options are
-/// `WS_ERR_INVALID_ARGUMENT`. On success `*out` is the handle. Any thread.
+/// `WS_ERR_INVALID_ARGUMENT` (also a NULL `out`, `lp` or `cb`).
+///
+/// Ownership: `url`, `hdrs`, `*cb`, `*opts` and the dialer's settings are
+/// copied during the call. On success `*out` is a handle the caller owns
+/// (`ws_reconnect_free`); on failure `*out` is untouched. `user_data` is
+/// handed back to every callback and must stay valid until the
+/// reconnector is stopped and the last connection's `on_close` has run.
+/// Threading: any thread, also from a loop callback; every callback
+/// (including `opts->on_reconnect`) runs on the thread driving the loop.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)] // ws_loop_dial's arguments plus the options and the handle
 pub extern "C" fn ws_loop_dial_reconnecting(
@@ -146,14 +158,16 @@ pub extern "C" fn ws_reconnect_stop(r: *mut ws_reconnect) -> ws_status {
 }
 
 /// Whether it has ended: stopped, out of retries, or refused with a 4xx
-/// status. NULL: true.
+/// status. NULL: true. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_reconnect_is_stopped(r: *const ws_reconnect) -> bool {
     ffi_value!(true, { reconnect_ref(r).map_or(true, |x| x.r.is_stopped()) })
 }
 
 /// Stops it (as `ws_reconnect_stop`) and frees the handle. NULL and a
-/// second free are no-ops.
+/// second free are no-ops. Any thread, also from a callback (the handle is
+/// not used by the loop; callbacks for a connection that was open may
+/// still follow, see `ws_reconnect_stop`).
 #[no_mangle]
 pub extern "C" fn ws_reconnect_free(r: *mut ws_reconnect) {
     ffi_value!((), {

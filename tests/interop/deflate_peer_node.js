@@ -43,14 +43,17 @@ function rng(seed) {
 function message(r, i) {
   const sizes = [10, 100, 700, 1024, 3000, 16384, 40000];
   const size = sizes[r(sizes.length)];
-  const records = [];
-  let text = '';
-  while (text.length < size) {
-    records.push({ id: r(100000), user: `player${r(50)}`, pos: [r(2000), r(2000)],
+  // JSON.stringify of the growing array, built one record at a time
+  // (stringifying the whole array per record was quadratic).
+  const parts = [];
+  let length = 2; // the brackets
+  while (length < size) {
+    const part = JSON.stringify({ id: r(100000), user: `player${r(50)}`, pos: [r(2000), r(2000)],
       state: r(2) ? 'online' : 'away', seq: i });
-    text = JSON.stringify(records);
+    length += part.length + (parts.length ? 1 : 0);
+    parts.push(part);
   }
-  return text.slice(0, size);
+  return `[${parts.join(',')}]`.slice(0, size);
 }
 
 function server(config) {

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "ws.h"
+#include "stop_signal.h"
 
 struct client {
     ws_conn *conn;
@@ -30,13 +31,6 @@ struct client {
 
 /* Only the loop's thread touches the list: no lock. */
 static struct client *clients;
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
 static void usage(const char *prog) {
     fprintf(stderr, "usage: %s [--host H] [--port P] [--idle-timeout S]\n", prog);
     exit(2);
@@ -110,12 +104,10 @@ int main(int argc, char **argv) {
             usage(argv[0]);
         }
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (stop_signal_block() != 0) {
+        fprintf(stderr, "chat_server_loop: cannot block SIGINT/SIGTERM\n");
+        return 1;
+    }
 
     ws_loop *loop = NULL;
     if (ws_loop_new(&loop) != WS_OK) return 1;
@@ -137,9 +129,20 @@ int main(int argc, char **argv) {
     }
     printf("listening on ws://%s:%u/\n", host, (unsigned)bound);
     fflush(stdout);
-    while (!stop_requested && st == WS_OK) st = ws_loop_poll(loop, -1);
-    ws_loop_shutdown(loop, 2000);
-    ws_loop_run(loop);
+    /* Runs until SIGINT/SIGTERM: the signal thread starts a graceful
+     * shutdown (close 1001, 2 s for the close handshakes) and the run
+     * returns once every connection is closed. */
+    if (stop_signal_watch(loop, 2000) != 0) {
+        ws_loop_free(loop);
+        return 1;
+    }
+    st = ws_loop_run(loop);
+    if (st != WS_OK) {
+        fprintf(stderr, "chat_server_loop: run: %s\n", ws_status_str(st));
+        ws_loop_shutdown(loop, 2000);
+        ws_loop_run(loop);
+    }
+    stop_signal_forget();
     ws_loop_free(loop);
     return st == WS_OK ? 0 : 1;
 }

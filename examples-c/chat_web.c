@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "ws.h"
+#include "stop_signal.h"
 
 static const char PAGE[] =
     "<!doctype html>\n"
@@ -79,13 +80,6 @@ struct member {
 /* Only the loop's thread touches the list: no lock. */
 static struct member *members;
 static unsigned member_count;
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
 static void usage(const char *prog) {
     fprintf(stderr, "usage: %s [--host H] [--port P]\n", prog);
     exit(2);
@@ -208,12 +202,10 @@ int main(int argc, char **argv) {
             usage(argv[0]);
         }
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (stop_signal_block() != 0) {
+        fprintf(stderr, "chat_web: cannot block SIGINT/SIGTERM\n");
+        return 1;
+    }
 
     ws_upgrader *up = ws_upgrader_new();
     ws_status st;
@@ -225,6 +217,11 @@ int main(int argc, char **argv) {
     ws_loop *loop = NULL;
     if ((st = ws_loop_new(&loop)) != WS_OK) return fail("loop", st);
     ws_loop_set_max_buffered(loop, 8u << 20);
+    /* A page that went away without a close (a laptop lid shut, a network
+     * change) is found by keepalive: a ping after 30 s of silence, closed
+     * when nothing comes back within 10 s. No idle timeout: a chat page
+     * that only reads is a normal member. */
+    ws_loop_set_keepalive(loop, 30000, 10000);
     ws_loop_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.on_handshake = on_handshake;
@@ -240,9 +237,20 @@ int main(int argc, char **argv) {
     }
     printf("listening on http://%s:%u/\n", host, (unsigned)bound);
     fflush(stdout);
-    while (!stop_requested && st == WS_OK) st = ws_loop_poll(loop, -1);
-    ws_loop_shutdown(loop, 2000);
-    ws_loop_run(loop);
+    /* Runs until SIGINT/SIGTERM: the signal thread starts a graceful
+     * shutdown (close 1001, 2 s for the close handshakes) and the run
+     * returns once every connection is closed. */
+    if (stop_signal_watch(loop, 2000) != 0) {
+        ws_loop_free(loop);
+        return 1;
+    }
+    st = ws_loop_run(loop);
+    if (st != WS_OK) {
+        fprintf(stderr, "chat_web: run: %s\n", ws_status_str(st));
+        ws_loop_shutdown(loop, 2000);
+        ws_loop_run(loop);
+    }
+    stop_signal_forget();
     ws_loop_free(loop);
     return st == WS_OK ? 0 : 1;
 }

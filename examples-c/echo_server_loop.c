@@ -30,16 +30,10 @@
 #include <string.h>
 
 #include "ws.h"
+#include "stop_signal.h"
 #include "compress_flag.h"
 
 #define PAUSE_AT (4u << 20)
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
 
 static void usage(const char *prog) {
     fprintf(stderr, "usage: %s [--host H] [--port P] [--compress[=pooled|dedicated|shared]] [--idle-timeout S] [--read-limit BYTES] [--tls-cert CERT.pem --tls-key KEY.pem]\n", prog);
@@ -116,12 +110,10 @@ int main(int argc, char **argv) {
             usage(argv[0]);
         }
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (stop_signal_block() != 0) {
+        fprintf(stderr, "echo_server_loop: cannot block SIGINT/SIGTERM\n");
+        return 1;
+    }
 
     ws_loop *loop = NULL;
     if (ws_loop_new(&loop) != WS_OK) {
@@ -168,16 +160,20 @@ int main(int argc, char **argv) {
     printf("listening on %s://%s:%u/\n", cert ? "wss" : "ws", host, (unsigned)bound);
     fflush(stdout);
 
-    /* A signal interrupts the wait (epoll_wait is never restarted). */
-    while (!stop_requested) {
-        st = ws_loop_poll(loop, -1);
-        if (st != WS_OK) {
-            fprintf(stderr, "echo_server_loop: poll: %s\n", ws_status_str(st));
-            break;
-        }
+    /* Runs until SIGINT/SIGTERM: the signal thread starts a graceful
+     * shutdown (close 1001, 2 s for the close handshakes) and the run
+     * returns once every connection is closed. */
+    if (stop_signal_watch(loop, 2000) != 0) {
+        ws_loop_free(loop);
+        return 1;
     }
-    ws_loop_shutdown(loop, 2000);
-    ws_loop_run(loop); /* returns once every connection is closed */
+    st = ws_loop_run(loop);
+    if (st != WS_OK) {
+        fprintf(stderr, "echo_server_loop: run: %s\n", ws_status_str(st));
+        ws_loop_shutdown(loop, 2000);
+        ws_loop_run(loop);
+    }
+    stop_signal_forget();
     ws_loop_free(loop);
     return st == WS_OK ? 0 : 1;
 }

@@ -19,6 +19,15 @@ struct PoolInner {
     used: AtomicBool,
 }
 
+/// What [`BufferPool::trim`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trimmed {
+    /// A buffer was taken since the previous call (the pool is busy).
+    pub used: bool,
+    /// More than `keep` buffers stay idle: call again later.
+    pub more: bool,
+}
+
 /// Buffers above this count are dropped on return rather than kept.
 const MAX_POOLED: usize = 1024;
 
@@ -74,18 +83,17 @@ impl BufferPool {
     /// For a periodic caller (the loop's sweep): when no buffer was taken
     /// since the last call, frees half of the idle buffers above `keep`,
     /// so what a burst left behind goes back to the allocator over a few
-    /// quiet periods while a busy pool keeps them. True while more than
-    /// `keep` stay (call again later).
-    pub fn trim(&self, keep: usize) -> bool {
+    /// quiet periods while a busy pool keeps them.
+    pub fn trim(&self, keep: usize) -> Trimmed {
         let used = self.inner.used.swap(false, Ordering::Relaxed);
-        let Ok(mut f) = self.inner.free.lock() else { return false };
+        let Ok(mut f) = self.inner.free.lock() else { return Trimmed { used, more: false } };
         if !used && f.len() > keep {
             let drop = (f.len() - keep).div_ceil(2);
             let left = f.len() - drop;
             f.truncate(left);
             f.shrink_to_fit();
         }
-        f.len() > keep
+        Trimmed { used, more: f.len() > keep }
     }
 
     /// Buffers currently idle in the pool.
@@ -96,7 +104,7 @@ impl BufferPool {
 
 #[cfg(test)]
 mod tests {
-    use super::BufferPool;
+    use super::{BufferPool, Trimmed};
 
     #[test]
     fn trim_halves_the_excess_only_when_the_pool_was_not_used() {
@@ -106,23 +114,23 @@ mod tests {
             pool.put(b);
         }
         assert_eq!(pool.idle(), 20);
-        assert!(pool.trim(4), "used since the last trim: nothing freed");
+        assert_eq!(pool.trim(4), Trimmed { used: true, more: true }, "used since the last trim: nothing freed");
         assert_eq!(pool.idle(), 20);
-        assert!(pool.trim(4));
+        assert!(pool.trim(4).more);
         assert_eq!(pool.idle(), 12);
         let b = pool.get();
         pool.put(b);
-        assert!(pool.trim(4));
+        assert_eq!(pool.trim(4), Trimmed { used: true, more: true });
         assert_eq!(pool.idle(), 12);
-        assert!(pool.trim(4));
+        assert!(pool.trim(4).more);
         assert_eq!(pool.idle(), 8);
-        assert!(pool.trim(4));
+        assert!(pool.trim(4).more);
         assert_eq!(pool.idle(), 6);
-        assert!(pool.trim(4));
+        assert!(pool.trim(4).more);
         assert_eq!(pool.idle(), 5);
-        assert!(!pool.trim(4));
+        assert!(!pool.trim(4).more);
         assert_eq!(pool.idle(), 4);
-        assert!(!pool.trim(4));
+        assert!(!pool.trim(4).more);
         assert_eq!(pool.idle(), 4);
     }
 

@@ -15,6 +15,7 @@
 mod dial;
 mod handle;
 mod handler;
+mod heap_release;
 mod live;
 mod reconnect;
 mod shared;
@@ -38,6 +39,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use self::dial::{DialStep, Dialing};
 use self::handle::ConnShared;
+use self::heap_release::HeapRelease;
 use self::live::{LiveConn, Outcome};
 use self::shared::{Command, Driving, LoopShared};
 use self::timers::Timers;
@@ -127,6 +129,8 @@ pub struct EventLoop {
     /// Listeners whose accept ran out of descriptors, and when to retry them.
     accept_paused: Vec<usize>,
     accept_retry: Option<Instant>,
+    /// When freed heap pages go back to the kernel.
+    heap: HeapRelease,
 }
 
 /// The any-thread face of an event loop.
@@ -158,6 +162,7 @@ impl EventLoop {
             listeners: 0,
             accept_paused: Vec::new(),
             accept_retry: None,
+            heap: HeapRelease::default(),
             now: Instant::now(),
         })
     }
@@ -679,9 +684,15 @@ impl EventLoop {
         if self.shared.age_large() {
             ahead(now + SWEEP_EVERY);
         }
-        // Idle pooled buffers a burst left go back over quiet sweeps.
-        if self.shared.pool.trim(POOL_KEEP_IDLE) {
+        // Idle pooled buffers a burst left go back over quiet sweeps, and
+        // once the loop is quiet the allocator's free pages with them.
+        let trimmed = self.shared.pool.trim(POOL_KEEP_IDLE);
+        if trimmed.more {
             ahead(now + SWEEP_EVERY);
+        }
+        // Busy while buffers are taken or still being trimmed away.
+        if let Some(due) = self.heap.on_sweep(now, trimmed.used || trimmed.more) {
+            ahead(due);
         }
         for t in 0..self.slots.len() {
             match &mut self.slots[t] {

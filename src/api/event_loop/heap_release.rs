@@ -84,7 +84,6 @@ mod tests {
             Some(t2 + Duration::from_millis(500))
         );
         assert_eq!(h.on_sweep_with(t2 + Duration::from_millis(500), false, || release(0)), None);
-        drop(release);
         assert_eq!(n, 3);
     }
 }

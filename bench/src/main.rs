@@ -78,6 +78,7 @@ mod broadcast;
 mod client;
 mod client_libws;
 mod compress;
+mod deflate_backends;
 mod deflate_modes;
 mod handshake;
 mod idle_memory;
@@ -164,6 +165,8 @@ struct Args {
     tls: bool,
     /// `--tls-handshakes`: handshakes per second instead of echo.
     tls_handshakes: bool,
+    /// `--deflate-backends`: zlib-rs vs libdeflate on whole messages.
+    deflate_backends: bool,
 }
 
 const USAGE: &str = "usage: libws-bench [--seconds N] [--warmup N] [--sizes 16,1024,65536] \
@@ -174,7 +177,8 @@ const USAGE: &str = "usage: libws-bench [--seconds N] [--warmup N] [--sizes 16,1
        libws-bench --tls [--conns N] [--seconds N] [--sizes ...] [--modes ...] [--repeat N]\n\
        libws-bench --tls-handshakes [--seconds N]\n\
        libws-bench --compress [--seconds N] [--warmup N] [--sizes 65536] [--modes 1,16] [--repeat N] [--pin ...]\n\
-       libws-bench --broadcast [--clients 1000] [--broadcasts 20] [--sizes 16384,65536] [--repeat N] [--pin ...]";
+       libws-bench --broadcast [--clients 1000] [--broadcasts 20] [--sizes 16384,65536] [--repeat N] [--pin ...]\n\
+       libws-bench --deflate-backends [--sizes 1024,16384] [--repeat N]";
 
 fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, String> {
     v.split(',')
@@ -208,6 +212,7 @@ fn parse_args() -> Result<Args, String> {
         loop_server_child: false,
         tls: false,
         tls_handshakes: false,
+        deflate_backends: false,
     };
     let mut servers_given = false;
     let mut client = None;
@@ -240,6 +245,7 @@ fn parse_args() -> Result<Args, String> {
             "--alloc-check" => a.alloc_check = true,
             "--compress" => a.compress = true,
             "--broadcast" => a.broadcast = true,
+            "--deflate-backends" => a.deflate_backends = true,
             "--clients" => a.clients = val()?.parse().map_err(|_| "--clients: bad number")?,
             "--broadcasts" => a.broadcasts = val()?.parse().map_err(|_| "--broadcasts: bad number")?,
             "--idle-memory" => a.idle_memory = Some(val()?.parse().map_err(|_| "--idle-memory: bad number")?),
@@ -514,6 +520,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if args.deflate_backends {
+        let sizes = if args.sizes_given { args.sizes.clone() } else { vec![1024, 16384] };
+        deflate_backends::run(&sizes, args.repeat);
+        return ExitCode::SUCCESS;
     }
     if let Some(n) = args.idle_memory {
         return match idle_memory::run(n, args.idle_size, args.idle_compress) {

@@ -228,7 +228,17 @@ fn ensure_cmake() {
         eprintln!("install: cmake missing; apt-get install -y cmake");
         run(
             Command::new("timeout")
-                .args(["900", "apt-get", "install", "-y", "-q", "--no-install-recommends", "cmake"])
+                .args([
+                    "900",
+                    "apt-get",
+                    "-o",
+                    "DPkg::Lock::Timeout=600",
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    "cmake",
+                ])
                 .env("DEBIAN_FRONTEND", "noninteractive"),
             "apt-get install cmake",
         );

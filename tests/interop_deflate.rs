@@ -89,7 +89,7 @@ fn node_modules() -> PathBuf {
         let _ = run_setup(
             "apt-get install nodejs npm",
             Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "nodejs", "npm"])
+                .args(["-o", "DPkg::Lock::Timeout=600", "install", "-y", "--no-install-recommends", "nodejs", "npm"])
                 .env("DEBIAN_FRONTEND", "noninteractive"),
             Duration::from_secs(600),
         );

@@ -8,9 +8,11 @@
 # Installs: $(LIBDIR)/libws.so.X.Y.Z (SONAME libws.so.X) with the symlinks
 # libws.so.X and libws.so, $(LIBDIR)/libws.a, $(INCLUDEDIR)/ws.h and ws.hpp,
 # $(LIBDIR)/pkgconfig/libws.pc and $(LIBDIR)/cmake/libws/ (find_package).
-# The installed libraries carry no debug information (the release profile
-# keeps some for profiling in target/). DESTDIR only stages: the files
-# written name PREFIX/LIBDIR, not DESTDIR.
+# The installed libraries come from the `dist` profile (Cargo.toml: fat
+# LTO, one codegen unit, dependencies optimized for size) and carry no
+# debug information (the release profile keeps some for profiling in
+# target/). DESTDIR only stages: the files written name PREFIX/LIBDIR, not
+# DESTDIR.
 
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
@@ -24,6 +26,18 @@ STRIP      ?= strip
 INSTALL    ?= install
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 BUILT      := $(TARGET_DIR)/release
+DIST       := $(TARGET_DIR)/dist
+COMMA      := ,
+
+# Relative relocations packed (DT_RELR, `-z pack-relative-relocs`): 5,000
+# pointers in read-only-after-relocation data cost 24 bytes each as RELA
+# entries and ~1 KiB in all as RELR (120 KiB less). The loader must know
+# RELR: glibc 2.36 or later (the library then needs GLIBC_ABI_DT_RELR, so
+# an older glibc refuses it by name). Off when this machine's glibc is
+# older or unknown; RELR=no turns it off.
+GLIBC_VERSION := $(shell getconf GNU_LIBC_VERSION 2>/dev/null | sed -n 's/^glibc //p')
+RELR ?= $(if $(GLIBC_VERSION),$(shell printf '2.36\n%s\n' '$(GLIBC_VERSION)' | sort -V | head -n 1 | grep -qx 2.36 && echo yes),)
+DIST_LINK_ARGS := $(if $(filter yes,$(RELR)),-C link-arg=-Wl$(COMMA)-z$(COMMA)pack-relative-relocs)
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
@@ -44,7 +58,7 @@ SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	-e 's|@STATIC_LIBS@|$(STATIC_LIBS)|g' -e 's|@STATIC_LIBS_CMAKE@|$(STATIC_LIBS_CMAKE)|g' \
 	-e 's|@SIZEOF_VOID_P@|$(shell expr $(BITS) / 8)|g' -e 's|@SIZEOF_VOID_P_BITS@|$(BITS)|g'
 
-.PHONY: all build install uninstall
+.PHONY: all build dist install uninstall
 
 all: build
 
@@ -52,13 +66,18 @@ build:
 	$(CARGO) build --release --lib
 	ln -sf libws.so $(BUILT)/$(SONAME)  # what programs linked in the build tree load
 
-install: build
+# The libraries `install` copies. `cargo rustc` so the link arguments reach
+# the shared library's link only (and only this profile's build).
+dist:
+	$(CARGO) rustc --profile dist --lib -- $(DIST_LINK_ARGS)
+
+install: dist
 	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
-	$(INSTALL) -m 755 $(BUILT)/libws.so $(DESTDIR)$(LIBDIR)/$(REALNAME)
+	$(INSTALL) -m 755 $(DIST)/libws.so $(DESTDIR)$(LIBDIR)/$(REALNAME)
 	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/$(REALNAME)
 	ln -sf $(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libws.so
-	$(INSTALL) -m 644 $(BUILT)/libws.a $(DESTDIR)$(LIBDIR)/libws.a
+	$(INSTALL) -m 644 $(DIST)/libws.a $(DESTDIR)$(LIBDIR)/libws.a
 	$(STRIP) --strip-debug $(DESTDIR)$(LIBDIR)/libws.a
 	$(INSTALL) -m 644 include/ws.h include/ws.hpp $(DESTDIR)$(INCLUDEDIR)/
 	$(SUBST) packaging/libws.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libws.pc

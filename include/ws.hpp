@@ -2,10 +2,13 @@
  * libws for C++17: a header-only wrapper over the C ABI in ws.h.
  *
  * - Every handle is a move-only RAII type: ws::conn, ws::dialer,
- *   ws::upgrader, ws::listener, ws::event_loop, ws::response,
- *   ws::prepared_message, ws::buffer_pool. Lent objects (a connection in a
- *   loop callback, a handshake request, an error response) are views:
- *   ws::conn_view, ws::request_view, ws::error_response_view.
+ *   ws::upgrader, ws::listener, ws::event_loop, ws::session (sans-IO),
+ *   ws::response, ws::prepared_message, ws::buffer_pool, ws::reconnector,
+ *   ws::tls_client_config, ws::tls_server_config. Lent objects (a
+ *   connection in a loop callback, a session in its handlers, a handshake
+ *   request or response, an error response) are views: ws::conn_view,
+ *   ws::session_view, ws::request_view, ws::response_view,
+ *   ws::error_response_view, ws::http_response_view.
  * - Text goes in and out as std::string_view, binary as ws::bytes_view.
  *   Views returned by reads follow the C zero-copy rules (README,
  *   "Conventions"): valid until the next read on the connection.
@@ -298,19 +301,14 @@ struct header_view {
     std::string_view value;
 };
 
-/** The server's answer to a dial. Owned; views into it live as long as it. */
-class response {
+/**
+ * A server's handshake answer the caller does not own: what a session's
+ * on_open lends for the call, and the accessors of ws::response. Views
+ * into it live as long as the answer does.
+ */
+class response_view {
 public:
-    explicit response(ws_response *r = nullptr) noexcept : r_(r) {}
-    response(response &&o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
-    response &operator=(response &&o) noexcept {
-        std::swap(r_, o.r_);
-        return *this;
-    }
-    response(const response &) = delete;
-    response &operator=(const response &) = delete;
-    ~response() { ws_response_free(r_); }
-
+    explicit response_view(const ws_response *r = nullptr) noexcept : r_(r) {}
     explicit operator bool() const noexcept { return r_ != nullptr; }
     const ws_response *get() const noexcept { return r_; }
     std::uint16_t status() const noexcept { return ws_response_status(r_); }
@@ -336,8 +334,23 @@ public:
         return bytes_view(b, n);
     }
 
-private:
-    ws_response *r_;
+protected:
+    const ws_response *r_;
+};
+
+/** The server's answer to a dial. Owned; views into it live as long as it. */
+class response : public response_view {
+public:
+    explicit response(ws_response *r = nullptr) noexcept : response_view(r) {}
+    response(response &&o) noexcept : response_view(std::exchange(o.r_, nullptr)) {}
+    response &operator=(response &&o) noexcept {
+        std::swap(r_, o.r_);
+        return *this;
+    }
+    response(const response &) = delete;
+    response &operator=(const response &) = delete;
+    /* r_ came from a non-const ws_response* (the constructor), so casting it back is sound. */
+    ~response() { ws_response_free(const_cast<ws_response *>(r_)); }
 };
 
 /** A client's handshake request, lent to a server callback for the call. */
@@ -1162,6 +1175,300 @@ private:
     listener(ws_listener *l, std::shared_ptr<void> keep) noexcept : l_(l), keep_(std::move(keep)) {}
     ws_listener *l_;
     std::shared_ptr<void> keep_;
+};
+
+class session_view;
+
+/**
+ * The events of a sans-IO session; every member may be empty. They run on
+ * the calling thread inside the session call that caused them (recv,
+ * recv_eof, on_timeout), and may queue sends and a close on the session
+ * (recv from inside one is WS_ERR_BUSY; never destroy the session there).
+ * Views passed in are zero-copy and valid only during the call. An
+ * exception escaping one is kept (the first, later ones are dropped) and
+ * rethrown by the call that ran it, once that call has finished.
+ */
+struct session_handlers {
+    /**
+     * The opening handshake completed: a server sees the client's request
+     * (the response view is empty), a client the server's response (the
+     * request is std::nullopt).
+     */
+    std::function<void(session_view, std::optional<request_view>, response_view)> on_open;
+    /** A whole text or binary message (inflated if it was compressed). */
+    std::function<void(session_view, msg_type, bytes_view)> on_message;
+    /** A ping arrived; its pong is queued when the call returns. */
+    std::function<void(session_view, bytes_view)> on_ping;
+    std::function<void(session_view, bytes_view)> on_pong;
+    /** The peer's close frame (1005: no code); the echo is queued. */
+    std::function<void(session_view, std::uint16_t, std::string_view)> on_close;
+    /**
+     * The session failed (protocol violation, refused handshake, timeout,
+     * TLS, transport ended early) and is finished: send what is pending,
+     * then close the socket.
+     */
+    std::function<void(session_view, ws_status, std::string_view)> on_error;
+};
+
+namespace detail {
+
+/** A session's handlers at a stable address (the C user data), and the kept exception. */
+struct session_state {
+    session_handlers h;
+    std::shared_ptr<void> keep; /* the upgrader's callables its snapshot points at */
+    std::exception_ptr pending;
+
+    template <class F>
+    static void guarded(void *ud, F &&f) {
+        session_state &st = *static_cast<session_state *>(ud);
+        WS_HPP_TRY { f(st.h); }
+        WS_HPP_CATCH_ALL(if (!st.pending) st.pending = std::current_exception())
+    }
+    static void open(ws_session *s, const ws_request *req, const ws_response *resp, void *ud);
+    static void message(ws_session *s, ws_msg_type t, const std::uint8_t *d, std::size_t n, void *ud);
+    static void ping(ws_session *s, const std::uint8_t *d, std::size_t n, void *ud);
+    static void pong(ws_session *s, const std::uint8_t *d, std::size_t n, void *ud);
+    static void close(ws_session *s, std::uint16_t code, const std::uint8_t *r, std::size_t n, void *ud);
+    static void error(ws_session *s, ws_status st, const char *m, void *ud);
+    static ws_session_callbacks c_callbacks() noexcept {
+        ws_session_callbacks cb{};
+        cb.on_open = &open;
+        cb.on_message = &message;
+        cb.on_ping = &ping;
+        cb.on_pong = &pong;
+        cb.on_close = &close;
+        cb.on_error = &error;
+        return cb;
+    }
+};
+
+} /* namespace detail */
+
+/**
+ * A session the caller does not own (what its handlers receive), and the
+ * operations every session has. Copyable; valid while the session is.
+ * One thread at a time (the caller serializes).
+ */
+class session_view {
+public:
+    explicit session_view(ws_session *s = nullptr) noexcept : s_(s) {}
+    ws_session *get() const noexcept { return s_; }
+    explicit operator bool() const noexcept { return s_ != nullptr; }
+    friend bool operator==(session_view a, session_view b) noexcept { return a.s_ == b.s_; }
+    friend bool operator!=(session_view a, session_view b) noexcept { return a.s_ != b.s_; }
+
+    /* ---- queueing (WS_ERR_INVALID_ARGUMENT before on_open, WS_ERR_CLOSE_SENT after a close) ---- */
+    /** Queues a message (text is not re-validated; control frames at most 125 bytes). */
+    result<void> try_send(msg_type type, bytes_view data) const {
+        return result<void>::from(ws_session_send(s_, static_cast<ws_msg_type>(type), data.data(), data.size()));
+    }
+    result<void> try_send_text(std::string_view s) const { return try_send(msg_type::text, s); }
+    result<void> try_send_binary(bytes_view b) const { return try_send(msg_type::binary, b); }
+    /** Queues a prepared message (compressed once per setting, shared with other connections). */
+    result<void> try_send_prepared(const prepared_message &pm) const {
+        return result<void>::from(ws_session_send_prepared(s_, pm.get()));
+    }
+    result<void> try_ping(bytes_view payload = {}) const { return try_send(msg_type::ping, payload); }
+    result<void> try_pong(bytes_view payload = {}) const { return try_send(msg_type::pong, payload); }
+    /** Starts the close handshake (WS_CLOSE_NO_STATUS: an empty close frame, no reason). */
+    result<void> try_close(std::uint16_t code = WS_CLOSE_NORMAL, std::string_view reason = {}) const {
+        return result<void>::from(
+            ws_session_close(s_, code, reinterpret_cast<const std::uint8_t *>(reason.data()), reason.size()));
+    }
+    void send(msg_type type, bytes_view data) const { try_send(type, data).value(); }
+    void send_text(std::string_view s) const { try_send_text(s).value(); }
+    void send_binary(bytes_view b) const { try_send_binary(b).value(); }
+    void send_prepared(const prepared_message &pm) const { try_send_prepared(pm).value(); }
+    void ping(bytes_view payload = {}) const { try_ping(payload).value(); }
+    void pong(bytes_view payload = {}) const { try_pong(payload).value(); }
+    void close(std::uint16_t code = WS_CLOSE_NORMAL, std::string_view reason = {}) const {
+        try_close(code, reason).value();
+    }
+
+    /* ---- output ---- */
+    /**
+     * The bytes to transmit (empty: none), owned by the session and valid
+     * until the next call on it; report what went out with sent().
+     */
+    result<bytes_view> try_pending() const {
+        const std::uint8_t *d = nullptr;
+        std::size_t n = 0;
+        ws_status st = ws_session_pending(s_, &d, &n);
+        if (st != WS_OK) return result<bytes_view>::failure(st);
+        return bytes_view(d, n);
+    }
+    /** `n` of the pending bytes went out (WS_ERR_INVALID_ARGUMENT: more than were pending). */
+    result<void> try_sent(std::size_t n) const { return result<void>::from(ws_session_sent(s_, n)); }
+    bytes_view pending() const { return try_pending().value(); }
+    void sent(std::size_t n) const { try_sent(n).value(); }
+
+    /* ---- state ---- */
+    /** Whether the session wants more input (false once finished). */
+    bool wants_read() const noexcept { return ws_session_wants_read(s_); }
+    /** Whether bytes are pending. */
+    bool wants_write() const noexcept { return ws_session_wants_write(s_); }
+    /** Close the socket once this is true and nothing is pending (see ws_session_is_finished). */
+    bool is_finished() const noexcept { return ws_session_is_finished(s_); }
+    /** Whether the session runs TLS (its bytes in and out are ciphertext). */
+    bool is_tls() const noexcept { return ws_session_is_tls(s_); }
+    /**
+     * The peer's certificate `index` (0 = its own, then its chain), DER;
+     * empty when there is none (no TLS, not received yet, no client
+     * certificate, past the chain).
+     */
+    std::vector<std::uint8_t> tls_peer_certificate(std::size_t index = 0) const {
+        std::size_t n = 0;
+        ws_status st = ws_session_tls_peer_certificate(s_, index, nullptr, 0, &n);
+        if (st != WS_OK && st != WS_ERR_BUFFER_TOO_SMALL) return {};
+        std::vector<std::uint8_t> der(n);
+        if (ws_session_tls_peer_certificate(s_, index, der.data(), der.size(), &n) != WS_OK) return {};
+        der.resize(n);
+        return der;
+    }
+
+    /* ---- time ---- */
+    /**
+     * Keepalive ping after `interval_ms` without input (0: off), failure
+     * when no input comes `pong_timeout_ms` after it; `close_timeout_ms`
+     * bounds the close handshake; `idle_timeout_ms` closes with 1001 after
+     * that long without a message (0: never). See ws_session_set_timeouts.
+     */
+    result<void> try_set_timeouts(std::uint32_t interval_ms, std::uint32_t pong_timeout_ms,
+                                  std::uint32_t close_timeout_ms = 5000, std::uint32_t idle_timeout_ms = 0) const {
+        return result<void>::from(
+            ws_session_set_timeouts(s_, interval_ms, pong_timeout_ms, close_timeout_ms, idle_timeout_ms));
+    }
+    void set_timeouts(std::uint32_t interval_ms, std::uint32_t pong_timeout_ms, std::uint32_t close_timeout_ms = 5000,
+                      std::uint32_t idle_timeout_ms = 0) const {
+        try_set_timeouts(interval_ms, pong_timeout_ms, close_timeout_ms, idle_timeout_ms).value();
+    }
+    /** Milliseconds until on_timeout() is due (0: now), ws::no_limit when nothing is scheduled. */
+    result<std::int64_t> try_next_timeout_ms() const {
+        std::int64_t ms = 0;
+        ws_status st = ws_session_next_timeout_ms(s_, &ms);
+        if (st != WS_OK) return result<std::int64_t>::failure(st);
+        return ms;
+    }
+    std::int64_t next_timeout_ms() const { return try_next_timeout_ms().value(); }
+
+protected:
+    ws_session *s_;
+};
+
+namespace detail {
+
+inline void session_state::open(ws_session *s, const ws_request *req, const ws_response *resp, void *ud) {
+    guarded(ud, [&](session_handlers &h) {
+        if (h.on_open)
+            h.on_open(session_view(s), req ? std::optional<request_view>(request_view(req)) : std::nullopt,
+                      response_view(resp));
+    });
+}
+inline void session_state::message(ws_session *s, ws_msg_type t, const std::uint8_t *d, std::size_t n, void *ud) {
+    guarded(ud, [&](session_handlers &h) {
+        if (h.on_message) h.on_message(session_view(s), static_cast<msg_type>(t), bytes_view(d, n));
+    });
+}
+inline void session_state::ping(ws_session *s, const std::uint8_t *d, std::size_t n, void *ud) {
+    guarded(ud, [&](session_handlers &h) {
+        if (h.on_ping) h.on_ping(session_view(s), bytes_view(d, n));
+    });
+}
+inline void session_state::pong(ws_session *s, const std::uint8_t *d, std::size_t n, void *ud) {
+    guarded(ud, [&](session_handlers &h) {
+        if (h.on_pong) h.on_pong(session_view(s), bytes_view(d, n));
+    });
+}
+inline void session_state::close(ws_session *s, std::uint16_t code, const std::uint8_t *r, std::size_t n, void *ud) {
+    guarded(ud, [&](session_handlers &h) {
+        if (h.on_close) h.on_close(session_view(s), code, std::string_view(reinterpret_cast<const char *>(r), n));
+    });
+}
+inline void session_state::error(ws_session *s, ws_status st, const char *m, void *ud) {
+    guarded(ud, [&](session_handlers &h) {
+        if (h.on_error) h.on_error(session_view(s), st, m ? std::string_view(m) : std::string_view());
+    });
+}
+
+} /* namespace detail */
+
+/**
+ * An owned sans-IO WebSocket connection (ws_session): the caller moves the
+ * bytes. Feed what the socket gave with recv() (recv_eof() at its end),
+ * transmit pending() and report it with sent(), call on_timeout() when
+ * next_timeout_ms() says; events reach the session_handlers during those
+ * calls. Server sessions answer the handshake themselves; client sessions
+ * have their request pending at once. With TLS (a server upgrader's
+ * set_tls, a wss:// client URL) the bytes in and out are ciphertext.
+ * Move-only; the destructor frees the handle (never from its handlers).
+ */
+class session : public session_view {
+public:
+    session() noexcept = default;
+    /**
+     * A server session with `up`'s settings (nullptr: defaults; copied,
+     * but its callables are kept alive by the session): the first bytes
+     * fed are the client's request.
+     */
+    static result<session> try_server(const upgrader *up, session_handlers h) {
+        auto st = std::make_unique<detail::session_state>();
+        st->h = std::move(h);
+        if (up) st->keep = up->callbacks();
+        ws_session_callbacks cb = detail::session_state::c_callbacks();
+        ws_session *s = nullptr;
+        ws_status rc = ws_session_server_new(up ? up->get() : nullptr, &cb, st.get(), &s);
+        if (rc != WS_OK) return result<session>::failure(rc);
+        return session(s, std::move(st));
+    }
+    static session server(const upgrader *up, session_handlers h) { return try_server(up, std::move(h)).value(); }
+    /**
+     * A client session for `url` (ws:// or wss://) with `d`'s settings
+     * (nullptr: defaults; copied). The caller connects to the URL's host
+     * and port itself (no proxy); the request is pending at once.
+     */
+    static result<session> try_client(const std::string &url, session_handlers h, const dialer *d = nullptr) {
+        auto st = std::make_unique<detail::session_state>();
+        st->h = std::move(h);
+        ws_session_callbacks cb = detail::session_state::c_callbacks();
+        ws_session *s = nullptr;
+        ws_status rc = ws_session_client_new(d ? d->get() : nullptr, url.c_str(), &cb, st.get(), &s);
+        if (rc != WS_OK) return result<session>::failure(rc);
+        return session(s, std::move(st));
+    }
+    static session client(const std::string &url, session_handlers h, const dialer *d = nullptr) {
+        return try_client(url, std::move(h), d).value();
+    }
+
+    session(session &&o) noexcept : session_view(std::exchange(o.s_, nullptr)), st_(std::move(o.st_)) {}
+    session &operator=(session &&o) noexcept {
+        std::swap(s_, o.s_);
+        std::swap(st_, o.st_);
+        return *this;
+    }
+    session(const session &) = delete;
+    session &operator=(const session &) = delete;
+    ~session() { ws_session_free(s_); }
+
+    /** Feeds received bytes (copied); handlers run meanwhile, and a handler's exception is rethrown here. */
+    result<void> try_recv(bytes_view data) { return after(ws_session_recv(s_, data.data(), data.size())); }
+    /** The transport ended (the peer's FIN or a read error). */
+    result<void> try_recv_eof() { return after(ws_session_recv_eof(s_)); }
+    /** Runs what is due (a keepalive ping, a timeout); handlers may run. */
+    result<void> try_on_timeout() { return after(ws_session_on_timeout(s_)); }
+    void recv(bytes_view data) { try_recv(data).value(); }
+    void recv_eof() { try_recv_eof().value(); }
+    void on_timeout() { try_on_timeout().value(); }
+
+private:
+    session(ws_session *s, std::unique_ptr<detail::session_state> st) noexcept : session_view(s), st_(std::move(st)) {}
+    result<void> after(ws_status st) {
+        if (st_ && st_->pending) {
+            std::exception_ptr e = std::exchange(st_->pending, nullptr);
+            detail::rethrow(e);
+        }
+        return result<void>::from(st);
+    }
+    std::unique_ptr<detail::session_state> st_;
 };
 
 /**

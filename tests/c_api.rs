@@ -365,6 +365,11 @@ fn cpp_wrapper_gxx() {
 }
 
 #[test]
+fn cpp_session_gxx() {
+    run_cpp_test("test_session.cpp", "g++", &[]);
+}
+
+#[test]
 fn cpp_wrapper_gxx_without_exceptions() {
     run_cpp_test("test_no_exceptions.cpp", "g++", &["-fno-exceptions"]);
 }
@@ -377,6 +382,7 @@ fn cpp_wrapper_clangxx() {
         return;
     }
     run_cpp_test("test_wrapper.cpp", "clang++", &[]);
+    run_cpp_test("test_session.cpp", "clang++", &[]);
     run_cpp_test("test_no_exceptions.cpp", "clang++", &["-fno-exceptions"]);
 }
 

@@ -3,8 +3,9 @@
 //! against that prefix only — with pkg-config (shared and static) and with
 //! CMake's `find_package(libws CONFIG)` (shared, static, and a C++17
 //! program using ws.hpp) — and run. Also: the SONAME, the symlinks, no
-//! debug information and the size of the installed libraries, and a
-//! DESTDIR staging install that writes the final paths into its files.
+//! debug information, packed relocations and the size of the installed
+//! libraries (built with the `dist` profile), and a DESTDIR staging
+//! install that writes the final paths into its files.
 //!
 //! CMake is Debian's `cmake`; when it is missing and we are root it is
 //! installed with apt-get (a fresh CI machine), otherwise the test fails
@@ -144,15 +145,29 @@ fn installed_library_has_soname_no_debug_info_and_is_small() {
     assert!(!sections.contains(".debug_info"), "the installed .so carries no debug info");
     let size = std::fs::metadata(&real).unwrap().len();
     eprintln!("installed libws.so: {size} bytes ({:.2} MiB)", size as f64 / 1048576.0);
-    // 1.2 MiB before TLS; rustls with ring (TLS 1.2 and 1.3, its
-    // certificate verifier) and the system-root loader add ~1.8 MiB. The
-    // issue's 2 MiB target predates TLS; this bound catches regressions
-    // such as debug info or an unstripped build slipping through.
-    assert!(size < 3584 * 1024, "the installed .so is {size} bytes, over 3.5 MiB");
+    // The `dist` profile (Cargo.toml) with packed relocations makes it
+    // 2.78 MiB (README, "Size of the installed library": where the bytes
+    // go). The issue's 2 MiB is not reached without dropping a feature or
+    // TLS speed; this bound catches losing the profile (3.15 MiB), the
+    // packed relocations (+115 KiB) or debug info.
+    assert!(size < 2944 * 1024, "the installed .so is {size} bytes, over 2.875 MiB");
+    if glibc_knows_relr() {
+        assert!(dynamic.contains("(RELR)"), "relative relocations packed (DT_RELR):\n{dynamic}");
+    }
     let a = lib.join("libws.a");
     let static_sections = readelf(&["-S", "-W"], &a);
     assert!(!static_sections.contains(".debug_info"), "the installed .a carries no debug info");
     eprintln!("installed libws.a: {} bytes", std::fs::metadata(&a).unwrap().len());
+}
+
+/// glibc 2.36 or later on this machine: the Makefile then links with
+/// `-z pack-relative-relocs`.
+fn glibc_knows_relr() -> bool {
+    let out = run(Command::new("getconf").arg("GNU_LIBC_VERSION"), "getconf GNU_LIBC_VERSION");
+    let version = out.trim().strip_prefix("glibc ").unwrap_or("");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (2, 36)
 }
 
 fn pkg_config(args: &[&str]) -> Vec<String> {
@@ -185,6 +200,37 @@ fn pkg_config_shared() {
     );
     assert!(needed(&exe).contains(&format!("libws.so.{MAJOR}")), "the program needs libws.so.{MAJOR}");
     run_app(&exe);
+}
+
+/// `packaging/so_throughput.c` (the program that compares the installed
+/// library's speed with the release build's, README "Size of the installed
+/// library") builds against the installed tree and runs a short round.
+#[test]
+fn throughput_program_runs_against_the_installed_library() {
+    let dir = work_dir("throughput");
+    let exe = dir.join("so_throughput");
+    let libdir = pkg_config(&["--variable=libdir"]).join(" ");
+    run(
+        Command::new(cc())
+            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-pthread"])
+            .args(pkg_config(&["--cflags"]))
+            .arg("-o")
+            .arg(&exe)
+            .arg(manifest_dir().join("packaging/so_throughput.c"))
+            .args(pkg_config(&["--libs"]))
+            .arg(format!("-Wl,-rpath,{libdir}")),
+        "cc packaging/so_throughput.c $(pkg-config --cflags --libs libws)",
+    );
+    let out = run(
+        Command::new("timeout").arg("60").arg(&exe).args(["--seconds", "0.05"]).env_remove("LD_LIBRARY_PATH"),
+        "so_throughput",
+    );
+    let rates: Vec<f64> = out
+        .lines()
+        .filter(|l| l.ends_with(" us CPU/msg"))
+        .filter_map(|l| l.split_whitespace().nth(5)?.parse().ok())
+        .collect();
+    assert!(rates.len() == 6 && rates.iter().all(|&r| r > 0.0), "six cases, each with echoes:\n{out}");
 }
 
 /// A static link takes exactly what `pkg-config --static` says: if

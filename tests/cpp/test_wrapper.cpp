@@ -13,6 +13,7 @@
 // dialer::dial_fd on a socket connected with POSIX calls.
 #include "ws.hpp"
 
+#include "certs.hpp"
 #include "check.hpp"
 
 #include <arpa/inet.h>
@@ -24,7 +25,6 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -316,32 +316,6 @@ void test_event_loop() {
     check::that(ev.connection_count() == 0 && server_closed >= 4, "shutdown closes everything");
 }
 
-// Runs `cmd` in `dir` (the openssl calls), quietly.
-bool sh(const std::string &dir, const std::string &cmd) {
-    return std::system(("cd " + dir + " && { " + cmd + "; } >/dev/null 2>&1").c_str()) == 0;
-}
-
-// A CA and two leaf certificates for localhost/127.0.0.1 ("a", "b") plus a
-// client certificate, in a fresh temporary directory ("" on failure).
-std::string make_certs() {
-    char tmpl[] = "/tmp/libws-cpp-tls-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) return "";
-    std::string dir = tmpl;
-    if (!sh(dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=cpp test CA' "
-                 "-keyout ca.key -out ca.pem -addext basicConstraints=critical,CA:TRUE "
-                 "-addext keyUsage=critical,keyCertSign"))
-        return "";
-    std::ofstream(dir + "/ext.cnf") << "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n";
-    for (const char *n : {"a", "b", "client"}) {
-        std::string name = n;
-        if (!sh(dir, "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout " + name +
-                         ".key -out " + name + ".csr && openssl x509 -req -in " + name +
-                         ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out " + name + ".pem"))
-            return "";
-    }
-    return dir;
-}
-
 // A loop server that closes every connection after one message, and a
 // reconnecting loop client in the same loop.
 void test_reconnect() {
@@ -381,7 +355,7 @@ void test_reconnect() {
 }
 
 void test_tls() {
-    std::string dir = make_certs();
+    std::string dir = certs::make();
     if (!check::that(!dir.empty(), "openssl made the test certificates")) return;
     auto bad = ws::tls_server_config::try_from_files(dir + "/a.pem", dir + "/b.key");
     check::that(!bad && bad.status() == WS_ERR_TLS_CONFIG, "a key that does not match: WS_ERR_TLS_CONFIG");
@@ -432,7 +406,7 @@ void test_tls() {
         check::that(!cert.empty() && cert != first_cert, "a replaced certificate serves the next handshake");
         c.close_graceful(WS_CLOSE_NORMAL, "", 5000);
     }
-    (void)sh("/tmp", "rm -rf " + dir);
+    certs::remove(dir);
 }
 
 // Sends `req` on a fresh TCP connection to 127.0.0.1:port, returns all it got back.

@@ -1,5 +1,8 @@
 //! Per-connection settings shared by the Dialer and the Upgrader.
 
+use std::time::Duration;
+
+use super::budget::{MemoryBudget, DEFAULT_BUDGET_WAIT};
 use super::pool::BufferPool;
 use crate::proto::deflate::DeflateOptions;
 
@@ -28,6 +31,12 @@ pub struct ConnConfig {
     pub compression_level: i32,
     /// Messages shorter than this are sent uncompressed.
     pub compression_threshold: usize,
+    /// The memory budget the connections' unread input counts against;
+    /// `None` = the process-wide one ([`MemoryBudget::process`]).
+    pub budget: Option<MemoryBudget>,
+    /// How long a connection may wait for memory from the budget before
+    /// it is closed (1009 or 1008).
+    pub budget_wait: Duration,
 }
 
 impl Default for ConnConfig {
@@ -40,11 +49,18 @@ impl Default for ConnConfig {
             compression: None,
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             compression_threshold: 0,
+            budget: None,
+            budget_wait: DEFAULT_BUDGET_WAIT,
         }
     }
 }
 
 impl ConnConfig {
+    /// The budget new connections charge.
+    pub fn memory_budget(&self) -> MemoryBudget {
+        self.budget.clone().unwrap_or_else(|| MemoryBudget::process().clone())
+    }
+
     /// Sets buffer sizes; 0 keeps the default (as gorilla does). Sizes
     /// above [`MAX_BUFFER`] are refused.
     pub fn set_buffer_sizes(&mut self, read: usize, write: usize) -> crate::Result<()> {

@@ -7,6 +7,7 @@
 
 pub mod accept;
 pub mod connect;
+pub mod memory;
 pub mod proxy;
 pub mod tcp;
 pub mod tls;

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::api::budget::MemoryBudget;
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
@@ -73,6 +74,8 @@ pub struct Conn {
     local_addr: Option<SocketAddr>,
     peer_addr: Option<SocketAddr>,
     last_error: Mutex<String>,
+    /// The memory budget the reader waits on (woken by `close`).
+    budget: MemoryBudget,
 }
 
 impl std::fmt::Debug for Conn {
@@ -102,9 +105,11 @@ impl Conn {
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr();
         let peer_addr = stream.peer_addr();
+        let budget = config.memory_budget();
         Conn {
             role,
-            reader: Mutex::new(ReadSide::new(role, config, leftover, deflate.as_ref())),
+            reader: Mutex::new(ReadSide::new(role, config, &budget, leftover, deflate.as_ref())),
+            budget,
             writer: Mutex::new(WriteSide::new(role, config, deflate.as_ref())),
             compression: deflate,
             write_wait: Mutex::new(()),
@@ -280,6 +285,8 @@ impl Conn {
         self.stream.shutdown();
         self.wake_writers();
         self.close_cv.notify_all();
+        // A reader waiting for memory sees the close.
+        self.budget.wake();
     }
 
     pub fn is_shut(&self) -> bool {

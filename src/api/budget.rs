@@ -99,10 +99,11 @@ impl MemoryBudget {
         self.0.holders.load(Ordering::Acquire)
     }
 
-    /// True when a limit is set and reached.
-    pub fn is_full(&self) -> bool {
+    /// True past the high-water mark (only holders below their fair share
+    /// grow): buffers kept for reuse should go back.
+    pub fn is_tight(&self) -> bool {
         let limit = self.limit();
-        limit != 0 && self.used() >= limit
+        limit != 0 && self.used() > high_water(limit)
     }
 
     /// A new charge (holding nothing) against this budget.

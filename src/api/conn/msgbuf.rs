@@ -16,7 +16,8 @@ use crate::api::budget::{Charge, MemoryBudget};
 /// Above this, the buffer is given back once the message is consumed
 /// (when the next read starts, before it waits), so a large message does
 /// not pin its memory on an idle connection. Below it the buffer is kept
-/// for the next message, unless the memory budget is full.
+/// for the next message, unless memory is tight (the budget is past its
+/// high-water mark): an idle connection then holds nothing and is read.
 const KEEP_MAX: usize = 1024 * 1024;
 
 pub(super) struct MessageBuf {
@@ -33,7 +34,7 @@ impl MessageBuf {
     }
 
     pub(super) fn clear(&mut self) {
-        if self.data.len() > KEEP_MAX || (self.data.capacity() > 0 && self.charge.budget().is_full()) {
+        if self.data.len() > KEEP_MAX || (self.data.capacity() > 0 && self.charge.budget().is_tight()) {
             self.data = Vec::new();
             self.sync();
         }

@@ -612,8 +612,12 @@ impl Conn {
                     if self.is_shut() {
                         return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
                     }
-                    match wait_ready(self.fd(), Interest::Read, deadline) {
+                    let (until, idle) = Conn::wait_until(deadline, self.read_timeout());
+                    match wait_ready(self.fd(), Interest::Read, until) {
                         Ok(true) => {}
+                        Ok(false) if idle => {
+                            return Err(Error::timeout("read timeout passed: nothing arrived for the read timeout"))
+                        }
                         Ok(false) => return Err(Error::timeout("read deadline passed")),
                         Err(e) => return Err(Error::io("poll", e)),
                     }

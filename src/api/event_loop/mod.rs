@@ -646,11 +646,14 @@ impl EventLoop {
             if c.handle.id() != id {
                 continue;
             }
+            // A full grant ends the starvation (and the wait); a minimal
+            // one lets it read on but does not reset its wait.
+            let admitted = c.admit(now);
             if c.starved_too_long(now) {
                 c.starve_listed = false;
                 let outcome = c.close_starved();
                 self.handle_outcome(t, outcome);
-            } else if c.admit(now) {
+            } else if admitted {
                 c.starve_listed = false;
                 self.read_conn(t, true);
             } else {

@@ -159,9 +159,6 @@ const ZERO_COPY_MAX: usize = 256 * 1024;
 /// The growth one read or inflated piece may cause when memory is short
 /// (the engine's inflated pieces are at most this large).
 const PIECE_STEP: usize = 64 * 1024;
-/// Growth the budget grants only when memory is plentiful (a megabyte):
-/// granted, the reader is no longer starved.
-const PLENTY: usize = 1024 * 1024;
 const MIN_HEADROOM: usize = 16 * 1024;
 
 enum Loc {
@@ -210,7 +207,11 @@ impl Conn {
             Err(e) => return self.fail(e),
         };
         match self.read_message_locked(&mut rs) {
-            Ok((kind, loc)) => Ok(Message { guard: rs, kind, loc }),
+            Ok((kind, loc)) => {
+                // A message is done: a starvation is over.
+                rs.starved_since = None;
+                Ok(Message { guard: rs, kind, loc })
+            }
             Err(e) => self.fail(e),
         }
     }
@@ -408,6 +409,7 @@ impl Conn {
         if let Some(s) = rs.stream.as_mut() {
             s.done = true;
         }
+        rs.starved_since = None;
     }
 
     /// Drops the unread rest of the streaming reader's message (a
@@ -567,15 +569,16 @@ impl Conn {
     /// deadline (`Timeout`, state kept) or the end of the budget wait
     /// (the connection is closed: 1009 or 1008).
     fn await_budget(&self, rs: &mut ReadSide, need: usize, deadline: Option<Instant>) -> Result<()> {
-        if !rs.msg.holds_any() || rs.msg.may_grow(PLENTY) {
-            // Memory is plentiful: not starved (a minimal step granted
-            // while the budget is full does not end a starvation).
+        if !rs.msg.holds_any() {
             rs.starved_since = None;
             return Ok(());
         }
         if rs.msg.may_grow(need) {
             return Ok(());
         }
+        // The wait runs from the first refusal until a message is done
+        // (or nothing is held): let through now and then, a connection
+        // still has to get its message done within it.
         let give_up = *rs.starved_since.get_or_insert_with(Instant::now) + rs.budget_wait;
         let until = deadline.map_or(give_up, |d| d.min(give_up));
         if rs.msg.wait_may_grow(need, until, &|| self.is_shut()) {

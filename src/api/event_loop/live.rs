@@ -59,8 +59,13 @@ pub(super) struct LiveConn {
     /// What the engine holds, against the memory budget.
     charge: Charge,
     budget_wait: Duration,
-    /// Since when the budget has refused this connection memory.
+    /// When the budget first refused this connection memory since it last
+    /// held nothing: its budget wait runs from there, so a connection that
+    /// is let through now and then still has to get its message done.
     pub starved_since: Option<Instant>,
+    /// The last `admit` granted a full call's growth (memory is plentiful):
+    /// the engine may take the loop's large kept buffer.
+    roomy: bool,
     /// It is on the loop's list of starved connections.
     pub starve_listed: bool,
 }
@@ -131,6 +136,7 @@ impl LiveConn {
             budget_wait: cfg.budget_wait,
             starved_since: None,
             starve_listed: false,
+            roomy: true,
         }
     }
 
@@ -139,11 +145,8 @@ impl LiveConn {
     /// atomic loads when memory is plentiful.
     pub fn admit(&mut self, now: Instant) -> bool {
         let held = self.recv.held();
-        let step = if self.charge.may_grow(CALL_GROWTH) {
-            // Memory is plentiful again: no longer starved. (A minimal
-            // step does not end starvation: a connection let through 64 KiB
-            // at a time while the budget is full still counts as waiting.)
-            self.starved_since = None;
+        self.roomy = self.charge.may_grow(CALL_GROWTH);
+        let step = if self.roomy {
             CALL_GROWTH
         } else if held == 0 || self.charge.may_grow(MIN_GROWTH) {
             // Holding nothing, a connection may always read (a message
@@ -163,7 +166,7 @@ impl LiveConn {
     }
 
     /// Closes a connection starved longer than its budget wait: 1009 when
-    /// its message alone needs more than a fair share, else 1008.
+    /// what it holds is mostly its current message, else 1008.
     pub fn close_starved(&mut self) -> Outcome {
         let pe = starvation_error(self.recv.held_for_message(), self.recv.held());
         self.fail(pe)
@@ -197,7 +200,7 @@ impl LiveConn {
             // Under TLS a short read says nothing about the socket (a record
             // was decrypted, more may wait): read on to WouldBlock.
             let tls = self.handle.0.stream.is_tls();
-            let roomy = self.charge.may_grow(CALL_GROWTH);
+            let roomy = self.roomy;
             let mut sink =
                 Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now, roomy };
             let (n, short, direct) = if let Some(room) = self.recv.direct_room(DIRECT_READ_MIN, &mut sink) {
@@ -273,13 +276,18 @@ impl LiveConn {
         now: Instant,
         f: impl FnOnce(&mut RecvHalf, &mut dyn RecvSink) -> Result<(), ProtoError>,
     ) -> Outcome {
-        let roomy = self.charge.may_grow(CALL_GROWTH);
+        let roomy = self.roomy;
         let mut sink =
             Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now, roomy };
         let r = f(&mut self.recv, &mut sink);
         // What the engine holds now, against the budget (no atomic
         // operation when it did not change, e.g. whole messages).
-        self.charge.set(self.recv.held());
+        let held = self.recv.held();
+        self.charge.set(held);
+        if held == 0 {
+            // Its messages went out: a starvation is over.
+            self.starved_since = None;
+        }
         if let Err(pe) = r {
             return self.fail(pe);
         }

@@ -646,8 +646,8 @@ impl EventLoop {
             if c.handle.id() != id {
                 continue;
             }
-            // A full grant ends the starvation (and the wait); a minimal
-            // one lets it read on but does not reset its wait.
+            // Granted or not, the wait runs from the first refusal until
+            // the connection holds nothing again.
             let admitted = c.admit(now);
             if c.starved_too_long(now) {
                 c.starve_listed = false;

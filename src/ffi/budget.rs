@@ -15,9 +15,11 @@ fn to_usize(bytes: u64) -> usize {
 /// `ws_upgrader_set_memory_budget`) may hold together for input not yet
 /// handed to the application (messages being assembled or inflated,
 /// compressed input not inflated yet, unparsed input). Past 7/8 of it
-/// only connections below their fair share are read; the others wait
+/// only connections below their fair share (7/8 of it / connections
+/// holding memory) get more, up to the budget; the others are not read
 /// (TCP pushes back on their peers) and are closed with 1009 (or 1008)
-/// after their budget wait. Default: 1 GiB, or a quarter of the machine's
+/// when their budget wait ends (`ws_upgrader_set_budget_wait`). Loop and
+/// blocking connections, servers and clients; not `ws_session`. Default: 1 GiB, or a quarter of the machine's
 /// memory if that is less. Applies at once to running connections. Any
 /// thread.
 #[no_mangle]
@@ -43,9 +45,10 @@ pub extern "C" fn ws_memory_budget_used() -> u64 {
 /// Gives the connections accepted through `up` (with `ws_listen`,
 /// `ws_loop_listen`, `ws_upgrader_upgrade_fd`) a memory budget of their
 /// own, `bytes` (0 = none), shared by all of them instead of the
-/// process-wide one. Listeners and loops already started with this
-/// upgrader share it too: calling it again changes the limit for all of
-/// them at once.
+/// process-wide one. Listeners and loops copy the upgrader's settings when
+/// they start; once the upgrader has its own budget, calling this again
+/// changes that budget's limit in place, for every listener and loop
+/// started with it since.
 #[no_mangle]
 pub extern "C" fn ws_upgrader_set_memory_budget(up: *mut ws_upgrader, bytes: u64) -> ws_status {
     ffi_status!({
@@ -75,10 +78,11 @@ pub extern "C" fn ws_upgrader_memory_budget_used(up: *const ws_upgrader) -> u64 
     })
 }
 
-/// How long an accepted connection may wait for memory from its budget
-/// before it is closed (1009 when what it holds is mostly its current
-/// message, else 1008), in milliseconds; negative = no limit, 0 = at
-/// once. Default 10000.
+/// How long an accepted connection refused memory by its budget has to get
+/// its message done, counted from the first refusal, before it is closed
+/// (1009 when what it holds is mostly its current message, else 1008), in
+/// milliseconds; negative = no limit, 0 = at the first refusal. Default
+/// 10000. Refused, a connection is not read (TCP pushes back on its peer).
 #[no_mangle]
 pub extern "C" fn ws_upgrader_set_budget_wait(up: *mut ws_upgrader, timeout_ms: i64) -> ws_status {
     ffi_status!({

@@ -315,6 +315,7 @@ ws_upgrader_set_read_limit = _fn("ws_upgrader_set_read_limit", ws_status, c_void
 ws_upgrader_set_timeouts = _fn("ws_upgrader_set_timeouts", ws_status, c_void_p, c_int64, c_int64)
 ws_set_memory_budget = _fn("ws_set_memory_budget", ws_status, c_uint64)
 ws_memory_budget_used = _fn("ws_memory_budget_used", c_uint64)
+ws_memory_budget = _fn("ws_memory_budget", c_uint64)
 ws_upgrader_set_buffer_sizes = _fn("ws_upgrader_set_buffer_sizes", ws_status, c_void_p, c_size_t, c_size_t)
 ws_listen = _fn("ws_listen", ws_status, c_void_p, c_char_p, c_uint16, POINTER(c_void_p))
 ws_listener_accept = _fn("ws_listener_accept", ws_status, c_void_p, c_int64, POINTER(c_void_p))

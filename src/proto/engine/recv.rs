@@ -869,6 +869,35 @@ mod tests {
     }
 
     #[test]
+    fn the_hold_cap_bounds_inflating_and_held_reports_it() {
+        let big = vec![b'z'; 4 << 20];
+        let mut z = Vec::new();
+        Deflater::new(Compression::default(), 15, false).compress_message(&big, &mut z);
+        let mut input = frame(true, true, OpCode::Binary, &z);
+        input.extend(frame(true, false, OpCode::Text, b"after"));
+        let mut r = RecvHalf::new(Role::Server, 0, Some(&takeover()));
+        let cap = 300_000;
+        r.set_hold_cap(cap);
+        let mut sink = Collect::default();
+        r.process(&mut input, &mut sink).unwrap();
+        for _ in 0..10 {
+            r.resume(&mut sink).unwrap();
+        }
+        // Stuck at the cap: the backlog keeps the rest, nothing delivered.
+        assert!(r.backlogged() && sink.0.is_empty());
+        let held = r.held();
+        assert!(held > cap / 2 && r.msg.capacity() <= cap, "held {held}, buffer {}", r.msg.capacity());
+        assert!(r.held_for_message() < held, "the text frame after it is not the message's");
+        r.set_hold_cap(usize::MAX);
+        while r.backlogged() {
+            r.resume(&mut sink).unwrap();
+        }
+        assert_eq!(sink.0.len(), 2);
+        assert_eq!(sink.0[1], "Text:after");
+        assert_eq!(r.held(), 0, "delivered: nothing held");
+    }
+
+    #[test]
     fn direct_reads_into_the_message_buffer() {
         let payload: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
         let whole = frame(true, false, OpCode::Binary, &payload);

@@ -205,27 +205,42 @@ fn amplification(server: Server, what: &str) {
     // Every starved connection is closed with 1009 once its wait is over.
     // A few may have been given memory for their whole fragment (at most
     // budget / inflated size of them): they are not starved, they wait
-    // for the rest of their message.
-    // Each starved connection's wait runs from its first refusal, so the
-    // closes come about one budget wait after the budget filled, or after
-    // memory freed by earlier closes ran out again (20 s of
-    // margin, for those and a loaded machine).
-    let filled = Instant::now();
-    let mut codes = Vec::new();
-    let mut last_close = Duration::ZERO;
-    for s in clients.iter_mut() {
-        let left = (filled + BUDGET_WAIT + Duration::from_secs(20)).saturating_duration_since(Instant::now());
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
-        codes.push(wire::close_code(s));
-        first_close.store(true, std::sync::atomic::Ordering::Relaxed);
-        if codes.last().is_some_and(|c| c.is_some()) {
-            last_close = t0.elapsed();
-        }
-        if codes.len() == 1 {
-            let first = t0.elapsed();
-            assert!(first >= BUDGET_WAIT, "{what}: closed after {first:?}, before the budget wait");
-        }
+    // for the rest of their message. Memory freed by closes lets others
+    // go on until they are refused in turn, so the closes come in waves;
+    // the end state is reached when every connection left holds its whole
+    // fragment inflated. Each client's close is read on its own thread.
+    let (tx, rx) = mpsc::channel();
+    for (i, mut s) in clients.drain(..).enumerate() {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+            let _ = tx.send((i, wire::close_code(&mut s), Instant::now()));
+            s // kept open until the close is read
+        });
     }
+    drop(tx);
+    let mut codes: Vec<Option<Option<u16>>> = vec![None; CONNS];
+    let (mut first_at, mut last_close) = (None, Duration::ZERO);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok((i, code, at)) => {
+                first_close.store(true, std::sync::atomic::Ordering::Relaxed);
+                first_at.get_or_insert(at);
+                last_close = at - t0;
+                codes[i] = Some(code);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let left = codes.iter().filter(|c| c.is_none()).count();
+        if left == 0 || (left <= BUDGET / INFLATED && budget.used() >= left * INFLATED) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(90), "{what}: {left} connections neither closed nor whole");
+    }
+    let first = first_at.map(|f| f - t0).unwrap_or_default();
+    assert!(first >= BUDGET_WAIT, "{what}: the first close came after {first:?}, before the budget wait");
+    let codes: Vec<Option<u16>> = codes.into_iter().map(Option::flatten).collect();
     let closed = codes.iter().filter(|c| **c == Some(1009)).count();
     eprintln!(
         "{what}: {closed} of {CONNS} closed with 1009, the last {:.2} s after the first connection",

@@ -147,8 +147,17 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &ctx.set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* A member may only read for as long as it likes: no read (idle)
+     * timeout, unlike the library's server default of 60 s; writes keep
+     * a bound, so one stalled member cannot hold a broadcast up. */
+    ws_upgrader *up = ws_upgrader_new();
+    if (up == NULL || ws_upgrader_set_timeouts(up, -1, WRITE_TIMEOUT_MS) != WS_OK) {
+        fprintf(stderr, "chat_server: cannot configure the upgrader\n");
+        return 1;
+    }
     ws_listener *listener = NULL;
-    ws_status st = ws_listen(NULL, host, port, &listener);
+    ws_status st = ws_listen(up, host, port, &listener);
+    ws_upgrader_free(up); /* the listener keeps its own copy */
     if (st != WS_OK) {
         char msg[256];
         ws_last_error(msg, sizeof msg);

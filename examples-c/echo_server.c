@@ -157,6 +157,10 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     ws_upgrader *up = ws_upgrader_new();
+    /* The idle timeout is --idle-timeout's (the per-read deadline below
+     * closes with 1001), not the library's 60 s default read timeout,
+     * which would cut "0 = never" and longer values to 60 s. */
+    ws_upgrader_set_timeouts(up, -1, WRITE_TIMEOUT_MS);
     if (compress) ws_upgrader_set_compression(up, &copts); /* see compress_flag.h */
     if ((cert == NULL) != (key == NULL)) usage(argv[0]);
     if (cert != NULL) {

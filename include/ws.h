@@ -242,6 +242,13 @@ typedef struct ws_tls_server_config ws_tls_server_config;
 typedef struct ws_upgrader ws_upgrader;
 
 /**
+ * Result of a libws call: `WS_OK` (0) or one of the `WS_ERR_*` codes.
+ * A readable detail of the last failure on the calling thread is available
+ * from `ws_last_error` (and per connection from `ws_conn_last_error`).
+ */
+typedef int32_t ws_status;
+
+/**
  * Where compression state lives (`ws_compression_options.memory`); the
  * cost of each per idle connection is tabled in README, "Compression".
  */
@@ -294,13 +301,6 @@ typedef struct ws_compression_options {
    */
   ws_compression_memory memory;
 } ws_compression_options;
-
-/**
- * Result of a libws call: `WS_OK` (0) or one of the `WS_ERR_*` codes.
- * A readable detail of the last failure on the calling thread is available
- * from `ws_last_error` (and per connection from `ws_conn_last_error`).
- */
-typedef int32_t ws_status;
 
 /**
  * Message types, numbered as RFC 6455 opcodes (and gorilla's constants).
@@ -721,6 +721,58 @@ extern "C" {
 #endif /* __cplusplus */
 
 /**
+ * Sets the process-wide memory budget in bytes (0 = none): what all
+ * connections without a budget of their own (see
+ * `ws_upgrader_set_memory_budget`) may hold together for input not yet
+ * handed to the application (messages being assembled or inflated,
+ * compressed input not inflated yet, unparsed input). Past 7/8 of it
+ * only connections below their fair share (7/8 of it / connections
+ * holding memory) get more, up to the budget; the others are not read
+ * (TCP pushes back on their peers) and are closed with 1009 (or 1008)
+ * when their budget wait ends (`ws_upgrader_set_budget_wait`). Loop and
+ * blocking connections, servers and clients; not `ws_session`. Default: 1 GiB, or a quarter of the machine's
+ * memory if that is less. Applies at once to running connections. Any
+ * thread.
+ */
+ws_status ws_set_memory_budget(uint64_t bytes);
+
+/**
+ * The process-wide memory budget in bytes (0 = none).
+ */
+uint64_t ws_memory_budget(void);
+
+/**
+ * Bytes the connections on the process-wide budget hold now.
+ */
+uint64_t ws_memory_budget_used(void);
+
+/**
+ * Gives the connections accepted through `up` (with `ws_listen`,
+ * `ws_loop_listen`, `ws_upgrader_upgrade_fd`) a memory budget of their
+ * own, `bytes` (0 = none), shared by all of them instead of the
+ * process-wide one. Listeners and loops copy the upgrader's settings when
+ * they start; once the upgrader has its own budget, calling this again
+ * changes that budget's limit in place, for every listener and loop
+ * started with it since.
+ */
+ws_status ws_upgrader_set_memory_budget(struct ws_upgrader *up, uint64_t bytes);
+
+/**
+ * Bytes the connections of `up`'s budget hold now: its own budget's, or
+ * the process-wide one's when it has none. 0 when `up` is NULL.
+ */
+uint64_t ws_upgrader_memory_budget_used(const struct ws_upgrader *up);
+
+/**
+ * How long an accepted connection refused memory by its budget has to get
+ * its message done, counted from the first refusal, before it is closed
+ * (1009 when what it holds is mostly its current message, else 1008), in
+ * milliseconds; negative = no limit, 0 = at the first refusal. Default
+ * 10000. Refused, a connection is not read (TCP pushes back on its peer).
+ */
+ws_status ws_upgrader_set_budget_wait(struct ws_upgrader *up, int64_t timeout_ms);
+
+/**
  * The defaults: context takeover both ways, 12-bit windows, level 1,
  * threshold 0, memLevel 8, pooled state (~8 KiB per idle connection).
  * For full 15-bit windows with dedicated state set both window bits to
@@ -937,6 +989,25 @@ ws_status ws_conn_writer_close(struct ws_conn *conn);
 ws_status ws_conn_set_read_deadline(struct ws_conn *conn, int64_t timeout_ms);
 
 /**
+ * Sets the read (idle) timeout: no single wait for the socket inside a
+ * read lasts longer than `timeout_ms` (negative = no limit; 0 = reads
+ * only take what has arrived). It acts with the read deadline, whichever
+ * comes first, and restarts at every wait, so it bounds silence, not the
+ * read. Server connections start with 60000, client ones with none.
+ * `WS_ERR_TIMEOUT` keeps the connection usable. Blocking connections
+ * only (`WS_ERR_UNSUPPORTED` on loop connections). Any thread.
+ */
+ws_status ws_conn_set_read_timeout(struct ws_conn *conn, int64_t timeout_ms);
+
+/**
+ * Sets the write timeout: no single wait for the socket to take more
+ * bytes lasts longer than `timeout_ms` (negative = no limit). Acts with
+ * the write deadline like the read timeout. Server connections start
+ * with 10000, client ones with none. Any thread.
+ */
+ws_status ws_conn_set_write_timeout(struct ws_conn *conn, int64_t timeout_ms);
+
+/**
  * Sets the write deadline `timeout_ms` from now for all later writes
  * (negative = none, the default). Any thread.
  */
@@ -1145,6 +1216,15 @@ ws_status ws_dialer_set_write_buffer_pool(struct ws_dialer *dialer,
  */
 ws_status ws_dialer_set_compression(struct ws_dialer *dialer,
                                     const struct ws_compression_options *opts);
+
+/**
+ * Sets the read (idle) and write timeouts of new connections in
+ * milliseconds (negative = no limit, the default for clients): no single
+ * wait for the socket lasts longer (see `ws_conn_set_read_timeout`).
+ */
+ws_status ws_dialer_set_timeouts(struct ws_dialer *dialer,
+                                 int64_t read_timeout_ms,
+                                 int64_t write_timeout_ms);
 
 /**
  * Sets the initial read limit of new connections (0 = none; default 64 MiB).
@@ -1773,6 +1853,17 @@ ws_status ws_upgrader_add_response_header(struct ws_upgrader *up,
  * without delaying other clients.
  */
 ws_status ws_upgrader_set_handshake_timeout(struct ws_upgrader *up, int64_t timeout_ms);
+
+/**
+ * Sets the read (idle) and write timeouts of accepted blocking
+ * connections in milliseconds (negative = no limit; default 60000 and
+ * 10000): no single wait for the socket lasts longer (see
+ * `ws_conn_set_read_timeout`). Loop connections use the loop's idle
+ * timeout instead.
+ */
+ws_status ws_upgrader_set_timeouts(struct ws_upgrader *up,
+                                   int64_t read_timeout_ms,
+                                   int64_t write_timeout_ms);
 
 /**
  * Sets the read and write buffer sizes of accepted connections (0 keeps

@@ -25,7 +25,10 @@ pub enum ErrorKind {
     Protocol,
     /// The peer sent text that is not UTF-8; close 1007 was sent.
     InvalidUtf8,
-    /// A message exceeded the read limit; close 1009 was sent.
+    /// A message exceeded the read limit (close 1009 was sent), or the
+    /// connection waited for the memory budget longer than its budget
+    /// wait (close 1009 when its message alone was over its fair share,
+    /// else 1008).
     ReadLimit,
     /// The opening handshake failed (the response, if any, is available).
     BadHandshake,
@@ -86,6 +89,8 @@ impl From<crate::proto::ProtoErrorKind> for ErrorKind {
             P::InvalidUtf8 => ErrorKind::InvalidUtf8,
             P::TooBig => ErrorKind::ReadLimit,
             P::InvalidData => ErrorKind::InvalidData,
+            // The one policy the engine's hosts enforce is the memory budget.
+            P::Policy => ErrorKind::ReadLimit,
         }
     }
 }

@@ -265,6 +265,11 @@ fn c_test_deadlines() {
 }
 
 #[test]
+fn c_test_budget() {
+    run_c_test("test_budget.c");
+}
+
+#[test]
 fn c_test_handshake() {
     run_c_test("test_handshake.c");
 }

@@ -1,5 +1,8 @@
 //! Per-connection settings shared by the Dialer and the Upgrader.
 
+use std::time::Duration;
+
+use super::budget::{MemoryBudget, DEFAULT_BUDGET_WAIT};
 use super::pool::BufferPool;
 use crate::proto::deflate::DeflateOptions;
 
@@ -28,6 +31,19 @@ pub struct ConnConfig {
     pub compression_level: i32,
     /// Messages shorter than this are sent uncompressed.
     pub compression_threshold: usize,
+    /// The memory budget the connections' unread input counts against;
+    /// `None` = the process-wide one ([`MemoryBudget::process`]).
+    pub budget: Option<MemoryBudget>,
+    /// How long a connection may wait for memory from the budget before
+    /// it is closed (1009 or 1008).
+    pub budget_wait: Duration,
+    /// The longest a read waits for the socket (an idle timeout), applied
+    /// per wait as `min(read deadline, now + read_timeout)`; `None` = only
+    /// the deadline. A read that times out keeps its partial state.
+    pub read_timeout: Option<Duration>,
+    /// The longest a write waits for the socket to take more (a stall
+    /// timeout), applied per wait like `read_timeout`.
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for ConnConfig {
@@ -40,11 +56,37 @@ impl Default for ConnConfig {
             compression: None,
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             compression_threshold: 0,
+            budget: None,
+            budget_wait: DEFAULT_BUDGET_WAIT,
+            read_timeout: None,
+            write_timeout: None,
         }
     }
 }
 
+/// A server connection's default read (idle) timeout: a peer silent this
+/// long is not waited for longer (the read returns `Timeout`).
+pub const SERVER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// A server connection's default write timeout: a peer that takes no
+/// bytes for this long is not waited for longer.
+pub const SERVER_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl ConnConfig {
+    /// The defaults of an `Upgrader`'s connections: as `Default`, with the
+    /// server read and write timeouts.
+    pub fn server() -> ConnConfig {
+        ConnConfig {
+            read_timeout: Some(SERVER_READ_TIMEOUT),
+            write_timeout: Some(SERVER_WRITE_TIMEOUT),
+            ..ConnConfig::default()
+        }
+    }
+
+    /// The budget new connections charge.
+    pub fn memory_budget(&self) -> MemoryBudget {
+        self.budget.clone().unwrap_or_else(|| MemoryBudget::process().clone())
+    }
+
     /// Sets buffer sizes; 0 keeps the default (as gorilla does). Sizes
     /// above [`MAX_BUFFER`] are refused.
     pub fn set_buffer_sizes(&mut self, read: usize, write: usize) -> crate::Result<()> {

@@ -64,7 +64,7 @@ impl Default for Upgrader {
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             http_handler: None,
             http_max_body: DEFAULT_HTTP_MAX_BODY,
-            conn: ConnConfig::default(),
+            conn: ConnConfig::server(),
             tls: None,
         }
     }

@@ -551,6 +551,33 @@ pub extern "C" fn ws_conn_set_read_deadline(conn: *mut ws_conn, timeout_ms: i64)
     })
 }
 
+/// Sets the read (idle) timeout: no single wait for the socket inside a
+/// read lasts longer than `timeout_ms` (negative = no limit; 0 = reads
+/// only take what has arrived). It acts with the read deadline, whichever
+/// comes first, and restarts at every wait, so it bounds silence, not the
+/// read. Server connections start with 60000, client ones with none.
+/// `WS_ERR_TIMEOUT` keeps the connection usable. Blocking connections
+/// only (`WS_ERR_UNSUPPORTED` on loop connections). Any thread.
+#[no_mangle]
+pub extern "C" fn ws_conn_set_read_timeout(conn: *mut ws_conn, timeout_ms: i64) -> ws_status {
+    ffi_status!({
+        tri!(tri!(conn_ref(conn)).blocking()).set_read_timeout(super::timeout::timeout(timeout_ms));
+        WS_OK
+    })
+}
+
+/// Sets the write timeout: no single wait for the socket to take more
+/// bytes lasts longer than `timeout_ms` (negative = no limit). Acts with
+/// the write deadline like the read timeout. Server connections start
+/// with 10000, client ones with none. Any thread.
+#[no_mangle]
+pub extern "C" fn ws_conn_set_write_timeout(conn: *mut ws_conn, timeout_ms: i64) -> ws_status {
+    ffi_status!({
+        tri!(tri!(conn_ref(conn)).blocking()).set_write_timeout(super::timeout::timeout(timeout_ms));
+        WS_OK
+    })
+}
+
 /// Sets the write deadline `timeout_ms` from now for all later writes
 /// (negative = none, the default). Any thread.
 #[no_mangle]

@@ -147,6 +147,24 @@ pub extern "C" fn ws_dialer_set_compression(
     ffi_status!({ with_dialer(dialer, |d| super::compression::apply(&mut d.conn, opts)) })
 }
 
+/// Sets the read (idle) and write timeouts of new connections in
+/// milliseconds (negative = no limit, the default for clients): no single
+/// wait for the socket lasts longer (see `ws_conn_set_read_timeout`).
+#[no_mangle]
+pub extern "C" fn ws_dialer_set_timeouts(
+    dialer: *mut ws_dialer,
+    read_timeout_ms: i64,
+    write_timeout_ms: i64,
+) -> ws_status {
+    ffi_status!({
+        with_dialer(dialer, |d| {
+            d.conn.read_timeout = super::timeout::timeout(read_timeout_ms);
+            d.conn.write_timeout = super::timeout::timeout(write_timeout_ms);
+            Ok(())
+        })
+    })
+}
+
 /// Sets the initial read limit of new connections (0 = none; default 64 MiB).
 #[no_mangle]
 pub extern "C" fn ws_dialer_set_read_limit(dialer: *mut ws_dialer, limit: u64) -> ws_status {

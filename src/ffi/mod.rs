@@ -12,6 +12,7 @@ pub(crate) mod convert;
 pub(crate) mod guard;
 pub(crate) mod timeout;
 
+pub mod budget;
 pub mod compression;
 pub mod conn;
 pub mod constants;

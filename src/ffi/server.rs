@@ -47,7 +47,7 @@ pub type ws_http_fn = Option<
 /// and upgrades may run on different threads; a listener takes a snapshot
 /// of the settings when it is created.
 pub struct ws_upgrader {
-    up: RwLock<Upgrader>,
+    pub(crate) up: RwLock<Upgrader>,
 }
 
 /// A listening socket that hands out upgraded connections. Opaque.
@@ -63,7 +63,7 @@ unsafe impl Send for UserData {}
 // SAFETY: as above; only copied.
 unsafe impl Sync for UserData {}
 
-fn up_ref<'a>(u: *const ws_upgrader) -> Result<&'a ws_upgrader, ws_status> {
+pub(crate) fn up_ref<'a>(u: *const ws_upgrader) -> Result<&'a ws_upgrader, ws_status> {
     if u.is_null() {
         return Err(invalid("upgrader is NULL"));
     }
@@ -272,6 +272,26 @@ pub extern "C" fn ws_upgrader_set_handshake_timeout(up: *mut ws_upgrader, timeou
     ffi_status!({
         with_up(up, |u| {
             u.handshake_timeout = super::timeout::timeout(timeout_ms);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the read (idle) and write timeouts of accepted blocking
+/// connections in milliseconds (negative = no limit; default 60000 and
+/// 10000): no single wait for the socket lasts longer (see
+/// `ws_conn_set_read_timeout`). Loop connections use the loop's idle
+/// timeout instead.
+#[no_mangle]
+pub extern "C" fn ws_upgrader_set_timeouts(
+    up: *mut ws_upgrader,
+    read_timeout_ms: i64,
+    write_timeout_ms: i64,
+) -> ws_status {
+    ffi_status!({
+        with_up(up, |u| {
+            u.conn.read_timeout = super::timeout::timeout(read_timeout_ms);
+            u.conn.write_timeout = super::timeout::timeout(write_timeout_ms);
             Ok(())
         })
     })

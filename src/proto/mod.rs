@@ -40,6 +40,9 @@ pub enum ProtoErrorKind {
     TooBig,
     /// A compressed payload that does not inflate: close 1007.
     InvalidData,
+    /// A policy of the receiver (not of RFC 6455) was broken, e.g. input
+    /// held past the memory budget for too long: close 1008.
+    Policy,
 }
 
 impl ProtoError {
@@ -55,6 +58,9 @@ impl ProtoError {
     pub const fn invalid_data(message: &'static str) -> Self {
         ProtoError { kind: ProtoErrorKind::InvalidData, message }
     }
+    pub const fn policy(message: &'static str) -> Self {
+        ProtoError { kind: ProtoErrorKind::Policy, message }
+    }
     /// The message as a close reason (cut to the 123 bytes a close frame
     /// can carry).
     pub fn close_reason(&self) -> &[u8] {
@@ -69,6 +75,7 @@ impl ProtoError {
             ProtoErrorKind::InvalidUtf8 => close::INVALID_PAYLOAD,
             ProtoErrorKind::TooBig => close::MESSAGE_TOO_BIG,
             ProtoErrorKind::InvalidData => close::INVALID_PAYLOAD,
+            ProtoErrorKind::Policy => close::POLICY_VIOLATION,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod accept;
 pub mod connect;
 pub mod heap;
+pub mod memory;
 pub mod proxy;
 pub mod tcp;
 pub mod tls;

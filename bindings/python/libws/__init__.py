@@ -98,6 +98,8 @@ __all__ = [
     "QueueFull",
     "library_path",
     "library_version",
+    "set_memory_budget",
+    "memory_budget_used",
     "__version__",
 ]
 
@@ -107,3 +109,19 @@ __version__ = "0.1.0"
 library_path: str = str(_ffi.path)
 #: the version libws.so reports (ws_version)
 library_version: str = _ffi.ws_version().decode()
+
+
+def set_memory_budget(nbytes: int) -> None:
+    """Sets the process-wide memory budget (``ws_set_memory_budget``): what
+    all connections may hold together for input not yet handed to the
+    application; 0 = none. Default: 1 GiB, or a quarter of the machine's
+    memory if less. Connections refused memory are not read (TCP pushes
+    back) and are closed with 1009 if their message cannot get done."""
+    if not isinstance(nbytes, int) or nbytes < 0 or nbytes >= 1 << 64:
+        raise ValueError("nbytes must be an int in 0 .. 2**64 - 1")
+    _ffi.ws_set_memory_budget(nbytes)
+
+
+def memory_budget_used() -> int:
+    """Bytes the connections on the process-wide budget hold now."""
+    return int(_ffi.ws_memory_budget_used())

@@ -179,6 +179,11 @@ class Server:
         listener = c_void_p()
         try:
             st = _ffi.ws_upgrader_set_check_origin(up, self._cb_check, None)
+            # recv() without a timeout waits as long as it takes (as in
+            # websockets; keepalive pings find dead peers), and sends retry
+            # their own slices: no C-side idle or stall timeouts.
+            if st == _ffi.WS_OK:
+                st = _ffi.ws_upgrader_set_timeouts(up, -1, -1)
             if st == _ffi.WS_OK and process_request is not None:
                 st = _ffi.ws_upgrader_set_error_handler(up, self._cb_error, None)
             if st == _ffi.WS_OK and subprotocols:

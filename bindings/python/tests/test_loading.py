@@ -45,3 +45,19 @@ def test_where_the_library_came_from():
         assert path.parent == Path(libws.__file__).parent / "_lib"
         assert "site-packages" in libws.__file__
     assert libws.library_version.count(".") == 2
+
+
+def test_the_memory_budget_can_be_set_and_read():
+    assert libws.memory_budget_used() >= 0
+    default = libws._ffi.ws_memory_budget()
+    assert 0 < default <= 1 << 30
+    libws.set_memory_budget(256 << 20)
+    assert libws._ffi.ws_memory_budget() == 256 << 20
+    libws.set_memory_budget(default)
+    for bad in (-1, 1 << 64, 1.5):
+        try:
+            libws.set_memory_budget(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"{bad!r} was accepted")

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::api::budget::MemoryBudget;
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
@@ -67,12 +68,17 @@ pub struct Conn {
     close_cv: Condvar,
     read_deadline: Mutex<Option<Instant>>,
     write_deadline: Mutex<Option<Instant>>,
+    /// Per-wait bounds on top of the deadlines (see `ConnConfig`).
+    read_timeout: Mutex<Option<Duration>>,
+    write_timeout: Mutex<Option<Duration>>,
     subprotocol: String,
     /// permessage-deflate as agreed in the handshake.
     compression: Option<Agreement>,
     local_addr: Option<SocketAddr>,
     peer_addr: Option<SocketAddr>,
     last_error: Mutex<String>,
+    /// The memory budget the reader waits on (woken by `close`).
+    budget: MemoryBudget,
 }
 
 impl std::fmt::Debug for Conn {
@@ -102,9 +108,11 @@ impl Conn {
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr();
         let peer_addr = stream.peer_addr();
+        let budget = config.memory_budget();
         Conn {
             role,
-            reader: Mutex::new(ReadSide::new(role, config, leftover, deflate.as_ref())),
+            reader: Mutex::new(ReadSide::new(role, config, &budget, leftover, deflate.as_ref())),
+            budget,
             writer: Mutex::new(WriteSide::new(role, config, deflate.as_ref())),
             compression: deflate,
             write_wait: Mutex::new(()),
@@ -116,6 +124,8 @@ impl Conn {
             close_cv: Condvar::new(),
             read_deadline: Mutex::new(None),
             write_deadline: Mutex::new(None),
+            read_timeout: Mutex::new(config.read_timeout),
+            write_timeout: Mutex::new(config.write_timeout),
             subprotocol,
             local_addr,
             peer_addr,
@@ -181,6 +191,43 @@ impl Conn {
     pub fn set_write_deadline(&self, deadline: Option<Instant>) {
         if let Ok(mut d) = self.write_deadline.lock() {
             *d = deadline;
+        }
+    }
+
+    /// Sets the read (idle) timeout: no single wait for the socket in a
+    /// read lasts longer (`None` = only the read deadline). A server's
+    /// connections start with 60 s, a client's with none.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
+        if let Ok(mut t) = self.read_timeout.lock() {
+            *t = timeout;
+        }
+    }
+
+    /// Sets the write timeout: no single wait for the socket to take more
+    /// bytes lasts longer (`None` = only the write deadline). A server's
+    /// connections start with 10 s, a client's with none.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+        if let Ok(mut t) = self.write_timeout.lock() {
+            *t = timeout;
+        }
+    }
+
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout.lock().map(|t| *t).unwrap_or(None)
+    }
+
+    pub fn write_timeout(&self) -> Option<Duration> {
+        self.write_timeout.lock().map(|t| *t).unwrap_or(None)
+    }
+
+    /// The end of one wait for the socket: the deadline, or sooner by the
+    /// timeout; true when the timeout is what ends it.
+    fn wait_until(deadline: Option<Instant>, timeout: Option<Duration>) -> (Option<Instant>, bool) {
+        let Some(t) = timeout else { return (deadline, false) };
+        let Some(by_timeout) = Instant::now().checked_add(t) else { return (deadline, false) };
+        match deadline {
+            Some(d) if d <= by_timeout => (Some(d), false),
+            _ => (Some(by_timeout), true),
         }
     }
 
@@ -280,6 +327,8 @@ impl Conn {
         self.stream.shutdown();
         self.wake_writers();
         self.close_cv.notify_all();
+        // A reader waiting for memory sees the close.
+        self.budget.wake();
     }
 
     pub fn is_shut(&self) -> bool {

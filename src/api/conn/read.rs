@@ -4,13 +4,20 @@
 //! and hands out whole messages or a message in pieces; the engine
 //! ([`RecvHalf`]) does the protocol: frames, fragmentation, inflate with
 //! its bounds, UTF-8, the read limit, close payloads.
+//!
+//! Memory budget: the message buffer counts against it (see `msgbuf`).
+//! While the connection holds something, every socket read first asks the
+//! budget for the growth it may cause, and waits on it (bounded by the
+//! read deadline) instead of reading; waiting past the budget wait closes
+//! the connection (1009 or 1008).
 
 use std::io::ErrorKind as IoKind;
 use std::sync::MutexGuard;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::msgbuf::MessageBuf;
 use super::{Conn, MessageType};
+use crate::api::budget::{starvation_error, MemoryBudget};
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
@@ -46,10 +53,19 @@ pub(super) struct ReadSide {
     pending: Option<(usize, usize, bool)>,
     /// A permanent error: every later read returns this (gorilla's rule).
     sticky: Option<Error>,
+    budget_wait: Duration,
+    /// Since when the memory budget has refused this reader.
+    starved_since: Option<Instant>,
 }
 
 impl ReadSide {
-    pub(super) fn new(role: Role, config: &ConnConfig, leftover: &[u8], deflate: Option<&Agreement>) -> ReadSide {
+    pub(super) fn new(
+        role: Role,
+        config: &ConnConfig,
+        budget: &MemoryBudget,
+        leftover: &[u8],
+        deflate: Option<&Agreement>,
+    ) -> ReadSide {
         let mut buf = vec![0u8; config.read_buffer_size.max(leftover.len())];
         buf[..leftover.len()].copy_from_slice(leftover);
         ReadSide {
@@ -57,12 +73,14 @@ impl ReadSide {
             start: 0,
             end: leftover.len(),
             recv: RecvHalf::new_held(role, config.read_limit, deflate),
-            msg: MessageBuf::default(),
+            msg: MessageBuf::new(budget),
             msg_pos: 0,
             assembling: None,
             stream: None,
             pending: None,
             sticky: None,
+            budget_wait: config.budget_wait,
+            starved_since: None,
         }
     }
 }
@@ -122,7 +140,9 @@ impl RecvSink for Stop<'_> {
             Piece::Data { data, at: None, end_of_message } => {
                 self.msg.extend(data);
                 self.got = Got::Inflated { eom: end_of_message };
-                return self.collect && !end_of_message;
+                // Collect on while the budget allows another piece; else
+                // the reader waits for memory before inflating more.
+                return self.collect && !end_of_message && self.msg.may_grow(PIECE_STEP);
             }
         }
         false
@@ -136,6 +156,9 @@ const DIRECT_READ_MIN: u64 = 8 * 1024;
 /// Single-frame messages up to this size are read whole into the read
 /// buffer (which grows to fit) and returned without a copy.
 const ZERO_COPY_MAX: usize = 256 * 1024;
+/// The growth one read or inflated piece may cause when memory is short
+/// (the engine's inflated pieces are at most this large).
+const PIECE_STEP: usize = 64 * 1024;
 const MIN_HEADROOM: usize = 16 * 1024;
 
 enum Loc {
@@ -184,7 +207,11 @@ impl Conn {
             Err(e) => return self.fail(e),
         };
         match self.read_message_locked(&mut rs) {
-            Ok((kind, loc)) => Ok(Message { guard: rs, kind, loc }),
+            Ok((kind, loc)) => {
+                // A message is done: a starvation is over.
+                rs.starved_since = None;
+                Ok(Message { guard: rs, kind, loc })
+            }
             Err(e) => self.fail(e),
         }
     }
@@ -279,7 +306,11 @@ impl Conn {
         // Memory follows bytes received, not the length the header
         // announced: read at most as much again as the message holds
         // (at least 256 KiB, at most 4 MiB per read).
-        let want = remaining.min(rs.msg.len().clamp(256 * 1024, 4 * 1024 * 1024) as u64) as usize;
+        let mut want = remaining.min(rs.msg.len().clamp(256 * 1024, 4 * 1024 * 1024) as u64) as usize;
+        if !rs.msg.may_grow(want) {
+            // Memory is short: read in small steps (the budget decides each).
+            want = want.min(PIECE_STEP);
+        }
         let n = self.read_some(rs, Target::Msg(want), deadline)?;
         let fresh = rs.msg.commit(n);
         rs.recv.accept_direct(fresh).map_err(|pe| self.fail_protocol(rs, pe))
@@ -378,6 +409,7 @@ impl Conn {
         if let Some(s) = rs.stream.as_mut() {
             s.done = true;
         }
+        rs.starved_since = None;
     }
 
     /// Drops the unread rest of the streaming reader's message (a
@@ -431,6 +463,7 @@ impl Conn {
             let mut stop = Stop { got: Got::Nothing, base, msg: &mut rs.msg, collect };
             let r = rs.recv.process_held(&mut rs.buf[base..rs.end], &mut stop);
             let got = stop.got;
+            rs.msg.set_extra(rs.recv.held());
             match r {
                 Ok(used) => rs.start += used,
                 Err(pe) => return Err(self.fail_protocol(rs, pe)),
@@ -439,7 +472,15 @@ impl Conn {
                 Got::Nothing => self.fill(rs, deadline)?,
                 // Collecting: the inflated pieces are in the message
                 // buffer, and the input ran out before the message's end.
-                Got::Inflated { eom: false } if collect => self.fill(rs, deadline)?,
+                Got::Inflated { eom: false } if collect => {
+                    if rs.recv.backlogged() {
+                        // Stopped for memory with compressed input kept:
+                        // inflate on once the budget allows.
+                        self.await_budget(rs, PIECE_STEP, deadline)?;
+                    } else {
+                        self.fill(rs, deadline)?;
+                    }
+                }
                 Got::Ping(p) => self.on_ping_pong(rs, MessageType::Ping, p.as_slice())?,
                 Got::Pong(p) => self.on_ping_pong(rs, MessageType::Pong, p.as_slice())?,
                 Got::Close { code, reason } => return Err(self.on_close(rs, code, &reason)),
@@ -523,9 +564,45 @@ impl Conn {
         Ok(())
     }
 
+    /// Before reading more while the connection holds memory: waits until
+    /// the budget allows `need` more bytes, at most until the read
+    /// deadline (`Timeout`, state kept) or the end of the budget wait
+    /// (the connection is closed: 1009 or 1008).
+    fn await_budget(&self, rs: &mut ReadSide, need: usize, deadline: Option<Instant>) -> Result<()> {
+        if !rs.msg.holds_any() {
+            rs.starved_since = None;
+            return Ok(());
+        }
+        if rs.msg.may_grow(need) {
+            return Ok(());
+        }
+        // The wait runs from the first refusal until a message is done
+        // (or nothing is held): let through now and then, a connection
+        // still has to get its message done within it.
+        let give_up = *rs.starved_since.get_or_insert_with(Instant::now) + rs.budget_wait;
+        let until = deadline.map_or(give_up, |d| d.min(give_up));
+        if rs.msg.wait_may_grow(need, until, &|| self.is_shut()) {
+            return Ok(());
+        }
+        if self.is_shut() {
+            return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
+        }
+        if Instant::now() >= give_up {
+            let message = rs.msg.allocated() + rs.recv.held_for_message();
+            let pe = starvation_error(message, message + rs.recv.held() - rs.recv.held_for_message());
+            return Err(self.fail_protocol(rs, pe));
+        }
+        Err(Error::timeout("read deadline passed (waiting for the memory budget)"))
+    }
+
     /// One successful read(2) into the read buffer or the message buffer.
     /// End of stream ends the connection with 1006.
     fn read_some(&self, rs: &mut ReadSide, target: Target, deadline: Option<Instant>) -> Result<usize> {
+        let need = match target {
+            Target::Buf => PIECE_STEP,
+            Target::Msg(want) => want,
+        };
+        self.await_budget(rs, need, deadline)?;
         loop {
             let dst = match target {
                 Target::Buf => &mut rs.buf[rs.end..],
@@ -538,8 +615,12 @@ impl Conn {
                     if self.is_shut() {
                         return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
                     }
-                    match wait_ready(self.fd(), Interest::Read, deadline) {
+                    let (until, idle) = Conn::wait_until(deadline, self.read_timeout());
+                    match wait_ready(self.fd(), Interest::Read, until) {
                         Ok(true) => {}
+                        Ok(false) if idle => {
+                            return Err(Error::timeout("read timeout passed: nothing arrived for the read timeout"))
+                        }
                         Ok(false) => return Err(Error::timeout("read deadline passed")),
                         Err(e) => return Err(Error::io("poll", e)),
                     }

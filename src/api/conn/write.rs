@@ -667,8 +667,12 @@ impl Conn {
         if self.is_shut() {
             return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
         }
-        match wait_ready(self.fd(), Interest::Write, deadline) {
+        let (until, stalled) = Conn::wait_until(deadline, self.write_timeout());
+        match wait_ready(self.fd(), Interest::Write, until) {
             Ok(true) => Ok(()),
+            Ok(false) if stalled => {
+                Err(Error::timeout("write timeout passed: the peer took nothing for the write timeout"))
+            }
             Ok(false) => Err(Error::timeout("write deadline passed")),
             Err(e) => Err(Error::io("poll", e)),
         }

@@ -5,13 +5,21 @@
 //! it owes to the send half. No protocol rule lives here. An idle
 //! connection holds no buffer: only an unfinished frame header or control
 //! frame (at most 144 bytes) is kept, inside the engine.
+//!
+//! Before each read (or each resume of a backlog) it asks the memory
+//! budget how far the engine may grow (the engine's hold cap), and after
+//! each engine call it reports what the engine holds. Refused, the
+//! connection is starved: it is not read (TCP pushes back on its peer)
+//! until the loop finds memory for it, or closed after its budget wait.
 
 use std::io::ErrorKind as IoKind;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::handle::ConnHandle;
 use super::handler::Handler;
+use crate::api::budget::{starvation_error, Charge};
+use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind};
 use crate::proto::engine::{ControlPayload, Deadlines, Phase, RecvEvent, RecvHalf, RecvSink};
 use crate::proto::{close, ProtoError, Role};
@@ -21,6 +29,12 @@ const READ_BUDGET: usize = 8;
 /// A data frame with at least this much payload still to come is read
 /// straight into the message buffer (no copy through the read buffer).
 const DIRECT_READ_MIN: u64 = 32 * 1024;
+/// What one engine call may add at most when memory is plentiful: a
+/// read's worth of input (the loop's buffer) and one inflate budget.
+const CALL_GROWTH: usize = 256 * 1024 + 1024 * 1024;
+/// The smallest step a connection is let grow by when memory is short
+/// (one inflate step); a connection holding nothing always gets it.
+const MIN_GROWTH: usize = 64 * 1024;
 
 /// How a connection came out of a read or a flush.
 pub(super) enum Outcome {
@@ -30,6 +44,9 @@ pub(super) enum Outcome {
     MoreToRead,
     /// It ended: close it with this code and reason (and report `error`).
     End { code: u16, reason: Vec<u8>, error: Option<Error> },
+    /// The memory budget refused it more: not read until the loop finds
+    /// memory for it (`LiveConn::admit`) or its budget wait ends.
+    Starved,
 }
 
 pub(super) struct LiveConn {
@@ -39,6 +56,18 @@ pub(super) struct LiveConn {
     pub deadlines: Deadlines,
     /// Readiness arrived while reading was paused: read on resume.
     pub read_missed: bool,
+    /// What the engine holds, against the memory budget.
+    charge: Charge,
+    budget_wait: Duration,
+    /// When the budget first refused this connection memory since it last
+    /// held nothing: its budget wait runs from there, so a connection that
+    /// is let through now and then still has to get its message done.
+    pub starved_since: Option<Instant>,
+    /// The last `admit` granted a full call's growth (memory is plentiful):
+    /// the engine may take the loop's large kept buffer.
+    roomy: bool,
+    /// It is on the loop's list of starved connections.
+    pub starve_listed: bool,
 }
 
 /// The engine's events as callbacks.
@@ -47,6 +76,8 @@ struct Sink<'a> {
     handler: &'a dyn Handler,
     deadlines: &'a mut Deadlines,
     now: Instant,
+    /// The engine may grow by a full call's worth (memory is not short).
+    roomy: bool,
 }
 
 impl RecvSink for Sink<'_> {
@@ -76,7 +107,9 @@ impl RecvSink for Sink<'_> {
 
     fn take_buffer(&mut self, need: usize) -> Vec<u8> {
         // A pooled buffer, or the loop's kept large one when the message
-        // needs more (no fresh pages per large message).
+        // needs more (no fresh pages per large message) and memory is not
+        // short (its whole capacity would count against the budget).
+        let need = if self.roomy { need } else { 0 };
         self.handle.0.loop_shared.buffer_for(need)
     }
 
@@ -89,11 +122,54 @@ impl LiveConn {
     pub fn new(
         handle: ConnHandle,
         handler: Arc<dyn Handler>,
-        read_limit: u64,
+        cfg: &ConnConfig,
         inflate: Option<crate::proto::deflate::Agreement>,
     ) -> LiveConn {
-        let recv = RecvHalf::new(handle.role(), read_limit, inflate.as_ref());
-        LiveConn { handle, handler, recv, deadlines: Deadlines::new(Instant::now()), read_missed: false }
+        let recv = RecvHalf::new(handle.role(), cfg.read_limit, inflate.as_ref());
+        LiveConn {
+            handle,
+            handler,
+            recv,
+            deadlines: Deadlines::new(Instant::now()),
+            read_missed: false,
+            charge: cfg.memory_budget().charge(),
+            budget_wait: cfg.budget_wait,
+            starved_since: None,
+            starve_listed: false,
+            roomy: true,
+        }
+    }
+
+    /// Asks the memory budget how far the engine may grow in its next call
+    /// and sets that as its hold cap; false = refused (starved). Two
+    /// atomic loads when memory is plentiful.
+    pub fn admit(&mut self, now: Instant) -> bool {
+        let held = self.recv.held();
+        self.roomy = self.charge.may_grow(CALL_GROWTH);
+        let step = if self.roomy {
+            CALL_GROWTH
+        } else if held == 0 || self.charge.may_grow(MIN_GROWTH) {
+            // Holding nothing, a connection may always read (a message
+            // that arrives whole costs nothing); so small ones keep flowing.
+            MIN_GROWTH
+        } else {
+            self.starved_since.get_or_insert(now);
+            return false;
+        };
+        self.recv.set_hold_cap(held.saturating_add(step));
+        true
+    }
+
+    /// Whether it has waited for memory longer than its budget wait.
+    pub fn starved_too_long(&self, now: Instant) -> bool {
+        self.starved_since.is_some_and(|s| now.saturating_duration_since(s) >= self.budget_wait)
+    }
+
+    /// Closes a connection starved longer than its budget wait: 1009 when
+    /// what it holds is mostly its current message, else 1008.
+    pub fn close_starved(&mut self) -> Outcome {
+        let pe = starvation_error(self.recv.held_for_message(), self.recv.held());
+        self.fail(pe)
     }
 
     pub fn peer_closed(&self) -> bool {
@@ -109,6 +185,9 @@ impl LiveConn {
                 self.read_missed = true;
                 return Outcome::Idle;
             }
+            if !self.admit(now) {
+                return Outcome::Starved;
+            }
             if self.recv.backlogged() {
                 // Inflating used this turn's budget: no new bytes (TCP
                 // pushes back) until the engine caught up.
@@ -121,7 +200,9 @@ impl LiveConn {
             // Under TLS a short read says nothing about the socket (a record
             // was decrypted, more may wait): read on to WouldBlock.
             let tls = self.handle.0.stream.is_tls();
-            let mut sink = Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now };
+            let roomy = self.roomy;
+            let mut sink =
+                Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now, roomy };
             let (n, short, direct) = if let Some(room) = self.recv.direct_room(DIRECT_READ_MIN, &mut sink) {
                 let want = room.len();
                 match self.handle.0.stream.read(room) {
@@ -183,7 +264,9 @@ impl LiveConn {
         }
         let input = &mut rbuf[..bytes.len()];
         input.copy_from_slice(bytes);
-        self.run(Instant::now(), |recv, sink| recv.process(input, sink))
+        let now = Instant::now();
+        self.admit(now);
+        self.run(now, |recv, sink| recv.process(input, sink))
     }
 
     /// Runs one engine call with this connection's sink, then queues the
@@ -193,8 +276,19 @@ impl LiveConn {
         now: Instant,
         f: impl FnOnce(&mut RecvHalf, &mut dyn RecvSink) -> Result<(), ProtoError>,
     ) -> Outcome {
-        let mut sink = Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now };
-        if let Err(pe) = f(&mut self.recv, &mut sink) {
+        let roomy = self.roomy;
+        let mut sink =
+            Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now, roomy };
+        let r = f(&mut self.recv, &mut sink);
+        // What the engine holds now, against the budget (no atomic
+        // operation when it did not change, e.g. whole messages).
+        let held = self.recv.held();
+        self.charge.set(held);
+        if held == 0 {
+            // Its messages went out: a starvation is over.
+            self.starved_since = None;
+        }
+        if let Err(pe) = r {
             return self.fail(pe);
         }
         // The pong owed went out from the sink already (see `Ping`).

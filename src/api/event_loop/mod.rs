@@ -76,6 +76,10 @@ const POOL_KEEP_IDLE: usize = 4;
 /// sooner, when a connection closes): its edge-triggered readiness fired
 /// once for the clients now queued and will not fire again for them.
 const ACCEPT_RETRY: Duration = crate::api::listener::ACCEPT_BACKOFF;
+/// While connections wait for memory, the loop asks the budget again at
+/// least this often (memory may be freed on another thread, which does
+/// not wake this loop).
+const STARVED_RETRY: Duration = Duration::from_millis(10);
 
 /// One readiness event, copied out of mio's list.
 #[derive(Clone, Copy)]
@@ -131,6 +135,9 @@ pub struct EventLoop {
     accept_retry: Option<Instant>,
     /// When freed heap pages go back to the kernel.
     heap: HeapRelease,
+    /// Connections the memory budget refused (slot, connection id): not
+    /// read until it grants them memory again.
+    starved: Vec<(usize, u64)>,
 }
 
 /// The any-thread face of an event loop.
@@ -161,6 +168,7 @@ impl EventLoop {
             occupied: 0,
             listeners: 0,
             accept_paused: Vec::new(),
+            starved: Vec::new(),
             accept_retry: None,
             heap: HeapRelease::default(),
             now: Instant::now(),
@@ -195,6 +203,10 @@ impl EventLoop {
         }
         if let Some(s) = self.next_sweep {
             until = Some(until.map_or(s, |u| u.min(s)));
+        }
+        if !self.starved.is_empty() {
+            let r = now + STARVED_RETRY;
+            until = Some(until.map_or(r, |u| u.min(r)));
         }
         until.map(|u| u.saturating_duration_since(now))
     }
@@ -277,6 +289,9 @@ impl EventLoop {
         }
         if self.accept_retry.is_some_and(|r| now >= r) {
             self.retry_accepts();
+        }
+        if !self.starved.is_empty() {
+            self.retry_starved(now);
         }
         self.apply_commands();
         self.flush_all();
@@ -466,7 +481,7 @@ impl EventLoop {
                 shared.open(acc.subprotocol, acc.deflate.as_ref(), cfg.compression_level, cfg.compression_threshold);
                 let handle = ConnHandle(shared);
                 handle.set_user(user);
-                self.open_conn(t, handle, a.handler.clone(), cfg.read_limit, acc.deflate, leftover);
+                self.open_conn(t, handle, a.handler.clone(), cfg, acc.deflate, leftover);
             }
         }
     }
@@ -483,14 +498,14 @@ impl EventLoop {
         t: usize,
         handle: ConnHandle,
         handler: Arc<dyn Handler>,
-        read_limit: u64,
+        cfg: &crate::api::config::ConnConfig,
         inflate: Option<crate::proto::deflate::Agreement>,
         leftover: Vec<u8>,
     ) {
         if let Ok(mut open) = self.shared.open.lock() {
             open.insert(handle.id(), handle.clone());
         }
-        let live = LiveConn::new(handle.clone(), handler.clone(), read_limit, inflate);
+        let live = LiveConn::new(handle.clone(), handler.clone(), cfg, inflate);
         self.slots[t] = Some(Entry::Open(Box::new(live)));
         // Its keepalive/idle deadlines may come before the next sweep.
         self.sweep_soon();
@@ -541,7 +556,7 @@ impl EventLoop {
                 shared.open(subprotocol, deflate.as_ref(), cfg.compression_level, cfg.compression_threshold);
                 let handle = ConnHandle(shared);
                 handle.set_user(d.user);
-                self.open_conn(t, handle, d.handler, cfg.read_limit, deflate, leftover);
+                self.open_conn(t, handle, d.handler, cfg, deflate, leftover);
             }
         }
     }
@@ -560,6 +575,15 @@ impl EventLoop {
             Outcome::Idle => true,
             Outcome::MoreToRead => {
                 self.again.push(t);
+                true
+            }
+            Outcome::Starved => {
+                if let Some(Some(Entry::Open(c))) = self.slots.get_mut(t) {
+                    if !c.starve_listed {
+                        c.starve_listed = true;
+                        self.starved.push((t, c.handle.id()));
+                    }
+                }
                 true
             }
             Outcome::End { code, reason, error } => {
@@ -613,6 +637,33 @@ impl EventLoop {
             }
             list.clear();
             self.flushing = list;
+        }
+    }
+
+    /// Asks the budget again for every starved connection: those it grants
+    /// memory are read again (to the end: their readiness edge is spent),
+    /// those starved longer than their budget wait are closed (1009 or
+    /// 1008); the others stay starved. The rest of the loop never waits.
+    fn retry_starved(&mut self, now: Instant) {
+        let list = std::mem::take(&mut self.starved);
+        for (t, id) in list {
+            let Some(Some(Entry::Open(c))) = self.slots.get_mut(t) else { continue };
+            if c.handle.id() != id {
+                continue;
+            }
+            // Granted or not, the wait runs from the first refusal until
+            // the connection holds nothing again.
+            let admitted = c.admit(now);
+            if c.starved_too_long(now) {
+                c.starve_listed = false;
+                let outcome = c.close_starved();
+                self.handle_outcome(t, outcome);
+            } else if admitted {
+                c.starve_listed = false;
+                self.read_conn(t, true);
+            } else {
+                self.starved.push((t, id));
+            }
         }
     }
 

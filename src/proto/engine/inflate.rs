@@ -9,7 +9,9 @@
 //!   than any honest peer needs; computed without overflow);
 //! - text is UTF-8-checked as it inflates (fails fast, 1007);
 //! - each call produces at most a caller-given budget of output, so one
-//!   connection's large message cannot stall a loop that serves others.
+//!   connection's large message cannot stall a loop that serves others;
+//! - the output buffer's capacity stays under a caller-given ceiling (the
+//!   host's memory budget), growing geometrically below it.
 
 use super::super::deflate::codec::TAIL;
 use super::super::deflate::{Agreement, Inflater};
@@ -29,6 +31,17 @@ pub fn compressed_bound(limit: u64) -> u64 {
         return u64::MAX;
     }
     limit.saturating_add(limit / 8).saturating_add(4096)
+}
+
+/// Makes room for `need` bytes in `v`: geometric growth (amortized O(1)),
+/// but the capacity stays at or under `ceiling` unless `need` itself is
+/// over it.
+pub fn reserve_within(v: &mut Vec<u8>, need: usize, ceiling: usize) {
+    if v.capacity() >= need {
+        return;
+    }
+    let target = need.max(v.capacity().saturating_mul(2).min(ceiling));
+    v.reserve_exact(target - v.len());
 }
 
 pub struct MessageInflater {
@@ -103,7 +116,8 @@ impl MessageInflater {
     }
 
     /// Inflates `input` (the next compressed bytes of the message; `eom`
-    /// when they end it) onto `out`, adding at most `budget` bytes.
+    /// when they end it) onto `out`, adding at most `budget` bytes and
+    /// never growing `out`'s capacity past `ceiling` (usize::MAX: none).
     /// Input not consumed (`used < input.len()`) must be given again.
     pub fn inflate(
         &mut self,
@@ -112,6 +126,7 @@ impl MessageInflater {
         out: &mut Vec<u8>,
         limit: u64,
         budget: usize,
+        ceiling: usize,
     ) -> Result<Inflated, ProtoError> {
         let start = out.len();
         let mut used = 0;
@@ -142,8 +157,13 @@ impl MessageInflater {
             // keep the doubled one.
             let room = out.capacity() - out.len();
             let step = if room >= MIN_ROOM { room.min(STEP) } else { STEP };
-            let want = (budget - added).min(step);
             let len = out.len();
+            let want = (budget - added).min(step).min(ceiling.max(out.capacity()).saturating_sub(len));
+            if want == 0 {
+                // No room under the ceiling: the host asks for memory first.
+                return Ok(Inflated { used, done: false });
+            }
+            reserve_within(out, len + want, ceiling);
             out.resize(len + want, 0);
             let (consumed, produced) = match self.inflater.inflate(data, &mut out[len..]) {
                 Ok(r) => r,
@@ -207,7 +227,7 @@ mod tests {
         let mut calls = 0;
         loop {
             let before = out.len();
-            let r = inf.inflate(&z[used..], true, &mut out, 0, 100_000).unwrap();
+            let r = inf.inflate(&z[used..], true, &mut out, 0, 100_000, usize::MAX).unwrap();
             assert!(out.len() - before <= 100_000);
             used += r.used;
             calls += 1;
@@ -220,17 +240,37 @@ mod tests {
     }
 
     #[test]
+    fn the_ceiling_bounds_the_output_buffer() {
+        let data = vec![b'a'; 1 << 20];
+        let z = compress(&data);
+        let mut inf = MessageInflater::new(true);
+        inf.begin(false);
+        let mut out = Vec::new();
+        let r = inf.inflate(&z, true, &mut out, 0, usize::MAX, 300_000).unwrap();
+        assert!(!r.done && out.capacity() <= 300_000 && out.len() > 250_000, "{} {}", out.len(), out.capacity());
+        let mut used = r.used;
+        loop {
+            let r = inf.inflate(&z[used..], true, &mut out, 0, usize::MAX, usize::MAX).unwrap();
+            used += r.used;
+            if r.done {
+                break;
+            }
+        }
+        assert_eq!(out, data, "the message completes once the ceiling is lifted");
+    }
+
+    #[test]
     fn limits() {
         let z = compress(&vec![0u8; 1 << 20]);
         let mut inf = MessageInflater::new(true);
         inf.begin(false);
-        let e = inf.inflate(&z, true, &mut Vec::new(), 1000, usize::MAX).unwrap_err();
+        let e = inf.inflate(&z, true, &mut Vec::new(), 1000, usize::MAX, usize::MAX).unwrap_err();
         assert_eq!(e.kind, ProtoErrorKind::TooBig);
         // Bad UTF-8 fails before the end of the message arrives.
         let z = compress(&[b'a', 0xff, b'b']);
         let mut inf = MessageInflater::new(true);
         inf.begin(true);
-        let e = inf.inflate(&z, false, &mut Vec::new(), 0, usize::MAX).unwrap_err();
+        let e = inf.inflate(&z, false, &mut Vec::new(), 0, usize::MAX, usize::MAX).unwrap_err();
         assert_eq!(e.kind, ProtoErrorKind::InvalidUtf8);
     }
 
@@ -246,8 +286,8 @@ mod tests {
         let mut inf = MessageInflater::new(true);
         inf.begin(false);
         let mut out = Vec::new();
-        inf.inflate(&fin, false, &mut out, 100, usize::MAX).unwrap();
-        let e = inf.inflate(&[0u8; 10_000], false, &mut out, 100, usize::MAX).unwrap_err();
+        inf.inflate(&fin, false, &mut out, 100, usize::MAX, usize::MAX).unwrap();
+        let e = inf.inflate(&[0u8; 10_000], false, &mut out, 100, usize::MAX, usize::MAX).unwrap_err();
         assert_eq!(e.kind, ProtoErrorKind::TooBig);
     }
 
@@ -255,7 +295,7 @@ mod tests {
     fn error_whole_and_cut(z: &[u8], text: bool, limit: u64) -> (ProtoErrorKind, ProtoErrorKind) {
         let mut inf = MessageInflater::new(true);
         inf.begin(text);
-        let whole = inf.inflate(z, true, &mut Vec::new(), limit, usize::MAX).unwrap_err().kind;
+        let whole = inf.inflate(z, true, &mut Vec::new(), limit, usize::MAX, usize::MAX).unwrap_err().kind;
         let mut inf = MessageInflater::new(true);
         inf.begin(text);
         let mut out = Vec::new();
@@ -263,7 +303,7 @@ mod tests {
             .iter()
             .enumerate()
             .find_map(|(i, b)| {
-                inf.inflate(std::slice::from_ref(b), i + 1 == z.len(), &mut out, limit, usize::MAX).err()
+                inf.inflate(std::slice::from_ref(b), i + 1 == z.len(), &mut out, limit, usize::MAX, usize::MAX).err()
             })
             .expect("the cut message fails too")
             .kind;

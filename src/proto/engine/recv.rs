@@ -16,7 +16,7 @@ use super::super::kind::MessageType;
 use super::super::receiver::{Event, Receiver};
 use super::super::{ProtoError, Role};
 use super::close_state::echo_code;
-use super::inflate::MessageInflater;
+use super::inflate::{reserve_within, MessageInflater};
 
 /// A frame header (14) plus a whole control payload (125), rounded up.
 const LEFTOVER_MAX: usize = 144;
@@ -154,6 +154,10 @@ pub struct RecvHalf {
     /// Messages go out as [`Piece`]s and the driver holds the input
     /// ([`RecvHalf::new_held`]).
     held: bool,
+    /// The most bytes [`RecvHalf::held`] may reach through growth the
+    /// engine chooses (inflated output, room read ahead); bytes already
+    /// received are always kept. The host's memory budget sets it.
+    hold_cap: usize,
 }
 
 impl RecvHalf {
@@ -176,6 +180,7 @@ impl RecvHalf {
             peer_closed: false,
             room: 0,
             held: false,
+            hold_cap: usize::MAX,
         }
     }
 
@@ -198,6 +203,37 @@ impl RecvHalf {
     /// The peer's close frame arrived (nothing after it counts).
     pub fn peer_closed(&self) -> bool {
         self.peer_closed
+    }
+
+    /// Bytes this half holds for input not handed out yet: the message
+    /// being assembled or inflated (its buffer's capacity), compressed
+    /// input not inflated yet, raw input queued behind it. In held mode
+    /// the 64 KiB piece buffer is a fixed cost and not counted (the
+    /// driver assembles the message). Constant time.
+    pub fn held(&self) -> usize {
+        let msg = if self.held { 0 } else { self.msg.capacity() };
+        msg + self.backlog.as_ref().map_or(0, |b| b.compressed.capacity() + b.raw.capacity())
+    }
+
+    /// The part of [`RecvHalf::held`] that is the current message's own
+    /// (its buffer and its compressed bytes; not the input after it).
+    pub fn held_for_message(&self) -> usize {
+        let msg = if self.held { 0 } else { self.msg.capacity() };
+        msg + self.backlog.as_ref().map_or(0, |b| b.compressed.capacity())
+    }
+
+    /// Bounds what [`RecvHalf::held`] may grow to through the engine's own
+    /// choices (inflating, reading ahead): when inflating reaches it, the
+    /// rest waits in the backlog ([`RecvHalf::backlogged`]) until the host
+    /// raises it. `usize::MAX` = no bound (the default).
+    pub fn set_hold_cap(&mut self, cap: usize) {
+        self.hold_cap = cap;
+    }
+
+    /// The capacity the message buffer may grow to under the hold cap.
+    fn msg_ceiling(&self) -> usize {
+        let other = self.held() - if self.held { 0 } else { self.msg.capacity() };
+        self.hold_cap.saturating_sub(other)
     }
 
     /// Input is waiting inside the engine (the inflate budget ran out):
@@ -407,13 +443,18 @@ impl RecvHalf {
     }
 
     /// Appends payload to the message buffer, which grows once to the
-    /// frame's size (up to a bound) rather than by doubling.
+    /// frame's size (up to a bound) rather than by doubling; the room
+    /// reserved ahead stays under the hold cap (the payload itself is
+    /// received already and always kept).
     fn append(&mut self, data: &[u8], sink: &mut dyn RecvSink) {
-        let ahead = self.receiver.frame_remaining().unwrap_or(0).min(RESERVE_AHEAD_MAX);
+        let ceiling = self.msg_ceiling();
+        let ahead = self.receiver.frame_remaining().unwrap_or(0).min(RESERVE_AHEAD_MAX) as usize;
+        let need = self.msg.len() + data.len();
+        let want = (need + ahead).min(ceiling.max(need));
         if self.msg.capacity() == 0 {
-            self.msg = sink.take_buffer(data.len() + ahead as usize);
+            self.msg = sink.take_buffer(want);
         }
-        self.msg.reserve(data.len() + ahead as usize);
+        reserve_within(&mut self.msg, want, ceiling);
         self.msg.extend_from_slice(data);
     }
 
@@ -440,9 +481,10 @@ impl RecvHalf {
             self.msg = sink.take_buffer(0);
         }
         let limit = self.receiver.max_message();
+        let ceiling = self.msg_ceiling();
         let inf = self.inflater.as_mut().expect("a compressed message has an inflater");
         let before = self.msg.len();
-        let r = inf.inflate(z, eom, &mut self.msg, limit, *budget)?;
+        let r = inf.inflate(z, eom, &mut self.msg, limit, *budget, ceiling)?;
         *budget = budget.saturating_sub(self.msg.len() - before);
         if r.done {
             self.deliver(sink);
@@ -463,7 +505,7 @@ impl RecvHalf {
         loop {
             let inf = self.inflater.as_mut().expect("a compressed message has an inflater");
             self.msg.clear();
-            let r = inf.inflate(&z[used..], eom, &mut self.msg, limit, PIECE_MAX)?;
+            let r = inf.inflate(&z[used..], eom, &mut self.msg, limit, PIECE_MAX, usize::MAX)?;
             used += r.used;
             let full = self.msg.len() >= PIECE_MAX;
             if r.done {
@@ -542,19 +584,28 @@ impl RecvHalf {
     /// finds the socket empty costs nothing the next time.
     pub fn direct_room(&mut self, min: u64, sink: &mut dyn RecvSink) -> Option<&mut [u8]> {
         let left = self.receiver.frame_remaining()?;
-        let a = self.cur.as_mut()?;
-        if left < min || a.compressed || self.left_len > 0 || self.backlog.is_some() || self.peer_closed {
+        let compressed = self.cur.as_ref()?.compressed;
+        if left < min || compressed || self.left_len > 0 || self.backlog.is_some() || self.peer_closed {
             return None;
         }
-        a.had_data = true;
-        let n = left.min(RESERVE_AHEAD_MAX) as usize;
+        // The room counts against the hold cap; too little room under it
+        // and the driver reads through its own buffer instead.
+        let filled = self.msg.len() - self.room;
+        let ceiling = self.msg_ceiling();
+        let n = (left.min(RESERVE_AHEAD_MAX) as usize).min(ceiling.max(self.msg.capacity()).saturating_sub(filled));
+        if n == 0 || (n as u64) < min.min(left) {
+            return None;
+        }
+        if let Some(a) = self.cur.as_mut() {
+            a.had_data = true;
+        }
         if self.room != n {
             self.drop_room();
             if self.msg.capacity() == 0 {
                 self.msg = sink.take_buffer(n);
             }
-            let len = self.msg.len();
-            self.msg.resize(len + n, 0);
+            reserve_within(&mut self.msg, filled + n, ceiling);
+            self.msg.resize(filled + n, 0);
             self.room = n;
         }
         let len = self.msg.len();
@@ -815,6 +866,35 @@ mod tests {
         assert!(rounds >= 4);
         assert_eq!(sink.0.len(), 2);
         assert_eq!(sink.0[1], "Text:after");
+    }
+
+    #[test]
+    fn the_hold_cap_bounds_inflating_and_held_reports_it() {
+        let big = vec![b'z'; 4 << 20];
+        let mut z = Vec::new();
+        Deflater::new(Compression::default(), 15, false).compress_message(&big, &mut z);
+        let mut input = frame(true, true, OpCode::Binary, &z);
+        input.extend(frame(true, false, OpCode::Text, b"after"));
+        let mut r = RecvHalf::new(Role::Server, 0, Some(&takeover()));
+        let cap = 300_000;
+        r.set_hold_cap(cap);
+        let mut sink = Collect::default();
+        r.process(&mut input, &mut sink).unwrap();
+        for _ in 0..10 {
+            r.resume(&mut sink).unwrap();
+        }
+        // Stuck at the cap: the backlog keeps the rest, nothing delivered.
+        assert!(r.backlogged() && sink.0.is_empty());
+        let held = r.held();
+        assert!(held > cap / 2 && r.msg.capacity() <= cap, "held {held}, buffer {}", r.msg.capacity());
+        assert!(r.held_for_message() < held, "the text frame after it is not the message's");
+        r.set_hold_cap(usize::MAX);
+        while r.backlogged() {
+            r.resume(&mut sink).unwrap();
+        }
+        assert_eq!(sink.0.len(), 2);
+        assert_eq!(sink.0[1], "Text:after");
+        assert_eq!(r.held(), 0, "delivered: nothing held");
     }
 
     #[test]

@@ -248,6 +248,13 @@ struct message_view {
 /** permessage-deflate settings; the defaults of ws_compression_options_default(). */
 inline ws_compression_options compression_defaults() noexcept { return ws_compression_options_default(); }
 
+/** The process-wide memory budget for input not yet handed to the
+ * application (bytes; 0 = none). See ws_set_memory_budget. */
+inline result<void> try_set_memory_budget(std::uint64_t bytes) { return result<void>::from(ws_set_memory_budget(bytes)); }
+inline void set_memory_budget(std::uint64_t bytes) { try_set_memory_budget(bytes).value(); }
+inline std::uint64_t memory_budget() noexcept { return ws_memory_budget(); }
+inline std::uint64_t memory_budget_used() noexcept { return ws_memory_budget_used(); }
+
 /** A write buffer pool (gorilla's WriteBufferPool). */
 class buffer_pool {
 public:
@@ -561,6 +568,15 @@ public:
     result<void> try_set_read_limit(std::uint64_t limit) const {
         return result<void>::from(ws_conn_set_read_limit(c_, limit));
     }
+    /** The longest single wait for the socket (ms; ws::no_limit = none): an idle / stall timeout. */
+    result<void> try_set_read_timeout(std::int64_t timeout_ms) const {
+        return result<void>::from(ws_conn_set_read_timeout(c_, timeout_ms));
+    }
+    result<void> try_set_write_timeout(std::int64_t timeout_ms) const {
+        return result<void>::from(ws_conn_set_write_timeout(c_, timeout_ms));
+    }
+    void set_read_timeout(std::int64_t timeout_ms) const { try_set_read_timeout(timeout_ms).value(); }
+    void set_write_timeout(std::int64_t timeout_ms) const { try_set_write_timeout(timeout_ms).value(); }
     result<void> try_pause_reading(bool paused) const { return result<void>::from(ws_conn_pause_reading(c_, paused)); }
     result<void> try_enable_write_compression(bool on) const {
         return result<void>::from(ws_conn_enable_write_compression(c_, on));
@@ -910,6 +926,11 @@ public:
     result<void> try_set_read_limit(std::uint64_t limit) {
         return result<void>::from(ws_dialer_set_read_limit(d_, limit));
     }
+    /** Read and write timeouts of the connections it makes (ms; ws::no_limit = none, the default). */
+    result<void> try_set_timeouts(std::int64_t read_ms, std::int64_t write_ms) {
+        return result<void>::from(ws_dialer_set_timeouts(d_, read_ms, write_ms));
+    }
+    dialer &set_timeouts(std::int64_t r, std::int64_t w) { return done(try_set_timeouts(r, w)); }
     dialer &set_subprotocols(const std::vector<std::string> &p) { return done(try_set_subprotocols(p)); }
     dialer &add_header(const std::string &n, const std::string &v) { return done(try_add_header(n, v)); }
     dialer &set_handshake_timeout(std::int64_t ms) { return done(try_set_handshake_timeout(ms)); }
@@ -1086,6 +1107,23 @@ public:
     result<void> try_set_read_limit(std::uint64_t limit) {
         return result<void>::from(ws_upgrader_set_read_limit(u_, limit));
     }
+    /** Read (idle) and write timeouts of accepted blocking connections (ms; default 60000 / 10000). */
+    result<void> try_set_timeouts(std::int64_t read_ms, std::int64_t write_ms) {
+        return result<void>::from(ws_upgrader_set_timeouts(u_, read_ms, write_ms));
+    }
+    /** A memory budget of its own for the connections it accepts (bytes; 0 = none). */
+    result<void> try_set_memory_budget(std::uint64_t bytes) {
+        return result<void>::from(ws_upgrader_set_memory_budget(u_, bytes));
+    }
+    /** How long a connection refused memory may wait before it is closed (1009/1008); ms, ws::no_limit = none. */
+    result<void> try_set_budget_wait(std::int64_t timeout_ms) {
+        return result<void>::from(ws_upgrader_set_budget_wait(u_, timeout_ms));
+    }
+    /** Bytes its connections hold against its budget now. */
+    std::uint64_t memory_budget_used() const noexcept { return ws_upgrader_memory_budget_used(u_); }
+    upgrader &set_timeouts(std::int64_t r, std::int64_t w) { return done(try_set_timeouts(r, w)); }
+    upgrader &set_memory_budget(std::uint64_t b) { return done(try_set_memory_budget(b)); }
+    upgrader &set_budget_wait(std::int64_t ms) { return done(try_set_budget_wait(ms)); }
     /**
      * Upgrades a TCP socket the caller's own HTTP server accepted, given
      * the bytes it already read from it; libws owns `fd` from then on

@@ -466,6 +466,38 @@ void test_dial_fd() {
 
 } // namespace
 
+
+// The memory budget's wrappers, and the read timeout an upgrader gives
+// the blocking connections it accepts.
+void test_budget_and_timeouts() {
+    std::uint64_t before = ws::memory_budget();
+    check::that(before > 0, "a process-wide memory budget is on by default");
+    ws::set_memory_budget(64u << 20);
+    check::that(ws::memory_budget() == (64u << 20), "set_memory_budget changes it");
+    ws::set_memory_budget(before);
+    check::that(ws::memory_budget() == before, "and back");
+
+    ws::upgrader up;
+    up.set_timeouts(200, 1000).set_memory_budget(8u << 20).set_budget_wait(1000);
+    check::that(up.memory_budget_used() == 0, "an upgrader's own budget starts empty");
+    ws::listener l = ws::listener::listen("127.0.0.1", 0, &up);
+    std::string url = "ws://127.0.0.1:" + std::to_string(l.port()) + "/";
+    ws::conn client;
+    std::thread t([&] { client = ws::dial(url); });
+    ws::conn server = l.accept(5000);
+    t.join();
+    auto t0 = std::chrono::steady_clock::now();
+    auto silent = server.try_read();
+    auto waited = std::chrono::steady_clock::now() - t0;
+    check::that(!silent && silent.status() == WS_ERR_TIMEOUT, "a silent client times the server's read out");
+    check::that(waited >= std::chrono::milliseconds(150) && waited < std::chrono::seconds(5),
+                "at the upgrader's 200 ms read timeout");
+    client.set_read_timeout(ws::no_limit);
+    client.send_text("still here");
+    auto m = server.read();
+    check::that(m.text() == "still here", "the connection stays usable after the timeout");
+}
+
 int main() {
     check::that(ws::version() == WS_VERSION_STRING, "ws::version() matches WS_VERSION_STRING");
     try {
@@ -478,6 +510,7 @@ int main() {
         test_tls();
         test_http_handler();
         test_dial_fd();
+        test_budget_and_timeouts();
     } catch (const std::exception &e) {
         check::that(false, std::string("unexpected exception: ") + e.what());
     }

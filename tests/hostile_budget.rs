@@ -14,9 +14,11 @@
 #[path = "support/wire.rs"]
 mod wire;
 
+#[path = "support/child_test.rs"]
+mod child_test;
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -42,25 +44,7 @@ fn in_child(name: &str, body: impl FnOnce()) {
     }
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .spawn()
-        .expect("spawn the child test");
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if t0.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{name}: the child ran over 120 s");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "{name}: the child failed ({status}); its output is above");
+    child_test::run_in_child(name, CHILD_ENV, Duration::from_secs(120));
 }
 
 fn upgrader() -> Upgrader {

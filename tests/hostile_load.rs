@@ -7,10 +7,12 @@
 //! `--exact`) whose RLIMIT_NOFILE the test sets: low to exhaust it, high
 //! enough for 2,000 stalled clients and their server sockets.
 
+#[path = "support/child_test.rs"]
+mod child_test;
+
 use std::fs::File;
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -38,25 +40,7 @@ fn in_child(name: &str, nofile: u64, body: impl FnOnce()) {
         body();
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .spawn()
-        .expect("spawn the child test");
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if t0.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{name}: the child ran over 120 s");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "{name}: the child failed ({status}); its output is above");
+    child_test::run_in_child(name, CHILD_ENV, Duration::from_secs(120));
 }
 
 // ---- Servers ------------------------------------------------------------------

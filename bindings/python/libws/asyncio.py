@@ -92,7 +92,7 @@ from .exceptions import (
     closed_error,
 )
 from .server import Request
-from .tls import ClientTLS, ProxyArg, ServerTLS
+from .tls import ClientCertArg, ClientTLS, PathLike, ProxyArg, ServerTLS, _client_tls, _server_tls
 
 __all__ = [
     "connect",
@@ -776,6 +776,7 @@ class connect:
             system's trust store).
         proxy: ``True`` (default): the environment's proxy variables;
             ``None``: direct; or a proxy URL (see :func:`libws.connect`).
+        ca, client_cert: shorthand for ``tls=``, as :func:`libws.connect`.
 
     Raises:
         ConnectionRefused (a ConnectionRefusedError), ConnectError,
@@ -801,13 +802,15 @@ class connect:
         max_buffered: int = DEFAULT_MAX_BUFFERED,
         tls: Optional[ClientTLS] = None,
         proxy: ProxyArg = True,
+        ca: Optional[PathLike] = None,
+        client_cert: ClientCertArg = None,
     ) -> None:
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
         self._url = url
         self._dial_kw: Dict[str, Any] = dict(
             subprotocols=subprotocols, headers=additional_headers, origin=origin, compression=compression,
-            timeout=_seconds(open_timeout, "open_timeout"), max_size=max_size, tls=tls, proxy=proxy,
+            timeout=_seconds(open_timeout, "open_timeout"), max_size=max_size, tls=_client_tls(tls, ca, client_cert), proxy=proxy,
         )
         if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1):
             raise ValueError("max_queue must be an int >= 1 or None")
@@ -1053,6 +1056,8 @@ class serve:
         ping_interval, ping_timeout, close_timeout, max_queue, write_limit,
         max_buffered: as :func:`connect`.
         tls: a :class:`libws.ServerTLS`: serve ``wss://``.
+        certfile, keyfile: shorthand for ``tls=ServerTLS(certfile,
+            keyfile)`` (``keyfile`` defaults to ``certfile``).
     """
 
     def __init__(
@@ -1075,6 +1080,8 @@ class serve:
         write_limit: int = DEFAULT_WRITE_LIMIT,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
         tls: Optional[ServerTLS] = None,
+        certfile: Optional[PathLike] = None,
+        keyfile: Optional[PathLike] = None,
     ) -> None:
         if not callable(handler):
             raise TypeError("handler must be an async function taking the connection")
@@ -1087,7 +1094,7 @@ class serve:
         self._listen_kw: Dict[str, Any] = dict(
             subprotocols=subprotocols, check_origin=check_origin, compression=compression,
             response_headers=response_headers, handshake_timeout=_seconds(open_timeout, "open_timeout"),
-            max_size=max_size, tls=tls,
+            max_size=max_size, tls=_server_tls(tls, certfile, keyfile),
         )
         if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1):
             raise ValueError("max_queue must be an int >= 1 or None")

@@ -22,7 +22,7 @@ from .connection import (
     _ms,
 )
 from .exceptions import HandshakeError, error_for
-from .tls import ClientTLS, ProxyArg, _apply_client
+from .tls import ClientCertArg, ClientTLS, PathLike, ProxyArg, _apply_client, _client_tls
 
 HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 
@@ -171,6 +171,8 @@ def connect(
     ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
     tls: "Optional[ClientTLS]" = None,
     proxy: "ProxyArg" = True,
+    ca: "Optional[PathLike]" = None,
+    client_cert: "ClientCertArg" = None,
 ) -> Connection:
     """Opens a WebSocket connection to ``url`` and returns a :class:`Connection`.
 
@@ -213,6 +215,10 @@ def connect(
             recv(); a program that does not read has them read for it.
         tls: a :class:`libws.ClientTLS` for ``wss://`` (the CAs to trust,
             a client certificate, the lowest version) and HTTPS proxies.
+        ca: shorthand for ``tls=ClientTLS(ca_file=ca)``: a PEM file of the
+            CAs to trust (instead of the system's).
+        client_cert: a client certificate for mutual TLS: a PEM file with
+            the chain and its key, or a ``(cert_file, key_file)`` pair.
         proxy: ``True`` (default): the environment's ``http_proxy`` /
             ``https_proxy`` / ``all_proxy`` / ``no_proxy``, as
             ``websockets`` does; ``None``: connect directly; or a proxy URL
@@ -274,7 +280,7 @@ def connect(
             st = _ffi.ws_dialer_set_buffer_sizes(dialer, rbuf, wbuf)
             if st != _ffi.WS_OK:
                 raise error_for(st)
-        _apply_client(dialer, tls, proxy)
+        _apply_client(dialer, _client_tls(tls, ca, client_cert), proxy)
         hdrs = (_ffi.ws_header * max(len(pairs), 1))()
         keep = []
         for i, (k, v) in enumerate(pairs):

@@ -69,7 +69,17 @@ from .exceptions import (
     error_for,
 )
 from .server import Request, _read_request
-from .tls import ClientTLS, ProxyArg, ServerTLS, _apply_client, _apply_server
+from .tls import (
+    ClientCertArg,
+    ClientTLS,
+    PathLike,
+    ProxyArg,
+    ServerTLS,
+    _apply_client,
+    _apply_server,
+    _client_tls,
+    _server_tls,
+)
 
 logger = logging.getLogger("libws")
 
@@ -978,6 +988,8 @@ class EventLoop:
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
         compression: CompressionArg = None,
         tls: Optional[ServerTLS] = None,
+        certfile: Optional[PathLike] = None,
+        keyfile: Optional[PathLike] = None,
         **callbacks: Optional[Callable],
     ) -> Listener:
         """Listens on ``host``:``port`` (0: a free port, see
@@ -998,7 +1010,10 @@ class EventLoop:
                 one fails the connection with 1009.
             compression: ``None``, ``"deflate"`` or a :class:`libws.Compression`.
             tls: a :class:`libws.ServerTLS`: serve ``wss://``.
+            certfile, keyfile: shorthand for ``tls=ServerTLS(certfile,
+                keyfile)`` (``keyfile`` defaults to ``certfile``).
         """
+        tls = _server_tls(tls, certfile, keyfile)
         cbs = _Callbacks(handler, callbacks)
         if not isinstance(host, str):
             raise TypeError("host must be a str")
@@ -1078,6 +1093,8 @@ class EventLoop:
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
         tls: Optional[ClientTLS] = None,
         proxy: ProxyArg = True,
+        ca: Optional[PathLike] = None,
+        client_cert: ClientCertArg = None,
         **callbacks: Optional[Callable],
     ) -> None:
         """Opens a client connection through the loop, without blocking
@@ -1087,13 +1104,15 @@ class EventLoop:
         HandshakeError with the server's answer). ``handler`` and keyword
         callbacks as for :meth:`listen`. Any thread.
 
-        ``tls`` and ``proxy`` as for :func:`libws.connect`.
+        ``tls``, ``proxy``, ``ca`` and ``client_cert`` as for
+        :func:`libws.connect`.
 
         Raises:
             InvalidURI: ``url`` is not a usable ws:// or wss:// URL.
             ConnectError: the host name could not be resolved.
             TLSConfigError: a file of ``tls`` could not be used.
         """
+        tls = _client_tls(tls, ca, client_cert)
         cbs = _Callbacks(handler, callbacks)
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
@@ -1538,6 +1557,9 @@ def serve_events(
     idle_timeout: Optional[float] = None,
     close_timeout: Optional[float] = 5.0,
     exception_handler: Optional[Callable[[BaseException, str, Optional[LoopConnection]], Any]] = None,
+    tls: Optional[ServerTLS] = None,
+    certfile: Optional[PathLike] = None,
+    keyfile: Optional[PathLike] = None,
     **callbacks: Optional[Callable],
 ) -> EventServer:
     """Listens on ``host``:``port`` with an event loop and returns an
@@ -1587,6 +1609,7 @@ def serve_events(
             handshake_timeout=handshake_timeout,
             max_size=max_size,
             compression=compression,
+            tls=_server_tls(tls, certfile, keyfile),
             **callbacks,
         )
     except BaseException:

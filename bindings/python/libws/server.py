@@ -23,7 +23,7 @@ from .connection import (
     _parse_addr,
 )
 from .exceptions import ConnectionClosed, ConnectionClosedOK, error_for
-from .tls import ServerTLS, _apply_server
+from .tls import PathLike, ServerTLS, _apply_server, _server_tls
 
 logger = logging.getLogger("libws")
 
@@ -494,6 +494,8 @@ def serve(
     ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
     ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
     tls: Optional[ServerTLS] = None,
+    certfile: Optional[PathLike] = None,
+    keyfile: Optional[PathLike] = None,
 ) -> Server:
     """Listens on ``host``:``port`` and returns a :class:`Server` that runs
     ``handler(connection)`` on a new thread for every client.
@@ -538,6 +540,8 @@ def serve(
             :func:`libws.connect` (default 20 s and 20 s; None: off).
         tls: a :class:`libws.ServerTLS`: serve ``wss://`` (TLS on every
             accepted connection).
+        certfile, keyfile: shorthand for ``tls=ServerTLS(certfile,
+            keyfile)`` (``keyfile`` defaults to ``certfile``).
     """
     server = Server(
         host,
@@ -553,7 +557,7 @@ def serve(
         process_request=process_request,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
-        tls=tls,
+        tls=_server_tls(tls, certfile, keyfile),
     )
     if background:
         server.start()

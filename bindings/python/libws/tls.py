@@ -20,7 +20,7 @@ import os
 import threading
 from ctypes import byref, c_void_p
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from . import _ffi
 from .exceptions import error_for
@@ -193,6 +193,46 @@ class ServerTLS:
             self._free()
         except Exception:
             pass
+
+
+ClientCertArg = Union[PathLike, Tuple[PathLike, PathLike], None]
+
+
+def _client_tls(tls: Optional[ClientTLS], ca: Optional[PathLike], client_cert: ClientCertArg) -> Optional[ClientTLS]:
+    """The shorthand arguments of the client calls: ``ca`` (a PEM file of
+    the CAs to trust) and ``client_cert`` (a PEM file holding a certificate
+    chain and its key, or a ``(cert_file, key_file)`` pair, as
+    ``ssl.SSLContext.load_cert_chain`` takes them), as a :class:`ClientTLS`.
+    Given with ``tls=`` they are refused (one place says how to trust)."""
+    if ca is None and client_cert is None:
+        return tls
+    if tls is not None:
+        raise ValueError("give either tls= or ca=/client_cert=, not both")
+    cert: Optional[PathLike] = None
+    key: Optional[PathLike] = None
+    if isinstance(client_cert, tuple):
+        if len(client_cert) != 2:
+            raise ValueError("client_cert must be a path or a (cert_file, key_file) pair")
+        cert, key = client_cert
+    elif client_cert is not None:
+        cert = key = client_cert
+    return ClientTLS(ca_file=ca, cert_file=cert, key_file=key)
+
+
+def _server_tls(
+    tls: Optional[ServerTLS], certfile: Optional[PathLike], keyfile: Optional[PathLike]
+) -> Optional[ServerTLS]:
+    """The shorthand arguments of the server calls: ``certfile`` (PEM
+    chain, leaf first) and ``keyfile`` (its key; default: ``certfile``, when
+    it holds both, as in ``ssl``), as a :class:`ServerTLS`. Given with
+    ``tls=`` they are refused."""
+    if certfile is None and keyfile is None:
+        return tls
+    if tls is not None:
+        raise ValueError("give either tls= or certfile=/keyfile=, not both")
+    if certfile is None:
+        raise ValueError("keyfile= needs certfile=")
+    return ServerTLS(certfile, keyfile if keyfile is not None else certfile)
 
 
 def _apply_client(dialer: int, tls: Optional[ClientTLS], proxy: ProxyArg) -> None:

@@ -173,8 +173,10 @@ def test_250_connections_on_one_loop_thread(serve):
     srv = serve(rec)
     clients = [libws.connect(url(srv, f"/c{i}"), timeout=10) for i in range(250)]
     try:
-        wait_for(lambda: srv.loop.connection_count == 250, what="250 open connections")
-        assert len(srv.connections) == 250
+        # The loop counts a connection when its handshake completes and
+        # then runs on_open, which adds it to srv.connections: wait for both.
+        wait_for(lambda: srv.loop.connection_count == 250 and len(srv.connections) == 250,
+                 what="250 open connections, each seen by on_open")
         for i, ws in enumerate(clients):
             ws.send(f"hello {i}")
         for i, ws in enumerate(clients):

@@ -149,6 +149,66 @@ def test_asyncio_wss():
     asyncio.run(main())
 
 
+def test_shorthand_arguments_ca_client_cert_certfile_keyfile():
+    """connect(ca=, client_cert=) and serve(certfile=, keyfile=), as the
+    issue asks and ``ssl`` users write them, on every API."""
+    cert, key = leaf("server-ec")
+    client_cert = (pki("client.pem"), pki("client.key"))
+    with libws.serve("127.0.0.1", 0, echo_handler, background=True, certfile=cert, keyfile=key) as server:
+        url = f"wss://localhost:{server.port}/"
+        with libws.connect(url, ca=pki("ca.pem"), proxy=None) as ws:
+            ws.send("shorthand")
+            assert ws.recv(timeout=10) == "shorthand"
+        with pytest.raises(libws.CertificateError):
+            libws.connect(url, ca=pki("rogue-ca.pem"), proxy=None)
+        with pytest.raises(ValueError):
+            libws.connect(url, ca=pki("ca.pem"), tls=trusting(), proxy=None)
+    # Mutual TLS with client_cert= as a (cert, key) pair.
+    tls = libws.ServerTLS(cert, key, client_auth="required", client_ca_file=pki("ca.pem"))
+    with libws.serve("127.0.0.1", 0, echo_handler, background=True, tls=tls) as server:
+        with libws.connect(f"wss://localhost:{server.port}/", ca=pki("ca.pem"), client_cert=client_cert,
+                           proxy=None) as ws:
+            ws.send("mtls shorthand")
+            assert ws.recv(timeout=10) == "mtls shorthand"
+    with pytest.raises(ValueError):
+        libws.serve("127.0.0.1", 0, echo_handler, keyfile=key)  # keyfile without certfile
+    # The event-driven server and the loop's dial.
+    with libws.serve_events("127.0.0.1", 0, on_message=lambda c, m: c.send(m), background=True,
+                            certfile=cert, keyfile=key) as server:
+        got = []
+        done = threading.Event()
+
+        def on_message(conn, m):
+            got.append(m)
+            conn.close()
+            done.set()
+
+        def on_connect_error(err):
+            got.append(err)
+            done.set()
+
+        with libws.EventLoop() as ev:
+            ev.start()
+            ev.dial(f"wss://localhost:{server.port}/", ca=pki("ca.pem"), proxy=None,
+                    on_open=lambda c: c.send("events tls"), on_message=on_message,
+                    on_connect_error=on_connect_error)
+            assert done.wait(15), "no answer over TLS from serve_events"
+        assert got == ["events tls"]
+
+    async def main():
+        async def handler(ws):
+            async for m in ws:
+                await ws.send(m)
+
+        async with libws.asyncio.serve(handler, "127.0.0.1", 0, certfile=cert, keyfile=key) as server:
+            async with libws.asyncio.connect(f"wss://localhost:{server.port}/", ca=pki("ca.pem"),
+                                             proxy=None) as ws:
+                await ws.send("asyncio shorthand")
+                assert await asyncio.wait_for(ws.recv(), 10) == "asyncio shorthand"
+
+    asyncio.run(main())
+
+
 def test_blocking_through_an_http_proxy(tls_server, echo_url):
     proxy = os.environ.get("LIBWS_TEST_HTTP_PROXY")
     if proxy is None:

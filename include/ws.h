@@ -737,12 +737,12 @@ extern "C" {
 ws_status ws_set_memory_budget(uint64_t bytes);
 
 /**
- * The process-wide memory budget in bytes (0 = none).
+ * The process-wide memory budget in bytes (0 = none). Any thread.
  */
 uint64_t ws_memory_budget(void);
 
 /**
- * Bytes the connections on the process-wide budget hold now.
+ * Bytes the connections on the process-wide budget hold now. Any thread.
  */
 uint64_t ws_memory_budget_used(void);
 
@@ -753,13 +753,16 @@ uint64_t ws_memory_budget_used(void);
  * process-wide one. Listeners and loops copy the upgrader's settings when
  * they start; once the upgrader has its own budget, calling this again
  * changes that budget's limit in place, for every listener and loop
- * started with it since.
+ * started with it since. The budget is shared, not owned by the caller:
+ * it lives as long as the upgrader or any connection on it. NULL `up`:
+ * `WS_ERR_INVALID_ARGUMENT`. Any thread (as every upgrader setter).
  */
 ws_status ws_upgrader_set_memory_budget(struct ws_upgrader *up, uint64_t bytes);
 
 /**
  * Bytes the connections of `up`'s budget hold now: its own budget's, or
- * the process-wide one's when it has none. 0 when `up` is NULL.
+ * the process-wide one's when it has none. 0 when `up` is NULL. Any
+ * thread.
  */
 uint64_t ws_upgrader_memory_budget_used(const struct ws_upgrader *up);
 
@@ -769,6 +772,8 @@ uint64_t ws_upgrader_memory_budget_used(const struct ws_upgrader *up);
  * (1009 when what it holds is mostly its current message, else 1008), in
  * milliseconds; negative = no limit, 0 = at the first refusal. Default
  * 10000. Refused, a connection is not read (TCP pushes back on its peer).
+ * Applies to connections accepted after the call. NULL `up`:
+ * `WS_ERR_INVALID_ARGUMENT`. Any thread.
  */
 ws_status ws_upgrader_set_budget_wait(struct ws_upgrader *up, int64_t timeout_ms);
 

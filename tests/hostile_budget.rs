@@ -16,6 +16,8 @@ mod wire;
 
 #[path = "support/child_test.rs"]
 mod child_test;
+#[path = "support/echo.rs"]
+mod echo;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -24,9 +26,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ws::api::budget::MemoryBudget;
-use ws::api::event_loop::{ConnHandle, EventLoop, Handler, LoopRemote};
+use ws::api::event_loop::{EventLoop, LoopRemote};
 use ws::api::{Dialer, Listener, MessageType, Upgrader};
 use ws::proto::deflate::DeflateOptions;
+
+use echo::Echo;
 
 const CHILD_ENV: &str = "LIBWS_HOSTILE_BUDGET_CHILD";
 const CONNS: usize = 100;
@@ -52,14 +56,6 @@ fn upgrader() -> Upgrader {
     up.conn.compression = Some(DeflateOptions::default());
     up.conn.budget_wait = BUDGET_WAIT;
     up
-}
-
-struct Echo;
-
-impl Handler for Echo {
-    fn on_message(&self, conn: &ConnHandle, kind: MessageType, data: &[u8]) {
-        let _ = conn.send(kind, data);
-    }
 }
 
 /// A server of either kind, stopped when dropped.

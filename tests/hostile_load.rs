@@ -9,6 +9,8 @@
 
 #[path = "support/child_test.rs"]
 mod child_test;
+#[path = "support/echo.rs"]
+mod echo;
 
 use std::fs::File;
 use std::io::{ErrorKind as IoKind, Read, Write};
@@ -19,9 +21,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-use ws::api::event_loop::{ConnHandle, EventLoop, Handler, LoopRemote};
+use ws::api::event_loop::{EventLoop, LoopRemote};
 use ws::api::{Dialer, Listener, MessageType, Upgrader};
 use ws::ErrorKind;
+
+use echo::Echo;
 
 const CHILD_ENV: &str = "LIBWS_HOSTILE_LOAD_CHILD";
 /// How soon a client must be served once the server can serve it.
@@ -94,14 +98,6 @@ impl Drop for BlockingServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-struct Echo;
-
-impl Handler for Echo {
-    fn on_message(&self, conn: &ConnHandle, kind: MessageType, data: &[u8]) {
-        let _ = conn.send(kind, data);
     }
 }
 

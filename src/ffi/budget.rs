@@ -30,13 +30,13 @@ pub extern "C" fn ws_set_memory_budget(bytes: u64) -> ws_status {
     })
 }
 
-/// The process-wide memory budget in bytes (0 = none).
+/// The process-wide memory budget in bytes (0 = none). Any thread.
 #[no_mangle]
 pub extern "C" fn ws_memory_budget() -> u64 {
     ffi_value!(0, { MemoryBudget::process().limit() as u64 })
 }
 
-/// Bytes the connections on the process-wide budget hold now.
+/// Bytes the connections on the process-wide budget hold now. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_memory_budget_used() -> u64 {
     ffi_value!(0, { MemoryBudget::process().used() as u64 })
@@ -48,7 +48,9 @@ pub extern "C" fn ws_memory_budget_used() -> u64 {
 /// process-wide one. Listeners and loops copy the upgrader's settings when
 /// they start; once the upgrader has its own budget, calling this again
 /// changes that budget's limit in place, for every listener and loop
-/// started with it since.
+/// started with it since. The budget is shared, not owned by the caller:
+/// it lives as long as the upgrader or any connection on it. NULL `up`:
+/// `WS_ERR_INVALID_ARGUMENT`. Any thread (as every upgrader setter).
 #[no_mangle]
 pub extern "C" fn ws_upgrader_set_memory_budget(up: *mut ws_upgrader, bytes: u64) -> ws_status {
     ffi_status!({
@@ -63,7 +65,8 @@ pub extern "C" fn ws_upgrader_set_memory_budget(up: *mut ws_upgrader, bytes: u64
 }
 
 /// Bytes the connections of `up`'s budget hold now: its own budget's, or
-/// the process-wide one's when it has none. 0 when `up` is NULL.
+/// the process-wide one's when it has none. 0 when `up` is NULL. Any
+/// thread.
 #[no_mangle]
 pub extern "C" fn ws_upgrader_memory_budget_used(up: *const ws_upgrader) -> u64 {
     ffi_value!(0, {
@@ -83,6 +86,8 @@ pub extern "C" fn ws_upgrader_memory_budget_used(up: *const ws_upgrader) -> u64 
 /// (1009 when what it holds is mostly its current message, else 1008), in
 /// milliseconds; negative = no limit, 0 = at the first refusal. Default
 /// 10000. Refused, a connection is not read (TCP pushes back on its peer).
+/// Applies to connections accepted after the call. NULL `up`:
+/// `WS_ERR_INVALID_ARGUMENT`. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_upgrader_set_budget_wait(up: *mut ws_upgrader, timeout_ms: i64) -> ws_status {
     ffi_status!({

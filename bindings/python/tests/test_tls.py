@@ -33,6 +33,28 @@ def trusting(**kw) -> libws.ClientTLS:
     return libws.ClientTLS(ca_file=pki("ca.pem"), **kw)
 
 
+def loop_echo_once(ev, url, text, **dial_kw):
+    """Dials ``url`` on the running loop ``ev`` (no proxy), sends ``text``
+    once open and returns what came back: ``[reply]``, or ``[error]``
+    when the dial failed."""
+    got = []
+    done = threading.Event()
+
+    def on_message(conn, m):
+        got.append(m)
+        conn.close()
+        done.set()
+
+    def on_connect_error(err):
+        got.append(err)
+        done.set()
+
+    ev.dial(url, proxy=None, on_open=lambda c: c.send(text), on_message=on_message,
+            on_connect_error=on_connect_error, **dial_kw)
+    assert done.wait(15), f"no answer over TLS from {url}"
+    return got
+
+
 @pytest.fixture
 def tls_server():
     tls = libws.ServerTLS(*leaf("server-ec"))
@@ -109,25 +131,7 @@ def test_event_loop_wss_server_and_client():
     with libws.EventLoop() as ev:
         ev.start()
         lst = ev.listen("127.0.0.1", 0, on_message=lambda c, m: c.send(m), tls=tls)
-        got = []
-        done = threading.Event()
-
-        def on_open(conn):
-            conn.send("loop tls")
-
-        def on_message(conn, m):
-            got.append(m)
-            conn.close()
-            done.set()
-
-        def on_connect_error(err):
-            got.append(err)
-            done.set()
-
-        ev.dial(f"wss://localhost:{lst.port}/", tls=trusting(), proxy=None,
-                on_open=on_open, on_message=on_message, on_connect_error=on_connect_error)
-        assert done.wait(15), "no answer over TLS on the loop"
-        assert got == ["loop tls"]
+        assert loop_echo_once(ev, f"wss://localhost:{lst.port}/", "loop tls", tls=trusting()) == ["loop tls"]
 
 
 def test_asyncio_wss():
@@ -175,24 +179,9 @@ def test_shorthand_arguments_ca_client_cert_certfile_keyfile():
     # The event-driven server and the loop's dial.
     with libws.serve_events("127.0.0.1", 0, on_message=lambda c, m: c.send(m), background=True,
                             certfile=cert, keyfile=key) as server:
-        got = []
-        done = threading.Event()
-
-        def on_message(conn, m):
-            got.append(m)
-            conn.close()
-            done.set()
-
-        def on_connect_error(err):
-            got.append(err)
-            done.set()
-
         with libws.EventLoop() as ev:
             ev.start()
-            ev.dial(f"wss://localhost:{server.port}/", ca=pki("ca.pem"), proxy=None,
-                    on_open=lambda c: c.send("events tls"), on_message=on_message,
-                    on_connect_error=on_connect_error)
-            assert done.wait(15), "no answer over TLS from serve_events"
+            got = loop_echo_once(ev, f"wss://localhost:{server.port}/", "events tls", ca=pki("ca.pem"))
         assert got == ["events tls"]
 
     async def main():

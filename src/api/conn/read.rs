@@ -588,8 +588,8 @@ impl Conn {
             return Err(Error::new(ErrorKind::LocallyClosed, "the connection was closed locally"));
         }
         if Instant::now() >= give_up {
-            let message = rs.msg.allocated() + rs.recv.held_for_message();
-            let pe = starvation_error(message, message + rs.recv.held() - rs.recv.held_for_message());
+            let buffer = rs.msg.allocated();
+            let pe = starvation_error(buffer + rs.recv.held_for_message(), buffer + rs.recv.held());
             return Err(self.fail_protocol(rs, pe));
         }
         Err(Error::timeout("read deadline passed (waiting for the memory budget)"))

@@ -265,7 +265,10 @@ impl LiveConn {
         let input = &mut rbuf[..bytes.len()];
         input.copy_from_slice(bytes);
         let now = Instant::now();
-        self.admit(now);
+        // These bytes arrived with the handshake: they are processed even
+        // when the budget refuses (bytes received are always kept); the
+        // answer only sets how far inflating them may grow.
+        let _ = self.admit(now);
         self.run(now, |recv, sink| recv.process(input, sink))
     }
 

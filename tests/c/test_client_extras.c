@@ -9,6 +9,7 @@
 #include "common.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 static const char COOKIE_A[] = "a=1; Path=/";
 static const char COOKIE_B[] = "b=2; Expires=Wed, 21 Oct 2015 07:28:00 GMT"; /* a comma inside */
@@ -70,8 +71,18 @@ static void *canned_thread(void *arg) {
     return NULL;
 }
 
-static int fd_is_closed(int fd) {
-    return fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+/* The socket behind a descriptor (its inode), taken before the call under
+   test: a closed descriptor's number is reused at once (the test servers'
+   threads accept meanwhile), so "closed" means gone or now another file. */
+static ino_t fd_inode(int fd) {
+    struct stat st;
+    return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+static int fd_is_closed(int fd, ino_t was) {
+    struct stat st;
+    if (fstat(fd, &st) == -1) return errno == EBADF;
+    return st.st_ino != was;
 }
 
 static void test_repeated_headers(struct server *s) {
@@ -111,6 +122,7 @@ static void test_repeated_headers(struct server *s) {
 static void test_dial_fd(struct server *s) {
     /* Over a socket we connected; Host and path come from the URL only. */
     int fd = tcp_connect(s->port);
+    ino_t ino = fd_inode(fd);
     ws_conn *c = NULL;
     ws_response *resp = NULL;
     check_status(ws_dial_fd(NULL, fd, "ws://chat.example:1234/room?x=1", NULL, 0, &c, &resp), WS_OK,
@@ -127,7 +139,7 @@ static void test_dial_fd(struct server *s) {
         ws_conn_close(c);
         ws_conn_free(c);
     }
-    check(fd_is_closed(fd), "freeing the connection closed the socket");
+    check(fd_is_closed(fd, ino), "freeing the connection closed the socket");
 
     /* A server that refuses: BAD_HANDSHAKE with its response and cookies. */
     struct canned k = {-1, "HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nSet-Cookie: x=1\r\n"
@@ -136,6 +148,7 @@ static void test_dial_fd(struct server *s) {
     k.lfd = tcp_listen(&port);
     pthread_create(&k.tid, NULL, canned_thread, &k);
     fd = tcp_connect(port);
+    ino = fd_inode(fd);
     resp = NULL;
     c = NULL;
     check_status(ws_dial_fd(NULL, fd, "ws://h/", NULL, 0, &c, &resp), WS_ERR_BAD_HANDSHAKE, "refused over a socket");
@@ -143,18 +156,19 @@ static void test_dial_fd(struct server *s) {
               value_is(resp, "Set-Cookie", 1, "y=2"),
           "the refusal's response, both cookies");
     ws_response_free(resp);
-    check(c == NULL && fd_is_closed(fd), "no connection, socket closed");
+    check(c == NULL && fd_is_closed(fd, ino), "no connection, socket closed");
     pthread_join(k.tid, NULL);
 
     /* A peer that never answers: the dialer's handshake timeout. */
     ws_dialer *d = ws_dialer_new();
     ws_dialer_set_handshake_timeout(d, 200);
     fd = tcp_connect(port); /* the listen queue completes the connect; nobody reads */
+    ino = fd_inode(fd);
     double t0 = now_ms();
     check_status(ws_dial_fd(d, fd, "ws://h/", NULL, 0, &c, NULL), WS_ERR_TIMEOUT, "silent peer: timeout");
     double took = now_ms() - t0;
     check(took >= 150 && took < 2000, "after the handshake timeout (%.0f ms)", took);
-    check(fd_is_closed(fd), "socket closed after the timeout");
+    check(fd_is_closed(fd, ino), "socket closed after the timeout");
     ws_dialer_free(d);
     close(k.lfd);
 
@@ -162,24 +176,29 @@ static void test_dial_fd(struct server *s) {
     check_status(ws_dial_fd(NULL, -1, "ws://h/", NULL, 0, &c, NULL), WS_ERR_INVALID_ARGUMENT, "negative fd");
     int sv[2];
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    ino_t sv0_ino = fd_inode(sv[0]);
     check_status(ws_dial_fd(NULL, sv[0], "ws://h/", NULL, 0, &c, NULL), WS_ERR_INVALID_ARGUMENT,
                  "a Unix socket is not a TCP socket");
-    check(fd_is_closed(sv[0]), "and it was closed");
+    check(fd_is_closed(sv[0], sv0_ino), "and it was closed");
     close(sv[1]);
     int unconnected = socket(AF_INET, SOCK_STREAM, 0);
+    ino_t unconnected_ino = fd_inode(unconnected);
     check_status(ws_dial_fd(NULL, unconnected, "ws://h/", NULL, 0, &c, NULL), WS_ERR_INVALID_ARGUMENT,
                  "an unconnected socket");
-    check(fd_is_closed(unconnected), "and it was closed");
+    check(fd_is_closed(unconnected, unconnected_ino), "and it was closed");
     fd = tcp_connect(s->port);
+    ino = fd_inode(fd);
     check_status(ws_dial_fd(NULL, fd, "wss://h/", NULL, 0, &c, NULL), WS_ERR_TLS,
                  "wss:// runs TLS over the socket (a plain server fails it)");
-    check(fd_is_closed(fd), "and the socket was closed");
+    check(fd_is_closed(fd, ino), "and the socket was closed");
     fd = tcp_connect(s->port);
+    ino = fd_inode(fd);
     check_status(ws_dial_fd(NULL, fd, "http://h/", NULL, 0, &c, NULL), WS_ERR_BAD_URL, "not a ws:// URL");
-    check(fd_is_closed(fd), "and the socket was closed");
+    check(fd_is_closed(fd, ino), "and the socket was closed");
     fd = tcp_connect(s->port);
+    ino = fd_inode(fd);
     check_status(ws_dial_fd(NULL, fd, "ws://h/", NULL, 0, NULL, NULL), WS_ERR_INVALID_ARGUMENT, "NULL conn_out");
-    check(fd_is_closed(fd), "and the socket was closed");
+    check(fd_is_closed(fd, ino), "and the socket was closed");
 }
 
 int main(void) {

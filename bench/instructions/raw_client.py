@@ -1,5 +1,6 @@
 """Raw WebSocket client for bench/instructions/count: N binary messages
-of SIZE bytes, DEPTH in flight, over one connection to 127.0.0.1:PORT;
+of SIZE bytes, sent DEPTH at a time (one write; the next DEPTH after all
+their echoes), over one connection to 127.0.0.1:PORT;
 checks every echo's length, then sends a close (1000) and disconnects.
 Its own cost does not matter: only the server runs under callgrind.
 
@@ -37,7 +38,10 @@ def main():
     sent = got = 0
     buf = bytearray(buf)
     while got < n:
-        burst = min(depth - (sent - got), n - sent)
+        # Bursts of DEPTH, the next once all echoes of the last are in: a
+        # sliding window's batching (how many frames one server read
+        # finds) follows the machine's load, a burst's does not.
+        burst = min(depth, n - sent) if sent == got else 0
         if burst > 0:
             s.sendall(frame * burst)
             sent += burst

@@ -184,6 +184,7 @@ impl Charge {
     /// Whether the rule grants `n` more bytes now (nothing is charged:
     /// the host grows its buffers, then reports them with [`Charge::set`]).
     /// Three atomic loads, no write.
+    #[inline]
     pub fn may_grow(&self, n: usize) -> bool {
         n == 0 || self.budget.limit() == 0 || self.budget.allows(self.budget.used(), n, self.held)
     }
@@ -191,6 +192,7 @@ impl Charge {
     /// Records that the connection holds `n` bytes now (more or fewer than
     /// before; it never refuses: ask [`Charge::may_grow`] first). One
     /// atomic operation when `n` changed, none otherwise.
+    #[inline]
     pub fn set(&mut self, n: usize) {
         if n > self.held {
             self.force_grow(n - self.held);

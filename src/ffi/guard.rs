@@ -66,9 +66,15 @@ fn panic_message(p: &Box<dyn Any + Send>) -> String {
 /// Runs `f`, turning a panic into `on_panic` with the last error set.
 pub(crate) fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     install_quiet_hook();
-    IN_LIBWS.with(|c| c.set(c.get() + 1));
+    // One thread-local lookup per call, not two: in a shared library each
+    // is a `__tls_get_addr` call, and this runs on every C call.
+    let depth: *const Cell<u32> = IN_LIBWS.with(|c| c as *const Cell<u32>);
+    // SAFETY: a thread-local lives as long as its thread, and `depth` is
+    // used on this thread only, within this call.
+    let depth = unsafe { &*depth };
+    depth.set(depth.get() + 1);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    IN_LIBWS.with(|c| c.set(c.get() - 1));
+    depth.set(depth.get() - 1);
     match r {
         Ok(v) => v,
         Err(p) => {

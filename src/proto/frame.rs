@@ -51,6 +51,7 @@ pub struct FrameHeader {
 /// RSV1 (permessage-deflate) was negotiated. Checks that do not depend on
 /// the message state (reserved bits and opcodes, masking direction, control
 /// frame rules, length encoding) happen here.
+#[inline]
 pub fn parse_header(buf: &[u8], role: Role, allow_rsv1: bool) -> Result<Option<(FrameHeader, usize)>, ProtoError> {
     if buf.len() < 2 {
         return Ok(None);

@@ -67,6 +67,8 @@ impl Stream {
         Stream { tcp, tls: None }
     }
 
+    // Inlined: the plain-TCP case is one branch on every message.
+    #[inline]
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.tls {
             None => (&self.tcp).read(buf),
@@ -74,6 +76,7 @@ impl Stream {
         }
     }
 
+    #[inline]
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
         match &self.tls {
             None => (&self.tcp).write(buf),
@@ -91,6 +94,7 @@ impl Stream {
     /// Sends bytes a TLS layer still holds: true when none are left, false
     /// when the socket is full (wait for writable, call again). Plain TCP
     /// holds none.
+    #[inline]
     pub fn flush(&self) -> io::Result<bool> {
         match &self.tls {
             None => Ok(true),
@@ -103,6 +107,7 @@ impl Stream {
         self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
+    #[inline]
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }

@@ -173,6 +173,7 @@ impl ConnShared {
 
     /// Writes as much of the outbox as the socket takes. Returns
     /// `Ok(true)` when the outbox is empty.
+    #[inline(always)]
     pub(super) fn write_out(&self, ob: &mut Outbox) -> std::io::Result<bool> {
         loop {
             if ob.sent == ob.buf.len() {

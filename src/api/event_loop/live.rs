@@ -81,6 +81,7 @@ struct Sink<'a> {
 }
 
 impl RecvSink for Sink<'_> {
+    #[inline]
     fn on_event(&mut self, ev: RecvEvent<'_>) -> bool {
         match ev {
             RecvEvent::Message { kind, data } => {
@@ -143,6 +144,7 @@ impl LiveConn {
     /// Asks the memory budget how far the engine may grow in its next call
     /// and sets that as its hold cap; false = refused (starved). Two
     /// atomic loads when memory is plentiful.
+    #[inline(always)]
     pub fn admit(&mut self, now: Instant) -> bool {
         let held = self.recv.held();
         self.roomy = self.charge.may_grow(CALL_GROWTH);
@@ -274,11 +276,7 @@ impl LiveConn {
 
     /// Runs one engine call with this connection's sink, then queues the
     /// replies the engine owes.
-    fn run(
-        &mut self,
-        now: Instant,
-        f: impl FnOnce(&mut RecvHalf, &mut dyn RecvSink) -> Result<(), ProtoError>,
-    ) -> Outcome {
+    fn run(&mut self, now: Instant, f: impl FnOnce(&mut RecvHalf, &mut Sink<'_>) -> Result<(), ProtoError>) -> Outcome {
         let roomy = self.roomy;
         let mut sink =
             Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now, roomy };

@@ -214,12 +214,18 @@ impl EventLoop {
     /// Something may have set a deadline earlier than the next sweep:
     /// sweep within SWEEP_EVERY.
     fn sweep_soon(&mut self) {
+        self.sweep_soon_from(Instant::now());
+    }
+
+    /// `sweep_soon` counted from `now`; an earlier `now` (this iteration's
+    /// wake-up, on the per-message path) only brings the sweep forward.
+    fn sweep_soon_from(&mut self, now: Instant) {
         // Listeners have no deadlines: a loop without connections has
         // nothing to sweep and keeps no timeout of its own.
         if self.occupied == self.listeners {
             return;
         }
-        let soon = Instant::now() + SWEEP_EVERY;
+        let soon = now + SWEEP_EVERY;
         self.next_sweep = Some(self.next_sweep.map_or(soon, |s| s.min(soon)));
     }
 
@@ -344,7 +350,16 @@ impl EventLoop {
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
     }
 
+    /// Applies queued commands; the loop asks several times per
+    /// iteration, so the empty case is one flag load, inlined.
+    #[inline(always)]
     fn apply_commands(&mut self) {
+        if self.shared.has_commands() {
+            self.apply_queued_commands();
+        }
+    }
+
+    fn apply_queued_commands(&mut self) {
         loop {
             let cmds = self.shared.take_commands();
             if cmds.is_empty() {
@@ -570,6 +585,7 @@ impl EventLoop {
     }
 
     /// Acts on a read's outcome; true when the connection is still there.
+    #[inline]
     fn handle_outcome(&mut self, t: usize, outcome: Outcome) -> bool {
         match outcome {
             Outcome::Idle => true,
@@ -627,8 +643,6 @@ impl EventLoop {
                 self.flushing = list;
                 return;
             }
-            // A flush may leave a buffer held or start a close handshake.
-            self.sweep_soon();
             for &(t, id) in &list {
                 if matches!(self.slots.get(t), Some(Some(Entry::Open(c))) if c.handle.id() == id) {
                     self.flush_conn(t);
@@ -680,46 +694,51 @@ impl EventLoop {
 
     fn flush_conn(&mut self, t: usize) {
         let Some(Some(Entry::Open(c))) = self.slots.get_mut(t) else { return };
-        let sh = c.handle.0.clone();
-        let Ok(mut ob) = sh.lock_out() else {
-            self.finish(t, close::ABNORMAL, Vec::new(), Some(Error::poisoned()));
-            return;
+        let sh = &c.handle.0;
+        // Decided while the connection is borrowed; ending it needs the
+        // whole loop, so that comes after.
+        let ended = match sh.lock_out() {
+            Err(_) => Some((close::ABNORMAL, Some(Error::poisoned()))),
+            Ok(ob) if ob.abort => Some((close::ABNORMAL, None)),
+            Ok(mut ob) => match sh.write_out(&mut ob) {
+                Ok(true) => {
+                    ob.scheduled = false;
+                    let drained = std::mem::take(&mut ob.blocked);
+                    drop(ob);
+                    if drained {
+                        c.handler.on_drain(&c.handle);
+                    }
+                    None
+                }
+                Ok(false) => {
+                    ob.blocked = true;
+                    return;
+                }
+                Err(e) => {
+                    drop(ob);
+                    if c.peer_closed() {
+                        Some((close::NO_STATUS, None))
+                    } else {
+                        Some((close::ABNORMAL, Some(Error::io("write", e))))
+                    }
+                }
+            },
         };
-        if ob.abort {
-            drop(ob);
-            self.finish(t, close::ABNORMAL, Vec::new(), None);
+        if let Some((code, err)) = ended {
+            self.finish(t, code, Vec::new(), err);
             return;
-        }
-        let drained = match sh.write_out(&mut ob) {
-            Ok(true) => {
-                ob.scheduled = false;
-                std::mem::take(&mut ob.blocked)
-            }
-            Ok(false) => {
-                ob.blocked = true;
-                return;
-            }
-            Err(e) => {
-                drop(ob);
-                let peer_closed = c.peer_closed();
-                let (code, reason) =
-                    if peer_closed { (close::NO_STATUS, Vec::new()) } else { (close::ABNORMAL, Vec::new()) };
-                let err = if peer_closed { None } else { Some(Error::io("write", e)) };
-                self.finish(t, code, reason, err);
-                return;
-            }
-        };
-        drop(ob);
-        if drained {
-            c.handler.on_drain(&c.handle);
         }
         // Our close frame is out once the outbox empties in CLOSING.
-        if sh.close.phase() == Phase::Closing {
-            let Some(Some(Entry::Open(c))) = self.slots.get_mut(t) else { return };
+        if c.handle.0.close.phase() == Phase::Closing {
             match close_state::after_close_sent(c.role(), c.peer_closed()) {
                 TcpAfterClose::ShutdownNow => self.finish(t, close::NO_STATUS, Vec::new(), None),
                 TcpAfterClose::AwaitPeer if c.deadlines.close_deadline().is_none() => {
-                    c.deadlines.close_started(Instant::now(), &timeout_config(&self.shared.config()));
+                    let now = Instant::now();
+                    c.deadlines.close_started(now, &timeout_config(&self.shared.config()));
+                    // The close timeout is a new deadline. (A buffer the
+                    // flush left held asked for its sweep when taken:
+                    // `buffers_held`.)
+                    self.sweep_soon_from(now);
                 }
                 TcpAfterClose::AwaitPeer => {}
             }

@@ -87,6 +87,9 @@ pub(crate) struct LoopShared {
     waker: mio::Waker,
     /// Connections with output to write: (slot, connection id).
     flush: Mutex<Vec<(usize, u64)>>,
+    /// The flush list is not empty (set and cleared under its lock), so
+    /// the loop's checks of an empty list take no lock.
+    flush_queued: AtomicBool,
     commands: Mutex<Vec<Command>>,
     /// Set with every command, cleared when the loop takes them.
     commands_queued: AtomicBool,
@@ -132,6 +135,7 @@ impl LoopShared {
         LoopShared {
             waker,
             flush: Mutex::new(Vec::new()),
+            flush_queued: AtomicBool::new(false),
             commands: Mutex::new(Vec::new()),
             commands_queued: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -165,6 +169,7 @@ impl LoopShared {
         let was_empty = match self.flush.lock() {
             Ok(mut f) => {
                 f.push((slot, id));
+                self.flush_queued.store(true, Ordering::Release);
                 f.len() == 1
             }
             Err(_) => return,
@@ -175,9 +180,19 @@ impl LoopShared {
         }
     }
 
+    /// Swaps the flush list into `into` (left as it is when the list is
+    /// empty). A push that races with the flag's check wakes the loop.
+    #[inline]
     pub fn take_flush(&self, into: &mut Vec<(usize, u64)>) {
+        if self.flush_queued.load(Ordering::Acquire) {
+            self.swap_flush(into);
+        }
+    }
+
+    fn swap_flush(&self, into: &mut Vec<(usize, u64)>) {
         if let Ok(mut f) = self.flush.lock() {
             std::mem::swap(&mut *f, into);
+            self.flush_queued.store(false, Ordering::Release);
         }
     }
 
@@ -240,12 +255,14 @@ impl LoopShared {
         l.is_some()
     }
 
+    #[inline]
     pub fn has_commands(&self) -> bool {
         self.commands_queued.load(Ordering::Acquire)
     }
 
+    #[inline]
     pub fn has_flush(&self) -> bool {
-        self.flush.lock().map(|f| !f.is_empty()).unwrap_or(false)
+        self.flush_queued.load(Ordering::Acquire)
     }
 
     pub fn config(&self) -> LoopConfig {

@@ -261,7 +261,8 @@ impl RecvHalf {
     /// Processes received bytes (unmasking them in place). Everything is
     /// consumed: events go to `sink`, unparsed bytes stay here (a driver
     /// that calls `restore_leftover` first saves their copy).
-    pub fn process(&mut self, input: &mut [u8], sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
+    #[inline(always)]
+    pub fn process<S: RecvSink + ?Sized>(&mut self, input: &mut [u8], sink: &mut S) -> Result<(), ProtoError> {
         self.drop_room();
         if let Some(b) = self.backlog.as_mut() {
             // Keep the order: new bytes queue behind the backlog.
@@ -290,7 +291,7 @@ impl RecvHalf {
     /// driver, which passes it again, with more bytes after it if it
     /// needs more. A compressed piece's unused rest is kept here and goes
     /// out first on the next call.
-    pub fn process_held(&mut self, input: &mut [u8], sink: &mut dyn RecvSink) -> Result<usize, ProtoError> {
+    pub fn process_held<S: RecvSink + ?Sized>(&mut self, input: &mut [u8], sink: &mut S) -> Result<usize, ProtoError> {
         debug_assert!(self.held, "process_held needs RecvHalf::new_held");
         if self.backlog.is_some() && !self.resume_pieces(sink)? {
             return Ok(0);
@@ -301,7 +302,7 @@ impl RecvHalf {
 
     /// Inflates what a stopped `process_held` kept; false when the sink
     /// stopped again.
-    fn resume_pieces(&mut self, sink: &mut dyn RecvSink) -> Result<bool, ProtoError> {
+    fn resume_pieces<S: RecvSink + ?Sized>(&mut self, sink: &mut S) -> Result<bool, ProtoError> {
         let Some(mut b) = self.backlog.take() else { return Ok(true) };
         let z = std::mem::take(&mut b.compressed);
         match self.inflate_pieces(&z, b.eom, sink)? {
@@ -317,7 +318,7 @@ impl RecvHalf {
     }
 
     /// Continues with input left in the backlog (no new bytes).
-    pub fn resume(&mut self, sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
+    pub fn resume<S: RecvSink + ?Sized>(&mut self, sink: &mut S) -> Result<(), ProtoError> {
         self.drop_room();
         if self.held {
             return self.resume_pieces(sink).map(|_| ());
@@ -346,7 +347,12 @@ impl RecvHalf {
 
     /// Runs the receiver over `input`; returns the bytes used (all of
     /// them unless `held`).
-    fn run(&mut self, input: &mut [u8], sink: &mut dyn RecvSink, budget: &mut usize) -> Result<usize, ProtoError> {
+    fn run<S: RecvSink + ?Sized>(
+        &mut self,
+        input: &mut [u8],
+        sink: &mut S,
+        budget: &mut usize,
+    ) -> Result<usize, ProtoError> {
         let mut pos = 0;
         loop {
             if self.peer_closed {
@@ -446,7 +452,7 @@ impl RecvHalf {
     /// frame's size (up to a bound) rather than by doubling; the room
     /// reserved ahead stays under the hold cap (the payload itself is
     /// received already and always kept).
-    fn append(&mut self, data: &[u8], sink: &mut dyn RecvSink) {
+    fn append<S: RecvSink + ?Sized>(&mut self, data: &[u8], sink: &mut S) {
         let ceiling = self.msg_ceiling();
         let ahead = self.receiver.frame_remaining().unwrap_or(0).min(RESERVE_AHEAD_MAX) as usize;
         let need = self.msg.len() + data.len();
@@ -459,7 +465,7 @@ impl RecvHalf {
     }
 
     /// Hands out the assembled message and gives its buffer back.
-    fn deliver(&mut self, sink: &mut dyn RecvSink) -> bool {
+    fn deliver<S: RecvSink + ?Sized>(&mut self, sink: &mut S) -> bool {
         let kind = self.cur.take().map_or(MessageType::Binary, |a| a.kind);
         let go_on = sink.on_event(RecvEvent::Message { kind, data: &self.msg });
         let mut buf = std::mem::take(&mut self.msg);
@@ -470,11 +476,11 @@ impl RecvHalf {
 
     /// Inflates a piece of the current message; `Some(used)` when the
     /// budget ran out before the piece was consumed (or the message ended).
-    fn inflate(
+    fn inflate<S: RecvSink + ?Sized>(
         &mut self,
         z: &[u8],
         eom: bool,
-        sink: &mut dyn RecvSink,
+        sink: &mut S,
         budget: &mut usize,
     ) -> Result<Option<usize>, ProtoError> {
         if self.msg.capacity() == 0 {
@@ -499,7 +505,12 @@ impl RecvHalf {
     /// Inflates a piece of the current message into pieces of at most
     /// `PIECE_MAX` bytes for the sink; `Some(used)` when the sink stopped
     /// (at `used` bytes of `z`).
-    fn inflate_pieces(&mut self, z: &[u8], eom: bool, sink: &mut dyn RecvSink) -> Result<Option<usize>, ProtoError> {
+    fn inflate_pieces<S: RecvSink + ?Sized>(
+        &mut self,
+        z: &[u8],
+        eom: bool,
+        sink: &mut S,
+    ) -> Result<Option<usize>, ProtoError> {
         let limit = self.receiver.max_message();
         let mut used = 0;
         loop {
@@ -556,7 +567,12 @@ impl RecvHalf {
         Ok(true)
     }
 
-    fn control(&mut self, kind: MessageType, payload: &[u8], sink: &mut dyn RecvSink) -> Result<bool, ProtoError> {
+    fn control<S: RecvSink + ?Sized>(
+        &mut self,
+        kind: MessageType,
+        payload: &[u8],
+        sink: &mut S,
+    ) -> Result<bool, ProtoError> {
         Ok(match kind {
             MessageType::Ping => {
                 match self.ping.as_mut() {
@@ -582,8 +598,17 @@ impl RecvHalf {
     /// nothing is kept here, the room to read its next bytes into. The
     /// room stays (zeroed once) until `commit_direct`, so a read that
     /// finds the socket empty costs nothing the next time.
-    pub fn direct_room(&mut self, min: u64, sink: &mut dyn RecvSink) -> Option<&mut [u8]> {
-        let left = self.receiver.frame_remaining()?;
+    #[inline]
+    pub fn direct_room<S: RecvSink + ?Sized>(&mut self, min: u64, sink: &mut S) -> Option<&mut [u8]> {
+        // Inlined: on every read, and almost always no large frame is
+        // under way.
+        match self.receiver.frame_remaining() {
+            Some(left) if left >= min => self.direct_room_for(left, min, sink),
+            _ => None,
+        }
+    }
+
+    fn direct_room_for<S: RecvSink + ?Sized>(&mut self, left: u64, min: u64, sink: &mut S) -> Option<&mut [u8]> {
         let compressed = self.cur.as_ref()?.compressed;
         if left < min || compressed || self.left_len > 0 || self.backlog.is_some() || self.peer_closed {
             return None;
@@ -613,7 +638,7 @@ impl RecvHalf {
     }
 
     /// `n` bytes were read into the room [`RecvHalf::direct_room`] gave.
-    pub fn commit_direct(&mut self, n: usize, sink: &mut dyn RecvSink) -> Result<(), ProtoError> {
+    pub fn commit_direct<S: RecvSink + ?Sized>(&mut self, n: usize, sink: &mut S) -> Result<(), ProtoError> {
         let start = self.msg.len() - self.room;
         self.room = 0;
         self.msg.truncate(start + n.min(self.msg.len() - start));

@@ -16,7 +16,6 @@ pub use read::Message;
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ use crate::api::budget::MemoryBudget;
 use crate::api::config::ConnConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::deflate::Agreement;
-use crate::proto::engine::close_state::echo_code;
+use crate::proto::engine::close_state::{echo_code, CloseCell, Phase};
 use crate::proto::Role;
 use crate::transport::Stream;
 
@@ -37,10 +36,10 @@ pub use crate::proto::kind::MessageType;
 /// full socket (gorilla's writeWait).
 const CONTROL_REPLY_WAIT: Duration = Duration::from_secs(1);
 
+/// How the connection ended, for `close_code` and for threads waiting in
+/// `close_graceful` (the close phase itself is the engine's `CloseCell`).
 #[derive(Debug, Default)]
 struct CloseState {
-    /// A close frame went out.
-    sent: bool,
     /// The code and reason that ended the connection, once it ended:
     /// the peer's close frame, or 1006 when TCP dropped without one.
     received: Option<(u16, Vec<u8>)>,
@@ -63,7 +62,9 @@ pub struct Conn {
     write_wait_cv: Condvar,
     write_waiters: std::sync::atomic::AtomicUsize,
     handlers: Mutex<Handlers>,
-    shut: AtomicBool,
+    /// The engine's close phase: `Closing` once our close frame went out,
+    /// `Closed` once the socket was shut (`close`).
+    close: CloseCell,
     close_state: Mutex<CloseState>,
     close_cv: Condvar,
     read_deadline: Mutex<Option<Instant>>,
@@ -119,7 +120,7 @@ impl Conn {
             write_wait_cv: Condvar::new(),
             write_waiters: std::sync::atomic::AtomicUsize::new(0),
             handlers: Mutex::new(Handlers::default()),
-            shut: AtomicBool::new(false),
+            close: CloseCell::opened(),
             close_state: Mutex::new(CloseState::default()),
             close_cv: Condvar::new(),
             read_deadline: Mutex::new(None),
@@ -323,7 +324,7 @@ impl Conn {
     /// Close). Any thread; wakes blocked readers and writers, which return
     /// `LocallyClosed`. The connection's memory lives until it is dropped.
     pub fn close(&self) {
-        self.shut.store(true, Ordering::SeqCst);
+        self.close.end();
         self.stream.shutdown();
         self.wake_writers();
         self.close_cv.notify_all();
@@ -332,7 +333,7 @@ impl Conn {
     }
 
     pub fn is_shut(&self) -> bool {
-        self.shut.load(Ordering::SeqCst)
+        self.close.phase() == Phase::Closed
     }
 
     /// The close handshake: sends a close frame with `code` and `reason`,
@@ -393,8 +394,10 @@ impl Conn {
         self.close_cv.notify_all();
     }
 
+    /// Our close frame went out (or the socket is shut: nothing more goes
+    /// out either way). One atomic load: every write asks.
     fn close_sent(&self) -> bool {
-        self.close_state.lock().map(|s| s.sent).unwrap_or(true)
+        self.close.phase() >= Phase::Closing
     }
 
     /// Stores `err` as the connection's last error and returns it.

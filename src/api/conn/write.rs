@@ -325,9 +325,9 @@ impl Conn {
         }
         let r = self.send_encoded(w.ws(), deadline, |send, out| send.close(code, reason, out));
         if r.is_ok() || r.as_ref().is_err_and(|e| e.kind() == ErrorKind::WriteIncomplete) {
-            if let Ok(mut st) = self.close_state.lock() {
-                st.sent = true;
-            }
+            // After the frame is out, under the writer lock: no frame can
+            // follow it, and a close that timed out unsent may be retried.
+            let _ = self.close.begin_close();
         }
         r
     }

@@ -75,6 +75,12 @@ impl Default for CloseCell {
 }
 
 impl CloseCell {
+    /// For a connection whose handshake is already done (the blocking
+    /// `Conn` is built after it).
+    pub fn opened() -> CloseCell {
+        CloseCell(AtomicU8::new(Phase::Open as u8))
+    }
+
     pub fn phase(&self) -> Phase {
         Phase::from_u8(self.0.load(Ordering::SeqCst))
     }

@@ -2021,6 +2021,16 @@ void ws_session_free(struct ws_session *s);
 ws_status ws_session_recv(struct ws_session *s, const uint8_t *data, size_t len);
 
 /**
+ * `ws_session_recv` without the copy, for a caller whose receive buffer
+ * the session may change: it unmasks frames in place (what `data` holds
+ * afterwards is unspecified), and a message that arrived whole in `data` reaches
+ * `on_message` as a pointer into it. During the opening handshake and
+ * under TLS it copies like `ws_session_recv`. `data` may be NULL when
+ * `len` is 0. `WS_ERR_BUSY` from a callback.
+ */
+ws_status ws_session_recv_in_place(struct ws_session *s, uint8_t *data, size_t len);
+
+/**
  * The transport ended (the peer's FIN, or a read error). After the close
  * handshake that is the normal end; before it, `on_error` reports it.
  */

@@ -1489,11 +1489,17 @@ public:
 
     /** Feeds received bytes (copied); handlers run meanwhile, and a handler's exception is rethrown here. */
     result<void> try_recv(bytes_view data) { return after(ws_session_recv(s_, data.data(), data.size())); }
+    /** Feeds received bytes without the copy: frames are unmasked inside `data` (its contents are unspecified
+     *  afterwards) and a message that arrived whole reaches on_message as a view into it. */
+    result<void> try_recv_in_place(std::uint8_t *data, std::size_t len) {
+        return after(ws_session_recv_in_place(s_, data, len));
+    }
     /** The transport ended (the peer's FIN or a read error). */
     result<void> try_recv_eof() { return after(ws_session_recv_eof(s_)); }
     /** Runs what is due (a keepalive ping, a timeout); handlers may run. */
     result<void> try_on_timeout() { return after(ws_session_on_timeout(s_)); }
     void recv(bytes_view data) { try_recv(data).value(); }
+    void recv_in_place(std::uint8_t *data, std::size_t len) { try_recv_in_place(data, len).value(); }
     void recv_eof() { try_recv_eof().value(); }
     void on_timeout() { try_on_timeout().value(); }
 

@@ -425,6 +425,31 @@ impl Session {
         }
     }
 
+    /// `recv` over a buffer the caller lets the session change: frames are
+    /// unmasked in place and a message that arrived whole is delivered
+    /// from `data` itself, without the copy `recv` makes. Only the open,
+    /// plaintext phase runs in place; the handshake and TLS take the copy
+    /// path (their bytes are parsed or decrypted into the session anyway).
+    pub fn recv_in_place(&self, data: &mut [u8], now: Instant, h: &mut dyn SessionHandler) -> Result<()> {
+        let mut rx =
+            self.rx.try_borrow_mut().map_err(|_| Error::new(ErrorKind::Busy, "recv called from a callback"))?;
+        let in_place = matches!(&*rx, Handshake::Open(_)) && self.tls.borrow().is_none();
+        if !in_place {
+            drop(rx);
+            return self.recv(data, now, h);
+        }
+        if self.finished.get() || data.is_empty() {
+            return Ok(());
+        }
+        let mut d = self.deadlines.get();
+        d.on_read(now);
+        self.deadlines.set(d);
+        match &mut *rx {
+            Handshake::Open(recv) => self.process_open(recv, data, now, h),
+            _ => Ok(()),
+        }
+    }
+
     /// Feeds received bytes; events go to `h` during the call.
     pub fn recv(&self, data: &[u8], now: Instant, h: &mut dyn SessionHandler) -> Result<()> {
         let mut rx =
@@ -467,6 +492,37 @@ impl Session {
         }
     }
 
+    /// Runs the receive half over input of the open connection, then
+    /// queues the close echo it owes.
+    fn process_open(
+        &self,
+        recv: &mut RecvHalf,
+        input: &mut [u8],
+        now: Instant,
+        h: &mut dyn SessionHandler,
+    ) -> Result<()> {
+        let mut sink = Sink { session: self, handler: h, now };
+        if let Err(pe) = recv.process(input, &mut sink) {
+            return self.protocol_failure(pe, h);
+        }
+        while recv.backlogged() {
+            let mut sink = Sink { session: self, handler: h, now };
+            if let Err(pe) = recv.resume(&mut sink) {
+                return self.protocol_failure(pe, h);
+            }
+        }
+        // The pongs went out from the sink already (see `Ping`).
+        let owed = recv.take_owed();
+        if let Some(code) = owed.close_echo {
+            if self.is_open() {
+                let _ = self.close(code, b"");
+            } else {
+                self.after_our_close();
+            }
+        }
+        Ok(())
+    }
+
     fn recv_bytes(
         &self,
         rx: &mut Handshake,
@@ -478,29 +534,12 @@ impl Session {
             match &mut *rx {
                 Handshake::Over => return Ok(()),
                 Handshake::Open(recv) => {
-                    let mut sink = Sink { session: self, handler: h, now };
-                    if let Err(pe) = recv.process(&mut input, &mut sink) {
-                        return self.protocol_failure(pe, h);
-                    }
-                    while recv.backlogged() {
-                        let mut sink = Sink { session: self, handler: h, now };
-                        if let Err(pe) = recv.resume(&mut sink) {
-                            return self.protocol_failure(pe, h);
-                        }
-                    }
+                    let r = self.process_open(recv, &mut input, now, h);
                     if input.capacity() <= SPARE_MAX {
-                        *self.inbuf.borrow_mut() = std::mem::take(&mut input);
+                        input.clear();
+                        *self.inbuf.borrow_mut() = input;
                     }
-                    // The pongs went out from the sink already (see `Ping`).
-                    let owed = recv.take_owed();
-                    if let Some(code) = owed.close_echo {
-                        if self.is_open() {
-                            let _ = self.close(code, b"");
-                        } else {
-                            self.after_our_close();
-                        }
-                    }
-                    return Ok(());
+                    return r;
                 }
                 Handshake::Server { upgrader, buf } => {
                     buf.extend_from_slice(&input);

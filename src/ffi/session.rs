@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::compression::ws_prepared_message;
 use super::conn::{tri, ws_msg_type};
-use super::convert::{bytes, cstr, need, put, status};
+use super::convert::{bytes, bytes_mut, cstr, need, put, status};
 use super::dialer::{dialer_snapshot, ws_dialer};
 use super::guard::{self, ffi_status, ffi_value, invalid};
 use super::http::{ws_request, ws_response};
@@ -261,6 +261,20 @@ pub extern "C" fn ws_session_recv(s: *mut ws_session, data: *const u8, len: usiz
     ffi_status!({
         let data = tri!(bytes(data, len, "data"));
         with_handler(s, |sess, h| status(sess.recv(data, Instant::now(), h)))
+    })
+}
+
+/// `ws_session_recv` without the copy, for a caller whose receive buffer
+/// the session may change: it unmasks frames in place (what `data` holds
+/// afterwards is unspecified), and a message that arrived whole in `data` reaches
+/// `on_message` as a pointer into it. During the opening handshake and
+/// under TLS it copies like `ws_session_recv`. `data` may be NULL when
+/// `len` is 0. `WS_ERR_BUSY` from a callback.
+#[no_mangle]
+pub extern "C" fn ws_session_recv_in_place(s: *mut ws_session, data: *mut u8, len: usize) -> ws_status {
+    ffi_status!({
+        let data: &mut [u8] = if len == 0 { &mut [] } else { tri!(bytes_mut(data, len, "data")) };
+        with_handler(s, |sess, h| status(sess.recv_in_place(data, Instant::now(), h)))
     })
 }
 

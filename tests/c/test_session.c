@@ -2,7 +2,7 @@
  * The sans-IO session through the C API: a client and a server session
  * wired through memory (handshake with permessage-deflate, messages,
  * ping, close), the server fed the client's whole byte stream split at
- * every byte boundary (the same events each time), bad input (an HTTP
+ * every byte boundary (the same events each time; also in place), bad input (an HTTP
  * error for a bad request, close 1002 for an unmasked frame), timeouts
  * and misuse.
  */
@@ -27,8 +27,12 @@ static void on_open(ws_session *s, const ws_request *req, const ws_response *res
     add(ud, "open(%s,%u);", req ? "req" : "-", resp ? (unsigned)ws_response_status(resp) : 0u);
 }
 
+/* Where the last message's bytes were (for the in-place check). */
+static const uint8_t *last_msg;
+
 static void on_message(ws_session *s, ws_msg_type t, const uint8_t *d, size_t n, void *ud) {
     struct log *l = ud;
+    last_msg = d;
     add(l, "msg(%d,%zu,%.*s);", (int)t, n, (int)(n > 20 ? 20 : n), (const char *)d);
     if (l->echo) ws_session_send(s, t, d, n);
 }
@@ -140,6 +144,39 @@ int main(void) {
         ws_session_free(t);
     }
     check(same, "every split of %zu bytes gives the same server events", n);
+
+    /* ---- the same splits through ws_session_recv_in_place ---- */
+    static uint8_t lent[sizeof stream];
+    same = 1;
+    for (size_t split = 0; split <= n && same; split++) {
+        struct log l = {{0}, 0, 1};
+        ws_session *t = NULL;
+        ws_session_server_new(up, &cb, &l, &t);
+        memcpy(lent, stream, n); /* in place: each run unmasks its own copy */
+        ws_session_recv_in_place(t, lent, split);
+        ws_session_recv_in_place(t, lent + split, n - split);
+        if (l.len != sl.len || memcmp(l.text, sl.text, l.len) != 0) {
+            same = 0;
+            check(0, "in place, split at %zu: %s", split, l.text);
+        }
+        ws_session_free(t);
+    }
+    check(same, "in place: every split of %zu bytes gives the same server events", n);
+    {
+        /* Open, then one whole masked frame: delivered from the caller's buffer. */
+        struct log l = {{0}, 0, 0};
+        ws_session *t = NULL;
+        ws_session_server_new(up, &cb, &l, &t);
+        memcpy(lent, stream, start);
+        ws_session_recv_in_place(t, lent, start);
+        uint8_t frame[] = {0x81, 0x85, 1, 2, 3, 4, 'h' ^ 1, 'e' ^ 2, 'l' ^ 3, 'l' ^ 4, 'o' ^ 1};
+        last_msg = NULL;
+        check(ws_session_recv_in_place(t, frame, sizeof frame) == WS_OK && strstr(l.text, "msg(1,5,hello);"),
+              "in place: the message arrives: %s", l.text);
+        check(last_msg == frame + 6, "in place: on_message points into the caller's buffer");
+        check(ws_session_recv_in_place(t, NULL, 0) == WS_OK, "in place: NULL with length 0");
+        ws_session_free(t);
+    }
 
     /* ---- bad input ---- */
     struct log bl = {{0}, 0, 0};

@@ -52,7 +52,7 @@ bool pump(ws::session &from, ws::session &to) {
         ws::bytes_view out = from.pending();
         std::vector<std::uint8_t> copy = out.to_vector(); // `out` is valid until the next call on `from`
         from.sent(copy.size());
-        to.recv(copy);
+        to.recv_in_place(copy.data(), copy.size()); // our copy: the session may unmask in it
         moved = true;
     }
     return moved;

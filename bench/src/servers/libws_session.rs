@@ -20,8 +20,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use ws::ffi::conn::ws_msg_type;
 use ws::ffi::session::{
-    ws_session, ws_session_callbacks, ws_session_free, ws_session_is_finished, ws_session_pending, ws_session_recv,
-    ws_session_recv_eof, ws_session_send, ws_session_sent, ws_session_server_new,
+    ws_session, ws_session_callbacks, ws_session_free, ws_session_is_finished, ws_session_pending, ws_session_recv_eof,
+    ws_session_recv_in_place, ws_session_send, ws_session_sent, ws_session_server_new,
 };
 use ws::ffi::status::WS_OK;
 
@@ -90,7 +90,9 @@ fn read(c: &mut Conn, buf: &mut [u8]) -> bool {
                 return false;
             }
             Ok(n) => {
-                let _ = ws_session_recv(c.s, buf.as_ptr(), n);
+                // Our buffer: the session unmasks in it and hands whole
+                // messages out of it (no copy).
+                let _ = ws_session_recv_in_place(c.s, buf.as_mut_ptr(), n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

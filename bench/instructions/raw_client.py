@@ -1,22 +1,19 @@
 """Raw WebSocket client for bench/instructions/count: N binary messages
-of SIZE bytes, sent DEPTH at a time (one write; the next DEPTH after all
-their echoes), over one connection to 127.0.0.1:PORT;
-checks every echo's length, then sends a close (1000) and disconnects.
-Its own cost does not matter: only the server runs under callgrind.
+of SIZE bytes on each of CONNS connections (default 1) to 127.0.0.1:PORT,
+sent DEPTH at a time per connection (one write), in rounds: the next
+bursts go out once every connection has all its echoes. A sliding
+window's batching (how many frames one server read finds, how many
+connections one poll finds ready) follows the machine's load; a round's
+much less.
+Checks every echo's length, then sends a close (1000) on each connection
+and disconnects. Its own cost does not matter: only the server runs under
+callgrind.
 
-usage: raw_client.py PORT N SIZE DEPTH"""
-import base64, os, socket, struct, sys
+usage: raw_client.py PORT N SIZE DEPTH [CONNS]"""
+import base64, os, selectors, socket, struct, sys
 
-def recv_exact(s, n, buf):
-    while len(buf) < n:
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            raise SystemExit("server closed")
-        buf += chunk
-    return buf
 
-def main():
-    port, n, size, depth = (int(x) for x in sys.argv[1:5])
+def handshake(port):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -24,40 +21,99 @@ def main():
                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
     buf = b""
     while b"\r\n\r\n" not in buf:
-        buf += s.recv(4096)
-    head, buf = buf.split(b"\r\n\r\n", 1)
+        chunk = s.recv(4096)
+        if not chunk:
+            raise SystemExit("server closed during the handshake")
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 101"), head
-    payload = b"x" * size
+    return s, bytearray(rest)
+
+
+def frame_for(size):
     if size < 126:
         hdr = struct.pack("!BB", 0x82, 0x80 | size)
     elif size < 65536:
         hdr = struct.pack("!BBH", 0x82, 0x80 | 126, size)
     else:
         hdr = struct.pack("!BBQ", 0x82, 0x80 | 127, size)
-    frame = hdr + b"\0\0\0\0" + payload  # zero mask key: payload as is
-    sent = got = 0
-    buf = bytearray(buf)
-    while got < n:
-        # Bursts of DEPTH, the next once all echoes of the last are in: a
-        # sliding window's batching (how many frames one server read
-        # finds) follows the machine's load, a burst's does not.
-        burst = min(depth, n - sent) if sent == got else 0
-        if burst > 0:
-            s.sendall(frame * burst)
-            sent += burst
-        # one echo
-        buf = recv_exact(s, 2, buf)
-        l = buf[1] & 0x7F
-        off = 2
+    return hdr + b"\0\0\0\0" + b"x" * size  # zero mask key: payload as is
+
+
+def take_echoes(buf, size):
+    """Removes the whole echoes at the start of buf; returns how many."""
+    n = 0
+    while len(buf) >= 2:
+        l, off = buf[1] & 0x7F, 2
         if l == 126:
-            buf = recv_exact(s, 4, buf); l = struct.unpack("!H", bytes(buf[2:4]))[0]; off = 4
+            if len(buf) < 4:
+                break
+            l, off = struct.unpack("!H", bytes(buf[2:4]))[0], 4
         elif l == 127:
-            buf = recv_exact(s, 10, buf); l = struct.unpack("!Q", bytes(buf[2:10]))[0]; off = 10
+            if len(buf) < 10:
+                break
+            l, off = struct.unpack("!Q", bytes(buf[2:10]))[0], 10
+        if len(buf) < off + l:
+            break
         assert l == size, (l, size)
-        buf = recv_exact(s, off + l, buf)
         del buf[:off + l]
-        got += 1
-    s.sendall(struct.pack("!BB", 0x88, 0x82) + b"\0\0\0\0" + struct.pack("!H", 1000))
-    s.close()
+        n += 1
+    return n
+
+
+def main():
+    port, n, size, depth = (int(x) for x in sys.argv[1:5])
+    conns = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    frame = frame_for(size)
+    sel = selectors.DefaultSelector()
+    # per connection: [socket, buffer, sent, got]
+    state = []
+    for _ in range(conns):
+        s, buf = handshake(port)
+        state.append([s, buf, 0, 0])
+    def refill(c):
+        s, _, sent, got = c
+        if sent == got and sent < n:
+            burst = min(depth, n - sent)
+            s.sendall(frame * burst)
+            c[2] += burst
+    for c in state:
+        c[0].setblocking(False)
+        sel.register(c[0], selectors.EVENT_READ, c)
+        c[3] += take_echoes(c[1], size)
+    for c in state:
+        c[0].setblocking(True)
+        refill(c)
+        c[0].setblocking(False)
+    left = conns
+    while left:
+        events = sel.select(timeout=60)
+        if not events:
+            raise SystemExit("no echo for 60 s")
+        for key, _ in events:
+            c = key.data
+            chunk = c[0].recv(1 << 20)
+            if not chunk:
+                raise SystemExit("server closed")
+            c[1] += chunk
+            c[3] += take_echoes(c[1], size)
+            if c[3] >= n:
+                sel.unregister(c[0])
+                left -= 1
+                continue
+            if c[2] != c[3]:
+                continue
+            # Rounds: the next bursts go out once every connection has all
+            # its echoes, so each round the server finds the same batch.
+            if all(d[2] == d[3] for d in state):
+                for d in state:
+                    d[0].setblocking(True)
+                    refill(d)
+                    d[0].setblocking(False)
+    for c in state:
+        c[0].setblocking(True)
+        c[0].sendall(struct.pack("!BB", 0x88, 0x82) + b"\0\0\0\0" + struct.pack("!H", 1000))
+        c[0].close()
+
 
 main()

@@ -512,8 +512,7 @@ impl Session {
             }
         }
         // The pongs went out from the sink already (see `Ping`).
-        let owed = recv.take_owed();
-        if let Some(code) = owed.close_echo {
+        if let Some(code) = recv.take_close_echo() {
             if self.is_open() {
                 let _ = self.close(code, b"");
             } else {

@@ -172,6 +172,7 @@ impl Receiver {
     /// Number of payload bytes left in the data frame being read, if any.
     /// A caller that reads them straight into its own buffer (to avoid a
     /// copy for large frames) passes them to [`Receiver::accept_payload`].
+    #[inline]
     pub fn frame_remaining(&self) -> Option<u64> {
         self.frame_remaining
     }

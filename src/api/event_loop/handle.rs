@@ -283,6 +283,7 @@ impl ConnShared {
 
     /// Encodes into the outbox with the send half and schedules the
     /// connection.
+    #[inline(always)]
     fn encode(
         &self,
         mut ob: MutexGuard<'_, Outbox>,
@@ -297,6 +298,7 @@ impl ConnShared {
     }
 
     /// Puts the connection on the loop's flush list (once).
+    #[inline(always)]
     pub(super) fn schedule(&self, mut ob: MutexGuard<'_, Outbox>) {
         if !ob.scheduled {
             ob.scheduled = true;

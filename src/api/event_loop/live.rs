@@ -81,7 +81,7 @@ struct Sink<'a> {
 }
 
 impl RecvSink for Sink<'_> {
-    #[inline]
+    #[inline(always)]
     fn on_event(&mut self, ev: RecvEvent<'_>) -> bool {
         match ev {
             RecvEvent::Message { kind, data } => {
@@ -202,10 +202,15 @@ impl LiveConn {
             // Under TLS a short read says nothing about the socket (a record
             // was decrypted, more may wait): read on to WouldBlock.
             let tls = self.handle.0.stream.is_tls();
-            let roomy = self.roomy;
-            let mut sink =
-                Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now, roomy };
-            let (n, short, direct) = if let Some(room) = self.recv.direct_room(DIRECT_READ_MIN, &mut sink) {
+            let direct_room = if self.recv.may_read_direct(DIRECT_READ_MIN) {
+                let roomy = self.roomy;
+                let mut sink =
+                    Sink { handle: &self.handle, handler: &*self.handler, deadlines: &mut self.deadlines, now, roomy };
+                self.recv.direct_room(DIRECT_READ_MIN, &mut sink)
+            } else {
+                None
+            };
+            let (n, short, direct) = if let Some(room) = direct_room {
                 let want = room.len();
                 match self.handle.0.stream.read(room) {
                     Ok(n) => (n, n < want && !tls, true),
@@ -225,7 +230,7 @@ impl LiveConn {
                     Ok(n) => (k + n, k + n < rbuf.len() && !tls, false),
                     Err(e) => {
                         // Keep the unfinished header for the next read.
-                        let _ = self.recv.process(&mut rbuf[..k], &mut sink);
+                        let _ = self.run(now, |recv, sink| recv.process(&mut rbuf[..k], sink));
                         match e.kind() {
                             IoKind::WouldBlock => return Outcome::Idle,
                             IoKind::Interrupted => continue,
@@ -236,7 +241,7 @@ impl LiveConn {
             };
             if n == 0 {
                 if direct {
-                    let _ = self.recv.commit_direct(0, &mut sink);
+                    let _ = self.run(now, |recv, sink| recv.commit_direct(0, sink));
                 }
                 return self.eof();
             }
@@ -293,9 +298,8 @@ impl LiveConn {
             return self.fail(pe);
         }
         // The pong owed went out from the sink already (see `Ping`).
-        let owed = self.recv.take_owed();
-        let sh = &self.handle.0;
-        if let Some(code) = owed.close_echo {
+        if let Some(code) = self.recv.take_close_echo() {
+            let sh = &self.handle.0;
             if sh.close.phase() == Phase::Open {
                 let _ = sh.send_close(code, b"");
             }

@@ -248,13 +248,25 @@ impl RecvHalf {
         Owed { pong, close_echo: self.close_echo.take() }
     }
 
+    /// The close echo owed, for a driver whose sink answered the pings
+    /// itself (the owed pong is dropped). Per read, so it copies no
+    /// 125-byte payload as `take_owed` does.
+    #[inline]
+    pub fn take_close_echo(&mut self) -> Option<u16> {
+        self.pong_owed = false;
+        self.close_echo.take()
+    }
+
     /// Writes the kept bytes of an unfinished header or control frame at
     /// the start of `buf`; the driver reads after them and passes
     /// `buf[..returned + n]` to `process`.
+    #[inline]
     pub fn restore_leftover(&mut self, buf: &mut [u8]) -> usize {
         let k = self.left_len as usize;
-        buf[..k].copy_from_slice(&self.leftover[..k]);
-        self.left_len = 0;
+        if k > 0 {
+            buf[..k].copy_from_slice(&self.leftover[..k]);
+            self.left_len = 0;
+        }
         k
     }
 
@@ -598,14 +610,19 @@ impl RecvHalf {
     /// nothing is kept here, the room to read its next bytes into. The
     /// room stays (zeroed once) until `commit_direct`, so a read that
     /// finds the socket empty costs nothing the next time.
-    #[inline]
     pub fn direct_room<S: RecvSink + ?Sized>(&mut self, min: u64, sink: &mut S) -> Option<&mut [u8]> {
-        // Inlined: on every read, and almost always no large frame is
-        // under way.
         match self.receiver.frame_remaining() {
             Some(left) if left >= min => self.direct_room_for(left, min, sink),
             _ => None,
         }
+    }
+
+    /// Whether [`RecvHalf::direct_room`] may give room: a data frame with
+    /// at least `min` bytes still to come is under way. Inlined: asked
+    /// before every read, and almost always no large frame is.
+    #[inline]
+    pub fn may_read_direct(&self, min: u64) -> bool {
+        self.receiver.frame_remaining().is_some_and(|left| left >= min)
     }
 
     fn direct_room_for<S: RecvSink + ?Sized>(&mut self, left: u64, min: u64, sink: &mut S) -> Option<&mut [u8]> {

@@ -103,7 +103,14 @@ class OptionalBuildExt(build_ext):
 
 
 SPEEDUPS = [] if os.environ.get("LIBWS_NO_SPEEDUPS") == "1" else [
-    Extension("libws._speedups", ["libws/_speedups.c"], py_limited_api=True),
+    Extension(
+        "libws._speedups",
+        ["libws/_speedups.c"],
+        py_limited_api=True,
+        # It calls nothing in libc itself, but auditwheel tells glibc from
+        # musl by a module's libc dependency: keep it.
+        extra_link_args=["-Wl,--no-as-needed", "-lc"] if sys.platform.startswith("linux") else [],
+    ),
 ]
 
 

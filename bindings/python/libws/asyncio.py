@@ -24,6 +24,9 @@ timer; both call ``ws_loop_poll(0)`` on the asyncio thread, which runs the
 libws callbacks there. No thread per connection, no thread at all (except
 to resolve a host name that is not an IP address). Works with any
 asyncio loop that supports ``add_reader`` (the default one, uvloop).
+The per-message path (the poll, the message callback, send) runs in the
+optional C extension ``libws._speedups`` when it was built, else through
+ctypes (``LIBWS_NO_SPEEDUPS=1`` forces ctypes); both behave the same.
 
 Cancellation: ``recv`` takes a message off the queue only after its wait
 ended, so ``asyncio.timeout``/``wait_for`` around it never lose one.

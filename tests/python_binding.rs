@@ -79,6 +79,35 @@ fn library() -> PathBuf {
     }
 }
 
+/// True when `python` has its C headers (Python.h), which libws._speedups
+/// needs to build; on Debian they come with python3-dev, installed here
+/// when missing and running as root (the package builds without them too,
+/// then test_asyncio.py's C-path tests skip and the pytest run fails).
+fn python_headers(python: &std::path::Path) -> bool {
+    let check = || {
+        Command::new(python)
+            .args(["-c", "import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if check() {
+        return true;
+    }
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    if root {
+        let _ = run_setup(
+            "apt-get install python3-dev",
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends", "python3-dev"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdin(std::process::Stdio::null()),
+            Duration::from_secs(600),
+        );
+    }
+    check()
+}
+
 fn venv_python() -> PathBuf {
     python::create_venv("python-venv", &REQUIREMENTS, VENV_CHECK)
         .unwrap_or_else(|e| panic!("Python test environment setup failed:\n{e}"))
@@ -89,6 +118,8 @@ fn python_binding_pip_install_and_pytest() {
     let lib = library();
     let python = venv_python();
     let package = repo_dir().join("bindings").join("python");
+    // libws._speedups is built by the install below when the headers exist.
+    python_headers(&python);
 
     // pip install ./bindings/python, with the library just built.
     let t0 = Instant::now();
@@ -222,7 +253,11 @@ fn python_manylinux_wheel_installs_into_a_fresh_venv_and_echoes() {
     assert_eq!(wheels.len(), 1, "expected one wheel in {}: {wheels:?}", out.0.display());
     let wheel = &wheels[0];
     let name = wheel.file_name().unwrap().to_string_lossy().to_string();
-    assert!(name.starts_with("libws-") && name.contains("-py3-none-manylinux_"), "wheel name {name}");
+    // With libws._speedups (built whenever this Python has its headers:
+    // see python_headers) the wheel is abi3, else pure-ctypes py3-none.
+    let fast = python_headers(&python);
+    let tag = if fast { "-cp38-abi3-manylinux_" } else { "-py3-none-manylinux_" };
+    assert!(name.starts_with("libws-") && name.contains(tag), "wheel name {name}, expected {tag}");
 
     let home = Scratch::new("wheel-venv");
     let base = std::env::var("LIBWS_INTEROP_PYTHON").unwrap_or_else(|_| "python3".to_string());
@@ -265,7 +300,8 @@ with libws.serve("127.0.0.1", 0, echo, background=True) as server:
     with libws.connect(f"ws://127.0.0.1:{server.port}/") as ws:
         ws.send("hello wheel")
         assert ws.recv(timeout=10) == "hello wheel"
-print("echo ok", len(data))
+import libws.asyncio
+print("echo ok", len(data), "speedups" if libws.asyncio._fast is not None else "ctypes")
 "#;
     let f = run_collect(
         "echo with the installed wheel",
@@ -279,6 +315,7 @@ print("echo ok", len(data))
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(f.status.success() && f.stdout.contains("echo ok"), "{}\n{}", f.stdout, f.stderr);
+    assert_eq!(f.stdout.contains("speedups"), fast, "libws._speedups in the wheel: {}", f.stdout);
     eprintln!("python_wheel: {name}: {}", f.stdout.trim());
 }
 

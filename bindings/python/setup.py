@@ -1,7 +1,12 @@
 """Build step: copy the libws shared library (stripped) into the package
-(libws/_lib/). The wheel is platform-specific (py3-none-<platform>: pure
-ctypes, any Python 3, one library); `tools/build-wheel` turns it into a
-manylinux wheel with auditwheel.
+(libws/_lib/), and compile libws/_speedups.c, libws.asyncio's per-message
+path in C (the limited API of Python 3.8: one abi3 module for every
+CPython >= 3.8; it needs Python's headers, e.g. Debian's python3-dev, and
+a C compiler). The extension is optional: when it cannot be compiled the
+build says so and goes on, and libws.asyncio does the same work through
+ctypes. The wheel is platform-specific: cp38-abi3-<platform> with the
+extension, py3-none-<platform> without; `tools/build-wheel` turns it into
+a manylinux wheel with auditwheel. $LIBWS_NO_SPEEDUPS=1 builds without it.
 
 Where the library comes from, first match wins:
   1. $LIBWS_LIBRARY (a path to libws.so);
@@ -23,7 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from setuptools import Distribution, setup
+from setuptools import Distribution, Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 try:
@@ -81,6 +87,33 @@ class BuildPyWithLibrary(build_py):
         self.announce(f"copied {LIBRARY} -> {dst}", level=2)
 
 
+class OptionalBuildExt(build_ext):
+    """build_ext that skips libws._speedups with one clear warning when it
+    cannot be compiled (no compiler, no Python.h): the package works
+    without it."""
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as e:  # CompileError, CCompilerError, a missing compiler...
+            sys.stderr.write(
+                f"libws: warning: {ext.name} not built ({e}); libws.asyncio uses ctypes instead "
+                "(install a C compiler and Python's headers, e.g. python3-dev, for the faster path)\n"
+            )
+
+
+SPEEDUPS = [] if os.environ.get("LIBWS_NO_SPEEDUPS") == "1" else [
+    Extension(
+        "libws._speedups",
+        ["libws/_speedups.c"],
+        py_limited_api=True,
+        # It calls nothing in libc itself, but auditwheel tells glibc from
+        # musl by a module's libc dependency: keep it.
+        extra_link_args=["-Wl,--no-as-needed", "-lc"] if sys.platform.startswith("linux") else [],
+    ),
+]
+
+
 class BinaryDistribution(Distribution):
     """Has a native library: files go to platlib (what auditwheel wants)."""
 
@@ -89,8 +122,9 @@ class BinaryDistribution(Distribution):
 
 
 class PlatformWheel(bdist_wheel):
-    """The wheel carries a native library but no extension module: tag it
-    py3-none-<platform> (one wheel for every Python 3)."""
+    """The wheel carries a native library, and the abi3 extension when it
+    was built: tag it cp38-abi3-<platform> then (every CPython >= 3.8),
+    else py3-none-<platform> (every Python 3)."""
 
     def finalize_options(self):
         super().finalize_options()
@@ -98,12 +132,15 @@ class PlatformWheel(bdist_wheel):
 
     def get_tag(self):
         _, _, plat = super().get_tag()
+        if any(Path(self.bdist_dir).rglob("_speedups*.so")):
+            return "cp38", "abi3", plat
         return "py3", "none", plat
 
 
 setup(
     distclass=BinaryDistribution,
-    cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel},
+    ext_modules=SPEEDUPS,
+    cmdclass={"build_py": BuildPyWithLibrary, "build_ext": OptionalBuildExt, "bdist_wheel": PlatformWheel},
     options={
         "build": {"build_base": os.path.join(SCRATCH, "build")},
         "egg_info": {"egg_base": SCRATCH},

@@ -268,8 +268,13 @@ def available(impl: str) -> Optional[str]:
 def version(impl: str) -> str:
     if impl == "libws":
         import libws
+        import libws.asyncio
 
-        return libws.__version__
+        # Which per-message path libws.asyncio takes: the C extension
+        # (from the checkout: `python setup.py build_ext --inplace` in
+        # bindings/python) or ctypes.
+        path = "C" if libws.asyncio._fast is not None else "ctypes"
+        return f"{libws.__version__} ({path} path)"
     mod = __import__(impl)
     return getattr(mod, "__version__", "?")
 

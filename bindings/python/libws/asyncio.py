@@ -24,6 +24,9 @@ timer; both call ``ws_loop_poll(0)`` on the asyncio thread, which runs the
 libws callbacks there. No thread per connection, no thread at all (except
 to resolve a host name that is not an IP address). Works with any
 asyncio loop that supports ``add_reader`` (the default one, uvloop).
+The per-message path (the poll, the message callback, send) runs in the
+optional C extension ``libws._speedups`` when it was built, else through
+ctypes (``LIBWS_NO_SPEEDUPS=1`` forces ctypes); both behave the same.
 
 Cancellation: ``recv`` takes a message off the queue only after its wait
 ended, so ``asyncio.timeout``/``wait_for`` around it never lose one.
@@ -47,6 +50,7 @@ import asyncio
 import builtins
 import collections
 import ctypes
+import functools
 import ipaddress
 import itertools
 import logging
@@ -136,18 +140,90 @@ _buffered = _ffi.ws_conn_buffered_amount
 _TEXT, _BINARY, _OK, _QUEUE_FULL = _ffi.WS_TEXT, _ffi.WS_BINARY, _ffi.WS_OK, _ffi.WS_ERR_QUEUE_FULL
 
 # ---------------------------------------------------------------------------
+# The per-message path in C (libws/_speedups.c), when it was built
+# ---------------------------------------------------------------------------
+
+#: message targets of the C on_message callback: handle -> deliver(message)
+_targets: Dict[int, Callable[[Data], None]] = {}
+#: the loop of each handle in _targets (to report a deliver's exception)
+_owners: Dict[int, "_AsyncEventLoop"] = {}
+
+
+def _report_message_error(h: int, e: BaseException) -> None:
+    """_speedups' on_message: a deliver raised (never into C)."""
+    ev = _owners.get(h)
+    if ev is None:
+        logger.error("exception in on_message", exc_info=(type(e), e, e.__traceback__))
+        return
+    ev._report(e, "on_message", ev._conns.get(h))
+
+
+def _load_speedups() -> Any:
+    """libws._speedups, initialised with this library's functions; None
+    when it is not built or LIBWS_NO_SPEEDUPS=1 (then ctypes does the same
+    work, more slowly)."""
+    if os.environ.get("LIBWS_NO_SPEEDUPS") == "1":
+        return None
+    try:
+        from . import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+
+    def addr(fn: Any) -> int:
+        return ctypes.cast(fn, ctypes.c_void_p).value or 0
+
+    _speedups.init(addr(_ffi.lib.ws_loop_poll), addr(_ffi.lib.ws_loop_next_timeout_ms),
+                   addr(_ffi.lib.ws_conn_write_message), addr(_ffi.lib.ws_conn_buffered_amount),
+                   _targets, _report_message_error)
+    return _speedups
+
+
+#: libws._speedups or None; read when a hub is made (tests switch it)
+_fast: Any = _load_speedups()
+_C_ON_MESSAGE = _ffi.ON_MESSAGE(_fast.on_message_address()) if _fast is not None else None
+
+# ---------------------------------------------------------------------------
 # The libws loop inside the asyncio loop
 # ---------------------------------------------------------------------------
 
 
 class _AsyncEventLoop(EventLoop):
     """An EventLoop whose message callback hands the payload straight to
-    the asyncio connection (one Python call per message instead of four)."""
+    the asyncio connection: with _speedups, its C on_message calls the
+    connection's ``_on_message`` (no ctypes callback); without, one Python
+    call per message instead of four."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, fast: Any = None, **kwargs: Any) -> None:
         #: asyncio connections by C handle
         self.aio: Dict[int, "Connection"] = {}
+        self.fast = fast
         super().__init__(**kwargs)
+
+    def _fill(self, c: "_ffi.ws_loop_callbacks", cbs: Any) -> None:
+        super()._fill(c, cbs)
+        if self.fast is not None:
+            c.on_message = _C_ON_MESSAGE
+
+    def _t_open(self, h: int, ud: Any) -> None:
+        super()._t_open(h, ud)
+        if self.fast is not None and h in self._conns:
+            _owners[h] = self
+            # A connection without its asyncio side (a connect cancelled
+            # while it opened) still gets the handler's on_message.
+            if h not in _targets:
+                _targets[h] = functools.partial(self._deliver, h)
+
+    def _deliver(self, h: int, message: Data) -> None:
+        conn = self._conns.get(h)
+        if conn is not None and conn._cbs.on_message is not None:
+            conn._cbs.on_message(conn, message)
+
+    def _t_close(self, h: int, code: int, reason: int, n: int, ud: Any) -> None:
+        try:
+            super()._t_close(h, code, reason, n, ud)
+        finally:
+            _targets.pop(h, None)
+            _owners.pop(h, None)
 
     def _t_message(self, h: int, typ: int, data: int, n: int, ud: Any) -> None:
         ws = self.aio.get(h)
@@ -172,7 +248,8 @@ class _Hub:
                  key: Optional[Tuple[Any, ...]] = None) -> None:
         self.loop = loop
         self.key = key
-        self.ev = _AsyncEventLoop(max_buffered=max_buffered, close_timeout=close_timeout)
+        self.fast = _fast
+        self.ev = _AsyncEventLoop(max_buffered=max_buffered, close_timeout=close_timeout, fast=self.fast)
         self.fd = self.ev.fileno()
         self._lp = self.ev._h
         # Sends from this thread write to the socket at once (no wake-up
@@ -186,7 +263,7 @@ class _Hub:
         self._soon = False
         #: connections with a send waiting for their queue to drain
         self.drain_waiters: Set[Connection] = set()
-        loop.add_reader(self.fd, self._run)
+        loop.add_reader(self.fd, self._run_fast if self.fast is not None else self._run)
 
     def _run(self) -> None:
         self._soon = False
@@ -206,17 +283,46 @@ class _Hub:
         if st != _ffi.WS_OK:
             raise error_for(st)
 
+    def _run_fast(self) -> None:
+        """_run through _speedups: the poll and the next deadline in one
+        call; the rest of after() only when there is something to do."""
+        self._soon = False
+        if self.closed:
+            return
+        ev = self.ev
+        ev._driver = self._tid
+        ms: Optional[int] = None
+        try:
+            ms = self.fast.poll(self._lp)
+        finally:
+            ev._driver = None
+            if not self.closed:
+                if ms is None or ms < -1:
+                    self.after()
+                elif ms >= 0 or self.drain_waiters or self._timer is not None:
+                    self._after(ms)
+        if ev._pending is not None:
+            ev._raise_pending()
+        if ms is not None and ms < -1:
+            raise error_for(-2 - ms)
+
     def _fire(self) -> None:
         self._timer = None
-        self._run()
+        if self.fast is not None:
+            self._run_fast()
+        else:
+            self._run()
 
     def after(self) -> None:
         """After libws ran (or was handed work): wake drain waiters, aim
         the timer at the loop's next deadline."""
+        self._after(_next_timeout(self._lp))
+
+    def _after(self, ms: int) -> None:
+        """after() with the loop's next deadline already asked for."""
         if self.drain_waiters:
             for c in list(self.drain_waiters):
                 c._check_drain()
-        ms = _next_timeout(self._lp)
         t = None if ms < 0 else ms / 1000
         if t is None:
             if self._timer is not None:
@@ -225,7 +331,7 @@ class _Hub:
         elif t == 0:
             if not self._soon:
                 self._soon = True
-                self.loop.call_soon(self._run)
+                self.loop.call_soon(self._run_fast if self.fast is not None else self._run)
         else:
             at = self.loop.time() + t
             # A timer that fires early only costs a poll that finds nothing;
@@ -305,6 +411,10 @@ class Connection:
         # and sets _closed first (checked before every direct use).
         self._h = conn._h
         hub.ev.aio[conn._h] = self  # type: ignore[index]
+        #: _speedups.send, or None (ctypes)
+        self._fast_send = hub.fast.send if hub.fast is not None else None
+        if hub.fast is not None:
+            _targets[conn._h] = self._on_message  # type: ignore[index]
         self._loop = hub.loop
         self._messages: Deque[Data] = collections.deque()
         self._recv_waiter: Optional[asyncio.Future[None]] = None
@@ -362,6 +472,7 @@ class Connection:
     def _on_close(self) -> None:
         self._closed = True
         self._hub.ev.aio.pop(self._h, None)  # type: ignore[arg-type]
+        _targets.pop(self._h, None)  # type: ignore[arg-type]
         for t in (self._ka_timer,):
             if t is not None:
                 t.cancel()
@@ -466,16 +577,24 @@ class Connection:
             data, typ = message.encode("utf-8"), _TEXT
         else:
             raise TypeError(f"send() takes str or bytes-like data, not {type(message).__name__}")
+        fast_send = self._fast_send
         while True:
             if self._closed:
                 raise self._closed_exc()
-            st = _write(self._h, typ, data, len(data))
-            if st == _OK:
-                break
+            if fast_send is not None:
+                queued = fast_send(self._h, typ, data)
+                if queued >= 0:
+                    break
+                st = -1 - queued
+            else:
+                st = _write(self._h, typ, data, len(data))
+                if st == _OK:
+                    queued = _buffered(self._h)
+                    break
             if st != _QUEUE_FULL:
                 raise self._conn._error(st)
             await self._wait_drain(0)
-        if _buffered(self._h) > self._write_limit:
+        if queued > self._write_limit:
             await self._wait_drain(self._write_limit // 4)
 
     async def _wait_drain(self, low: int) -> None:

@@ -23,6 +23,18 @@ from conftest import payload  # noqa: E402
 DEADLINE = 60
 
 
+@pytest.fixture(autouse=True, params=["speedups", "ctypes"])
+def message_path(request, monkeypatch):
+    """Every test twice: with libws.asyncio's per-message path in C
+    (libws._speedups) and with its fallback through ctypes."""
+    if request.param == "speedups":
+        if lwa._fast is None:
+            pytest.skip("libws._speedups is not built (it needs a C compiler and Python's headers)")
+    else:
+        monkeypatch.setattr(lwa, "_fast", None)
+    return request.param
+
+
 def run(coro, deadline=DEADLINE, loop_factory=None):
     async def bounded():
         return await asyncio.wait_for(coro, deadline)
@@ -572,3 +584,52 @@ def test_async_for_connect_reconnects_with_backoff(monkeypatch):
             assert e.value.status == 403
 
     run(main())
+
+
+# ---------------------------------------------------------------------------
+# the per-message path (libws._speedups or ctypes)
+# ---------------------------------------------------------------------------
+
+
+def test_speedups_built_when_the_headers_exist(message_path):
+    """The installed package carries libws._speedups whenever this Python
+    has its headers (the build skips it only without them)."""
+    import os
+    import sysconfig
+
+    if os.environ.get("LIBWS_TEST_INSTALLED") != "1":
+        pytest.skip("checks the installed package (LIBWS_TEST_INSTALLED=1)")
+    headers = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+    fast = lwa._load_speedups()
+    if os.environ.get("LIBWS_NO_SPEEDUPS") == "1":
+        assert fast is None
+    else:
+        assert (fast is not None) == headers, f"Python.h present: {headers}, libws._speedups: {fast}"
+
+
+def test_exception_while_delivering_a_message_closes_1011(message_path, caplog):
+    """A message the connection cannot take (here: its _on_message raises)
+    is reported on the libws logger and closes the connection with 1011,
+    on both paths; the loop goes on serving the others."""
+
+    async def main():
+        async with lwa.serve(echo, "127.0.0.1", 0) as srv:
+            url = f"ws://127.0.0.1:{srv.port}/"
+            async with lwa.connect(url) as ws, lwa.connect(url) as other:
+                def boom(message):
+                    raise ValueError("boom")
+
+                if message_path == "speedups":
+                    lwa._targets[ws._h] = boom
+                else:
+                    ws._on_message = boom
+                await ws.send("x")
+                with pytest.raises(libws.ConnectionClosed):
+                    await ws.recv()
+                await other.send("still here")
+                assert await other.recv() == "still here"
+
+    with caplog.at_level("ERROR", logger="libws"):
+        run(main())
+    errors = [r for r in caplog.records if "exception in on_message" in r.getMessage()]
+    assert errors and errors[0].exc_info is not None and errors[0].exc_info[0] is ValueError, caplog.text

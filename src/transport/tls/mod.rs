@@ -10,8 +10,10 @@
 //!   blocking API's reader and writer threads.
 
 pub mod config;
+pub mod buffers;
 pub mod error;
 pub mod layers;
+mod records;
 pub mod session;
 
 pub use config::{ClientAuth, MinVersion, TlsClientConfig, TlsServerConfig};

@@ -55,6 +55,21 @@ fn pump(a: &mut TlsSession, b: &mut TlsSession) {
     }
 }
 
+/// A client and a server session after the handshake, a request and a
+/// response: idle.
+fn idle_pair(client_cfg: &TlsClientConfig, server_cfg: &TlsServerConfig) -> (TlsSession, TlsSession) {
+    let mut c = TlsSession::client(client_cfg, "localhost").unwrap();
+    let mut s = TlsSession::server(server_cfg).unwrap();
+    pump(&mut c, &mut s);
+    c.write_plaintext(b"GET / HTTP/1.1\r\n\r\n");
+    pump(&mut c, &mut s);
+    let mut buf = [0u8; 64];
+    assert!(s.read_plaintext(&mut buf).unwrap() > 0);
+    s.write_plaintext(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    pump(&mut s, &mut c);
+    (c, s)
+}
+
 /// Bytes one idle server session holds (its own struct included), and the
 /// bytes the shared buffer pool caches after the run.
 fn per_idle_server_session(leaf: &str) -> (isize, usize) {
@@ -72,15 +87,7 @@ fn per_idle_server_session(leaf: &str) -> (isize, usize) {
     let before = LIVE.load(Ordering::Relaxed);
     let pool_before = pool::held_bytes() as isize;
     for _ in 0..N {
-        let mut c = TlsSession::client(&client_cfg, "localhost").unwrap();
-        let mut s = TlsSession::server(&server_cfg).unwrap();
-        pump(&mut c, &mut s);
-        c.write_plaintext(b"GET / HTTP/1.1\r\n\r\n");
-        pump(&mut c, &mut s);
-        let mut buf = [0u8; 64];
-        assert!(s.read_plaintext(&mut buf).unwrap() > 0);
-        s.write_plaintext(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
-        pump(&mut s, &mut c);
+        let (c, s) = idle_pair(&client_cfg, &server_cfg);
         // Nothing is in flight: the session holds no TLS buffer.
         assert_eq!(s.buffered_capacity(), 0, "an idle session keeps no TLS buffer");
         clients.push(c);

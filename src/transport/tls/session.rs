@@ -166,6 +166,18 @@ impl TlsSession {
                 Step::RecordWaiting => {
                     self.record_waiting = true;
                     self.aligned = true;
+                    let owed = !self.side.queued.is_empty() || self.side.close_wanted && !self.side.close_sent;
+                    if owed && !self.is_handshaking() {
+                        // What was written during the handshake goes now (as
+                        // rustls's buffered API sends it the moment the
+                        // handshake allows), but rustls offers writing only
+                        // once no decrypted record waits: a write of nothing
+                        // moves the record aside and flushes.
+                        self.write_plaintext_vectored(&[]);
+                        if let Some(f) = &self.failure {
+                            return Err(f.clone());
+                        }
+                    }
                 }
                 Step::Failed(e) => return Err(self.fail(e)),
                 _ => {
@@ -310,8 +322,8 @@ impl TlsSession {
 
     pub fn write_plaintext_vectored(&mut self, bufs: &[IoSlice<'_>]) -> usize {
         let take: usize = bufs.iter().map(|b| b.len()).sum();
-        let close_owed = self.side.close_wanted && !self.side.close_sent;
-        if take == 0 && !close_owed {
+        let owed = !self.side.queued.is_empty() || self.side.close_wanted && !self.side.close_sent;
+        if take == 0 && !owed {
             return 0;
         }
         if self.failure.is_some() {
@@ -478,6 +490,261 @@ mod tests {
         assert!(err.message.contains("not TLS"), "{}", err.message);
         // The alert for the peer is queued.
         assert!(s.wants_write());
+    }
+
+    fn client_cfg(ca: &str) -> TlsClientConfig {
+        let mut c = TlsClientConfig::default();
+        c.add_ca_pem(ca.as_bytes()).unwrap();
+        c
+    }
+
+    /// A client and a server session, handshake done.
+    fn pair() -> (TlsSession, TlsSession) {
+        let (ca, cert, key) = test_certs::make();
+        let server_cfg = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+        let mut c = TlsSession::client(&client_cfg(&ca), "localhost").unwrap();
+        let mut s = TlsSession::server(&server_cfg).unwrap();
+        pump(&mut c, &mut s);
+        assert!(!c.is_handshaking() && !s.is_handshaking());
+        (c, s)
+    }
+
+    /// Moves `from`'s ciphertext into `to` (all of it: `to` reads between
+    /// feeds) and returns what `to` decrypted.
+    fn deliver(from: &mut TlsSession, to: &mut TlsSession) -> Vec<u8> {
+        let mut wire = Vec::new();
+        from.take_ciphertext(&mut wire);
+        let mut got = Vec::new();
+        let mut off = 0;
+        loop {
+            off += to.feed(&wire[off..]).unwrap();
+            match to.read_plaintext_append(&mut got) {
+                Ok(_) => {}
+                Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+            }
+            if off == wire.len() && !to.plaintext_waiting() {
+                return got;
+            }
+        }
+    }
+
+    #[test]
+    fn tls12_both_ways_and_close_notify_both_ways() {
+        let (ca, cert, key) = test_certs::make();
+        let chain = crate::transport::tls::config::parse_certs(cert.as_bytes(), "cert").unwrap();
+        let key = crate::transport::tls::config::parse_key(key.as_bytes(), "key").unwrap();
+        let mut cfg = rustls::ServerConfig::builder_with_provider(crate::transport::tls::config::provider())
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut s = TlsSession::server_with(Arc::new(cfg)).unwrap();
+        let mut c = TlsSession::client(&client_cfg(&ca), "localhost").unwrap();
+        pump(&mut c, &mut s);
+        assert_eq!(c.protocol_version().as_deref(), Some("TLSv1_2"));
+        assert_eq!(s.alpn_protocol(), Some(&b"http/1.1"[..]));
+        c.write_plaintext(b"ping");
+        assert_eq!(deliver(&mut c, &mut s), b"ping");
+        s.write_plaintext(b"pong");
+        assert_eq!(deliver(&mut s, &mut c), b"pong");
+        c.send_close_notify();
+        assert_eq!(deliver(&mut c, &mut s), b"");
+        assert_eq!(s.read_plaintext(&mut [0u8; 8]).unwrap(), 0, "close_notify reads as the end");
+        s.send_close_notify();
+        deliver(&mut s, &mut c);
+        assert_eq!(c.read_plaintext(&mut [0u8; 8]).unwrap(), 0);
+        assert_eq!(c.buffered_capacity() + s.buffered_capacity(), 0, "idle sessions hold no buffer");
+    }
+
+    #[test]
+    fn a_record_larger_than_the_read_buffer_is_read_in_pieces() {
+        let (mut c, mut s) = pair();
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(c.write_plaintext(&data), data.len());
+        let mut wire = Vec::new();
+        c.take_ciphertext(&mut wire);
+        assert_eq!(s.feed(&wire).unwrap(), wire.len());
+        let mut got = Vec::new();
+        let mut buf = [0u8; 100];
+        loop {
+            match s.read_plaintext(&mut buf) {
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+                    break;
+                }
+            }
+        }
+        assert!(got == data, "{} bytes back of {}", got.len(), data.len());
+        assert_eq!(s.buffered_capacity(), 0, "the rest of each record was released once read");
+    }
+
+    #[test]
+    fn plaintext_written_during_the_handshake_follows_it() {
+        let (ca, cert, key) = test_certs::make();
+        let server_cfg = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+        let mut c = TlsSession::client(&client_cfg(&ca), "localhost").unwrap();
+        let mut s = TlsSession::server(&server_cfg).unwrap();
+        assert_eq!(c.write_plaintext(b"GET / HTTP/1.1\r\n\r\n"), 18);
+        assert_eq!(c.pending_plaintext(), 18, "held until the handshake allows it");
+        assert_eq!(s.write_plaintext(b"early"), 5);
+        pump(&mut c, &mut s);
+        assert_eq!(c.pending_plaintext() + s.pending_plaintext(), 0);
+        let mut buf = [0u8; 64];
+        assert_eq!(s.read_plaintext(&mut buf).unwrap(), 18);
+        assert_eq!(c.read_plaintext(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"early");
+    }
+
+    /// A writer that takes at most 7 bytes a call.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let n = b.len().min(7);
+            self.0.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_output_limit_and_partial_socket_writes() {
+        let (mut c, mut s) = pair();
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let mut taken = c.write_plaintext(&big);
+        assert!((60_000..=OUTPUT_LIMIT).contains(&taken), "{taken}");
+        assert_eq!(c.write_plaintext(&big[taken..]), 0, "full until flushed");
+        let mut w = Trickle(Vec::new());
+        loop {
+            while c.wants_write() {
+                c.write_ciphertext(&mut w).unwrap();
+            }
+            if taken == big.len() {
+                break;
+            }
+            taken += c.write_plaintext(&big[taken..]);
+        }
+        assert_eq!(c.buffered_capacity(), 0);
+        let mut got = Vec::new();
+        let mut off = 0;
+        while off < w.0.len() {
+            off += s.feed(&w.0[off..]).unwrap();
+            let _ = s.read_plaintext_append(&mut got);
+        }
+        let _ = s.read_plaintext_append(&mut got);
+        assert!(got == big, "{} bytes back of {}", got.len(), big.len());
+    }
+
+    #[test]
+    fn a_vectored_write_makes_the_records_a_contiguous_one_does() {
+        let (mut c1, mut s1) = pair();
+        let (mut c2, _s2) = pair();
+        let header = [0x82u8, 126, 0x4e, 0x20];
+        let payload = vec![5u8; 20_000];
+        let n = c1.write_plaintext_vectored(&[IoSlice::new(&header), IoSlice::new(&[]), IoSlice::new(&payload)]);
+        assert_eq!(n, 20_004);
+        assert_eq!(c2.write_plaintext(&[&header[..], &payload].concat()), 20_004);
+        assert_eq!(c1.pending_ciphertext(), c2.pending_ciphertext(), "the same records");
+        assert_eq!(deliver(&mut c1, &mut s1), [&header[..], &payload].concat());
+    }
+
+    #[test]
+    fn a_write_while_records_wait_keeps_their_order() {
+        let (mut c, mut s) = pair();
+        for m in [&b"one"[..], b"two", b"three"] {
+            c.write_plaintext(m);
+        }
+        let mut wire = Vec::new();
+        c.take_ciphertext(&mut wire);
+        assert_eq!(s.feed(&wire).unwrap(), wire.len());
+        let mut buf = [0u8; 3];
+        assert_eq!(s.read_plaintext(&mut buf).unwrap(), 3);
+        assert_eq!(&buf, b"one");
+        // Two records are not processed yet; the write goes first.
+        assert_eq!(s.write_plaintext(b"reply"), 5);
+        assert_eq!(deliver(&mut s, &mut c), b"reply");
+        let mut rest = Vec::new();
+        s.read_plaintext_append(&mut rest).unwrap();
+        assert_eq!(rest, b"twothree");
+        // A record already decrypted inside rustls when the write comes.
+        c.write_plaintext(b"four");
+        let mut wire = Vec::new();
+        c.take_ciphertext(&mut wire);
+        s.feed(&wire).unwrap();
+        assert!(s.plaintext_waiting());
+        assert_eq!(s.write_plaintext(b"x"), 1);
+        let mut rest = Vec::new();
+        s.read_plaintext_append(&mut rest).unwrap();
+        assert_eq!(rest, b"four");
+        assert_eq!(deliver(&mut s, &mut c), b"x");
+    }
+
+    /// Our client against rustls's buffered server, which asks for a key
+    /// update: the client answers with its own before its next record.
+    #[test]
+    fn a_key_update_the_peer_asks_for_is_answered() {
+        let (ca, cert, key) = test_certs::make();
+        let server_cfg = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+        let mut srv = rustls::ServerConnection::new(server_cfg.rustls().unwrap()).unwrap();
+        let mut c = TlsSession::client(&client_cfg(&ca), "localhost").unwrap();
+        let swap = |c: &mut TlsSession, srv: &mut rustls::ServerConnection| {
+            let mut out = Vec::new();
+            c.take_ciphertext(&mut out);
+            let mut rd = &out[..];
+            while !rd.is_empty() {
+                srv.read_tls(&mut rd).unwrap();
+            }
+            srv.process_new_packets().unwrap();
+            let mut back = Vec::new();
+            while srv.wants_write() {
+                srv.write_tls(&mut back).unwrap();
+            }
+            assert_eq!(c.feed(&back).unwrap(), back.len());
+        };
+        for _ in 0..4 {
+            swap(&mut c, &mut srv);
+        }
+        assert!(!c.is_handshaking() && !srv.is_handshaking());
+        srv.refresh_traffic_keys().unwrap();
+        srv.writer().write_all(b"after the update").unwrap();
+        swap(&mut c, &mut srv);
+        let mut got = Vec::new();
+        c.read_plaintext_append(&mut got).unwrap();
+        assert_eq!(got, b"after the update");
+        assert_eq!(c.write_plaintext(b"answer"), 6);
+        // One record of 6 bytes is 28 bytes in TLS 1.3: the KeyUpdate goes first.
+        assert!(c.pending_ciphertext() > 28, "{} bytes", c.pending_ciphertext());
+        swap(&mut c, &mut srv);
+        let mut buf = [0u8; 16];
+        assert_eq!(srv.reader().read(&mut buf).unwrap(), 6);
+        assert_eq!(&buf[..6], b"answer");
+    }
+
+    #[test]
+    fn a_corrupted_record_fails_with_an_alert_queued() {
+        let (mut c, mut s) = pair();
+        c.write_plaintext(b"data");
+        let mut wire = Vec::new();
+        c.take_ciphertext(&mut wire);
+        let last = wire.len() - 1;
+        wire[last] ^= 1;
+        let err = match s.feed(&wire) {
+            Err(f) => f,
+            Ok(_) => {
+                let e = s.read_plaintext(&mut [0u8; 16]).unwrap_err();
+                TlsFailure::from_io(&e).cloned().expect("a TLS failure")
+            }
+        };
+        assert_eq!(err.kind, TlsFailureKind::Handshake);
+        assert!(err.message.contains("does not decrypt"), "{}", err.message);
+        assert!(s.wants_write(), "the alert for the peer is queued");
+        assert!(s.read_plaintext(&mut [0u8; 4]).is_err(), "the failure is final");
+        assert_eq!(s.feed(b"more").unwrap_err().message, err.message);
     }
 
     /// Certificates made with the openssl command line at test time.

@@ -103,6 +103,13 @@ impl Stream {
         self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
+    /// Whether a read shorter than asked means the socket is drained (an
+    /// edge-triggered reader may then stop): true for TCP; under TLS the
+    /// layer says (see [`TlsLayers::short_read_means_drained`]).
+    pub fn short_read_means_drained(&self) -> bool {
+        self.tls.as_ref().map_or(true, |t| t.short_read_means_drained())
+    }
+
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }

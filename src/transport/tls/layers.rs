@@ -151,6 +151,16 @@ impl TlsLayers {
         }
     }
 
+    /// Whether a read that returned less than it was asked for means the
+    /// socket is drained, as it does for TCP: never here. A read returns
+    /// what the records received so far decrypt to; the socket may hold
+    /// more records (one socket read takes at most one buffer), and a
+    /// record's plaintext is shorter than its ciphertext, so a short read
+    /// proves nothing. Readers read on to `WouldBlock`.
+    pub fn short_read_means_drained(&self) -> bool {
+        false
+    }
+
     /// Whether any layer's handshake is still running.
     pub fn is_handshaking(&self) -> bool {
         self.state.lock().map(|st| st.layers.iter().any(|l| l.session.is_handshaking())).unwrap_or(false)
@@ -212,6 +222,10 @@ impl State {
                     return Err(self.fail(sock, f));
                 }
                 r => {
+                    let r = match r {
+                        Ok(n) if n > 0 && n < buf.len() => Ok(n + self.read_received(&mut buf[n..])),
+                        r => r,
+                    };
                     if self.layers.iter().any(|l| l.session.wants_write()) {
                         let _ = self.flush(sock);
                     }
@@ -230,6 +244,21 @@ impl State {
                 }
             }
         }
+    }
+
+    /// More plaintext from records already received (no socket read), so
+    /// one call returns what a burst of small records carried instead of
+    /// one record. An end or a failure met here is left for the next call.
+    fn read_received(&mut self, buf: &mut [u8]) -> usize {
+        let top = self.layers.len() - 1;
+        let mut n = 0;
+        while n < buf.len() {
+            match self.layers[top].session.read_plaintext(&mut buf[n..]) {
+                Ok(k) if k > 0 => n += k,
+                _ => break,
+            }
+        }
+        n
     }
 
     /// Moves received bytes up the layers, reading the socket once when

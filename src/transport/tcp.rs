@@ -110,6 +110,12 @@ impl Stream {
         self.tls.as_ref().map_or(true, |t| t.short_read_means_drained())
     }
 
+    /// Bytes a TLS layer took from writes that the socket has not yet
+    /// (ciphertext, and plaintext held during the handshake); 0 on TCP.
+    pub fn tls_pending_bytes(&self) -> usize {
+        self.tls.as_ref().map_or(0, |t| t.pending_bytes())
+    }
+
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }

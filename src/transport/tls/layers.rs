@@ -161,6 +161,16 @@ impl TlsLayers {
         false
     }
 
+    /// Ciphertext queued for the socket in every layer, and plaintext
+    /// queued while a handshake runs: what a write took that the socket
+    /// has not (for a connection's buffered amount).
+    pub fn pending_bytes(&self) -> usize {
+        self.state
+            .lock()
+            .map(|st| st.layers.iter().map(|l| l.session.pending_ciphertext() + l.session.pending_plaintext()).sum())
+            .unwrap_or(0)
+    }
+
     /// Whether any layer's handshake is still running.
     pub fn is_handshaking(&self) -> bool {
         self.state.lock().map(|st| st.layers.iter().any(|l| l.session.is_handshaking())).unwrap_or(false)

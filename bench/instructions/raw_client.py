@@ -2,9 +2,11 @@
 of SIZE bytes, DEPTH in flight, over one connection to 127.0.0.1:PORT;
 checks every echo's length, then sends a close (1000) and disconnects.
 Its own cost does not matter: only the server runs under callgrind.
+With TLS=1 in the environment it speaks wss (TLS 1.3 through Python's
+ssl, the server's certificate not checked: a bench client).
 
 usage: raw_client.py PORT N SIZE DEPTH"""
-import base64, os, socket, struct, sys
+import base64, os, socket, ssl, struct, sys
 
 def recv_exact(s, n, buf):
     while len(buf) < n:
@@ -18,6 +20,11 @@ def main():
     port, n, size, depth = (int(x) for x in sys.argv[1:5])
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if os.environ.get("TLS") == "1":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s, server_hostname="localhost")
     key = base64.b64encode(os.urandom(16)).decode()
     s.sendall(("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())

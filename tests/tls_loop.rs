@@ -241,7 +241,10 @@ fn buffered_amount_counts_the_tls_layers_queue() {
         "{frames} frame bytes sent, {amount} buffered + {kernel} in the kernel: the TLS layer's queue is not counted"
     );
     // The tickets after the handshake may wait in the client's queue too.
-    assert!(amount + kernel <= frames + records * 64 + 4096, "{frames} sent, {amount} buffered + {kernel} in the kernel");
+    assert!(
+        amount + kernel <= frames + records * 64 + 4096,
+        "{frames} sent, {amount} buffered + {kernel} in the kernel"
+    );
     // The client reads it all: the amount goes to 0.
     client.set_read_deadline(Some(Instant::now() + Duration::from_secs(30)));
     for _ in 0..sent {

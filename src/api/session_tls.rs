@@ -139,7 +139,7 @@ impl SessionTls {
                         // WouldBlock: nothing more yet; UnexpectedEof: the
                         // transport ended without close_notify.
                         None => Ok(false),
-                    }
+                    };
                 }
             }
         }

@@ -72,7 +72,7 @@ pub mod pool {
     /// Returns a buffer for reuse (or frees it when the pool is full).
     pub fn give(buf: Vec<u8>) {
         let cap = buf.capacity();
-        if cap < STANDARD || cap > KEEP_LARGEST {
+        if !(STANDARD..=KEEP_LARGEST).contains(&cap) {
             return;
         }
         let mut f = free();

@@ -121,8 +121,7 @@ pub fn describe(e: &rustls::Error) -> TlsFailure {
         ),
         E::EncryptError => (
             TlsFailureKind::Handshake,
-            "TLS: the connection's keys are used up (as many records as they may protect): it must be closed"
-                .into(),
+            "TLS: the connection's keys are used up (as many records as they may protect): it must be closed".into(),
         ),
         E::DecryptError => (
             TlsFailureKind::Handshake,

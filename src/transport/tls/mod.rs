@@ -12,8 +12,8 @@
 //!   target behind an HTTPS proxy), with `&self` read/write for the
 //!   blocking API's reader and writer threads.
 
-pub mod config;
 pub mod buffers;
+pub mod config;
 pub mod error;
 pub mod layers;
 mod records;

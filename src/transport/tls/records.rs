@@ -249,11 +249,7 @@ fn encrypt<Data>(w: &mut WriteTraffic<'_, Data>, bufs: &[IoSlice<'_>], take: usi
             off = 0;
         }
         let s = &bufs[i][off..];
-        let whole = if s.len() >= left {
-            left
-        } else {
-            s.len() / MAX_FRAGMENT * MAX_FRAGMENT
-        };
+        let whole = if s.len() >= left { left } else { s.len() / MAX_FRAGMENT * MAX_FRAGMENT };
         if whole > 0 {
             encrypt_slice(w, &s[..whole], out)?;
             off += whole;

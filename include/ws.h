@@ -1500,8 +1500,10 @@ ws_status ws_conn_set_user_data(struct ws_conn *conn, void *user_data);
 
 /**
  * Bytes queued on a loop connection and not yet taken by the socket (the
- * browser's bufferedAmount); 0 for a blocking connection or NULL. Any
- * thread.
+ * browser's bufferedAmount); under TLS this includes the encrypted records
+ * the TLS layer holds for the socket (up to 64 KiB, each record a few
+ * bytes more than the data it carries). 0 for a blocking connection or
+ * NULL. Any thread.
  */
 size_t ws_conn_buffered_amount(struct ws_conn *conn);
 

@@ -161,3 +161,98 @@ fn loop_dial_over_tls() {
     assert_eq!(kind, ErrorKind::Proxy, "{msg}");
     assert!(msg.contains("proxy http://127.0.0.1:1: cannot connect"), "{msg}");
 }
+
+/// Keeps the connection the loop opened.
+#[derive(Default)]
+struct Capture(Mutex<Option<ConnHandle>>);
+
+impl Handler for Capture {
+    fn on_open(&self, conn: &ConnHandle) {
+        *self.0.lock().unwrap() = Some(conn.clone());
+    }
+}
+
+/// Bytes a socket's kernel queue holds: unsent data of the sending side
+/// (`TIOCOUTQ`) or unread data of the receiving side (`FIONREAD`).
+fn kernel_queue(fd: std::os::fd::RawFd, request: libc::Ioctl) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: both requests write one int through the pointer, which
+    // points at a live c_int; `fd` is an open socket of this test.
+    let rc = unsafe { libc::ioctl(fd, request, &mut n) };
+    assert_eq!(rc, 0, "ioctl: {}", std::io::Error::last_os_error());
+    n as usize
+}
+
+/// `buffered_amount` counts what the TLS layer took from the outbox and
+/// the socket has not (its ciphertext queue, up to 64 KiB): every byte of
+/// every frame sent to a peer that stopped reading is in the outbox, the
+/// TLS layer or the kernel's queues, so the amount plus the kernel's
+/// queues covers them all (records add a few bytes each).
+#[test]
+fn buffered_amount_counts_the_tls_layers_queue() {
+    let lt = LoopThread::start();
+    let h = Arc::new(Capture::default());
+    let addr: SocketAddr = lt.remote.listen("127.0.0.1:0", &tls_upgrader("server-ec"), h.clone()).unwrap();
+    let (client, _) = dialer().dial(&format!("wss://localhost:{}/", addr.port()), &[]).map_err(|e| e.error).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let conn = loop {
+        if let Some(c) = h.0.lock().unwrap().clone() {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no connection");
+        thread::sleep(Duration::from_millis(5));
+    };
+    // 16000-byte messages (a 4-byte header each: one frame per record)
+    // until the socket is full and the outbox holds more than the TLS
+    // layer can.
+    const LEN: usize = 16_000;
+    let msg = vec![7u8; LEN];
+    let mut sent = 0usize;
+    loop {
+        for _ in 0..64 {
+            conn.send(MessageType::Binary, &msg).unwrap();
+        }
+        sent += 64;
+        assert!(sent < 8192, "the socket never filled ({} bytes buffered)", conn.buffered_amount());
+        // The kernel's queues grow while data flows (autotuning): full is
+        // when the outbox stays non-empty.
+        thread::sleep(Duration::from_millis(100));
+        if conn.buffered_amount() > 256 * 1024 {
+            break;
+        }
+    }
+    // Settled: the loop wrote all it could.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut amount = conn.buffered_amount();
+    loop {
+        thread::sleep(Duration::from_millis(200));
+        let now = conn.buffered_amount();
+        if now == amount {
+            break;
+        }
+        amount = now;
+        assert!(Instant::now() < deadline, "the amount never settled");
+    }
+    let kernel = kernel_queue(conn.raw_fd(), libc::TIOCOUTQ) + kernel_queue(client.raw_fd(), libc::FIONREAD);
+    let frames = sent * (LEN + 4);
+    let records = frames / (16 * 1024) + sent + 8;
+    assert!(
+        amount + kernel >= frames,
+        "{frames} frame bytes sent, {amount} buffered + {kernel} in the kernel: the TLS layer's queue is not counted"
+    );
+    // The tickets after the handshake may wait in the client's queue too.
+    assert!(
+        amount + kernel <= frames + records * 64 + 4096,
+        "{frames} sent, {amount} buffered + {kernel} in the kernel"
+    );
+    // The client reads it all: the amount goes to 0.
+    client.set_read_deadline(Some(Instant::now() + Duration::from_secs(30)));
+    for _ in 0..sent {
+        assert_eq!(client.read_message().unwrap().data().len(), LEN);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while conn.buffered_amount() != 0 {
+        assert!(Instant::now() < deadline, "buffered {} after the client read everything", conn.buffered_amount());
+        thread::sleep(Duration::from_millis(5));
+    }
+}

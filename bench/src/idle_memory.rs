@@ -28,6 +28,12 @@
 //! connections that sent nothing yet, step 4 after one compressed
 //! `--idle-size` message each way per connection (echo length checked).
 //!
+//! `--idle-tls`: the server is the loop over TLS (`wss`, ECDSA P-256
+//! certificate, TLS 1.3); the child also prints `ca PATH` (the CA of the
+//! certificates it made), and the clients (libws's TLS layer) trust it.
+//! Steps 1-3 only: what an idle `wss` connection costs after its TLS and
+//! WebSocket handshakes.
+//!
 //! RSS counts the server's user-space memory (heap, stacks, touched pages
 //! of the loop's shared read buffer); socket buffers live in the kernel
 //! and are not in it.
@@ -65,11 +71,14 @@ fn raise_nofile() -> io::Result<u64> {
 }
 
 /// The child: the loop echo server, controlled over stdin/stdout.
-pub fn child(mode: Option<DeflateMode>) -> io::Result<()> {
+pub fn child(mode: Option<DeflateMode>, tls: bool) -> io::Result<()> {
     raise_nofile()?;
-    let srv = LibwsLoop::start_with(0, mode)?;
+    let srv = if tls { crate::servers::libws_loop::start_tls_loop()? } else { LibwsLoop::start_with(0, mode)? };
     let mut out = io::stdout().lock();
     writeln!(out, "port {}", crate::servers::EchoServer::addr(&srv).port())?;
+    if tls {
+        writeln!(out, "ca {}", crate::tls_bench::certs()?.dir.join("ca.pem").display())?;
+    }
     out.flush()?;
     for line in io::stdin().lock().lines() {
         match line?.trim() {
@@ -90,9 +99,12 @@ struct ServerChild {
 }
 
 impl ServerChild {
-    fn spawn(mode: Option<DeflateMode>) -> io::Result<ServerChild> {
+    fn spawn(mode: Option<DeflateMode>, tls: bool) -> io::Result<ServerChild> {
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.arg(CHILD_FLAG);
+        if tls {
+            cmd.arg("--idle-tls");
+        }
         if let Some(m) = mode {
             cmd.args(["--idle-compress", m.name()]);
         }
@@ -100,6 +112,18 @@ impl ServerChild {
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().ok_or_else(|| io::Error::other("no child stdout"))?);
         Ok(ServerChild { child, stdin, stdout })
+    }
+
+    /// The text of the child's next line, which must read `key TEXT`.
+    fn expect_text(&mut self, key: &str) -> io::Result<String> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            return Err(io::Error::other("the server child exited"));
+        }
+        line.trim()
+            .strip_prefix(key)
+            .map(|v| v.trim().to_string())
+            .ok_or_else(|| io::Error::other(format!("server child: expected {key:?}, got {:?}", line.trim())))
     }
 
     /// The value of the child's next line, which must read `key VALUE`.
@@ -210,7 +234,10 @@ fn kib_to_bytes_per_conn(kib: i64, n: usize) -> f64 {
 }
 
 /// The parent: see the module comment.
-pub fn run(n: usize, size: usize, mode: Option<DeflateMode>) -> io::Result<()> {
+pub fn run(n: usize, size: usize, mode: Option<DeflateMode>, tls: bool) -> io::Result<()> {
+    if tls {
+        return run_tls(n);
+    }
     if let Some(m) = mode {
         return run_compressed(n, size, m);
     }
@@ -221,7 +248,7 @@ pub fn run(n: usize, size: usize, mode: Option<DeflateMode>) -> io::Result<()> {
         )));
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let mut srv = ServerChild::spawn(None)?;
+    let mut srv = ServerChild::spawn(None, false)?;
     let port = srv.expect("port")?;
     let port = u16::try_from(port).map_err(|_| io::Error::other("bad port from the child"))?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -336,7 +363,7 @@ fn run_compressed(n: usize, size: usize, mode: DeflateMode) -> io::Result<()> {
         )));
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let mut srv = ServerChild::spawn(Some(mode))?;
+    let mut srv = ServerChild::spawn(Some(mode), false)?;
     let port = u16::try_from(srv.expect("port")?).map_err(|_| io::Error::other("bad port from the child"))?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     thread::sleep(Duration::from_millis(500));
@@ -390,5 +417,53 @@ fn run_compressed(n: usize, size: usize, mode: DeflateMode) -> io::Result<()> {
     for c in conns {
         Box::new(c).close()?;
     }
+    srv.quit()
+}
+
+/// `--idle-tls`: steps 1-3 over `wss` (see the module comment).
+fn run_tls(n: usize) -> io::Result<()> {
+    let limit = raise_nofile()?;
+    if (n as u64).saturating_add(64) > limit {
+        return Err(io::Error::other(format!(
+            "{n} connections need more descriptors than RLIMIT_NOFILE allows ({limit})"
+        )));
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut srv = ServerChild::spawn(None, true)?;
+    let port = srv.expect("port")?;
+    let port = u16::try_from(port).map_err(|_| io::Error::other("bad port from the child"))?;
+    let ca = srv.expect_text("ca")?;
+    let mut tls = ws::transport::tls::TlsClientConfig::default();
+    tls.add_ca_file(std::path::Path::new(&ca)).map_err(|e| io::Error::other(e.to_string()))?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    thread::sleep(Duration::from_millis(500));
+    let (rss0, _) = srv.rss_kib()?;
+    let t = Instant::now();
+    // The --tls clients: n connections on one poller, each handshake
+    // (TLS, then the 101) completed one after the other.
+    let clients = crate::client::TlsWsClient { conns: n, tls };
+    let conns = crate::client::BenchClient::connect(&clients, addr)?;
+    let opened_in = t.elapsed();
+    let open = wait_count(&mut srv, n)?;
+    thread::sleep(Duration::from_secs(1));
+    let (rss1, hwm) = srv.rss_kib()?;
+    let idle = rss1 as i64 - rss0 as i64;
+    println!("# command: {command}");
+    println!(
+        "# server: libws-loop echo server over TLS (ws_loop, one loop thread, C API; ECDSA P-256, TLS 1.3) in child process {}",
+        srv.child.id()
+    );
+    println!("# RSS: VmRSS of the child from /proc/<pid>/status (KiB); kernel socket buffers are not in it");
+    println!(
+        "connections: {n} wss connections opened in {:.2} s (TLS and WebSocket handshakes checked), server counts {open} open",
+        opened_in.as_secs_f64()
+    );
+    println!("RSS before any connection: {rss0} KiB");
+    println!(
+        "RSS with {n} idle wss connections: {rss1} KiB; growth {idle} KiB = {:.0} bytes per idle wss connection",
+        kib_to_bytes_per_conn(idle, n)
+    );
+    println!("peak RSS (VmHWM): {hwm} KiB");
+    drop(conns);
     srv.quit()
 }

@@ -40,10 +40,11 @@
 //! API) in-process and prints heap allocations per round trip (see
 //! `alloc_count.rs`).
 //!
-//! `--idle-memory N [--idle-size B] [--idle-compress MODE]` measures the
-//! event-loop server's memory per idle connection, with the server in a
-//! child process (see `idle_memory.rs`); with `--idle-compress` the
-//! connections compress in that memory mode.
+//! `--idle-memory N [--idle-size B] [--idle-compress MODE] [--idle-tls]`
+//! measures the event-loop server's memory per idle connection, with the
+//! server in a child process (see `idle_memory.rs`); with `--idle-compress`
+//! the connections compress in that memory mode, with `--idle-tls` they
+//! are `wss` connections.
 //!
 //! The libws servers are the "libws" row (blocking, `servers/libws_blocking.rs`)
 //! and the "libws-loop" row (event loop, `servers/libws_loop.rs`); each
@@ -160,6 +161,7 @@ struct Args {
     idle_memory: Option<usize>,
     idle_size: usize,
     idle_compress: Option<deflate_modes::DeflateMode>,
+    idle_tls: bool,
     loop_server_child: bool,
     /// `--tls`: the TLS servers and clients.
     tls: bool,
@@ -173,7 +175,7 @@ const USAGE: &str = "usage: libws-bench [--seconds N] [--warmup N] [--sizes 16,1
 [--modes 1,16] [--servers a,b,c] [--repeat N] [--pin same|split|none] [--client libws|raw] [--conns N] \
 [--json|--markdown]\n\
        libws-bench --alloc-check [--sizes 16,1024,65536]\n\
-       libws-bench --idle-memory N [--idle-size BYTES] [--idle-compress pooled|dedicated|shared]\n\
+       libws-bench --idle-memory N [--idle-size BYTES] [--idle-compress pooled|dedicated|shared] [--idle-tls]\n\
        libws-bench --tls [--conns N] [--seconds N] [--sizes ...] [--modes ...] [--repeat N]\n\
        libws-bench --tls-handshakes [--seconds N]\n\
        libws-bench --compress [--seconds N] [--warmup N] [--sizes 65536] [--modes 1,16] [--repeat N] [--pin ...]\n\
@@ -209,6 +211,7 @@ fn parse_args() -> Result<Args, String> {
         idle_memory: None,
         idle_size: 16 * 1024,
         idle_compress: None,
+        idle_tls: false,
         loop_server_child: false,
         tls: false,
         tls_handshakes: false,
@@ -258,6 +261,7 @@ fn parse_args() -> Result<Args, String> {
                 );
             }
             idle_memory::CHILD_FLAG => a.loop_server_child = true,
+            "--idle-tls" => a.idle_tls = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -513,7 +517,7 @@ fn main() -> ExitCode {
         }
     };
     if args.loop_server_child {
-        return match idle_memory::child(args.idle_compress) {
+        return match idle_memory::child(args.idle_compress, args.idle_tls) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: loop server child: {e}");
@@ -527,7 +531,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(n) = args.idle_memory {
-        return match idle_memory::run(n, args.idle_size, args.idle_compress) {
+        return match idle_memory::run(n, args.idle_size, args.idle_compress, args.idle_tls) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

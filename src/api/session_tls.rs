@@ -1,20 +1,17 @@
 //! TLS inside the sans-IO session: the caller's bytes in and out are
 //! ciphertext, the WebSocket side of the session sees plaintext.
 //!
-//! `TlsSession` (sans-IO itself) does the work; this keeps the ciphertext
-//! the caller has not transmitted yet (`wire`) and the buffer decrypted
-//! bytes are collected in. Plaintext the session queued is sealed lazily,
-//! when the caller looks at its output, so a burst of sends becomes one
-//! pass through rustls.
+//! `TlsSession` (sans-IO itself) does the work: the ciphertext the caller
+//! has not transmitted yet is its output queue (which holds no memory once
+//! drained), and decrypted bytes are appended to the session's input
+//! buffer. Plaintext the session queued is sealed lazily, when the caller
+//! looks at its output, so a burst of sends becomes one pass through rustls.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::tls::{TlsClientConfig, TlsFailure, TlsServerConfig, TlsSession};
 
 pub(super) struct SessionTls {
     tls: TlsSession,
-    /// Ciphertext for the caller; `wire[sent..]` is still to go.
-    wire: Vec<u8>,
-    sent: usize,
     /// close_notify is queued (or must not be: after a TLS failure).
     notified: bool,
     /// Who the peer is, for a handshake timeout's message.
@@ -44,7 +41,7 @@ impl SessionTls {
         // The session's own output queue is the limit (the caller drains
         // it), so rustls takes every plaintext byte it is given.
         tls.set_unlimited_output();
-        SessionTls { tls, wire: Vec::new(), sent: 0, notified: false, peer: peer.to_string() }
+        SessionTls { tls, notified: false, peer: peer.to_string() }
     }
 
     pub fn is_handshaking(&self) -> bool {
@@ -62,8 +59,8 @@ impl SessionTls {
         self.tls.peer_certificates()
     }
 
-    /// Encrypts `plaintext` (all of it) and moves every queued record into
-    /// the wire buffer; once `finished`, a close_notify goes after it.
+    /// Encrypts `plaintext` (all of it) into the output queue; once
+    /// `finished`, a close_notify goes after it.
     pub fn seal(&mut self, plaintext: &[u8], finished: bool) {
         if !plaintext.is_empty() {
             let taken = self.tls.write_plaintext(plaintext);
@@ -73,39 +70,26 @@ impl SessionTls {
             self.notified = true;
             self.tls.send_close_notify();
         }
-        if self.tls.wants_write() {
-            if self.sent == self.wire.len() {
-                self.wire.clear();
-                self.sent = 0;
-            }
-            self.tls.take_ciphertext(&mut self.wire);
-        }
     }
 
     /// The ciphertext not transmitted yet (call `seal` first).
     pub fn pending(&self) -> &[u8] {
-        &self.wire[self.sent..]
+        self.tls.ciphertext()
     }
 
     /// `n` bytes of `pending` went out; true when all of it has.
     pub fn sent(&mut self, n: usize) -> Result<bool> {
-        if n > self.wire.len() - self.sent {
+        if n > self.tls.pending_ciphertext() {
             return Err(Error::invalid("sent more bytes than were pending"));
         }
-        self.sent += n;
-        if self.sent < self.wire.len() {
-            return Ok(false);
-        }
-        // An idle session keeps no ciphertext buffer (one allocation per
-        // drained burst, small next to the encryption it carried).
-        self.wire = Vec::new();
-        self.sent = 0;
-        Ok(true)
+        // An emptied queue gives its memory back (to the TLS buffer pool).
+        self.tls.consume_ciphertext(n);
+        Ok(!self.tls.wants_write())
     }
 
     /// Ciphertext bytes waiting for the caller.
     pub fn backlog(&self) -> usize {
-        self.wire.len() - self.sent
+        self.tls.pending_ciphertext()
     }
 
     /// Feeds received ciphertext and collects what it decrypts to (into
@@ -117,13 +101,10 @@ impl SessionTls {
         loop {
             let taken = match self.tls.feed(data) {
                 Ok(t) => t,
-                Err(f) => {
-                    self.notified = true; // an alert, not close_notify
-                    return Err(f);
-                }
+                Err(f) => return Err(self.failed(f)),
             };
             data = &data[taken..];
-            closed |= self.drain_plaintext(&mut into);
+            closed |= self.drain_plaintext(&mut into)?;
             // `feed` stops early only when decrypted bytes wait (read
             // above), so each round makes progress.
             if data.is_empty() || closed {
@@ -132,24 +113,34 @@ impl SessionTls {
         }
     }
 
-    /// The transport ended: what remains decrypted, and whether the peer
-    /// had said close_notify (false: a truncation).
-    pub fn end(&mut self, into: &mut Vec<u8>) -> bool {
-        self.tls.feed_eof();
-        self.drain_plaintext(into)
+    fn failed(&mut self, f: TlsFailure) -> TlsFailure {
+        self.notified = true; // an alert, not close_notify
+        f
     }
 
-    /// Reads every decrypted byte into `into`; true at the peer's close_notify.
-    fn drain_plaintext(&mut self, into: &mut Vec<u8>) -> bool {
-        // rustls keeps at most 16 KiB of plaintext: one chunk takes it all.
-        let mut chunk = [0u8; 16 * 1024];
+    /// The transport ended: what remains decrypted, and whether the peer
+    /// had said close_notify (false: a truncation, or a record that failed).
+    pub fn end(&mut self, into: &mut Vec<u8>) -> bool {
+        self.tls.feed_eof();
+        self.drain_plaintext(into).unwrap_or(false)
+    }
+
+    /// Appends every decrypted byte to `into`; true at the peer's
+    /// close_notify. A record that fails to decrypt is a failure (its
+    /// alert queued), as in `feed`.
+    fn drain_plaintext(&mut self, into: &mut Vec<u8>) -> std::result::Result<bool, TlsFailure> {
         loop {
-            match self.tls.read_plaintext(&mut chunk) {
-                Ok(0) => return true,
-                Ok(n) => into.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
-                // UnexpectedEof: the transport ended without close_notify.
-                Err(_) => return false,
+            match self.tls.read_plaintext_append(into) {
+                Ok(0) => return Ok(true),
+                Ok(_) => {}
+                Err(e) => {
+                    return match TlsFailure::from_io(&e) {
+                        Some(f) => Err(self.failed(f.clone())),
+                        // WouldBlock: nothing more yet; UnexpectedEof: the
+                        // transport ended without close_notify.
+                        None => Ok(false),
+                    };
+                }
             }
         }
     }

@@ -671,8 +671,10 @@ pub extern "C" fn ws_conn_set_user_data(conn: *mut ws_conn, user_data: *mut c_vo
 }
 
 /// Bytes queued on a loop connection and not yet taken by the socket (the
-/// browser's bufferedAmount); 0 for a blocking connection or NULL. Any
-/// thread.
+/// browser's bufferedAmount); under TLS this includes the encrypted records
+/// the TLS layer holds for the socket (up to 64 KiB, each record a few
+/// bytes more than the data it carries). 0 for a blocking connection or
+/// NULL. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_conn_buffered_amount(conn: *mut ws_conn) -> usize {
     ffi_value!(0, { loop_conn_of(conn).map(|l| l.handle.buffered_amount()).unwrap_or(0) })

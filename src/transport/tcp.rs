@@ -107,6 +107,21 @@ impl Stream {
         self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
+    /// Whether a read shorter than asked means the socket is drained (an
+    /// edge-triggered reader may then stop): true for TCP; under TLS the
+    /// layer says (see [`TlsLayers::short_read_means_drained`]).
+    #[inline]
+    pub fn short_read_means_drained(&self) -> bool {
+        self.tls.as_ref().map_or(true, |t| t.short_read_means_drained())
+    }
+
+    /// Bytes a TLS layer took from writes that the socket has not yet
+    /// (ciphertext, and plaintext held during the handshake); 0 on TCP.
+    #[inline]
+    pub fn tls_pending_bytes(&self) -> usize {
+        self.tls.as_ref().map_or(0, |t| t.pending_bytes())
+    }
+
     #[inline]
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

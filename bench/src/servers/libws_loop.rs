@@ -203,10 +203,16 @@ pub fn start_shared() -> io::Result<Box<dyn EchoServer>> {
 
 /// The loop server over TLS (`--tls`), set up through the C API.
 pub fn start_tls() -> io::Result<Box<dyn EchoServer>> {
+    Ok(Box::new(start_tls_loop()?))
+}
+
+/// The same, as the loop itself (`--idle-memory --idle-tls` counts its
+/// connections).
+pub fn start_tls_loop() -> io::Result<LibwsLoop> {
     let up = crate::libws_ffi::tls_upgrader()?;
     let r = LibwsLoop::start_inner("libws-loop-tls", 0, up);
     ws::ffi::server::ws_upgrader_free(up);
-    Ok(Box::new(r?))
+    r
 }
 
 impl EchoServer for LibwsLoop {

@@ -160,8 +160,11 @@ impl ConnShared {
         self.out.lock().map_err(|_| Error::poisoned())
     }
 
+    /// Publishes the buffered amount: the outbox, and under TLS what the
+    /// TLS layer took from it that the socket has not (up to its 64 KiB
+    /// ciphertext queue, otherwise invisible to the application).
     pub(super) fn set_buffered(&self, ob: &Outbox) {
-        self.buffered.store(ob.pending(), Ordering::Release);
+        self.buffered.store(ob.pending() + self.stream.tls_pending_bytes(), Ordering::Release);
     }
 
     pub(super) fn record_error(&self, err: &Error) {
@@ -200,10 +203,12 @@ impl ConnShared {
         // empty one back to the pool, so idle connections hold none.
         ob.buf.clear();
         ob.sent = 0;
-        self.set_buffered(ob);
         // A TLS layer may still hold ciphertext: the next writable event
-        // flushes it (and only then is the outbox drained).
-        self.stream.flush()
+        // flushes it (and only then is the outbox drained). The amount
+        // counts what it still holds.
+        let flushed = self.stream.flush();
+        self.set_buffered(ob);
+        flushed
     }
 
     /// Gives an empty outbox's buffer back to the pool (the sweep calls
@@ -450,7 +455,8 @@ impl ConnHandle {
     }
 
     /// Bytes queued and not yet taken by the socket (the browser's
-    /// bufferedAmount).
+    /// bufferedAmount); under TLS with the encrypted records the TLS layer
+    /// holds for the socket.
     pub fn buffered_amount(&self) -> usize {
         self.0.buffered.load(Ordering::Acquire)
     }

@@ -199,9 +199,9 @@ impl LiveConn {
                     other => return other,
                 }
             }
-            // Under TLS a short read says nothing about the socket (a record
-            // was decrypted, more may wait): read on to WouldBlock.
-            let tls = self.handle.0.stream.is_tls();
+            // Whether a short read means the socket is drained is the
+            // transport's to say (not under TLS: see TlsLayers).
+            let drains = self.handle.0.stream.short_read_means_drained();
             let direct_room = if self.recv.may_read_direct(DIRECT_READ_MIN) {
                 let roomy = self.roomy;
                 let mut sink =
@@ -213,7 +213,7 @@ impl LiveConn {
             let (n, short, direct) = if let Some(room) = direct_room {
                 let want = room.len();
                 match self.handle.0.stream.read(room) {
-                    Ok(n) => (n, n < want && !tls, true),
+                    Ok(n) => (n, n < want && drains, true),
                     Err(e) => {
                         // The room stays for the next read (no new zeroing).
                         match e.kind() {
@@ -227,7 +227,7 @@ impl LiveConn {
                 let k = self.recv.restore_leftover(rbuf);
                 match self.handle.0.stream.read(&mut rbuf[k..]) {
                     Ok(0) => (0, true, false),
-                    Ok(n) => (k + n, k + n < rbuf.len() && !tls, false),
+                    Ok(n) => (k + n, k + n < rbuf.len() && drains, false),
                     Err(e) => {
                         // Keep the unfinished header for the next read.
                         let _ = self.run(now, |recv, sink| recv.process(&mut rbuf[..k], sink));

@@ -119,6 +119,14 @@ pub fn describe(e: &rustls::Error) -> TlsFailure {
             TlsFailureKind::Handshake,
             "TLS: no application protocol in common (ALPN: only http/1.1 is offered)".into(),
         ),
+        E::EncryptError => (
+            TlsFailureKind::Handshake,
+            "TLS: the connection's keys are used up (as many records as they may protect): it must be closed".into(),
+        ),
+        E::DecryptError => (
+            TlsFailureKind::Handshake,
+            "TLS: a record from the peer does not decrypt (bad_record_mac: corrupted or forged)".into(),
+        ),
         other => (TlsFailureKind::Handshake, format!("TLS: {other}")),
     };
     TlsFailure { kind, message }

@@ -19,9 +19,6 @@ use std::sync::{Mutex, MutexGuard};
 use super::error::TlsFailure;
 use super::session::TlsSession;
 
-/// One socket read: a little over one full TLS record.
-const READ_CHUNK: usize = 18 * 1024;
-
 struct Layer {
     session: TlsSession,
     /// Ciphertext for this layer that it could not take yet (its plaintext
@@ -100,6 +97,9 @@ impl TlsLayers {
         }
         let top = st.layers.len() - 1;
         let n = st.layers[top].session.write_plaintext_vectored(bufs);
+        if let Some(f) = st.layers.iter().find_map(|l| l.session.failure().cloned()) {
+            return Err(st.fail(sock, f));
+        }
         st.flush(sock)?;
         if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -149,6 +149,26 @@ impl TlsLayers {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Whether a read that returned less than it was asked for means the
+    /// socket is drained, as it does for TCP: never here. A read returns
+    /// what the records received so far decrypt to; the socket may hold
+    /// more records (one socket read takes at most one buffer), and a
+    /// record's plaintext is shorter than its ciphertext, so a short read
+    /// proves nothing. Readers read on to `WouldBlock`.
+    pub fn short_read_means_drained(&self) -> bool {
+        false
+    }
+
+    /// Ciphertext queued for the socket in every layer, and plaintext
+    /// queued while a handshake runs: what a write took that the socket
+    /// has not (for a connection's buffered amount).
+    pub fn pending_bytes(&self) -> usize {
+        self.state
+            .lock()
+            .map(|st| st.layers.iter().map(|l| l.session.pending_ciphertext() + l.session.pending_plaintext()).sum())
+            .unwrap_or(0)
     }
 
     /// Whether any layer's handshake is still running.
@@ -207,7 +227,15 @@ impl State {
             let top = self.layers.len() - 1;
             match self.layers[top].session.read_plaintext(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if TlsFailure::from_io(&e).is_some() => {
+                    let f = TlsFailure::from_io(&e).cloned().expect("checked");
+                    return Err(self.fail(sock, f));
+                }
                 r => {
+                    let r = match r {
+                        Ok(n) if n > 0 && n < buf.len() => Ok(n + self.read_received(&mut buf[n..])),
+                        r => r,
+                    };
                     if self.layers.iter().any(|l| l.session.wants_write()) {
                         let _ = self.flush(sock);
                     }
@@ -228,6 +256,21 @@ impl State {
         }
     }
 
+    /// More plaintext from records already received (no socket read), so
+    /// one call returns what a burst of small records carried instead of
+    /// one record. An end or a failure met here is left for the next call.
+    fn read_received(&mut self, buf: &mut [u8]) -> usize {
+        let top = self.layers.len() - 1;
+        let mut n = 0;
+        while n < buf.len() {
+            match self.layers[top].session.read_plaintext(&mut buf[n..]) {
+                Ok(k) if k > 0 => n += k,
+                _ => break,
+            }
+        }
+        n
+    }
+
     /// Moves received bytes up the layers, reading the socket once when
     /// nothing was waiting. `Ok(true)`: progress; `Ok(false)`: end of
     /// stream reached the sessions; `WouldBlock`: nothing to do now.
@@ -238,12 +281,14 @@ impl State {
         if self.advance(sock)? {
             return Ok(true);
         }
-        let mut chunk = [0u8; READ_CHUNK];
         let n = loop {
-            match (&*sock).read(&mut chunk) {
+            match self.layers[0].session.read_tls(&mut SockIo(sock)) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => match TlsFailure::from_io(&e).cloned() {
+                    Some(f) => return Err(self.fail(sock, f)),
+                    None => return Err(e),
+                },
             }
         };
         if n == 0 {
@@ -251,11 +296,6 @@ impl State {
             self.advance(sock)?;
             return Ok(false);
         }
-        let taken = match self.layers[0].session.feed(&chunk[..n]) {
-            Ok(t) => t,
-            Err(f) => return Err(self.fail(sock, f)),
-        };
-        self.layers[0].unfed.extend_from_slice(&chunk[taken..n]);
         self.advance(sock)?;
         Ok(true)
     }
@@ -282,24 +322,17 @@ impl State {
                 moved |= taken > 0;
             }
             if i + 1 < self.layers.len() {
-                let mut chunk = [0u8; 4096];
-                loop {
-                    match self.layers[i].session.read_plaintext(&mut chunk) {
-                        Ok(0) => {
-                            self.layers[i + 1].session.feed_eof();
-                            break;
-                        }
-                        Ok(k) => {
-                            self.layers[i + 1].unfed.extend_from_slice(&chunk[..k]);
-                            moved = true;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                            self.layers[i + 1].session.feed_eof();
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    }
+                let (lower, upper) = self.layers.split_at_mut(i + 1);
+                let (lower, upper) = (&mut lower[i], &mut upper[0]);
+                match lower.session.read_plaintext_append(&mut upper.unfed) {
+                    Ok(0) => upper.session.feed_eof(),
+                    Ok(_) => moved = true,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => upper.session.feed_eof(),
+                    Err(e) => match TlsFailure::from_io(&e).cloned() {
+                        Some(f) => return Err(self.fail(sock, f)),
+                        None => return Err(e),
+                    },
                 }
                 if !self.layers[i + 1].unfed.is_empty() {
                     let l = &mut self.layers[i + 1];
@@ -307,7 +340,11 @@ impl State {
                         Ok(t) => t,
                         Err(f) => return Err(self.fail(sock, f)),
                     };
-                    self.layers[i + 1].unfed.drain(..taken);
+                    let l = &mut self.layers[i + 1];
+                    l.unfed.drain(..taken);
+                    if l.unfed.is_empty() {
+                        l.unfed = Vec::new();
+                    }
                 }
             }
         }
@@ -321,14 +358,18 @@ impl State {
         for<'a> &'a S: Read + Write,
     {
         for i in (1..self.layers.len()).rev() {
-            if self.layers[i].session.wants_write() {
-                let mut out = Vec::new();
-                self.layers[i].session.take_ciphertext(&mut out);
-                let taken = self.layers[i - 1].session.write_plaintext(&out);
-                debug_assert_eq!(taken, out.len(), "inner layers' output is unlimited");
+            let (lower, upper) = self.layers.split_at_mut(i);
+            let (lower, upper) = (&mut lower[i - 1].session, &mut upper[0].session);
+            while upper.wants_write() {
+                let taken = lower.write_plaintext(upper.ciphertext());
+                debug_assert_eq!(taken, upper.ciphertext().len(), "inner layers' output is unlimited");
+                if taken == 0 {
+                    break;
+                }
+                upper.consume_ciphertext(taken);
             }
         }
-        let mut w = SockWriter(sock);
+        let mut w = SockIo(sock);
         while self.layers[0].session.wants_write() {
             match self.layers[0].session.write_ciphertext(&mut w) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -342,10 +383,20 @@ impl State {
     }
 }
 
-/// `io::Write` over a shared socket reference (rustls wants `&mut dyn Write`).
-struct SockWriter<'a, S>(&'a S);
+/// `io::Read` and `io::Write` over a shared socket reference (the sessions
+/// take `&mut dyn Read` / `&mut dyn Write`).
+struct SockIo<'a, S>(&'a S);
 
-impl<S> Write for SockWriter<'_, S>
+impl<S> Read for SockIo<'_, S>
+where
+    for<'a> &'a S: Read,
+{
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl<S> Write for SockIo<'_, S>
 where
     for<'a> &'a S: Write,
 {

@@ -4,14 +4,19 @@
 //!   (trust store, client certificates, minimum version, ALPN `http/1.1`,
 //!   a server certificate that can be replaced while running).
 //! - [`session`]: the sans-IO layer — ciphertext in / plaintext out and
-//!   plaintext in / ciphertext out — that any driver can run.
+//!   plaintext in / ciphertext out — that any driver can run, over
+//!   rustls's unbuffered API (`records` handles its states).
+//! - [`buffers`]: the session's byte queues, which hold memory only while
+//!   they hold bytes (a shared pool keeps a few warm buffers).
 //! - [`layers`]: one or two sessions stacked over a socket (two for a TLS
 //!   target behind an HTTPS proxy), with `&self` read/write for the
 //!   blocking API's reader and writer threads.
 
+pub mod buffers;
 pub mod config;
 pub mod error;
 pub mod layers;
+mod records;
 pub mod session;
 
 pub use config::{ClientAuth, MinVersion, TlsClientConfig, TlsServerConfig};

@@ -99,7 +99,7 @@ fn python_headers(python: &std::path::Path) -> bool {
         let _ = run_setup(
             "apt-get install python3-dev",
             Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "python3-dev"])
+                .args(["-o", "DPkg::Lock::Timeout=600", "install", "-y", "--no-install-recommends", "python3-dev"])
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .stdin(std::process::Stdio::null()),
             Duration::from_secs(600),

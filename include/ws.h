@@ -2027,8 +2027,12 @@ ws_status ws_session_recv(struct ws_session *s, const uint8_t *data, size_t len)
  * the session may change: it unmasks frames in place (what `data` holds
  * afterwards is unspecified), and a message that arrived whole in `data` reaches
  * `on_message` as a pointer into it. During the opening handshake and
- * under TLS it copies like `ws_session_recv`. `data` may be NULL when
- * `len` is 0. `WS_ERR_BUSY` from a callback.
+ * under TLS it copies like `ws_session_recv`. `data` stays the caller's:
+ * the session uses it only during this call, so a message pointer into
+ * it is valid only inside that `on_message` (as with `ws_session_recv`).
+ * `data` may be NULL when `len` is 0; NULL with a length is
+ * `WS_ERR_INVALID_ARGUMENT`. `WS_ERR_BUSY` from a callback. The
+ * session's thread only (one thread at a time).
  */
 ws_status ws_session_recv_in_place(struct ws_session *s, uint8_t *data, size_t len);
 

@@ -441,13 +441,18 @@ impl Session {
         if self.finished.get() || data.is_empty() {
             return Ok(());
         }
-        let mut d = self.deadlines.get();
-        d.on_read(now);
-        self.deadlines.set(d);
+        self.note_read(now);
         match &mut *rx {
             Handshake::Open(recv) => self.process_open(recv, data, now, h),
             _ => Ok(()),
         }
+    }
+
+    /// Bytes arrived: the idle and keepalive deadlines count from `now`.
+    fn note_read(&self, now: Instant) {
+        let mut d = self.deadlines.get();
+        d.on_read(now);
+        self.deadlines.set(d);
     }
 
     /// Feeds received bytes; events go to `h` during the call.
@@ -457,9 +462,7 @@ impl Session {
         if self.finished.get() || data.is_empty() {
             return Ok(());
         }
-        let mut d = self.deadlines.get();
-        d.on_read(now);
-        self.deadlines.set(d);
+        self.note_read(now);
         let mut input = std::mem::take(&mut *self.inbuf.borrow_mut());
         // Under TLS the borrow ends before any callback, which may look
         // at the output (and so seal).

@@ -214,18 +214,12 @@ impl EventLoop {
     /// Something may have set a deadline earlier than the next sweep:
     /// sweep within SWEEP_EVERY.
     fn sweep_soon(&mut self) {
-        self.sweep_soon_from(Instant::now());
-    }
-
-    /// `sweep_soon` counted from `now`; an earlier `now` (this iteration's
-    /// wake-up, on the per-message path) only brings the sweep forward.
-    fn sweep_soon_from(&mut self, now: Instant) {
         // Listeners have no deadlines: a loop without connections has
         // nothing to sweep and keeps no timeout of its own.
         if self.occupied == self.listeners {
             return;
         }
-        let soon = now + SWEEP_EVERY;
+        let soon = Instant::now() + SWEEP_EVERY;
         self.next_sweep = Some(self.next_sweep.map_or(soon, |s| s.min(soon)));
     }
 
@@ -733,12 +727,11 @@ impl EventLoop {
             match close_state::after_close_sent(c.role(), c.peer_closed()) {
                 TcpAfterClose::ShutdownNow => self.finish(t, close::NO_STATUS, Vec::new(), None),
                 TcpAfterClose::AwaitPeer if c.deadlines.close_deadline().is_none() => {
-                    let now = Instant::now();
-                    c.deadlines.close_started(now, &timeout_config(&self.shared.config()));
+                    c.deadlines.close_started(Instant::now(), &timeout_config(&self.shared.config()));
                     // The close timeout is a new deadline. (A buffer the
                     // flush left held asked for its sweep when taken:
                     // `buffers_held`.)
-                    self.sweep_soon_from(now);
+                    self.sweep_soon();
                 }
                 TcpAfterClose::AwaitPeer => {}
             }

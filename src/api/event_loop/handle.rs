@@ -167,6 +167,15 @@ impl ConnShared {
         self.buffered.store(ob.pending() + self.stream.tls_pending_bytes(), Ordering::Release);
     }
 
+    /// Whether a writable event has anything to flush: bytes in the
+    /// outbox (`buffered`, published after every encode and write), or a
+    /// TLS layer, which may hold ciphertext or owe a record of its own.
+    /// Everything else queued is on the flush list already (`schedule`).
+    #[inline(always)]
+    pub(super) fn wants_write(&self) -> bool {
+        self.buffered.load(Ordering::Acquire) != 0 || self.stream.is_tls()
+    }
+
     pub(super) fn record_error(&self, err: &Error) {
         if let Ok(mut m) = self.last_error.lock() {
             m.clear();

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "compress_flag.h"
@@ -81,10 +82,22 @@ static int parse_port(const char *s, uint16_t *out) {
     return 0;
 }
 
+/* A connection and what its session last said it wants, so that the loop
+ * asks libws again only about connections it touched (a read, a due
+ * timeout, a flush) and leaves the others alone. */
 struct conn {
     int fd;
     ws_session *s;
+    short events;   /* POLLIN and/or POLLOUT for poll(2) */
+    int64_t due_ms; /* when ws_session_on_timeout is due (now_ms() clock), -1: never */
+    int finished;   /* close the socket once nothing is pending */
 };
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void on_message(ws_session *s, ws_msg_type type, const uint8_t *data, size_t len, void *user_data) {
     (void)user_data;
@@ -100,8 +113,9 @@ static void on_error(ws_session *s, ws_status status, const char *message, void 
     fprintf(stderr, "echo_server_session: connection failed: %s: %s\n", ws_status_str(status), message);
 }
 
-/* Writes what the session has pending; -1 when the socket failed. */
-static int flush_conn(struct conn *c) {
+/* Writes what the session has pending. Returns how many bytes are still
+ * pending (the socket is full), or -1 when the socket failed. */
+static long flush_conn(struct conn *c) {
     for (;;) {
         const uint8_t *data = NULL;
         size_t len = 0;
@@ -109,11 +123,24 @@ static int flush_conn(struct conn *c) {
         ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return (long)len;
             return -1;
         }
         ws_session_sent(c->s, (size_t)n);
+        if ((size_t)n < len) return (long)(len - (size_t)n); /* the socket took what it could */
     }
+}
+
+/* Asks the session what it wants after the loop touched it: poll events
+ * from the bytes still pending, the next timeout, whether it is over. */
+static void refresh(struct conn *c, long pending, int64_t now) {
+    int reading = ws_session_wants_read(c->s);
+    c->events = (short)((reading && pending <= (long)READ_PAUSE_AT ? POLLIN : 0) | (pending > 0 ? POLLOUT : 0));
+    int64_t ms = -1;
+    ws_session_next_timeout_ms(c->s, &ms);
+    c->due_ms = ms < 0 ? -1 : now + ms;
+    /* A finished session wants no input: only then is the question worth a call. */
+    c->finished = !reading && ws_session_is_finished(c->s);
 }
 
 /* Reads what the socket has into the session; -1 when the connection ended. */
@@ -232,21 +259,19 @@ int main(int argc, char **argv) {
     static uint8_t buf[256 * 1024];
     int count = 0;
     while (!stop_requested) {
+        int64_t now = now_ms();
         int timeout = -1;
         pfds[0].fd = signal_pipe[0];
         pfds[0].events = POLLIN;
         pfds[1].fd = lfd;
         pfds[1].events = count < MAX_CONNS ? POLLIN : 0;
         for (int i = 0; i < count; i++) {
-            const uint8_t *d = NULL;
-            size_t pending = 0;
-            ws_session_pending(conns[i].s, &d, &pending);
             pfds[i + 2].fd = conns[i].fd;
-            pfds[i + 2].events = (short)((ws_session_wants_read(conns[i].s) && pending <= READ_PAUSE_AT ? POLLIN : 0) |
-                                         (pending > 0 ? POLLOUT : 0));
-            int64_t ms = -1;
-            ws_session_next_timeout_ms(conns[i].s, &ms);
-            if (ms >= 0 && (timeout < 0 || ms < timeout)) timeout = ms > 60000 ? 60000 : (int)ms;
+            pfds[i + 2].events = conns[i].events;
+            if (conns[i].due_ms >= 0) {
+                int64_t ms = conns[i].due_ms > now ? conns[i].due_ms - now : 0;
+                if (timeout < 0 || ms < timeout) timeout = ms > 60000 ? 60000 : (int)ms;
+            }
         }
         int n = poll(pfds, (nfds_t)count + 2, timeout);
         if (n < 0) {
@@ -255,18 +280,21 @@ int main(int argc, char **argv) {
             break;
         }
         if (pfds[0].revents & POLLIN) break; /* SIGINT or SIGTERM */
-        /* Connections first (indexes shift when one is dropped, so walk down). */
+        now = now_ms();
+        /* Connections first (indexes shift when one is dropped, so walk
+         * down); only those with an event or a due timeout. */
         for (int i = count - 1; i >= 0; i--) {
             struct conn *c = &conns[i];
             short re = pfds[i + 2].revents;
+            int due = c->due_ms >= 0 && now >= c->due_ms;
+            if (re == 0 && !due) continue;
             int dead = 0;
             if (re & (POLLIN | POLLHUP | POLLERR)) dead = read_conn(c, buf, sizeof buf) != 0;
-            ws_session_on_timeout(c->s);
-            if (flush_conn(c) != 0) dead = 1;
-            const uint8_t *d = NULL;
-            size_t pending = 0;
-            ws_session_pending(c->s, &d, &pending);
-            if (dead || (ws_session_is_finished(c->s) && pending == 0)) drop_conn(conns, &count, i);
+            if (due) ws_session_on_timeout(c->s);
+            long pending = flush_conn(c);
+            if (pending < 0) dead = 1;
+            refresh(c, pending, now);
+            if (dead || (c->finished && pending == 0)) drop_conn(conns, &count, i);
         }
         if (pfds[1].revents & POLLIN) {
             while (count < MAX_CONNS) {
@@ -282,6 +310,7 @@ int main(int argc, char **argv) {
                 }
                 conns[count].fd = fd;
                 conns[count].s = s;
+                refresh(&conns[count], 0, now_ms());
                 count++;
             }
         }

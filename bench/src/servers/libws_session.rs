@@ -48,6 +48,8 @@ unsafe extern "C" fn on_message(
 struct Conn {
     tcp: TcpStream,
     s: *mut ws_session,
+    /// Bytes pending after the last event.
+    left: usize,
 }
 
 fn pending(s: *mut ws_session) -> (*const u8, usize) {
@@ -57,12 +59,13 @@ fn pending(s: *mut ws_session) -> (*const u8, usize) {
     (p, n)
 }
 
-/// Writes what the session has pending; false when the socket failed.
-fn flush(c: &mut Conn) -> bool {
+/// Writes what the session has pending. Returns the bytes still pending
+/// (the socket is full), or `None` when the socket failed.
+fn flush(c: &mut Conn) -> Option<usize> {
     loop {
         let (p, n) = pending(c.s);
         if n == 0 {
-            return true;
+            return Some(0);
         }
         // SAFETY: ws_session_pending's bytes stay valid until the next
         // call on the session; nothing else touches it meanwhile.
@@ -70,38 +73,76 @@ fn flush(c: &mut Conn) -> bool {
         match c.tcp.write(bytes) {
             Ok(k) => {
                 let _ = ws_session_sent(c.s, k);
+                if k < n {
+                    return Some(n - k);
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
 }
 
-/// Reads what the socket has into the session; false when it ended.
-fn read(c: &mut Conn, buf: &mut [u8]) -> bool {
+/// What a read turn ended with.
+enum Turn {
+    /// The socket is drained (a short read on plain TCP: as the loop does,
+    /// no extra `recv` just to see EAGAIN).
+    Drained,
+    /// Not read further: more than [`PAUSE_AT`] is pending.
+    Paused,
+    Ended,
+}
+
+/// Reads what the socket has into the session.
+fn read(c: &mut Conn, buf: &mut [u8], pending_now: usize) -> Turn {
+    if pending_now > PAUSE_AT {
+        return Turn::Paused;
+    }
     loop {
-        if pending(c.s).1 > PAUSE_AT {
-            return true;
-        }
         match c.tcp.read(buf) {
             Ok(0) => {
                 let _ = ws_session_recv_eof(c.s);
-                return false;
+                return Turn::Ended;
             }
             Ok(n) => {
                 // Our buffer: the session unmasks in it and hands whole
                 // messages out of it (no copy).
                 let _ = ws_session_recv_in_place(c.s, buf.as_mut_ptr(), n);
+                if n < buf.len() {
+                    return Turn::Drained;
+                }
+                if pending(c.s).1 > PAUSE_AT {
+                    return Turn::Paused;
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Turn::Drained,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => {
                 let _ = ws_session_recv_eof(c.s);
-                return false;
+                return Turn::Ended;
             }
         }
     }
+}
+
+/// One readiness event: read, flush, and read again if reading was paused
+/// on output that has drained now (edge-triggered: no new edge would
+/// come). Returns the bytes still pending; `None` when the connection is
+/// over.
+fn on_ready(c: &mut Conn, buf: &mut [u8], readable: bool, mut left: usize) -> Option<usize> {
+    let mut turn = if readable { read(c, buf, left) } else { Turn::Drained };
+    loop {
+        if matches!(turn, Turn::Ended) {
+            return None;
+        }
+        left = flush(c)?;
+        if !(matches!(turn, Turn::Paused) && left == 0) {
+            break;
+        }
+        turn = read(c, buf, 0);
+    }
+    (left != 0 || !ws_session_is_finished(c.s)).then_some(left)
 }
 
 fn serve(mut poll: Poll, listener: TcpListener, stop: Arc<AtomicBool>) -> io::Result<()> {
@@ -134,20 +175,17 @@ fn serve(mut poll: Poll, listener: TcpListener, stop: Arc<AtomicBool>) -> io::Re
                     let t = next;
                     next += 1;
                     poll.registry().register(&mut tcp, Token(t), Interest::READABLE | Interest::WRITABLE)?;
-                    conns.insert(t, Conn { tcp, s });
+                    conns.insert(t, Conn { tcp, s, left: 0 });
                 },
                 WAKE => {}
                 Token(t) => {
                     let Some(c) = conns.get_mut(&t) else { continue };
-                    let mut alive = read(c, &mut buf);
-                    alive &= flush(c);
-                    // A connection paused on its own output reads again once
-                    // it drained (edge-triggered: no new edge would come).
-                    if alive && pending(c.s).1 == 0 {
-                        alive = read(c, &mut buf) && flush(c);
-                    }
-                    let done = ws_session_is_finished(c.s) && pending(c.s).1 == 0;
-                    if !alive || done {
+                    // A writable-only event reads too when reading was
+                    // paused on the output (its readable edge is spent).
+                    let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error() || c.left > PAUSE_AT;
+                    if let Some(left) = on_ready(c, &mut buf, readable, c.left) {
+                        c.left = left;
+                    } else {
                         let c = conns.remove(&t).expect("present");
                         ws_session_free(c.s);
                     }

@@ -2,7 +2,10 @@
  * An outside program built against an installed libws (tests/install.rs
  * builds it with pkg-config and with CMake, shared and static): checks
  * the header's version against the library's, then echoes one message
- * through a listener and a client in this process.
+ * through a listener and a client in this process, and reports what the
+ * library does with wss:// (tests/install.rs checks the line: a library
+ * with TLS fails to connect to the closed port, one built with
+ * `make install TLS=0` refuses the URL with WS_ERR_UNSUPPORTED).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -23,6 +26,22 @@ static void *serve(void *arg) {
     }
     ws_conn_free(c);
     return NULL;
+}
+
+/* Dials `url` (the closed listener's port) as wss://, directly (no proxy
+ * from the environment), and prints the status and message. */
+static void report_wss(const char *ws_url) {
+    char url[80], msg[256];
+    ws_dialer *d = ws_dialer_new();
+    ws_conn *c = NULL;
+    ws_status st;
+    snprintf(url, sizeof url, "wss://%s", ws_url + strlen("ws://"));
+    ws_dialer_set_proxy(d, "");
+    st = ws_dial(d, url, NULL, 0, &c, NULL);
+    ws_last_error(msg, sizeof msg);
+    printf("tls %s; wss: %s; %s\n", ws_has_tls() ? "yes" : "no", ws_status_str(st), msg);
+    ws_conn_free(c);
+    ws_dialer_free(d);
 }
 
 int main(void) {
@@ -49,5 +68,6 @@ int main(void) {
     pthread_join(server, NULL);
     ws_listener_free(l);
     printf("%s libws %s\n", ok ? "echo ok" : "echo FAILED", ws_version());
+    report_wss(url);
     return ok ? 0 : 4;
 }

@@ -115,8 +115,9 @@ fn needed(exe: &Path) -> Vec<String> {
 }
 
 /// Runs an installed-tree program and checks its echo line and, for
-/// `app.c`, its `wss://` line: the closed port refused (TLS), or the URL
-/// refused with the reason (a library without TLS).
+/// `app.c`, its TLS lines: the closed port refused and the bad PEM judged
+/// (TLS), or the URL refused with the reason and every TLS setting
+/// refused (a library without TLS).
 fn run_app(exe: &Path, tls: bool) {
     let out = Command::new(exe)
         // cargo test puts target/debug on LD_LIBRARY_PATH; the program must
@@ -125,19 +126,25 @@ fn run_app(exe: &Path, tls: bool) {
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let wss = if tls {
-        "tls yes; wss: WS_ERR_CONNECT".to_string()
+    let tls_lines: &[&str] = if tls {
+        &[
+            "tls yes; wss: WS_ERR_CONNECT",
+            "tls settings: client made; server WS_ERR_TLS_CONFIG: bad TLS setting; https proxy WS_OK",
+        ]
     } else {
-        "tls no; wss: WS_ERR_UNSUPPORTED: not supported; wss:// URLs: this libws was built without TLS \
-         (cargo feature `tls`; make install TLS=0)"
-            .to_string()
+        &[
+            "tls no; wss: WS_ERR_UNSUPPORTED: not supported; wss:// URLs: this libws was built without TLS \
+             (cargo feature `tls`; make install TLS=0)",
+            "tls settings: client NULL; server WS_ERR_UNSUPPORTED: not supported; \
+             https proxy WS_ERR_UNSUPPORTED: not supported",
+        ]
     };
     let c_program = exe.file_name().is_some_and(|n| n != "app_cpp");
     assert!(
         out.status.success()
             && stdout.contains(&format!("echo ok libws {VERSION}"))
-            && (!c_program || stdout.contains(&wss)),
-        "{} failed ({}), expected {wss:?}: {stdout}{}",
+            && (!c_program || tls_lines.iter().all(|l| stdout.contains(l))),
+        "{} failed ({}), expected {tls_lines:?}: {stdout}{}",
         exe.display(),
         out.status,
         String::from_utf8_lossy(&out.stderr)
@@ -183,10 +190,11 @@ fn installed_library_has_soname_no_debug_info_and_is_small() {
     let size = std::fs::metadata(&real).unwrap().len();
     eprintln!("installed libws.so: {size} bytes ({:.2} MiB)", size as f64 / 1048576.0);
     // The `dist` profile (Cargo.toml) with packed relocations makes it
-    // 2.78 MiB (README, "Size of the installed library": where the bytes
-    // go). The issue's 2 MiB is not reached without dropping a feature or
-    // TLS speed; this bound catches losing the profile (3.15 MiB), the
-    // packed relocations (+115 KiB) or debug info.
+    // 2.81 MiB (README, "Size of the installed library": where the bytes
+    // go). The issue's 2 MiB is reached by the build without TLS
+    // (`without_tls_library_is_under_2_mib`), not with it; this bound
+    // catches losing the profile (3.15 MiB), the packed relocations
+    // (+115 KiB) or debug info.
     assert!(size < 2944 * 1024, "the installed .so is {size} bytes, over 2.875 MiB");
     if glibc_knows_relr() {
         assert!(dynamic.contains("(RELR)"), "relative relocations packed (DT_RELR):\n{dynamic}");

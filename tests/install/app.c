@@ -3,9 +3,10 @@
  * builds it with pkg-config and with CMake, shared and static): checks
  * the header's version against the library's, then echoes one message
  * through a listener and a client in this process, and reports what the
- * library does with wss:// (tests/install.rs checks the line: a library
- * with TLS fails to connect to the closed port, one built with
- * `make install TLS=0` refuses the URL with WS_ERR_UNSUPPORTED).
+ * library does with wss:// and TLS settings (tests/install.rs checks the
+ * lines: a library with TLS fails to connect to the closed port and
+ * judges the bad PEM, one built with `make install TLS=0` refuses each
+ * with WS_ERR_UNSUPPORTED).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -44,6 +45,20 @@ static void report_wss(const char *ws_url) {
     ws_dialer_free(d);
 }
 
+/* The TLS settings and an https:// proxy: made or refused. */
+static void report_tls_settings(void) {
+    ws_tls_client_config *client = ws_tls_client_config_new();
+    ws_tls_server_config *server = NULL;
+    ws_dialer *d = ws_dialer_new();
+    ws_status srv = ws_tls_server_config_new_pem((const uint8_t *)"x", 1, (const uint8_t *)"y", 1, &server);
+    ws_status proxy = ws_dialer_set_proxy(d, "https://127.0.0.1:1");
+    printf("tls settings: client %s; server %s; https proxy %s\n", client ? "made" : "NULL", ws_status_str(srv),
+           ws_status_str(proxy));
+    ws_tls_client_config_free(client);
+    ws_tls_server_config_free(server);
+    ws_dialer_free(d);
+}
+
 int main(void) {
     ws_listener *l = NULL;
     ws_conn *c = NULL;
@@ -69,5 +84,6 @@ int main(void) {
     ws_listener_free(l);
     printf("%s libws %s\n", ok ? "echo ok" : "echo FAILED", ws_version());
     report_wss(url);
+    report_tls_settings();
     return ok ? 0 : 4;
 }

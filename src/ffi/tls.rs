@@ -4,7 +4,7 @@
 //!
 //! The same functions in a build without TLS (the `tls` feature off):
 //! each configuration call then returns `WS_ERR_UNSUPPORTED` before it
-//! looks at its arguments ([`gate`]), so no TLS handle can exist, and a
+//! looks at its arguments (`gate`), so no TLS handle can exist, and a
 //! connection is never TLS.
 
 use std::ffi::c_char;

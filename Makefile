@@ -4,6 +4,7 @@
 #     make install PREFIX=/usr/local         # (as root for /usr/local)
 #     make install DESTDIR=/tmp/stage PREFIX=/usr LIBDIR=/usr/lib/x86_64-linux-gnu
 #     make uninstall PREFIX=/usr/local
+#     make install TLS=0 PREFIX=/usr/local   # without TLS (no wss://): 1.32 MiB instead of 2.8
 #
 # Installs: $(LIBDIR)/libws.so.X.Y.Z (SONAME libws.so.X) with the symlinks
 # libws.so.X and libws.so, $(LIBDIR)/libws.a, $(INCLUDEDIR)/ws.h and ws.hpp,
@@ -26,8 +27,24 @@ STRIP      ?= strip
 INSTALL    ?= install
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 BUILT      := $(TARGET_DIR)/release
-DIST       := $(TARGET_DIR)/dist
 COMMA      := ,
+
+# TLS=0 builds and installs libws without TLS: cargo's `--no-default-features`
+# (the default features are `tls` alone; a non-TLS default feature added
+# later goes into `--features` here), no rustls and no ring. Same C ABI and
+# headers; TLS calls return WS_ERR_UNSUPPORTED, ws_has_tls() is false
+# (README "Size of the installed library"). It builds in its own target
+# directory: cargo names libws's outputs without a hash, so the two builds
+# in one directory would overwrite, and rebuild, each other.
+TLS ?= 1
+ifeq ($(TLS),0)
+CARGO_FEATURES  := --no-default-features
+DIST_TARGET_DIR := $(TARGET_DIR)/no-tls
+else
+CARGO_FEATURES  :=
+DIST_TARGET_DIR := $(TARGET_DIR)
+endif
+DIST       := $(DIST_TARGET_DIR)/dist
 
 # Relative relocations packed (DT_RELR, `-z pack-relative-relocs`): 5,000
 # pointers in read-only-after-relocation data cost 24 bytes each as RELA
@@ -69,7 +86,7 @@ build:
 # The libraries `install` copies. `cargo rustc` so the link arguments reach
 # the shared library's link only (and only this profile's build).
 dist:
-	$(CARGO) rustc --profile dist --lib -- $(DIST_LINK_ARGS)
+	$(CARGO) rustc --profile dist --lib $(CARGO_FEATURES) --target-dir $(DIST_TARGET_DIR) -- $(DIST_LINK_ARGS)
 
 install: dist
 	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)

@@ -653,7 +653,8 @@ typedef struct ws_session_callbacks {
 #define WS_ERR_CONNECT 16
 
 /**
- * The feature is not available in this build (e.g. wss:// before TLS).
+ * The feature is not available in this build (TLS, `wss://` and
+ * `https://` proxies in a libws built without TLS: `ws_has_tls`).
  */
 #define WS_ERR_UNSUPPORTED 17
 
@@ -1245,7 +1246,8 @@ ws_status ws_dialer_set_read_limit(struct ws_dialer *dialer, uint64_t limit);
  * the default: the environment's `http_proxy`/`HTTP_PROXY` (ws://),
  * `https_proxy`/`HTTPS_PROXY` (wss://), `all_proxy`/`ALL_PROXY` and
  * `no_proxy`/`NO_PROXY` (names, domain suffixes, IPs, CIDR ranges,
- * `:port`, `*`), read at each dial. `WS_ERR_BAD_URL` for a bad URL.
+ * `:port`, `*`), read at each dial. `WS_ERR_BAD_URL` for a bad URL;
+ * `WS_ERR_UNSUPPORTED` for `https://` in a build without TLS.
  */
 ws_status ws_dialer_set_proxy(struct ws_dialer *dialer, const char *url);
 
@@ -1266,7 +1268,8 @@ ws_status ws_dialer_add_proxy_header(struct ws_dialer *dialer, const char *name,
  * response; NULL otherwise. Other failures: `WS_ERR_BAD_URL`,
  * `WS_ERR_CONNECT`, `WS_ERR_TIMEOUT`, `WS_ERR_IO`, `WS_ERR_TLS` (handshake
  * failed or timed out), `WS_ERR_TLS_CERTIFICATE` (certificate refused),
- * `WS_ERR_TLS_CONFIG`, `WS_ERR_PROXY`. Any thread.
+ * `WS_ERR_TLS_CONFIG`, `WS_ERR_PROXY`; `WS_ERR_UNSUPPORTED` for `wss://`
+ * (before connecting) in a build without TLS (`ws_has_tls`). Any thread.
  */
 ws_status ws_dial(const struct ws_dialer *dialer,
                   const char *url,
@@ -2144,7 +2147,8 @@ ws_status ws_session_tls_peer_certificate(struct ws_session *s,
 
 /**
  * New client TLS settings: the system trust store, host-name
- * verification, TLS 1.2 and 1.3, no client certificate. Never NULL.
+ * verification, TLS 1.2 and 1.3, no client certificate. NULL only in a
+ * build without TLS (`ws_has_tls()` false; `ws_last_error` says so).
  */
 struct ws_tls_client_config *ws_tls_client_config_new(void);
 
@@ -2307,6 +2311,14 @@ const char *ws_status_str(ws_status status);
  * libws's version, e.g. "0.1.0" (static, NUL-terminated).
  */
 const char *ws_version(void);
+
+/**
+ * Whether this libws has TLS: `wss://`, TLS servers and sessions,
+ * `https://` proxies (the default build). A library built without it
+ * (`make install TLS=0`) has the same functions; its TLS calls return
+ * `WS_ERR_UNSUPPORTED`.
+ */
+bool ws_has_tls(void);
 
 /**
  * Copies the message of the last failure of a libws call on the calling

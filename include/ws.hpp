@@ -1875,6 +1875,10 @@ private:
 /** libws's version at run time (WS_VERSION_STRING is the header's). */
 inline std::string_view version() noexcept { return ws_version(); }
 
+/** Whether this libws has TLS (ws_has_tls): false for a build made with
+ *  `make install TLS=0`, whose TLS calls fail with WS_ERR_UNSUPPORTED. */
+inline bool has_tls() noexcept { return ws_has_tls(); }
+
 } /* namespace ws */
 
 #undef WS_HPP_EXCEPTIONS

@@ -5,7 +5,11 @@
 //! program using ws.hpp) — and run. Also: the SONAME, the symlinks, no
 //! debug information, packed relocations and the size of the installed
 //! libraries (built with the `dist` profile), and a DESTDIR staging
-//! install that writes the final paths into its files.
+//! install that writes the final paths into its files. And the build
+//! without TLS (`make install TLS=0`, into a second prefix, built in
+//! parallel with the first): its stripped `.so` under 2 MiB, an outside
+//! program linked with pkg-config (shared and static) that echoes over
+//! `ws://` and gets `WS_ERR_UNSUPPORTED` with the reason for `wss://`.
 //!
 //! CMake is Debian's `cmake`; when it is missing and we are root it is
 //! installed with apt-get (a fresh CI machine), otherwise the test fails
@@ -55,14 +59,21 @@ fn make_install(vars: &[(&str, &Path)]) {
     run(&mut cmd, "make install");
 }
 
+/// This test binary's folder, emptied of earlier runs' trees once.
+fn test_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let base = target_dir().join("install-test");
+        let _ = std::fs::remove_dir_all(&base);
+        base.join(std::process::id().to_string())
+    })
+}
+
 /// One install into a fresh temporary prefix per test binary.
 fn prefix() -> &'static Path {
     static PREFIX: OnceLock<PathBuf> = OnceLock::new();
     PREFIX.get_or_init(|| {
-        // Earlier runs' trees go first (one test binary uses this folder).
-        let base = target_dir().join("install-test");
-        let _ = std::fs::remove_dir_all(&base);
-        let p = base.join(std::process::id().to_string()).join("prefix");
+        let p = test_root().join("prefix");
         let t0 = Instant::now();
         make_install(&[("PREFIX", &p)]);
         eprintln!("install: make install took {:.1} s", t0.elapsed().as_secs_f64());
@@ -70,8 +81,22 @@ fn prefix() -> &'static Path {
     })
 }
 
+/// `make install TLS=0` into a second prefix, once per test binary (its
+/// own target directory below ours: the Makefile keeps the two builds
+/// apart, so both stay cached).
+fn prefix_without_tls() -> &'static Path {
+    static PREFIX: OnceLock<PathBuf> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let p = test_root().join("prefix-no-tls");
+        let t0 = Instant::now();
+        make_install(&[("PREFIX", &p), ("TLS", Path::new("0"))]);
+        eprintln!("install: make install TLS=0 took {:.1} s", t0.elapsed().as_secs_f64());
+        p
+    })
+}
+
 fn work_dir(name: &str) -> PathBuf {
-    let d = prefix().parent().unwrap().join(name);
+    let d = test_root().join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -89,8 +114,11 @@ fn needed(exe: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Runs an installed-tree program and checks its echo line.
-fn run_app(exe: &Path) {
+/// Runs an installed-tree program and checks its echo line and, for
+/// `app.c`, its TLS lines: the closed port refused and the bad PEM judged
+/// (TLS), or the URL refused with the reason and every TLS setting
+/// refused (a library without TLS).
+fn run_app(exe: &Path, tls: bool) {
     let out = Command::new(exe)
         // cargo test puts target/debug on LD_LIBRARY_PATH; the program must
         // find the installed library on its own.
@@ -98,9 +126,25 @@ fn run_app(exe: &Path) {
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let tls_lines: &[&str] = if tls {
+        &[
+            "tls yes; wss: WS_ERR_CONNECT",
+            "tls settings: client made; server WS_ERR_TLS_CONFIG: bad TLS setting; https proxy WS_OK",
+        ]
+    } else {
+        &[
+            "tls no; wss: WS_ERR_UNSUPPORTED: not supported; wss:// URLs: this libws was built without TLS \
+             (cargo feature `tls`; make install TLS=0)",
+            "tls settings: client NULL; server WS_ERR_UNSUPPORTED: not supported; \
+             https proxy WS_ERR_UNSUPPORTED: not supported",
+        ]
+    };
+    let c_program = exe.file_name().is_some_and(|n| n != "app_cpp");
     assert!(
-        out.status.success() && stdout.contains(&format!("echo ok libws {VERSION}")),
-        "{} failed ({}): {stdout}{}",
+        out.status.success()
+            && stdout.contains(&format!("echo ok libws {VERSION}"))
+            && (!c_program || tls_lines.iter().all(|l| stdout.contains(l))),
+        "{} failed ({}), expected {tls_lines:?}: {stdout}{}",
         exe.display(),
         out.status,
         String::from_utf8_lossy(&out.stderr)
@@ -146,10 +190,11 @@ fn installed_library_has_soname_no_debug_info_and_is_small() {
     let size = std::fs::metadata(&real).unwrap().len();
     eprintln!("installed libws.so: {size} bytes ({:.2} MiB)", size as f64 / 1048576.0);
     // The `dist` profile (Cargo.toml) with packed relocations makes it
-    // 2.78 MiB (README, "Size of the installed library": where the bytes
-    // go). The issue's 2 MiB is not reached without dropping a feature or
-    // TLS speed; this bound catches losing the profile (3.15 MiB), the
-    // packed relocations (+115 KiB) or debug info.
+    // 2.81 MiB (README, "Size of the installed library": where the bytes
+    // go). The issue's 2 MiB is reached by the build without TLS
+    // (`without_tls_library_is_under_2_mib`), not with it; this bound
+    // catches losing the profile (3.15 MiB), the packed relocations
+    // (+115 KiB) or debug info.
     assert!(size < 2944 * 1024, "the installed .so is {size} bytes, over 2.875 MiB");
     if glibc_knows_relr() {
         assert!(dynamic.contains("(RELR)"), "relative relocations packed (DT_RELR):\n{dynamic}");
@@ -171,8 +216,12 @@ fn glibc_knows_relr() -> bool {
 }
 
 fn pkg_config(args: &[&str]) -> Vec<String> {
+    pkg_config_in(prefix(), args)
+}
+
+fn pkg_config_in(prefix: &Path, args: &[&str]) -> Vec<String> {
     let out = run(
-        Command::new("pkg-config").env("PKG_CONFIG_PATH", prefix().join("lib/pkgconfig")).args(args).arg("libws"),
+        Command::new("pkg-config").env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")).args(args).arg("libws"),
         "pkg-config",
     );
     out.split_whitespace().map(str::to_string).collect()
@@ -182,24 +231,28 @@ fn cc() -> String {
     std::env::var("CC").unwrap_or_else(|_| "cc".into())
 }
 
-#[test]
-fn pkg_config_shared() {
-    let dir = work_dir("pkgconfig-shared");
+/// `app.c` built with `pkg-config --cflags --libs` against `prefix`.
+fn app_shared(prefix: &Path, dir: &Path) -> PathBuf {
     let exe = dir.join("app");
-    let libdir = pkg_config(&["--variable=libdir"]).join(" ");
+    let libdir = pkg_config_in(prefix, &["--variable=libdir"]).join(" ");
     run(
         Command::new(cc())
             .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"])
-            .args(pkg_config(&["--cflags"]))
+            .args(pkg_config_in(prefix, &["--cflags"]))
             .arg("-o")
             .arg(&exe)
             .arg(app_source("app.c"))
-            .args(pkg_config(&["--libs"]))
+            .args(pkg_config_in(prefix, &["--libs"]))
             .arg(format!("-Wl,-rpath,{libdir}")),
         "cc app.c $(pkg-config --cflags --libs libws)",
     );
     assert!(needed(&exe).contains(&format!("libws.so.{MAJOR}")), "the program needs libws.so.{MAJOR}");
-    run_app(&exe);
+    exe
+}
+
+#[test]
+fn pkg_config_shared() {
+    run_app(&app_shared(prefix(), &work_dir("pkgconfig-shared")), true);
 }
 
 /// `packaging/so_throughput.c` (the program that compares the installed
@@ -233,21 +286,20 @@ fn throughput_program_runs_against_the_installed_library() {
     assert!(rates.len() == 6 && rates.iter().all(|&r| r > 0.0), "six cases, each with echoes:\n{out}");
 }
 
-/// A static link takes exactly what `pkg-config --static` says: if
-/// Libs.private missed a system library the link would fail.
-#[test]
-fn pkg_config_static() {
-    let dir = work_dir("pkgconfig-static");
+/// `app.c` linked statically against `prefix` with exactly what
+/// `pkg-config --static` says: if Libs.private missed a system library the
+/// link would fail.
+fn app_static(prefix: &Path, dir: &Path) -> PathBuf {
     let exe = dir.join("app");
     // `-lws` would pick libws.so next to libws.a; name the archive instead.
-    let libs: Vec<String> = pkg_config(&["--static", "--libs"])
+    let libs: Vec<String> = pkg_config_in(prefix, &["--static", "--libs"])
         .into_iter()
         .map(|a| if a == "-lws" { "-l:libws.a".into() } else { a })
         .collect();
     run(
         Command::new(cc())
             .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"])
-            .args(pkg_config(&["--cflags"]))
+            .args(pkg_config_in(prefix, &["--cflags"]))
             .arg("-o")
             .arg(&exe)
             .arg(app_source("app.c"))
@@ -256,7 +308,49 @@ fn pkg_config_static() {
     );
     let n = needed(&exe);
     assert!(!n.iter().any(|l| l.starts_with("libws")), "statically linked, yet needs {n:?}");
-    run_app(&exe);
+    exe
+}
+
+#[test]
+fn pkg_config_static() {
+    run_app(&app_static(prefix(), &work_dir("pkgconfig-static")), true);
+}
+
+/// The issue's bound: the installed library without TLS is under 2 MiB
+/// (stripped, like every installed library), with the same SONAME.
+#[test]
+fn without_tls_library_is_under_2_mib() {
+    let real = prefix_without_tls().join("lib").join(format!("libws.so.{VERSION}"));
+    let dynamic = readelf(&["-d"], &real);
+    assert!(dynamic.contains(&format!("Library soname: [libws.so.{MAJOR}]")), "SONAME:\n{dynamic}");
+    assert!(!readelf(&["-S", "-W"], &real).contains(".debug_info"), "the installed .so carries no debug info");
+    let size = std::fs::metadata(&real).unwrap().len();
+    eprintln!("installed libws.so without TLS: {size} bytes ({:.2} MiB)", size as f64 / 1048576.0);
+    assert!(size < 2 * 1024 * 1024, "the installed .so without TLS is {size} bytes, not under 2 MiB");
+}
+
+/// The build without TLS generates the committed header (one C ABI for
+/// both), and programs built with its pkg-config (shared and static) echo
+/// over ws:// and get WS_ERR_UNSUPPORTED with the reason for wss://.
+#[test]
+fn without_tls_pkg_config_echo_and_wss_refused() {
+    let p = prefix_without_tls();
+    let committed = std::fs::read_to_string(manifest_dir().join("include/ws.h")).unwrap();
+    assert_eq!(generated_header(&target_dir().join("no-tls/dist")), committed, "ws.h of the build without TLS");
+    run_app(&app_shared(p, &work_dir("no-tls-shared")), false);
+    run_app(&app_static(p, &work_dir("no-tls-static")), false);
+}
+
+/// The header build.rs generated last in `profile_dir` (`$OUT_DIR/ws.h`
+/// of its newest build-script run).
+fn generated_header(profile_dir: &Path) -> String {
+    let newest = std::fs::read_dir(profile_dir.join("build"))
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path().join("out/ws.h")))
+        .filter_map(|h| Some((std::fs::metadata(&h).ok()?.modified().ok()?, h)))
+        .max()
+        .unwrap_or_else(|| panic!("no ws.h generated under {}", profile_dir.display()));
+    std::fs::read_to_string(newest.1).unwrap()
 }
 
 fn have(tool: &str) -> bool {
@@ -315,7 +409,7 @@ fn cmake_find_package() {
     let static_exe = build.join("app_static");
     assert!(!needed(&static_exe).iter().any(|l| l.starts_with("libws")), "libws::ws_static links the archive");
     for exe in [shared, static_exe, build.join("app_cpp")] {
-        run_app(&exe);
+        run_app(&exe, true);
     }
 }
 

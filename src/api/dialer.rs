@@ -158,6 +158,10 @@ impl Dialer {
     /// request bytes.
     pub(crate) fn prepare_request(&self, url: &str, extra: &[(String, String)]) -> Result<DialRequest> {
         let u = handshake::parse_ws_url(url).map_err(|m| Error::new(ErrorKind::BadUrl, m))?;
+        if u.secure {
+            // Before any connect: a build without TLS refuses every wss:// dial here.
+            crate::transport::tls::require("wss:// URLs")?;
+        }
         let mut headers = self.headers.clone();
         headers.extend_from_slice(extra);
         if let Some(auth) = &u.basic_auth {
@@ -258,6 +262,26 @@ fn read_body_start(stream: &Stream, body: &mut Vec<u8>) {
         match stream.read_until(&mut chunk, until) {
             Ok(0) | Err(_) => break,
             Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `wss://` dial to a closed port: with TLS it fails to connect;
+    /// without, it is refused before connecting, with the reason.
+    #[test]
+    fn wss_is_refused_before_connecting_exactly_without_tls() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let d = Dialer { proxy: ProxyChoice::Direct, ..Dialer::default() };
+        let e = d.dial(&format!("wss://127.0.0.1:{port}/"), &[]).unwrap_err().error;
+        if crate::transport::tls::ENABLED {
+            assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+        } else {
+            assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+            assert!(e.message().starts_with("wss:// URLs: this libws was built without TLS"), "{e}");
         }
     }
 }

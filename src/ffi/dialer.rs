@@ -184,7 +184,8 @@ pub extern "C" fn ws_dialer_set_read_limit(dialer: *mut ws_dialer, limit: u64) -
 /// the default: the environment's `http_proxy`/`HTTP_PROXY` (ws://),
 /// `https_proxy`/`HTTPS_PROXY` (wss://), `all_proxy`/`ALL_PROXY` and
 /// `no_proxy`/`NO_PROXY` (names, domain suffixes, IPs, CIDR ranges,
-/// `:port`, `*`), read at each dial. `WS_ERR_BAD_URL` for a bad URL.
+/// `:port`, `*`), read at each dial. `WS_ERR_BAD_URL` for a bad URL;
+/// `WS_ERR_UNSUPPORTED` for `https://` in a build without TLS.
 #[no_mangle]
 pub extern "C" fn ws_dialer_set_proxy(dialer: *mut ws_dialer, url: *const c_char) -> ws_status {
     ffi_status!({
@@ -232,7 +233,8 @@ pub extern "C" fn ws_dialer_add_proxy_header(
 /// response; NULL otherwise. Other failures: `WS_ERR_BAD_URL`,
 /// `WS_ERR_CONNECT`, `WS_ERR_TIMEOUT`, `WS_ERR_IO`, `WS_ERR_TLS` (handshake
 /// failed or timed out), `WS_ERR_TLS_CERTIFICATE` (certificate refused),
-/// `WS_ERR_TLS_CONFIG`, `WS_ERR_PROXY`. Any thread.
+/// `WS_ERR_TLS_CONFIG`, `WS_ERR_PROXY`; `WS_ERR_UNSUPPORTED` for `wss://`
+/// (before connecting) in a build without TLS (`ws_has_tls`). Any thread.
 #[no_mangle]
 pub extern "C" fn ws_dial(
     dialer: *const ws_dialer,

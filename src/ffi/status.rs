@@ -47,7 +47,8 @@ pub const WS_ERR_WRITE_INCOMPLETE: ws_status = 14;
 pub const WS_ERR_BAD_URL: ws_status = 15;
 /// The host could not be resolved or did not accept the connection.
 pub const WS_ERR_CONNECT: ws_status = 16;
-/// The feature is not available in this build (e.g. wss:// before TLS).
+/// The feature is not available in this build (TLS, `wss://` and
+/// `https://` proxies in a libws built without TLS: `ws_has_tls`).
 pub const WS_ERR_UNSUPPORTED: ws_status = 17;
 /// The requested item (header, index) does not exist.
 pub const WS_ERR_NOT_FOUND: ws_status = 18;

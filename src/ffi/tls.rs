@@ -1,6 +1,11 @@
 //! TLS for C: `ws_tls_client_config` (given to a dialer), `ws_tls_server_config`
 //! (given to an upgrader; its certificate can be replaced while serving),
 //! and what a connection tells about its TLS session.
+//!
+//! The same functions in a build without TLS (the `tls` feature off):
+//! each configuration call then returns `WS_ERR_UNSUPPORTED` before it
+//! looks at its arguments (`gate`), so no TLS handle can exist, and a
+//! connection is never TLS.
 
 use std::ffi::c_char;
 use std::path::Path;
@@ -11,7 +16,7 @@ use super::convert::{bytes, cstr, need, put, status};
 use super::guard::{self, ffi_status, ffi_value, invalid};
 use super::status::*;
 use crate::error::Error;
-use crate::transport::tls::{ClientAuth, MinVersion, TlsClientConfig, TlsServerConfig};
+use crate::transport::tls::{self, ClientAuth, MinVersion, TlsClientConfig, TlsServerConfig};
 
 /// TLS 1.2 as the lowest version (the default).
 pub const WS_TLS_1_2: i32 = 12;
@@ -37,6 +42,11 @@ pub struct ws_tls_client_config {
 /// certificate replaced here reaches listeners made earlier.
 pub struct ws_tls_server_config {
     s: RwLock<TlsServerConfig>,
+}
+
+/// `WS_ERR_UNSUPPORTED` (and the reason) when this build has no TLS.
+fn gate() -> Result<(), ws_status> {
+    tls::require("TLS settings").map_err(|e| guard::fail(&e))
 }
 
 fn min_version(v: i32) -> Result<MinVersion, ws_status> {
@@ -76,10 +86,14 @@ fn with_server(s: *mut ws_tls_server_config, f: impl FnOnce(&mut TlsServerConfig
 }
 
 /// New client TLS settings: the system trust store, host-name
-/// verification, TLS 1.2 and 1.3, no client certificate. Never NULL.
+/// verification, TLS 1.2 and 1.3, no client certificate. NULL only in a
+/// build without TLS (`ws_has_tls()` false; `ws_last_error` says so).
 #[no_mangle]
 pub extern "C" fn ws_tls_client_config_new() -> *mut ws_tls_client_config {
     ffi_value!(std::ptr::null_mut(), {
+        if gate().is_err() {
+            return std::ptr::null_mut();
+        }
         guard::register(Box::new(ws_tls_client_config { c: RwLock::new(TlsClientConfig::default()) }))
     })
 }
@@ -106,6 +120,7 @@ pub extern "C" fn ws_tls_client_config_add_ca_file(
     path: *const c_char,
 ) -> ws_status {
     ffi_status!({
+        tri!(gate());
         let path = tri!(cstr(path, "path"));
         with_client(config, |c| c.add_ca_file(Path::new(path)))
     })
@@ -119,6 +134,7 @@ pub extern "C" fn ws_tls_client_config_add_ca_pem(
     len: usize,
 ) -> ws_status {
     ffi_status!({
+        tri!(gate());
         let pem = tri!(bytes(pem, len, "pem"));
         with_client(config, |c| c.add_ca_pem(pem))
     })
@@ -128,6 +144,7 @@ pub extern "C" fn ws_tls_client_config_add_ca_pem(
 #[no_mangle]
 pub extern "C" fn ws_tls_client_config_use_system_roots(config: *mut ws_tls_client_config, on: bool) -> ws_status {
     ffi_status!({
+        tri!(gate());
         with_client(config, |c| {
             c.use_system_roots(on);
             Ok(())
@@ -144,6 +161,7 @@ pub extern "C" fn ws_tls_client_config_set_certificate_files(
     key_path: *const c_char,
 ) -> ws_status {
     ffi_status!({
+        tri!(gate());
         let cert = tri!(cstr(cert_path, "cert_path"));
         let key = tri!(cstr(key_path, "key_path"));
         with_client(config, |c| c.set_client_certificate_files(Path::new(cert), Path::new(key)))
@@ -160,6 +178,7 @@ pub extern "C" fn ws_tls_client_config_set_certificate_pem(
     key_len: usize,
 ) -> ws_status {
     ffi_status!({
+        tri!(gate());
         let cert = tri!(bytes(cert_pem, cert_len, "cert_pem"));
         let key = tri!(bytes(key_pem, key_len, "key_pem"));
         with_client(config, |c| c.set_client_certificate_pem(cert, key))
@@ -170,6 +189,7 @@ pub extern "C" fn ws_tls_client_config_set_certificate_pem(
 #[no_mangle]
 pub extern "C" fn ws_tls_client_config_set_min_version(config: *mut ws_tls_client_config, version: i32) -> ws_status {
     ffi_status!({
+        tri!(gate());
         let v = tri!(min_version(version));
         with_client(config, |c| {
             c.set_min_version(v);
@@ -187,6 +207,7 @@ pub extern "C" fn ws_tls_client_config_insecure_skip_hostname_verification(
     skip: bool,
 ) -> ws_status {
     ffi_status!({
+        tri!(gate());
         with_client(config, |c| {
             c.insecure_skip_hostname_verification(skip);
             Ok(())
@@ -206,6 +227,7 @@ pub extern "C" fn ws_dialer_set_tls(
         let cfg = if config.is_null() {
             TlsClientConfig::default()
         } else {
+            tri!(gate());
             // SAFETY: a non-NULL ws_tls_client_config* is a live handle from _new.
             match unsafe { &*config }.c.read() {
                 Ok(g) => g.clone(),
@@ -241,6 +263,7 @@ pub extern "C" fn ws_tls_server_config_new_files(
 ) -> ws_status {
     ffi_status!({
         put(config_out, std::ptr::null_mut());
+        tri!(gate());
         tri!(need(config_out, "config_out"));
         let cert = tri!(cstr(cert_path, "cert_path"));
         let key = tri!(cstr(key_path, "key_path"));
@@ -259,6 +282,7 @@ pub extern "C" fn ws_tls_server_config_new_pem(
 ) -> ws_status {
     ffi_status!({
         put(config_out, std::ptr::null_mut());
+        tri!(gate());
         tri!(need(config_out, "config_out"));
         let cert = tri!(bytes(cert_pem, cert_len, "cert_pem"));
         let key = tri!(bytes(key_pem, key_len, "key_pem"));
@@ -288,6 +312,7 @@ pub extern "C" fn ws_tls_server_config_replace_certificate_files(
     key_path: *const c_char,
 ) -> ws_status {
     ffi_status!({
+        tri!(gate());
         let cert = tri!(cstr(cert_path, "cert_path"));
         let key = tri!(cstr(key_path, "key_path"));
         let s = tri!(server_ref(config));
@@ -308,6 +333,7 @@ pub extern "C" fn ws_tls_server_config_replace_certificate_pem(
     key_len: usize,
 ) -> ws_status {
     ffi_status!({
+        tri!(gate());
         let cert = tri!(bytes(cert_pem, cert_len, "cert_pem"));
         let key = tri!(bytes(key_pem, key_len, "key_pem"));
         let s = tri!(server_ref(config));
@@ -328,6 +354,7 @@ pub extern "C" fn ws_tls_server_config_set_client_auth(
     ca_path: *const c_char,
 ) -> ws_status {
     ffi_status!({
+        tri!(gate());
         let mode = match mode {
             WS_TLS_CLIENT_AUTH_NONE => ClientAuth::None,
             WS_TLS_CLIENT_AUTH_OPTIONAL => ClientAuth::Optional,
@@ -338,7 +365,7 @@ pub extern "C" fn ws_tls_server_config_set_client_auth(
             None
         } else {
             let p = tri!(cstr(ca_path, "ca_path"));
-            match crate::transport::tls::config::read_file(Path::new(p), "client CA file") {
+            match tls::read_file(Path::new(p), "client CA file") {
                 Ok(b) => Some(b),
                 Err(e) => return guard::fail(&e),
             }
@@ -351,6 +378,7 @@ pub extern "C" fn ws_tls_server_config_set_client_auth(
 #[no_mangle]
 pub extern "C" fn ws_tls_server_config_set_min_version(config: *mut ws_tls_server_config, version: i32) -> ws_status {
     ffi_status!({
+        tri!(gate());
         let v = tri!(min_version(version));
         with_server(config, |s| {
             s.set_min_version(v);
@@ -374,6 +402,7 @@ pub extern "C" fn ws_upgrader_set_tls(
         let cfg = if config.is_null() {
             None
         } else {
+            tri!(gate());
             let s = tri!(server_ref(config));
             match s.s.read() {
                 Ok(g) => {

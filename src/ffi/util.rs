@@ -21,6 +21,15 @@ pub extern "C" fn ws_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
 
+/// Whether this libws has TLS: `wss://`, TLS servers and sessions,
+/// `https://` proxies (the default build). A library built without it
+/// (`make install TLS=0`) has the same functions; its TLS calls return
+/// `WS_ERR_UNSUPPORTED`.
+#[no_mangle]
+pub extern "C" fn ws_has_tls() -> bool {
+    crate::transport::tls::ENABLED
+}
+
 /// Copies the message of the last failure of a libws call on the calling
 /// thread into `buf` (NUL-terminated, truncated to fit) and returns its
 /// full length, like snprintf. `buf` may be NULL when `cap` is 0.

@@ -500,6 +500,7 @@ void test_budget_and_timeouts() {
 
 int main() {
     check::that(ws::version() == WS_VERSION_STRING, "ws::version() matches WS_VERSION_STRING");
+    check::that(ws::has_tls(), "ws::has_tls(): the tests' library is the default build, with TLS");
     try {
         test_blocking();
         test_threaded_client();

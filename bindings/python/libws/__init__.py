@@ -98,6 +98,7 @@ __all__ = [
     "QueueFull",
     "library_path",
     "library_version",
+    "HAS_TLS",
     "set_memory_budget",
     "memory_budget_used",
     "__version__",
@@ -109,6 +110,11 @@ __version__ = "0.1.0"
 library_path: str = str(_ffi.path)
 #: the version libws.so reports (ws_version)
 library_version: str = _ffi.ws_version().decode()
+#: whether the loaded libws.so has TLS (ws_has_tls): False for a library
+#: built with ``make install TLS=0``, where ``wss://``, :class:`ClientTLS`,
+#: :class:`ServerTLS` and ``https://`` proxies raise LibwsError
+#: (WS_ERR_UNSUPPORTED)
+HAS_TLS: bool = bool(_ffi.ws_has_tls())
 
 
 def set_memory_budget(nbytes: int) -> None:

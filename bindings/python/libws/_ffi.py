@@ -415,6 +415,7 @@ ws_prepared_message_free = _fn("ws_prepared_message_free", None, c_void_p)
 # misc
 ws_status_str = _fn("ws_status_str", c_char_p, ws_status)
 ws_version = _fn("ws_version", c_char_p)
+ws_has_tls = _fn("ws_has_tls", c_bool)
 ws_last_error = _fn("ws_last_error", c_size_t, c_char_p, c_size_t)
 ws_format_close_message = _fn(
     "ws_format_close_message", ws_status, c_uint16, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_size_t)

@@ -99,7 +99,8 @@ class ClientTLS:
         version = _version(self.min_version)
         cfg = _ffi.ws_tls_client_config_new()
         if not cfg:
-            raise MemoryError("ws_tls_client_config_new failed")
+            # Only a libws built without TLS refuses (ws_last_error says so).
+            raise error_for(_ffi.WS_ERR_UNSUPPORTED)
         try:
             if ca is not None:
                 _check(_ffi.ws_tls_client_config_add_ca_file(cfg, ca))

@@ -1,6 +1,7 @@
 """Round trips, properties, JSON, subprotocols, headers, iteration."""
 
 import inspect
+import socket
 import time
 
 import pytest
@@ -12,6 +13,22 @@ from conftest import SIZES, payload
 def test_library_loaded():
     assert libws.library_path.endswith(("libws.so", "libws.dylib", "ws.dll"))
     assert libws.library_version
+
+
+def test_has_tls_decides_what_a_wss_url_gets():
+    """With TLS (the default build) a wss:// dial to a closed port fails to
+    connect; a libws built with ``make install TLS=0`` refuses it before
+    connecting, with WS_ERR_UNSUPPORTED and the reason."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(libws.LibwsError) as e:
+        libws.connect(f"wss://127.0.0.1:{port}/", timeout=10, proxy=None)
+    if libws.HAS_TLS:
+        assert isinstance(e.value, libws.ConnectError), e.value
+    else:
+        assert e.value.ws_status == libws._ffi.WS_ERR_UNSUPPORTED, e.value
+        assert "built without TLS" in e.value.message
 
 
 @pytest.mark.parametrize("size", SIZES)

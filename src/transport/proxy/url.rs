@@ -59,7 +59,11 @@ impl ProxyUrl {
         let u = url::Url::parse(&with_scheme).map_err(|e| bad(&e.to_string()))?;
         let (kind, default_port) = match u.scheme() {
             "http" => (ProxyKind::Http, 80),
-            "https" => (ProxyKind::Https, 443),
+            "https" => {
+                // TLS to the proxy: a build without TLS refuses the URL when it is set or read.
+                crate::transport::tls::require("https:// proxies")?;
+                (ProxyKind::Https, 443)
+            }
             "socks5" => (ProxyKind::Socks5, 1080),
             "socks5h" => (ProxyKind::Socks5h, 1080),
             other => return Err(bad(&format!("scheme {other:?} (http, https, socks5, socks5h)"))),
@@ -114,11 +118,26 @@ mod tests {
         assert_eq!((p.kind, p.host.as_str(), p.port), (ProxyKind::Http, "proxy.example", 3128));
         assert_eq!(p.credentials(), Some(("u@x", "p:w")));
         assert_eq!(format!("{p}"), "http://u@x:***@proxy.example:3128");
-        assert_eq!(ProxyUrl::parse("https://p").unwrap().port, 443);
         assert_eq!(ProxyUrl::parse("socks5h://[::1]:9050").unwrap().host, "::1");
         assert_eq!(ProxyUrl::parse("socks5://p").unwrap().port, 1080);
         assert_eq!(ProxyUrl::parse("10.1.2.3:8080").unwrap().kind, ProxyKind::Http);
         assert!(ProxyUrl::parse("ftp://p").is_err());
         assert!(ProxyUrl::parse("http://p/path").is_err());
+    }
+
+    /// With TLS an `https://` proxy is one more kind; without, its URL is
+    /// refused with the reason, so neither a setter nor the environment
+    /// can choose it.
+    #[test]
+    fn https_proxies_exactly_when_tls_is_built() {
+        let parsed = ProxyUrl::parse("https://p");
+        if crate::transport::tls::ENABLED {
+            let p = parsed.unwrap();
+            assert_eq!((p.kind, p.port), (ProxyKind::Https, 443));
+        } else {
+            let e = parsed.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unsupported);
+            assert!(e.message().contains("built without TLS"), "{}", e.message());
+        }
     }
 }

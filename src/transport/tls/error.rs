@@ -3,10 +3,14 @@
 //! It travels inside `io::Error` (kind `InvalidData`) through the byte
 //! layers, so drivers written against `read`/`write` need nothing new; the
 //! dialer takes it out again to pick the status.
+//!
+//! Shared with the build without TLS (`disabled.rs`), where only the
+//! rustls part (`describe`) is left out.
 
 use std::fmt;
 use std::io;
 
+#[cfg(feature = "tls")]
 use rustls::{AlertDescription, CertificateError, PeerIncompatible};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +46,7 @@ impl TlsFailure {
     }
 }
 
+#[cfg(feature = "tls")]
 fn cert_reason(e: &CertificateError) -> String {
     match e {
         CertificateError::UnknownIssuer => {
@@ -65,6 +70,7 @@ fn cert_reason(e: &CertificateError) -> String {
 
 /// Names the reason of a rustls error; `local` says whether we detected it
 /// (true) or the peer told us with an alert.
+#[cfg(feature = "tls")]
 pub fn describe(e: &rustls::Error) -> TlsFailure {
     use rustls::Error as E;
     let (kind, message) = match e {

@@ -11,6 +11,10 @@
 //! - [`layers`]: one or two sessions stacked over a socket (two for a TLS
 //!   target behind an HTTPS proxy), with `&self` read/write for the
 //!   blocking API's reader and writer threads.
+//!
+//! Built without the `tls` feature this module is `disabled.rs` instead
+//! (transport/mod.rs): the same names, refusing. [`ENABLED`] and
+//! [`require`] are what callers ask; they mean "go ahead" here.
 
 pub mod buffers;
 pub mod config;
@@ -19,7 +23,17 @@ pub mod layers;
 mod records;
 pub mod session;
 
-pub use config::{ClientAuth, MinVersion, TlsClientConfig, TlsServerConfig};
+pub use config::{read_file, ClientAuth, MinVersion, TlsClientConfig, TlsServerConfig};
 pub use error::{TlsFailure, TlsFailureKind};
 pub use layers::TlsLayers;
 pub use session::TlsSession;
+
+/// Whether this build has TLS.
+pub const ENABLED: bool = true;
+
+/// `what` (a `wss://` URL, an `https://` proxy, a TLS setting) needs TLS:
+/// this build has it. (The build without refuses here.)
+#[inline]
+pub fn require(_what: &str) -> crate::Result<()> {
+    Ok(())
+}

@@ -10,6 +10,8 @@ use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use super::options::{ClientAuth, MinVersion};
+
 use pki_types::pem::PemObject;
 use pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -31,14 +33,6 @@ pub const ALPN_HTTP11: &[u8] = b"http/1.1";
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
-}
-
-/// The lowest TLS version a connection accepts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MinVersion {
-    #[default]
-    Tls12,
-    Tls13,
 }
 
 impl MinVersion {
@@ -271,18 +265,6 @@ impl ServerCertVerifier for AnyHostName {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
     }
-}
-
-/// Whether a server asks clients for a certificate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientAuth {
-    #[default]
-    None,
-    /// Asked for; a client without one is still served, one with a
-    /// certificate that does not verify is refused.
-    Optional,
-    /// A client without a verifying certificate is refused.
-    Required,
 }
 
 /// The server's current certificate. Replacing it affects new handshakes

@@ -22,8 +22,10 @@ use std::path::Path;
 use crate::error::{Error, ErrorKind, Result};
 
 pub mod error;
+pub mod options;
 
 pub use error::{TlsFailure, TlsFailureKind};
+pub use options::{ClientAuth, MinVersion};
 
 /// Whether this build has TLS.
 pub const ENABLED: bool = false;
@@ -44,24 +46,6 @@ fn unsupported(what: &str) -> Error {
 /// No value: what the TLS-only types hold in this build.
 #[derive(Clone, Copy, Debug)]
 enum Never {}
-
-/// The lowest TLS version a connection accepts (the C ABI parses it before
-/// it reaches a configuration).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MinVersion {
-    #[default]
-    Tls12,
-    Tls13,
-}
-
-/// Whether a server asks clients for a certificate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientAuth {
-    #[default]
-    None,
-    Optional,
-    Required,
-}
 
 /// A `Dialer`'s client TLS settings: here always the defaults, which
 /// nothing reads (a `wss://` dial or an `https://` proxy is refused before

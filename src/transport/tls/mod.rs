@@ -20,12 +20,14 @@ pub mod buffers;
 pub mod config;
 pub mod error;
 pub mod layers;
+pub mod options;
 mod records;
 pub mod session;
 
-pub use config::{read_file, ClientAuth, MinVersion, TlsClientConfig, TlsServerConfig};
+pub use config::{read_file, TlsClientConfig, TlsServerConfig};
 pub use error::{TlsFailure, TlsFailureKind};
 pub use layers::TlsLayers;
+pub use options::{ClientAuth, MinVersion};
 pub use session::TlsSession;
 
 /// Whether this build has TLS.

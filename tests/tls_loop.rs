@@ -186,7 +186,8 @@ fn kernel_queue(fd: std::os::fd::RawFd, request: libc::Ioctl) -> usize {
 }
 
 /// `buffered_amount` counts what the TLS layer took from the outbox and
-/// the socket has not (its ciphertext queue, up to 64 KiB): every byte of
+/// the socket has not (its ciphertext queue, 64 KiB and at most a record
+/// more): every byte of
 /// every frame sent to a peer that stopped reading is in the outbox, the
 /// TLS layer or the kernel's queues, so the amount plus the kernel's
 /// queues covers them all (records add a few bytes each).

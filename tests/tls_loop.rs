@@ -63,13 +63,15 @@ fn loop_server_over_tls() {
                 c.write_message(MessageType::Binary, &data).unwrap();
                 assert!(c.read_message().unwrap().data() == &data[..], "client {i}: echo of {len} bytes");
             }
-            // Pipelined: 32 messages out before reading the echoes.
-            let msg = vec![b'x'; 40_000];
-            for _ in 0..32 {
-                c.write_message(MessageType::Text, &msg).unwrap();
+            // Pipelined: 32 messages out before reading the echoes, each
+            // its own bytes (the loop writes large ones straight into the
+            // TLS layer while its queue still waits for the socket: the
+            // order must hold).
+            for k in 0..32u8 {
+                c.write_message(MessageType::Text, &[b'a' + k % 26; 40_000]).unwrap();
             }
-            for _ in 0..32 {
-                assert_eq!(c.read_message().unwrap().data().len(), msg.len());
+            for k in 0..32u8 {
+                assert!(c.read_message().unwrap().data() == &[b'a' + k % 26; 40_000][..], "client {i}: echo {k}");
             }
             c.close_graceful(1000, b"", Duration::from_secs(5)).unwrap();
         }));
@@ -184,7 +186,8 @@ fn kernel_queue(fd: std::os::fd::RawFd, request: libc::Ioctl) -> usize {
 }
 
 /// `buffered_amount` counts what the TLS layer took from the outbox and
-/// the socket has not (its ciphertext queue, up to 64 KiB): every byte of
+/// the socket has not (its ciphertext queue, 64 KiB and at most a record
+/// more): every byte of
 /// every frame sent to a peer that stopped reading is in the outbox, the
 /// TLS layer or the kernel's queues, so the amount plus the kernel's
 /// queues covers them all (records add a few bytes each).

@@ -37,6 +37,11 @@
 //! RSS counts the server's user-space memory (heap, stacks, touched pages
 //! of the loop's shared read buffer); socket buffers live in the kernel
 //! and are not in it.
+//!
+//! `IDLE_SERVER_WRAPPER` (environment): a command the child runs under,
+//! to see what the memory is, e.g.
+//! `IDLE_SERVER_WRAPPER="valgrind --tool=massif --massif-out-file=/tmp/m.out"`
+//! (the RSS figures are then the profiler's; read its snapshots instead).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -100,7 +105,17 @@ struct ServerChild {
 
 impl ServerChild {
     fn spawn(mode: Option<DeflateMode>, tls: bool) -> io::Result<ServerChild> {
-        let mut cmd = Command::new(std::env::current_exe()?);
+        let exe = std::env::current_exe()?;
+        let mut cmd = match std::env::var("IDLE_SERVER_WRAPPER") {
+            // A heap profiler in front of the child (see the module
+            // comment); the shell splits the wrapper's words.
+            Ok(w) if !w.trim().is_empty() => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(format!("exec {w} \"$0\" \"$@\"")).arg(exe);
+                c
+            }
+            _ => Command::new(exe),
+        };
         cmd.arg(CHILD_FLAG);
         if tls {
             cmd.arg("--idle-tls");

@@ -324,7 +324,11 @@ impl ConnShared {
     fn send_data(&self, kind: MessageType, data: &[u8]) -> Result<()> {
         let mut ob = self.lock_out()?;
         self.check_sendable(&mut ob, data.len())?;
-        if data.len() >= DIRECT_WRITE_MIN && !ob.blocked {
+        // Also direct when blocked with nothing in the outbox: only a TLS
+        // layer's ciphertext waits then (the flush waits for writable),
+        // and the layer takes more plaintext into its own bounded queue,
+        // in order, straight from the caller's memory.
+        if data.len() >= DIRECT_WRITE_MIN && (!ob.blocked || ob.pending() == 0) {
             if let Plan::Direct { header, len } = ob.send.plan(kind, data.len()) {
                 return self.send_direct(ob, &header[..len], data);
             }

@@ -10,8 +10,10 @@
 //! Write semantics: `write` returns the plaintext it took; its ciphertext
 //! may still be queued when the socket is full. Callers finish a message
 //! with [`TlsLayers::flush`] (the blocking `Conn` does, waiting for
-//! writability), and a later `write` flushes the queue before taking more
-//! (`WouldBlock` while it cannot).
+//! writability). A later `write` first sends what the socket takes, then
+//! encrypts more while the ciphertext queue is under its limit (64 KiB),
+//! even if the socket is still full: `WouldBlock` only when nothing fits
+//! (with stacked layers, whenever the socket has not taken everything).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::{Mutex, MutexGuard};
@@ -92,7 +94,13 @@ impl TlsLayers {
     {
         let mut st = self.lock()?;
         st.check()?;
-        if !st.flush(sock)? {
+        // One layer takes plaintext while its ciphertext queue is under its
+        // limit, also when the socket is full right now: encrypting from
+        // the caller's memory at once spares the copy into a caller's queue
+        // (the event loop's outbox) and the second pass over it later.
+        // Stacked layers pass everything down to the outermost one, whose
+        // queue is unlimited: there the socket must have taken it all first.
+        if !st.flush(sock)? && st.layers.len() > 1 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let top = st.layers.len() - 1;

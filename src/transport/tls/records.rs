@@ -75,11 +75,21 @@ pub struct Side {
 
 impl Side {
     /// How much of `total` plaintext bytes may be taken with `held` bytes
-    /// already waiting.
+    /// already waiting: nothing at the limit; below it all of a write
+    /// that ends within one record past the limit (a 64 KiB message and
+    /// its frame header go in one piece into an empty queue), else whole
+    /// records, at least one. Taking whatever happens to fit each time the
+    /// socket drained a little would cut the stream into small records
+    /// (more records to seal, open and send).
     fn allowance(&self, total: usize, held: usize) -> usize {
-        match self.limit {
-            Some(l) => total.min(l.saturating_sub(held)),
-            None => total,
+        let Some(limit) = self.limit else { return total };
+        let room = limit.saturating_sub(held);
+        if room == 0 {
+            0
+        } else if total <= room + MAX_FRAGMENT {
+            total
+        } else {
+            (room / MAX_FRAGMENT).max(1) * MAX_FRAGMENT
         }
     }
 }

@@ -640,6 +640,38 @@ mod tests {
         assert!(got == big, "{} bytes back of {}", got.len(), big.len());
     }
 
+    /// A 64 KiB message and its frame header fit an empty queue in one
+    /// piece; a write into a queue the socket drained only partly takes
+    /// whole records (at least one), never the odd bytes that happen to
+    /// fit, which would become small records.
+    #[test]
+    fn a_write_takes_whole_records_of_what_fits() {
+        let (mut c, mut s) = pair();
+        let frame: Vec<u8> = (0..64 * 1024 + 10u32).map(|i| (i % 249) as u8).collect();
+        let mut sent = frame.clone();
+        assert_eq!(c.write_plaintext(&frame), frame.len());
+        assert_eq!(c.write_plaintext(&frame), 0, "at the limit");
+        let mut wire = Vec::new();
+        // The socket leaves 60,000 bytes queued (room for a third of a
+        // record), then 30,000 (two records and more).
+        for (left, records) in [(60_000, 1), (30_000, 2)] {
+            let n = c.pending_ciphertext() - left;
+            wire.extend_from_slice(&c.ciphertext()[..n]);
+            c.consume_ciphertext(n);
+            let taken = c.write_plaintext(&frame);
+            assert_eq!(taken, records * 16 * 1024, "{left} bytes queued");
+            sent.extend_from_slice(&frame[..taken]);
+        }
+        c.take_ciphertext(&mut wire);
+        let mut got = Vec::new();
+        let mut off = 0;
+        while off < wire.len() {
+            off += s.feed(&wire[off..]).unwrap();
+            let _ = s.read_plaintext_append(&mut got);
+        }
+        assert!(got == sent, "{} bytes back of {}", got.len(), sent.len());
+    }
+
     #[test]
     fn a_vectored_write_makes_the_records_a_contiguous_one_does() {
         let (mut c1, mut s1) = pair();

@@ -66,7 +66,22 @@ impl Outbox {
         }
         &mut self.buf
     }
+
+    /// `ready` for a control or close frame: a connection without a buffer
+    /// gets one sized for the frame, not a pooled 64 KiB one (at shutdown
+    /// every connection sends a close at once: 10,000 pooled buffers would
+    /// be 640 MiB). The pool does not keep it (`BufferPool::put` drops
+    /// buffers smaller than its size); a message after it grows it.
+    fn ready_small(&mut self, shared: &LoopShared) {
+        if self.buf.capacity() == 0 {
+            self.buf = Vec::with_capacity(SMALL_FRAME_ROOM);
+            shared.buffers_held.store(true, Ordering::Relaxed);
+        }
+    }
 }
+
+/// Room for one control or close frame (header and 125-byte payload).
+const SMALL_FRAME_ROOM: usize = 2 + 8 + 4 + 125;
 
 pub(crate) struct ConnShared {
     pub(super) id: u64,
@@ -361,6 +376,7 @@ impl ConnShared {
     fn send_control(&self, kind: MessageType, data: &[u8]) -> Result<()> {
         let mut ob = self.lock_out()?;
         self.check_sendable(&mut ob, 0)?;
+        ob.ready_small(&self.loop_shared);
         self.encode(ob, |send, buf| send.control(kind, data, buf))
     }
 
@@ -382,7 +398,7 @@ impl ConnShared {
             return;
         }
         let backed_up = ob.blocked;
-        ob.ready(&self.loop_shared);
+        ob.ready_small(&self.loop_shared);
         let Outbox { buf, send, .. } = &mut *ob;
         send.owe_pong(payload, backed_up, buf);
         self.set_buffered(&ob);
@@ -392,8 +408,9 @@ impl ConnShared {
     /// Queues a close frame; the connection is `Closing` afterwards.
     pub(super) fn send_close(&self, code: u16, reason: &[u8]) -> Result<()> {
         SendHalf::check_close(code, reason).map_err(|e| Error::invalid(e.0))?;
-        let ob = self.lock_out()?;
+        let mut ob = self.lock_out()?;
         self.close.begin_close().map_err(refusal)?;
+        ob.ready_small(&self.loop_shared);
         // A close always fits: the high-water mark does not apply to it.
         self.encode(ob, |send, buf| send.close(code, reason, buf))
     }

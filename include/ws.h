@@ -2122,6 +2122,20 @@ ws_status ws_session_on_timeout(struct ws_session *s);
 void *ws_session_user_data(struct ws_session *s);
 
 /**
+ * The subprotocol the opening handshake agreed on, "" when none (or
+ * before `on_open`). Owned by the session: valid until the session is
+ * freed or its next call. NULL only for a NULL session. The session's
+ * thread (also from its callbacks).
+ */
+const char *ws_session_subprotocol(struct ws_session *s);
+
+/**
+ * Whether permessage-deflate was negotiated (false before `on_open`).
+ * The session's thread (also from its callbacks).
+ */
+bool ws_session_compression_negotiated(struct ws_session *s);
+
+/**
  * Whether the session runs TLS (its bytes in and out are ciphertext).
  * The session's thread.
  */

@@ -439,6 +439,22 @@ pub extern "C" fn ws_session_user_data(s: *mut ws_session) -> *mut c_void {
     ffi_value!(std::ptr::null_mut(), { session_ref(s).map(|w| w.user_data).unwrap_or(std::ptr::null_mut()) })
 }
 
+/// The subprotocol the opening handshake agreed on, "" when none (or
+/// before `on_open`). Owned by the session: valid until the session is
+/// freed or its next call. NULL only for a NULL session. The session's
+/// thread (also from its callbacks).
+#[no_mangle]
+pub extern "C" fn ws_session_subprotocol(s: *mut ws_session) -> *const c_char {
+    ffi_value!(std::ptr::null(), { session_ref(s).map(|w| w.s.subprotocol().as_ptr()).unwrap_or(std::ptr::null()) })
+}
+
+/// Whether permessage-deflate was negotiated (false before `on_open`).
+/// The session's thread (also from its callbacks).
+#[no_mangle]
+pub extern "C" fn ws_session_compression_negotiated(s: *mut ws_session) -> bool {
+    ffi_value!(false, { session_ref(s).map(|w| w.s.compression_negotiated()).unwrap_or(false) })
+}
+
 /// Whether the session runs TLS (its bytes in and out are ciphertext).
 /// The session's thread.
 #[no_mangle]

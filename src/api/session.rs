@@ -109,6 +109,9 @@ pub struct Session {
     /// hosts that report it (the Python binding's asyncio connections).
     subprotocol: RefCell<std::ffi::CString>,
     deflate: Cell<bool>,
+    /// A client's refused answer (a status other than 101, or a 101 that
+    /// failed the checks), kept for the host's error report.
+    refused: RefCell<Option<Box<Response>>>,
 }
 
 /// A message buffer larger than this is not kept between messages.
@@ -147,6 +150,7 @@ impl Session {
             tls: RefCell::new(tls.map(Box::new)),
             subprotocol: RefCell::new(std::ffi::CString::default()),
             deflate: Cell::new(false),
+            refused: RefCell::new(None),
         }
     }
 
@@ -192,6 +196,12 @@ impl Session {
     /// The subprotocol the handshake agreed on ("" when none or not open yet).
     pub fn subprotocol(&self) -> std::cell::Ref<'_, std::ffi::CStr> {
         std::cell::Ref::map(self.subprotocol.borrow(), |c| c.as_c_str())
+    }
+
+    /// A client's refused handshake answer (head only: the session reads
+    /// no body), once `on_event` reported the failure.
+    pub fn refused_response(&self) -> Option<std::cell::Ref<'_, Response>> {
+        std::cell::Ref::filter_map(self.refused.borrow(), |r| r.as_deref()).ok()
     }
 
     /// Whether permessage-deflate was negotiated.
@@ -608,6 +618,7 @@ impl Session {
                         }
                         Err(e) => {
                             *rx = Handshake::Over;
+                            *self.refused.borrow_mut() = Some(Box::new(resp));
                             self.fail(e, h);
                             return Ok(());
                         }

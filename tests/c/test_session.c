@@ -209,6 +209,22 @@ int main(void) {
         ws_dialer_free(pd);
     }
 
+    /* ---- a refused handshake: the client keeps the answer ---- */
+    {
+        struct log l1 = {{0}, 0, 0};
+        ws_session *rc = NULL;
+        ws_session_client_new(NULL, "ws://x/", &cb, &l1, &rc);
+        check(ws_session_refused_response(rc) == NULL, "no refused answer before one came");
+        drain(rc, buf, sizeof buf, 0);
+        const char *no = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n";
+        ws_session_recv(rc, (const uint8_t *)no, strlen(no));
+        const ws_response *r = ws_session_refused_response(rc);
+        check(strstr(l1.text, "error(") != NULL && r != NULL && ws_response_status(r) == 401,
+              "the 401 is reported and kept: %s", l1.text);
+        check(ws_session_refused_response(rc) == r, "the same answer on every call");
+        ws_session_free(rc);
+    }
+
     /* ---- bad input ---- */
     struct log bl = {{0}, 0, 0};
     ws_session *b = NULL;

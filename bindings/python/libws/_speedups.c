@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "_session.h"
+
 /* include/ws.h, the four prototypes used here (the values of ws_status
  * and ws_msg_type are int32_t in the C ABI). */
 typedef int32_t (*ws_loop_poll_fn)(void *lp, int64_t timeout_ms);
@@ -243,4 +245,11 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__speedups(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && add_session_type(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

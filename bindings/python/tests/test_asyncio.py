@@ -23,13 +23,19 @@ from conftest import payload  # noqa: E402
 DEADLINE = 60
 
 
-@pytest.fixture(autouse=True, params=["speedups", "ctypes"])
+@pytest.fixture(autouse=True, params=["session", "speedups", "ctypes"])
 def message_path(request, monkeypatch):
-    """Every test twice: with libws.asyncio's per-message path in C
-    (libws._speedups) and with its fallback through ctypes."""
-    if request.param == "speedups":
-        if lwa._fast is None:
-            pytest.skip("libws._speedups is not built (it needs a C compiler and Python's headers)")
+    """Every test three times: over the sans-IO session on asyncio's own
+    transport (the default when libws._speedups is built), over the libws
+    event loop with the per-message path in C (libws._speedups: the path
+    for proxies), and over the loop through ctypes (without _speedups)."""
+    if request.param in ("session", "speedups") and lwa._fast is None:
+        pytest.skip("libws._speedups is not built (it needs a C compiler and Python's headers)")
+    if request.param == "session":
+        if not lwa._session_path():
+            pytest.skip("the session path is off (LIBWS_ASYNCIO_LOOP=1)")
+    elif request.param == "speedups":
+        monkeypatch.setattr(lwa, "_session", False)
     else:
         monkeypatch.setattr(lwa, "_fast", None)
     return request.param
@@ -491,6 +497,27 @@ def test_idle_connection_does_not_wake_the_loop():
         async with lwa.serve(hold, "127.0.0.1", 0) as srv:
             async with lwa.connect(f"ws://127.0.0.1:{srv.port}/") as ws:
                 await asyncio.sleep(0.3)  # let the handshake's aftermath settle
+                if lwa._session_path():
+                    # No libws loop: count the sessions' deadline timers and
+                    # every asyncio timer due within the second.
+                    from libws._aio_session import _SessionProtocol
+
+                    fired = [0]
+                    orig = _SessionProtocol._fire
+
+                    def fire(self):
+                        fired[0] += 1
+                        orig(self)
+
+                    _SessionProtocol._fire = fire
+                    try:
+                        loop = asyncio.get_running_loop()
+                        soon = [h for h in loop._scheduled if not h.cancelled() and h.when() < loop.time() + 1.0]
+                        await asyncio.sleep(1.0)
+                    finally:
+                        _SessionProtocol._fire = orig
+                    assert fired[0] == 0 and not soon, f"{fired[0]} session timers, due soon: {soon}"
+                    return
                 hubs = [ws._hub, srv._hub]
                 counts = [0, 0]
                 originals = [h.ev.poll for h in hubs]
@@ -619,7 +646,9 @@ def test_exception_while_delivering_a_message_closes_1011(message_path, caplog):
                 def boom(message):
                     raise ValueError("boom")
 
-                if message_path == "speedups":
+                if message_path == "session":
+                    ws._conn._set_deliver(boom)
+                elif message_path == "speedups":
                     lwa._targets[ws._h] = boom
                 else:
                     ws._on_message = boom

@@ -40,6 +40,7 @@ from .exceptions import (
     ConnectionClosed,
     ConnectionRefused,
     HandshakeError,
+    InvalidArgument,
     InvalidURI,
     LibwsError,
     TimeoutError,
@@ -247,9 +248,9 @@ class _SessionProtocol(_Core, asyncio.BufferedProtocol):  # type: ignore[misc]
         if t is not None and not t.is_closing():
             t.close()
 
-    def _report(self, e: BaseException) -> None:
-        logger.error("exception in on_message", exc_info=(type(e), e, e.__traceback__))
-        if not self.closed and self.aio is not None:
+    def _report(self, e: BaseException, where: str) -> None:
+        logger.error("exception in %s", where, exc_info=(type(e), e, e.__traceback__))
+        if not self._ended and self.aio is not None:
             try:
                 self.close(1011, "internal error")
             except LibwsError:
@@ -336,15 +337,22 @@ class _SessionProtocol(_Core, asyncio.BufferedProtocol):  # type: ignore[misc]
         rb = reason.encode("utf-8")
         if len(rb) > _ffi.MAX_REASON_LEN:
             raise ValueError(f"close reason is {len(rb)} bytes; at most {_ffi.MAX_REASON_LEN} are allowed")
+        if not 0 <= code <= 0xFFFF:
+            raise ValueError(f"invalid close code {code}")
+        # The loop path's rule for which codes may be sent (1005 included:
+        # refused there, so here too).
+        buf = ctypes.create_string_buffer(125)
+        n = ctypes.c_size_t()
+        if _ffi.ws_format_close_message(code, rb, len(rb), buf, 125, ctypes.byref(n)) != _ffi.WS_OK:
+            raise InvalidArgument(f"close code {code} may not be sent: {_ffi.last_error()}",
+                                  _ffi.WS_ERR_INVALID_ARGUMENT)
         if self._ended:
             return
         st = super()._close(code, rb)
         if st == _ffi.WS_OK:
             if self._sent_code is None:
                 self._sent_code = code
-        elif st == _ffi.WS_ERR_INVALID_ARGUMENT and not (0 <= code <= 0xFFFF and _sendable(code)):
-            raise ValueError(f"close code {code} may not be sent")
-        elif st not in (_ffi.WS_OK, _ffi.WS_ERR_CLOSE_SENT, _ffi.WS_ERR_LOCALLY_CLOSED, _ffi.WS_ERR_CLOSED,
+        elif st not in (_ffi.WS_ERR_CLOSE_SENT, _ffi.WS_ERR_LOCALLY_CLOSED, _ffi.WS_ERR_CLOSED,
                         _ffi.WS_ERR_INVALID_ARGUMENT):
             raise self._error(st)
 
@@ -414,10 +422,6 @@ class _SessionProtocol(_Core, asyncio.BufferedProtocol):  # type: ignore[misc]
     @property
     def remote_address(self) -> Optional[Tuple[str, int]]:
         return self._remote
-
-
-def _sendable(code: int) -> bool:
-    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) or 3000 <= code <= 4999
 
 
 def _addr(a: Any) -> Optional[Tuple[str, int]]:

@@ -21,7 +21,7 @@
  *   self._c_error(status, message: bytes)              the session failed
  *   self._c_timer(ms)                                  a session deadline (>= 0 ms away)
  *   self._c_finished()                                 close the transport now
- *   self._report(exception)                            one of the above raised
+ *   self._report(exception, where)                     one of the above raised
  * and messages go to the callable set with _set_deliver (the connection's
  * _on_message), an exception from it to self._report.
  *
@@ -46,6 +46,12 @@
 
 #include "_collect.h"
 #include "_session.h"
+
+/* Python ignores SIGPIPE already; the flag only spares the signal where
+ * it exists. */
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
 
 /* The stable ABI's value (memoryobject.h keeps the name out of the 3.8
  * limited API, though PyMemoryView_FromMemory takes it). */
@@ -148,14 +154,17 @@ static PyObject *feeding(PyObject *self, PyObject *unused) {
     return r;
 }
 
-/* An exception raised by a Python callback goes to self._report, never C. */
-static void report_current(Core *c) {
+/* An exception raised by a Python callback goes to self._report(exc,
+ * where), never C. */
+static void report_current(Core *c, const char *where) {
     PyObject *t, *v, *b;
     PyErr_Fetch(&t, &v, &b);
     PyErr_NormalizeException(&t, &v, &b);
     if (v != NULL && b != NULL)
         PyException_SetTraceback(v, b);
-    PyObject *r = v != NULL ? PyObject_CallMethodObjArgs((PyObject *)c, s_report, v, NULL) : NULL;
+    PyObject *w = PyUnicode_FromString(where);
+    PyObject *r = v != NULL && w != NULL ? PyObject_CallMethodObjArgs((PyObject *)c, s_report, v, w, NULL) : NULL;
+    Py_XDECREF(w);
     Py_XDECREF(t);
     Py_XDECREF(v);
     Py_XDECREF(b);
@@ -164,14 +173,15 @@ static void report_current(Core *c) {
     Py_XDECREF(r);
 }
 
-static void call_method(Core *c, PyObject *name, PyObject *a, PyObject *b) {
-    if (a == NULL || (b == NULL && name != s_c_pong && name != s_c_timer && name != s_c_finished)) {
-        report_current(c);
+/* self.name(a[, b]) from a session callback (b NULL: one argument). */
+static void call_method(Core *c, PyObject *name, PyObject *a, PyObject *b, int two, const char *where) {
+    if (a == NULL || (two && b == NULL)) {
+        report_current(c, where);
         return;
     }
     PyObject *r = PyObject_CallMethodObjArgs((PyObject *)c, name, a, b, NULL);
     if (r == NULL)
-        report_current(c);
+        report_current(c, where);
     Py_XDECREF(r);
 }
 
@@ -187,7 +197,7 @@ static void cb_open(void *s, const void *req, const void *resp, void *ud) {
     Core *c = ud;
     c->framing = !ws.is_tls(s);
     PyObject *a = address_or_none(req), *b = address_or_none(resp);
-    call_method(c, s_c_open, a, b);
+    call_method(c, s_c_open, a, b, 1, "on_open");
     Py_XDECREF(a);
     Py_XDECREF(b);
 }
@@ -200,13 +210,13 @@ static void cb_message(void *s, int32_t type, const uint8_t *data, size_t len, v
     PyObject *msg = type == WS_TEXT ? PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, "strict")
                                     : PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
     if (msg == NULL) {
-        report_current(c);
+        report_current(c, "on_message");
         return;
     }
     PyObject *r = PyObject_CallFunctionObjArgs(c->deliver, msg, NULL);
     Py_DECREF(msg);
     if (r == NULL)
-        report_current(c);
+        report_current(c, "on_message");
     Py_XDECREF(r);
 }
 
@@ -214,7 +224,7 @@ static void cb_pong(void *s, const uint8_t *data, size_t len, void *ud) {
     (void)s;
     Core *c = ud;
     PyObject *d = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
-    call_method(c, s_c_pong, d, NULL);
+    call_method(c, s_c_pong, d, NULL, 0, "on_pong");
     Py_XDECREF(d);
 }
 
@@ -222,7 +232,7 @@ static void cb_close(void *s, uint16_t code, const uint8_t *reason, size_t len, 
     (void)s;
     Core *c = ud;
     PyObject *a = PyLong_FromLong(code), *b = PyBytes_FromStringAndSize((const char *)reason, (Py_ssize_t)len);
-    call_method(c, s_c_close, a, b);
+    call_method(c, s_c_close, a, b, 1, "on_close");
     Py_XDECREF(a);
     Py_XDECREF(b);
 }
@@ -231,7 +241,7 @@ static void cb_error(void *s, int32_t status, const char *message, void *ud) {
     (void)s;
     Core *c = ud;
     PyObject *a = PyLong_FromLong(status), *b = PyBytes_FromString(message != NULL ? message : "");
-    call_method(c, s_c_error, a, b);
+    call_method(c, s_c_error, a, b, 1, "on_error");
     Py_XDECREF(a);
     Py_XDECREF(b);
 }

@@ -288,7 +288,8 @@ class _SessionProtocol(_Core, asyncio.BufferedProtocol):  # type: ignore[misc]
         self._set_deliver(None)
 
     def sender(self, conn: Any) -> Callable[[int, bytes], int]:
-        return self.send
+        send: Callable[[int, bytes], int] = self.send
+        return send
 
     def queued(self, conn: Any) -> int:
         return self.buffered_amount

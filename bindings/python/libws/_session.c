@@ -714,11 +714,18 @@ static int core_init(Core *c, PyObject *args, PyObject *kw) {
     return 0;
 }
 
+static PyTypeObject *core_type;
+
 static int core_traverse(Core *c, visitproc visit, void *arg) {
     Py_VISIT(c->deliver);
     Py_VISIT(c->transport);
-    /* heap types own a reference to their type */
-    Py_VISIT(Py_TYPE((PyObject *)c));
+    /* An instance holds a reference to its heap type. For a Python
+     * subclass, subtype_traverse visits the type itself (3.8) or leaves
+     * it to a heap base (3.9+: a type object alive as long as the module
+     * anyway); visiting it here too would count that reference twice on
+     * 3.8. So only instances of this very type visit it. */
+    if (Py_TYPE((PyObject *)c) == core_type)
+        Py_VISIT(Py_TYPE((PyObject *)c));
     return 0;
 }
 
@@ -835,6 +842,7 @@ int add_session_type(PyObject *module) {
     PyObject *tp = PyType_FromSpec(&core_spec);
     if (tp == NULL)
         return -1;
+    core_type = (PyTypeObject *)tp;
     if (PyModule_AddObject(module, "SessionCore", tp) < 0) {
         Py_DECREF(tp);
         return -1;

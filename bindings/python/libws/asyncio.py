@@ -71,6 +71,7 @@ from typing import (
     Iterable,
     Iterator,
     Optional,
+    Protocol,
     Sequence,
     Set,
     Tuple,
@@ -243,7 +244,7 @@ class _AsyncEventLoop(EventLoop):
             raw = _string_at(data, n) if n else b""
             ws._on_message(raw.decode("utf-8") if typ == _TEXT else raw)
         except BaseException as e:  # never into C
-            self._report(e, "on_message", ws._conn)
+            self._report(e, "on_message", self._conns.get(h))
 
 
 _string_at = ctypes.string_at
@@ -369,16 +370,21 @@ class _Hub:
         """send(type, data) -> bytes queued, or -1 - status."""
         h = conn._h
         if self.fast is not None:
-            return functools.partial(self.fast.send, h)
+            fast: Callable[[int, bytes], int] = functools.partial(self.fast.send, h)
+            return fast
 
         def send(typ: int, data: bytes) -> int:
-            st = _write(h, typ, data, len(data))
-            return _buffered(h) if st == _OK else -1 - st
+            st: int = _write(h, typ, data, len(data))
+            if st != _OK:
+                return -1 - st
+            n: int = _buffered(h)
+            return n
 
         return send
 
     def queued(self, conn: "Connection") -> int:
-        return _buffered(conn._h)  # type: ignore[no-any-return]
+        n: int = _buffered(conn._h)
+        return n
 
     def broadcast(self, message: Message) -> int:
         n = self.ev.broadcast(message)
@@ -438,6 +444,35 @@ def _client_hub(loop: asyncio.AbstractEventLoop, close_timeout: Optional[float],
 # Connections
 # ---------------------------------------------------------------------------
 
+
+class _ConnLike(Protocol):
+    """What a Connection calls on its connection object: a LoopConnection
+    (loop path) or an _aio_session._SessionProtocol (session path)."""
+
+    error: Optional[LibwsError]
+
+    def _error(self, st: int) -> LibwsError: ...
+    def ping(self, data: Union[str, bytes] = b"") -> None: ...
+    def pong(self, data: Union[str, bytes] = b"") -> None: ...
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+    def abort(self) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    @property
+    def buffered_amount(self) -> int: ...
+    @property
+    def close_code(self) -> Optional[int]: ...
+    @property
+    def close_reason(self) -> Optional[str]: ...
+    @property
+    def subprotocol(self) -> Optional[str]: ...
+    @property
+    def compression(self) -> Optional[str]: ...
+    @property
+    def local_address(self) -> Optional[Tuple[str, int]]: ...
+    @property
+    def remote_address(self) -> Optional[Tuple[str, int]]: ...
+
 _ping_ids = itertools.count(1)
 
 
@@ -450,7 +485,7 @@ class Connection:
             and its pong; 0 until one was answered.
     """
 
-    def __init__(self, hub: Any, conn: Any, *, max_queue: Optional[int], write_limit: int,
+    def __init__(self, hub: Any, conn: _ConnLike, *, max_queue: Optional[int], write_limit: int,
                  ping_interval: Optional[float], ping_timeout: Optional[float]) -> None:
         # hub and conn: a _Hub and its LoopConnection (the loop path), or
         # one _aio_session._SessionProtocol as both (the session path).
@@ -1127,11 +1162,11 @@ class Server(_Dispatch):
     def on_open(self, conn: LoopConnection) -> None:
         self._open_connection(self._hub, conn)
 
-    def _open_connection(self, hub: Any, conn: Any) -> None:
+    def _open_connection(self, hub: Any, conn: Any) -> None:  # a LoopConnection or a _SessionProtocol
         ws = ServerConnection(hub, conn, **self._opts)
-        ws.request = conn.request  # type: ignore[assignment]
+        ws.request = conn.request
         ws._server = self
-        conn._aio = ws  # type: ignore[attr-defined]
+        conn._aio = ws
         self._conns.add(ws)
         task = self._hub.loop.create_task(self._run(ws))
         self._tasks.add(task)

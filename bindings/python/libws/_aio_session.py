@@ -529,6 +529,8 @@ class SessionListener:
                 raise error_for(st)
 
     def protocol(self) -> _SessionProtocol:
+        if self.closed:  # asyncio logs this and closes the socket
+            raise RuntimeError("the server is closed")
         p = _SessionProtocol(self.loop)
         p.owner = self
         st = p._new_server(self.upgrader)

@@ -23,6 +23,10 @@
  *                        to targets[conn](message); an exception from it
  *                        goes to report(conn, exception), never into C.
  *
+ * Those serve libws.asyncio's loop path. Its session path (the default)
+ * is SessionCore, in _session.c (with _collect.c), added to this module
+ * at import; session_init() hands it the ws_session_* functions.
+ *
  * The limited API of Python 3.8 (one abi3 module for every Python >= 3.8).
  */
 

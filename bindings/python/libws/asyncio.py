@@ -1,4 +1,4 @@
-"""libws.asyncio: the asyncio API (``websockets``-style) over libws's event loop.
+"""libws.asyncio: the asyncio API (``websockets``-style) over libws.
 
 Client::
 
@@ -17,16 +17,24 @@ Server::
     async with ws.serve(echo, "127.0.0.1", 8765) as server:
         await server.serve_forever()
 
-How it runs: a libws ``ws_loop`` (a :class:`libws.EventLoop`) sits inside
-the running asyncio loop. Its descriptor (an epoll instance) is watched
-with ``loop.add_reader`` and the loop's own next deadline with one asyncio
-timer; both call ``ws_loop_poll(0)`` on the asyncio thread, which runs the
-libws callbacks there. No thread per connection, no thread at all (except
-to resolve a host name that is not an IP address). Works with any
-asyncio loop that supports ``add_reader`` (the default one, uvloop).
-The per-message path (the poll, the message callback, send) runs in the
-optional C extension ``libws._speedups`` when it was built, else through
-ctypes (``LIBWS_NO_SPEEDUPS=1`` forces ctypes); both behave the same.
+How it runs, two ways that behave the same:
+
+- over the sans-IO ``ws_session`` (the default when the C extension
+  ``libws._speedups`` is built; ``_aio_session.py``): each connection is
+  an ``asyncio.BufferedProtocol`` on asyncio's own TCP transport; the
+  extension feeds what asyncio read to the session, hands messages to the
+  connection, and writes the session's output to the socket. TLS runs in
+  the session.
+- over a libws ``ws_loop`` (a :class:`libws.EventLoop`) inside the running
+  asyncio loop, for proxies, without ``_speedups`` (ctypes;
+  ``LIBWS_NO_SPEEDUPS=1``) or with ``LIBWS_ASYNCIO_LOOP=1``: its
+  descriptor (an epoll instance) is watched with ``loop.add_reader`` and
+  its next deadline with one asyncio timer; both call ``ws_loop_poll(0)``
+  on the asyncio thread, which runs the libws callbacks there.
+
+No thread per connection (a host name that is not an IP address is
+resolved on asyncio's executor). Works with the default asyncio loop and
+uvloop.
 
 Cancellation: ``recv`` takes a message off the queue only after its wait
 ended, so ``asyncio.timeout``/``wait_for`` around it never lose one.

@@ -300,19 +300,25 @@ static int flush(Core *c) {
             /* The session's output moves on before Python runs: write()
              * may call back into this connection (pause_writing). */
             ws.sent(c->s, n);
-            PyObject *r = PyObject_CallMethodObjArgs(c->transport, s_write, b, NULL);
+            PyObject *t = c->transport;
+            Py_INCREF(t);
+            PyObject *r = PyObject_CallMethodObjArgs(t, s_write, b, NULL);
             Py_DECREF(b);
-            if (r == NULL)
-                return 0;
-            Py_DECREF(r);
             /* Whatever the transport kept goes first: no direct send until
              * it drained (resume_writing clears this). */
-            PyObject *sz = PyObject_CallMethodObjArgs(c->transport, s_get_write_buffer_size, NULL);
+            PyObject *sz = r != NULL ? PyObject_CallMethodObjArgs(t, s_get_write_buffer_size, NULL) : NULL;
+            Py_DECREF(t);
+            Py_XDECREF(r);
             if (sz == NULL)
                 return 0;
-            if (PyObject_IsTrue(sz))
-                c->backlog = 1;
+            int held = PyObject_IsTrue(sz);
             Py_DECREF(sz);
+            if (held < 0)
+                return 0;
+            if (held)
+                c->backlog = 1;
+            if (c->s == NULL)
+                return 1;
             continue;
         }
         ws.sent(c->s, n);

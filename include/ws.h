@@ -2125,6 +2125,30 @@ ws_status ws_session_on_timeout(struct ws_session *s);
 void *ws_session_user_data(struct ws_session *s);
 
 /**
+ * The subprotocol the opening handshake agreed on, "" when none (or
+ * before `on_open`). Owned by the session: valid until the session is
+ * freed or its next call. NULL only for a NULL session. The session's
+ * thread (also from its callbacks).
+ */
+const char *ws_session_subprotocol(struct ws_session *s);
+
+/**
+ * Whether permessage-deflate was negotiated (false before `on_open`).
+ * The session's thread (also from its callbacks).
+ */
+bool ws_session_compression_negotiated(struct ws_session *s);
+
+/**
+ * A client session's refused handshake answer (a status other than 101,
+ * or a 101 that failed the checks), once `on_error` reported it: read it
+ * with the `ws_response_*` calls (status, headers; the body is empty: the
+ * session reads none). NULL before that, for a server, or when no answer
+ * came. Owned by the session (valid until `ws_session_free`). The
+ * session's thread (also from `on_error`).
+ */
+const struct ws_response *ws_session_refused_response(struct ws_session *s);
+
+/**
  * Whether the session runs TLS (its bytes in and out are ciphertext).
  * The session's thread.
  */

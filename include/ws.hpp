@@ -1349,6 +1349,15 @@ public:
     bool is_finished() const noexcept { return ws_session_is_finished(s_); }
     /** Whether the session runs TLS (its bytes in and out are ciphertext). */
     bool is_tls() const noexcept { return ws_session_is_tls(s_); }
+    /** The subprotocol the handshake agreed on ("" when none, or before on_open). */
+    std::string_view subprotocol() const noexcept {
+        const char *p = ws_session_subprotocol(s_);
+        return p != nullptr ? std::string_view(p) : std::string_view();
+    }
+    /** Whether permessage-deflate was negotiated. */
+    bool compression_negotiated() const noexcept { return ws_session_compression_negotiated(s_); }
+    /** A client's refused handshake answer (status, headers; no body) once on_error reported it; empty otherwise. */
+    response_view refused_response() const noexcept { return response_view(ws_session_refused_response(s_)); }
     /**
      * The peer's certificate `index` (0 = its own, then its chain), DER;
      * empty when there is none (no TLS, not received yet, no client

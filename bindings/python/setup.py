@@ -105,7 +105,8 @@ class OptionalBuildExt(build_ext):
 SPEEDUPS = [] if os.environ.get("LIBWS_NO_SPEEDUPS") == "1" else [
     Extension(
         "libws._speedups",
-        ["libws/_speedups.c"],
+        ["libws/_speedups.c", "libws/_session.c", "libws/_collect.c"],
+        depends=["libws/_session.h", "libws/_collect.h"],
         py_limited_api=True,
         # It calls nothing in libc itself, but auditwheel tells glibc from
         # musl by a module's libc dependency: keep it.

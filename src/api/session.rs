@@ -105,6 +105,13 @@ pub struct Session {
     spare: RefCell<Vec<u8>>,
     /// TLS below the WebSocket bytes, when configured.
     tls: RefCell<Option<Box<SessionTls>>>,
+    /// What the opening handshake agreed on ("" / false until then), for
+    /// hosts that report it (the Python binding's asyncio connections).
+    subprotocol: RefCell<std::ffi::CString>,
+    deflate: Cell<bool>,
+    /// A client's refused answer (a status other than 101, or a 101 that
+    /// failed the checks), kept for the host's error report.
+    refused: RefCell<Option<Box<Response>>>,
 }
 
 /// A message buffer larger than this is not kept between messages.
@@ -141,6 +148,9 @@ impl Session {
             inbuf: RefCell::new(Vec::new()),
             spare: RefCell::new(Vec::new()),
             tls: RefCell::new(tls.map(Box::new)),
+            subprotocol: RefCell::new(std::ffi::CString::default()),
+            deflate: Cell::new(false),
+            refused: RefCell::new(None),
         }
     }
 
@@ -181,6 +191,22 @@ impl Session {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The subprotocol the handshake agreed on ("" when none or not open yet).
+    pub fn subprotocol(&self) -> std::cell::Ref<'_, std::ffi::CStr> {
+        std::cell::Ref::map(self.subprotocol.borrow(), |c| c.as_c_str())
+    }
+
+    /// A client's refused handshake answer (head only: the session reads
+    /// no body), once `on_event` reported the failure.
+    pub fn refused_response(&self) -> Option<std::cell::Ref<'_, Response>> {
+        std::cell::Ref::filter_map(self.refused.borrow(), |r| r.as_deref()).ok()
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn compression_negotiated(&self) -> bool {
+        self.deflate.get()
     }
 
     /// Keepalive (ping after `interval` without input, fail after
@@ -556,8 +582,9 @@ impl Session {
                     };
                     input = buf.split_off(len.min(buf.len()));
                     match verdict {
-                        Verdict::Accept { response, deflate, .. } => {
+                        Verdict::Accept { response, deflate, subprotocol } => {
                             self.tx.borrow_mut().out.extend_from_slice(&response);
+                            self.set_subprotocol(subprotocol);
                             *rx = self.open(deflate.as_ref(), now);
                             if let Some(req) = &req {
                                 h.on_event(self, SessionEvent::Open { request: Some(req), response: None });
@@ -584,12 +611,14 @@ impl Session {
                     input = after;
                     let resp = Response { head, body: Vec::new() };
                     match dialer.check_response(request, &resp.head) {
-                        Ok((_, deflate)) => {
+                        Ok((subprotocol, deflate)) => {
+                            self.set_subprotocol(subprotocol);
                             *rx = self.open(deflate.as_ref(), now);
                             h.on_event(self, SessionEvent::Open { request: None, response: Some(&resp) });
                         }
                         Err(e) => {
                             *rx = Handshake::Over;
+                            *self.refused.borrow_mut() = Some(Box::new(resp));
                             self.fail(e, h);
                             return Ok(());
                         }
@@ -602,7 +631,13 @@ impl Session {
         }
     }
 
+    fn set_subprotocol(&self, name: String) {
+        // A token (RFC 6455 4.3) never holds NUL; keep "" if one somehow did.
+        *self.subprotocol.borrow_mut() = std::ffi::CString::new(name).unwrap_or_default();
+    }
+
     fn open(&self, deflate: Option<&crate::proto::deflate::Agreement>, now: Instant) -> Handshake {
+        self.deflate.set(deflate.is_some());
         if let Some(a) = deflate {
             self.tx.borrow_mut().send.set_deflate(a, self.level, self.threshold);
         }

@@ -84,6 +84,8 @@ pub struct ws_session {
     s: Session,
     cb: ws_session_callbacks,
     user_data: *mut c_void,
+    /// `ws_session_refused_response`'s answer, made on the first call.
+    refused: std::cell::OnceCell<ws_response>,
 }
 
 struct CHandler {
@@ -176,7 +178,7 @@ fn new_session(
         // SAFETY: a non-NULL pointer is the caller's callbacks struct (copied).
         unsafe { *cb }
     };
-    put(out, guard::register(Box::new(ws_session { s, cb, user_data })));
+    put(out, guard::register(Box::new(ws_session { s, cb, user_data, refused: std::cell::OnceCell::new() })));
     WS_OK
 }
 
@@ -437,6 +439,46 @@ pub extern "C" fn ws_session_on_timeout(s: *mut ws_session) -> ws_status {
 #[no_mangle]
 pub extern "C" fn ws_session_user_data(s: *mut ws_session) -> *mut c_void {
     ffi_value!(std::ptr::null_mut(), { session_ref(s).map(|w| w.user_data).unwrap_or(std::ptr::null_mut()) })
+}
+
+/// The subprotocol the opening handshake agreed on, "" when none (or
+/// before `on_open`). Owned by the session: valid until the session is
+/// freed or its next call. NULL only for a NULL session. The session's
+/// thread (also from its callbacks).
+#[no_mangle]
+pub extern "C" fn ws_session_subprotocol(s: *mut ws_session) -> *const c_char {
+    ffi_value!(std::ptr::null(), { session_ref(s).map(|w| w.s.subprotocol().as_ptr()).unwrap_or(std::ptr::null()) })
+}
+
+/// Whether permessage-deflate was negotiated (false before `on_open`).
+/// The session's thread (also from its callbacks).
+#[no_mangle]
+pub extern "C" fn ws_session_compression_negotiated(s: *mut ws_session) -> bool {
+    ffi_value!(false, { session_ref(s).map(|w| w.s.compression_negotiated()).unwrap_or(false) })
+}
+
+/// A client session's refused handshake answer (a status other than 101,
+/// or a 101 that failed the checks), once `on_error` reported it: read it
+/// with the `ws_response_*` calls (status, headers; the body is empty: the
+/// session reads none). NULL before that, for a server, or when no answer
+/// came. Owned by the session (valid until `ws_session_free`). The
+/// session's thread (also from `on_error`).
+#[no_mangle]
+pub extern "C" fn ws_session_refused_response(s: *mut ws_session) -> *const ws_response {
+    ffi_value!(std::ptr::null(), {
+        let Ok(w) = session_ref(s) else { return std::ptr::null() };
+        if let Some(r) = w.refused.get() {
+            return r as *const ws_response;
+        }
+        match w.s.refused_response() {
+            Some(resp) => {
+                let r = ws_response { resp: resp.clone() };
+                drop(resp);
+                w.refused.get_or_init(|| r) as *const ws_response
+            }
+            None => std::ptr::null(),
+        }
+    })
 }
 
 /// Whether the session runs TLS (its bytes in and out are ciphertext).

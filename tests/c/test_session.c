@@ -130,6 +130,9 @@ int main(void) {
     check(m > 12 && memcmp(buf, "HTTP/1.1 101", 12) == 0, "101 pending");
     check(ws_session_recv(c, buf, m) == WS_OK, "client takes the response");
     check(strstr(cl.text, "open(-,101);") != NULL, "client open event with the response: %s", cl.text);
+    check(ws_session_compression_negotiated(c) && ws_session_compression_negotiated(s), "deflate agreed, both sides");
+    check(strcmp(ws_session_subprotocol(c), "") == 0 && strcmp(ws_session_subprotocol(s), "") == 0,
+          "no subprotocol offered: \"\"");
     check(ws_session_send(c, WS_TEXT, (const uint8_t *)"hello hello hello", 17) == WS_OK, "send text");
     static uint8_t zeros[3000];
     check(ws_session_send(c, WS_BINARY, zeros, sizeof zeros) == WS_OK, "send binary");
@@ -176,6 +179,50 @@ int main(void) {
         check(last_msg == frame + 6, "in place: on_message points into the caller's buffer");
         check(ws_session_recv_in_place(t, NULL, 0) == WS_OK, "in place: NULL with length 0");
         ws_session_free(t);
+    }
+
+    /* ---- the agreed subprotocol, both sides ---- */
+    {
+        ws_upgrader *pu = ws_upgrader_new();
+        ws_dialer *pd = ws_dialer_new();
+        const char *srv[] = {"b", "a"}, *cli[] = {"a", "b"};
+        ws_upgrader_set_subprotocols(pu, srv, 2);
+        ws_dialer_set_subprotocols(pd, cli, 2);
+        struct log l1 = {{0}, 0, 0}, l2 = {{0}, 0, 1};
+        ws_session *pc = NULL, *ps = NULL;
+        ws_session_client_new(pd, "ws://x/", &cb, &l1, &pc);
+        ws_session_server_new(pu, &cb, &l2, &ps);
+        check(strcmp(ws_session_subprotocol(ps), "") == 0 && !ws_session_compression_negotiated(ps),
+              "nothing agreed before the handshake");
+        n = drain(pc, buf, sizeof buf, 0);
+        ws_session_recv(ps, buf, n);
+        n = drain(ps, buf, sizeof buf, 0);
+        ws_session_recv(pc, buf, n);
+        const char *a = ws_session_subprotocol(pc), *b2 = ws_session_subprotocol(ps);
+        check(a != NULL && b2 != NULL && strcmp(a, b2) == 0 && a[0] != 0, "both sides name the same subprotocol: %s/%s",
+              a ? a : "NULL", b2 ? b2 : "NULL");
+        check(!ws_session_compression_negotiated(pc), "no deflate offered: none agreed");
+        check(ws_session_subprotocol(NULL) == NULL, "NULL session: NULL");
+        ws_session_free(pc);
+        ws_session_free(ps);
+        ws_upgrader_free(pu);
+        ws_dialer_free(pd);
+    }
+
+    /* ---- a refused handshake: the client keeps the answer ---- */
+    {
+        struct log l1 = {{0}, 0, 0};
+        ws_session *rc = NULL;
+        ws_session_client_new(NULL, "ws://x/", &cb, &l1, &rc);
+        check(ws_session_refused_response(rc) == NULL, "no refused answer before one came");
+        drain(rc, buf, sizeof buf, 0);
+        const char *no = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n";
+        ws_session_recv(rc, (const uint8_t *)no, strlen(no));
+        const ws_response *r = ws_session_refused_response(rc);
+        check(strstr(l1.text, "error(") != NULL && r != NULL && ws_response_status(r) == 401,
+              "the 401 is reported and kept: %s", l1.text);
+        check(ws_session_refused_response(rc) == r, "the same answer on every call");
+        ws_session_free(rc);
     }
 
     /* ---- bad input ---- */

@@ -177,6 +177,8 @@ void test_in_memory() {
     check::that(server_got == std::vector<std::string>{"one", std::string("\0\1\2", 3)} && client_got == server_got,
                 "in memory: text and binary echoed");
     check::that(pongs == 1, "in memory: the pong came back to on_pong");
+    check::that(client.subprotocol().empty() && !client.compression_negotiated() && !client.refused_response(),
+                "in memory: no subprotocol, no deflate, nothing refused");
 
     server.close(WS_CLOSE_GOING_AWAY, "maintenance");
     exchange(server, client);

@@ -48,7 +48,29 @@ HERE = Path(__file__).resolve().parent
 if os.environ.get("LIBWS_BENCH_INSTALLED") != "1":
     sys.path.insert(0, str(HERE.parent))
 
-IMPLS = ["libws", "websockets", "picows"]
+#: libws-loop: libws.asyncio over the libws event loop nested in asyncio's
+#: (its path for proxies and without the C extension), next to its
+#: default session path
+IMPLS = ["libws", "libws-loop", "websockets", "picows"]
+
+
+class _path:
+    """``with _path(session=False):`` connections and servers made inside
+    take the loop path (libws.asyncio reads the switch when it makes one)."""
+
+    def __init__(self, session: bool) -> None:
+        self.session = session
+
+    def __enter__(self) -> None:
+        import libws.asyncio as lwa
+
+        self.prev = lwa._session
+        lwa._session = self.session and lwa._session
+
+    def __exit__(self, *exc: Any) -> None:
+        import libws.asyncio as lwa
+
+        lwa._session = self.prev
 
 
 # ---------------------------------------------------------------------------
@@ -56,14 +78,16 @@ IMPLS = ["libws", "websockets", "picows"]
 # ---------------------------------------------------------------------------
 
 
-async def serve_libws(ready: Callable[[int], None]) -> None:
+async def serve_libws(ready: Callable[[int], None], session: bool = True) -> None:
     import libws.asyncio as lwa
 
     async def echo(ws: Any) -> None:
         async for m in ws:
             await ws.send(m)
 
-    async with lwa.serve(echo, "127.0.0.1", 0, max_size=None, max_queue=None) as srv:
+    with _path(session):
+        srv = await lwa.serve(echo, "127.0.0.1", 0, max_size=None, max_queue=None)
+    async with srv:
         ready(srv.port)
         await asyncio.Event().wait()
 
@@ -96,7 +120,11 @@ async def serve_picows(ready: Callable[[int], None]) -> None:
     await asyncio.Event().wait()
 
 
-SERVERS = {"libws": serve_libws, "websockets": serve_websockets, "picows": serve_picows}
+async def serve_libws_loop(ready: Callable[[int], None]) -> None:
+    await serve_libws(ready, session=False)
+
+
+SERVERS = {"libws": serve_libws, "libws-loop": serve_libws_loop, "websockets": serve_websockets, "picows": serve_picows}
 
 
 def server_main(impl: str, use_uvloop: bool) -> None:
@@ -126,10 +154,11 @@ class Client:
     close: Callable[[], Awaitable[None]]
 
 
-async def client_libws(url: str) -> Client:
+async def client_libws(url: str, session: bool = True) -> Client:
     import libws.asyncio as lwa
 
-    ws = await lwa.connect(url, max_size=None, max_queue=None)
+    with _path(session):
+        ws = await lwa.connect(url, max_size=None, max_queue=None)
     c = Client()
     c.send, c.recv, c.close = ws.send, ws.recv, ws.close
     return c
@@ -181,7 +210,11 @@ async def client_picows(url: str) -> Client:
     return c
 
 
-CLIENTS = {"libws": client_libws, "websockets": client_websockets, "picows": client_picows}
+async def client_libws_loop(url: str) -> Client:
+    return await client_libws(url, session=False)
+
+
+CLIENTS = {"libws": client_libws, "libws-loop": client_libws_loop, "websockets": client_websockets, "picows": client_picows}
 
 
 def server_cpu(pid: int) -> float:
@@ -266,15 +299,19 @@ def available(impl: str) -> Optional[str]:
 
 
 def version(impl: str) -> str:
-    if impl == "libws":
+    if impl in ("libws", "libws-loop"):
         import libws
         import libws.asyncio
 
-        # Which per-message path libws.asyncio takes: the C extension
+        # Which per-message path libws.asyncio takes: the session over
+        # asyncio's transport, or the libws loop with the C extension
         # (from the checkout: `python setup.py build_ext --inplace` in
         # bindings/python) or ctypes.
-        path = "C" if libws.asyncio._fast is not None else "ctypes"
-        return f"{libws.__version__} ({path} path)"
+        if impl == "libws" and libws.asyncio._session_path():
+            path = "session path"
+        else:
+            path = "loop, C path" if libws.asyncio._fast is not None else "loop, ctypes path"
+        return f"{libws.__version__} ({path})"
     mod = __import__(impl)
     return getattr(mod, "__version__", "?")
 

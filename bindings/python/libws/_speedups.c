@@ -23,6 +23,10 @@
  *                        to targets[conn](message); an exception from it
  *                        goes to report(conn, exception), never into C.
  *
+ * Those serve libws.asyncio's loop path. Its session path (the default)
+ * is SessionCore, in _session.c (with _collect.c), added to this module
+ * at import; session_init() hands it the ws_session_* functions.
+ *
  * The limited API of Python 3.8 (one abi3 module for every Python >= 3.8).
  */
 
@@ -32,6 +36,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "_session.h"
 
 /* include/ws.h, the four prototypes used here (the values of ws_status
  * and ws_msg_type are int32_t in the C ABI). */
@@ -243,4 +249,11 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__speedups(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && add_session_type(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,4 +1,4 @@
-"""libws.asyncio: the asyncio API (``websockets``-style) over libws's event loop.
+"""libws.asyncio: the asyncio API (``websockets``-style) over libws.
 
 Client::
 
@@ -17,16 +17,24 @@ Server::
     async with ws.serve(echo, "127.0.0.1", 8765) as server:
         await server.serve_forever()
 
-How it runs: a libws ``ws_loop`` (a :class:`libws.EventLoop`) sits inside
-the running asyncio loop. Its descriptor (an epoll instance) is watched
-with ``loop.add_reader`` and the loop's own next deadline with one asyncio
-timer; both call ``ws_loop_poll(0)`` on the asyncio thread, which runs the
-libws callbacks there. No thread per connection, no thread at all (except
-to resolve a host name that is not an IP address). Works with any
-asyncio loop that supports ``add_reader`` (the default one, uvloop).
-The per-message path (the poll, the message callback, send) runs in the
-optional C extension ``libws._speedups`` when it was built, else through
-ctypes (``LIBWS_NO_SPEEDUPS=1`` forces ctypes); both behave the same.
+How it runs, two ways that behave the same:
+
+- over the sans-IO ``ws_session`` (the default when the C extension
+  ``libws._speedups`` is built; ``_aio_session.py``): each connection is
+  an ``asyncio.BufferedProtocol`` on asyncio's own TCP transport; the
+  extension feeds what asyncio read to the session, hands messages to the
+  connection, and writes the session's output to the socket. TLS runs in
+  the session.
+- over a libws ``ws_loop`` (a :class:`libws.EventLoop`) inside the running
+  asyncio loop, for proxies, without ``_speedups`` (ctypes;
+  ``LIBWS_NO_SPEEDUPS=1``) or with ``LIBWS_ASYNCIO_LOOP=1``: its
+  descriptor (an epoll instance) is watched with ``loop.add_reader`` and
+  its next deadline with one asyncio timer; both call ``ws_loop_poll(0)``
+  on the asyncio thread, which runs the libws callbacks there.
+
+No thread per connection (a host name that is not an IP address is
+resolved on asyncio's executor). Works with the default asyncio loop and
+uvloop.
 
 Cancellation: ``recv`` takes a message off the queue only after its wait
 ended, so ``asyncio.timeout``/``wait_for`` around it never lose one.
@@ -71,6 +79,7 @@ from typing import (
     Iterable,
     Iterator,
     Optional,
+    Protocol,
     Sequence,
     Set,
     Tuple,
@@ -79,7 +88,7 @@ from typing import (
 )
 from urllib.parse import urlsplit
 
-from . import _ffi
+from . import _aio_session, _ffi
 from .client import CompressionArg, HeadersLike
 from .event_loop import DEFAULT_MAX_BUFFERED, DEFAULT_MAX_SIZE, EventLoop, LoopConnection
 from .exceptions import (
@@ -182,6 +191,16 @@ def _load_speedups() -> Any:
 _fast: Any = _load_speedups()
 _C_ON_MESSAGE = _ffi.ON_MESSAGE(_fast.on_message_address()) if _fast is not None else None
 
+#: Connections run over the sans-IO session (libws/_aio_session.py) when
+#: _speedups is there: asyncio's own transport reads and writes, no
+#: nested libws loop. False (or LIBWS_ASYNCIO_LOOP=1, or a proxy, or no
+#: _speedups): over the libws event loop inside the asyncio loop.
+_session: bool = _aio_session.init(_fast) and os.environ.get("LIBWS_ASYNCIO_LOOP") != "1"
+
+
+def _session_path() -> bool:
+    return _session and _fast is not None
+
 # ---------------------------------------------------------------------------
 # The libws loop inside the asyncio loop
 # ---------------------------------------------------------------------------
@@ -233,7 +252,7 @@ class _AsyncEventLoop(EventLoop):
             raw = _string_at(data, n) if n else b""
             ws._on_message(raw.decode("utf-8") if typ == _TEXT else raw)
         except BaseException as e:  # never into C
-            self._report(e, "on_message", ws._conn)
+            self._report(e, "on_message", self._conns.get(h))
 
 
 _string_at = ctypes.string_at
@@ -342,6 +361,48 @@ class _Hub:
                 self._timer_at = at
                 self._timer = self.loop.call_at(at, self._fire)
 
+    # -- what a Connection and a Server call on their hub (the session
+    # path's protocol and listener have the same calls) --
+
+    def attach(self, conn: "Connection") -> None:
+        h = conn._h
+        self.ev.aio[h] = conn  # type: ignore[index]
+        if self.fast is not None:
+            _targets[h] = conn._on_message  # type: ignore[index]
+
+    def detach(self, conn: "Connection") -> None:
+        self.ev.aio.pop(conn._h, None)  # type: ignore[arg-type]
+        _targets.pop(conn._h, None)  # type: ignore[arg-type]
+
+    def sender(self, conn: "Connection") -> Callable[[int, bytes], int]:
+        """send(type, data) -> bytes queued, or -1 - status."""
+        h = conn._h
+        if self.fast is not None:
+            fast: Callable[[int, bytes], int] = functools.partial(self.fast.send, h)
+            return fast
+
+        def send(typ: int, data: bytes) -> int:
+            st: int = _write(h, typ, data, len(data))
+            if st != _OK:
+                return -1 - st
+            n: int = _buffered(h)
+            return n
+
+        return send
+
+    def queued(self, conn: "Connection") -> int:
+        n: int = _buffered(conn._h)
+        return n
+
+    def broadcast(self, message: Message) -> int:
+        n = self.ev.broadcast(message)
+        self.after()
+        return n
+
+    def shutdown(self, timeout: float, wait: bool = False) -> None:
+        self.ev.shutdown(timeout, wait=wait)
+        self.after()
+
     def acquire(self) -> None:
         self.users += 1
 
@@ -391,6 +452,35 @@ def _client_hub(loop: asyncio.AbstractEventLoop, close_timeout: Optional[float],
 # Connections
 # ---------------------------------------------------------------------------
 
+
+class _ConnLike(Protocol):
+    """What a Connection calls on its connection object: a LoopConnection
+    (loop path) or an _aio_session._SessionProtocol (session path)."""
+
+    error: Optional[LibwsError]
+
+    def _error(self, st: int) -> LibwsError: ...
+    def ping(self, data: Union[str, bytes] = b"") -> None: ...
+    def pong(self, data: Union[str, bytes] = b"") -> None: ...
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+    def abort(self) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    @property
+    def buffered_amount(self) -> int: ...
+    @property
+    def close_code(self) -> Optional[int]: ...
+    @property
+    def close_reason(self) -> Optional[str]: ...
+    @property
+    def subprotocol(self) -> Optional[str]: ...
+    @property
+    def compression(self) -> Optional[str]: ...
+    @property
+    def local_address(self) -> Optional[Tuple[str, int]]: ...
+    @property
+    def remote_address(self) -> Optional[Tuple[str, int]]: ...
+
 _ping_ids = itertools.count(1)
 
 
@@ -403,20 +493,20 @@ class Connection:
             and its pong; 0 until one was answered.
     """
 
-    def __init__(self, hub: _Hub, conn: LoopConnection, *, max_queue: Optional[int], write_limit: int,
+    def __init__(self, hub: Any, conn: _ConnLike, *, max_queue: Optional[int], write_limit: int,
                  ping_interval: Optional[float], ping_timeout: Optional[float]) -> None:
+        # hub and conn: a _Hub and its LoopConnection (the loop path), or
+        # one _aio_session._SessionProtocol as both (the session path).
         self._hub = hub
         self._conn = conn
-        # The C handle: valid until on_close, which runs on this thread
-        # and sets _closed first (checked before every direct use).
-        self._h = conn._h
-        hub.ev.aio[conn._h] = self  # type: ignore[index]
-        #: _speedups.send, or None (ctypes)
-        self._fast_send = hub.fast.send if hub.fast is not None else None
-        if hub.fast is not None:
-            _targets[conn._h] = self._on_message  # type: ignore[index]
-        self._loop = hub.loop
+        # The loop path's C handle: valid until on_close, which runs on
+        # this thread and sets _closed first (checked before every use).
+        self._h = getattr(conn, "_h", None)
         self._messages: Deque[Data] = collections.deque()
+        hub.attach(self)
+        #: send(type, data) -> bytes queued, or -1 - status
+        self._send = hub.sender(self)
+        self._loop = hub.loop
         self._recv_waiter: Optional[asyncio.Future[None]] = None
         self._recv_busy = False
         self._closed_fut: asyncio.Future[None] = self._loop.create_future()
@@ -471,8 +561,7 @@ class Connection:
 
     def _on_close(self) -> None:
         self._closed = True
-        self._hub.ev.aio.pop(self._h, None)  # type: ignore[arg-type]
-        _targets.pop(self._h, None)  # type: ignore[arg-type]
+        self._hub.detach(self)
         for t in (self._ka_timer,):
             if t is not None:
                 t.cancel()
@@ -577,25 +666,31 @@ class Connection:
             data, typ = message.encode("utf-8"), _TEXT
         else:
             raise TypeError(f"send() takes str or bytes-like data, not {type(message).__name__}")
-        fast_send = self._fast_send
+        send = self._send
         while True:
             if self._closed:
                 raise self._closed_exc()
-            if fast_send is not None:
-                queued = fast_send(self._h, typ, data)
-                if queued >= 0:
-                    break
-                st = -1 - queued
-            else:
-                st = _write(self._h, typ, data, len(data))
-                if st == _OK:
-                    queued = _buffered(self._h)
-                    break
+            queued = send(typ, data)
+            if queued >= 0:
+                break
+            st = -1 - queued
             if st != _QUEUE_FULL:
                 raise self._conn._error(st)
             await self._wait_drain(0)
         if queued > self._write_limit:
             await self._wait_drain(self._write_limit // 4)
+
+    def _queue_now(self, message: Message) -> None:
+        """Queues ``message`` without waiting (broadcast)."""
+        if isinstance(message, str):
+            data, typ = message.encode("utf-8"), _TEXT
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            data, typ = bytes(message), _BINARY
+        else:
+            raise TypeError(f"broadcast() takes str or bytes-like data, not {type(message).__name__}")
+        queued = self._send(typ, data)
+        if queued < 0:
+            raise self._conn._error(-1 - queued)
 
     async def _wait_drain(self, low: int) -> None:
         if self._drain_fut is not None:
@@ -619,7 +714,7 @@ class Connection:
         fut = self._drain_fut
         if fut is None or fut.done():
             return
-        if self._closed or _buffered(self._h) <= self._drain_low:
+        if self._closed or self._hub.queued(self) <= self._drain_low:
             fut.set_result(None)
 
     async def ping(self, data: Optional[Union[str, bytes]] = None) -> float:
@@ -942,6 +1037,8 @@ class connect:
         self._ws: Optional[ClientConnection] = None
 
     async def _open(self) -> ClientConnection:
+        if _session_path() and not _aio_session.proxied(self._url, self._dial_kw["proxy"]):
+            return await self._open_session()
         loop = asyncio.get_running_loop()
         url = self._url
         hub = _client_hub(loop, self._close_timeout, self._max_buffered)
@@ -974,6 +1071,19 @@ class connect:
             raise
         hub.after()
         return await fut
+
+    async def _open_session(self) -> ClientConnection:
+        kw = dict(self._dial_kw)
+        kw.pop("proxy")
+        _aio_session.host_port(self._url)  # a bad URL fails before anything is made
+        dialer = _aio_session.make_dialer(**kw)
+        opts = self._opts
+        try:
+            return await _aio_session.open_client(  # type: ignore[no-any-return]
+                self._url, dialer, kw["timeout"], _close_ms(self._close_timeout), kw["max_size"],
+                lambda p: ClientConnection(p, p, **opts))
+        finally:
+            _ffi.ws_dialer_free(dialer)  # the session made its copy at once
 
     def __await__(self) -> Generator[Any, None, ClientConnection]:
         return self._open().__await__()
@@ -1038,7 +1148,7 @@ class Server(_Dispatch):
     host: str
     port: int
 
-    def __init__(self, handler: Handler, hub: _Hub, process_request: Optional[ProcessRequest],
+    def __init__(self, handler: Handler, hub: Any, process_request: Optional[ProcessRequest],
                  opts: Dict[str, Any]) -> None:
         self._handler = handler
         self._hub = hub
@@ -1058,10 +1168,13 @@ class Server(_Dispatch):
         return None
 
     def on_open(self, conn: LoopConnection) -> None:
-        ws = ServerConnection(self._hub, conn, **self._opts)
-        ws.request = conn.request  # type: ignore[assignment]
+        self._open_connection(self._hub, conn)
+
+    def _open_connection(self, hub: Any, conn: Any) -> None:  # a LoopConnection or a _SessionProtocol
+        ws = ServerConnection(hub, conn, **self._opts)
+        ws.request = conn.request
         ws._server = self
-        conn._aio = ws  # type: ignore[attr-defined]
+        conn._aio = ws
         self._conns.add(ws)
         task = self._hub.loop.create_task(self._run(ws))
         self._tasks.add(task)
@@ -1071,7 +1184,7 @@ class Server(_Dispatch):
         self._tasks.discard(task)
         self._maybe_done()
 
-    def _closed(self, conn: LoopConnection, aio: Optional[Connection]) -> None:
+    def _closed(self, conn: Any, aio: Optional[Connection]) -> None:
         if isinstance(aio, ServerConnection):
             self._conns.discard(aio)
         self._maybe_done()
@@ -1114,9 +1227,7 @@ class Server(_Dispatch):
         """Queues ``message`` on every open connection, encoded once (and
         compressed once per setting); returns how many took it (full or
         closing ones are skipped). Does not wait."""
-        n = self._hub.ev.broadcast(message)
-        self._hub.after()
-        return n
+        return self._hub.broadcast(message)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Stops accepting and sends 1001 to every connection (they get the
@@ -1125,8 +1236,7 @@ class Server(_Dispatch):
         if self._closing:
             return
         self._closing = True
-        self._hub.ev.shutdown(self._hub_close_timeout, wait=False)
-        self._hub.after()
+        self._hub.shutdown(self._hub_close_timeout, wait=False)
         self._hub.loop.call_soon(self._maybe_done)
 
     _hub_close_timeout: float = DEFAULT_CLOSE_TIMEOUT
@@ -1226,6 +1336,8 @@ class serve:
         self._server: Optional[Server] = None
 
     async def _start(self) -> Server:
+        if _session_path():
+            return await self._start_session()
         loop = asyncio.get_running_loop()
         hub = _Hub(loop, self._close_timeout, self._max_buffered)
         hub.acquire()
@@ -1238,6 +1350,28 @@ class serve:
             raise
         server.host, server.port = lst.host, lst.port
         hub.after()
+        return server
+
+    async def _start_session(self) -> Server:
+        loop = asyncio.get_running_loop()
+        kw = dict(self._listen_kw)
+        check = kw.pop("check_origin")
+        if check is not None and not callable(check):
+            raise TypeError("check_origin must be callable or None")
+        up = _aio_session.make_upgrader(**kw)
+        try:
+            hub = _aio_session.SessionListener(loop, up, _close_ms(self._close_timeout), kw["max_size"], check)
+        except BaseException:
+            _ffi.ws_upgrader_free(up)
+            raise
+        server = Server(self._handler, hub, self._process_request, self._opts)
+        hub.server = server
+        server._hub_close_timeout = self._close_timeout if self._close_timeout is not None else 0.0
+        try:
+            server.host, server.port = await hub.start(self._host, self._port)
+        except BaseException:
+            hub.release()
+            raise
         return server
 
     def __await__(self) -> Generator[Any, None, Server]:
@@ -1254,6 +1388,11 @@ class serve:
             await self._server.wait_closed()
 
 
+def _close_ms(close_timeout: Optional[float]) -> int:
+    """A session's close timeout in ms (None: as good as never)."""
+    return 0xFFFFFFFF if close_timeout is None else max(1, int(close_timeout * 1000))
+
+
 def broadcast(connections: Iterable[Connection], message: Message) -> int:
     """Queues ``message`` on each open connection without waiting (a
     connection whose queue is over its ``write_limit`` or full, or that is
@@ -1264,7 +1403,7 @@ def broadcast(connections: Iterable[Connection], message: Message) -> int:
         if c._closed or c._conn.buffered_amount > c._write_limit:
             continue
         try:
-            c._conn.send(message)
+            c._queue_now(message)
             n += 1
         except (ConnectionClosed, QueueFull):
             continue

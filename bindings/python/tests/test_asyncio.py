@@ -23,13 +23,19 @@ from conftest import payload  # noqa: E402
 DEADLINE = 60
 
 
-@pytest.fixture(autouse=True, params=["speedups", "ctypes"])
+@pytest.fixture(autouse=True, params=["session", "speedups", "ctypes"])
 def message_path(request, monkeypatch):
-    """Every test twice: with libws.asyncio's per-message path in C
-    (libws._speedups) and with its fallback through ctypes."""
-    if request.param == "speedups":
-        if lwa._fast is None:
-            pytest.skip("libws._speedups is not built (it needs a C compiler and Python's headers)")
+    """Every test three times: over the sans-IO session on asyncio's own
+    transport (the default when libws._speedups is built), over the libws
+    event loop with the per-message path in C (libws._speedups: the path
+    for proxies), and over the loop through ctypes (without _speedups)."""
+    if request.param in ("session", "speedups") and lwa._fast is None:
+        pytest.skip("libws._speedups is not built (it needs a C compiler and Python's headers)")
+    if request.param == "session":
+        if not lwa._session_path():
+            pytest.skip("the session path is off (LIBWS_ASYNCIO_LOOP=1)")
+    elif request.param == "speedups":
+        monkeypatch.setattr(lwa, "_session", False)
     else:
         monkeypatch.setattr(lwa, "_fast", None)
     return request.param
@@ -202,6 +208,97 @@ def test_connect_by_host_name():
             async with lwa.connect(f"ws://{name}:{srv.port}/") as ws:
                 await ws.send("b")
                 assert await ws.recv() == "b"
+
+    run(main())
+
+
+def _frame(opcode, payload, fin=True, key=b"\x11\x22\x33\x44"):
+    """A masked client frame."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+async def _raw_upgrade(port, extra=b""):
+    """A hand-made client: the request (and `extra` in the same write)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" + extra)
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def _read_frame(reader):
+    b0, b1 = await reader.readexactly(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(await reader.readexactly(2), "big")
+    elif n == 127:
+        n = int.from_bytes(await reader.readexactly(8), "big")
+    return b0 & 0x0F, await reader.readexactly(n)
+
+
+def test_frames_cut_anywhere_arrive_whole():
+    """The server's reads end anywhere in a frame (a header cut after any
+    byte, a payload cut in the middle, several frames in one read, frames
+    right behind the request): every message arrives whole and in order,
+    fragmented ones and a ping between fragments included."""
+    import random
+
+    rnd = random.Random(7)
+    messages = [payload(n, False) for n in (0, 1, 125, 126, 127, 65535, 65536, 300000, 5, 1 << 20)]
+    stream = b"".join(_frame(2, m) for m in messages)
+    # a fragmented text message with a ping between its fragments
+    stream += _frame(1, b"frag", fin=False) + _frame(9, b"p") + _frame(0, b"-ment", fin=False) + _frame(0, b"ed")
+
+    async def main():
+        async with lwa.serve(echo, "127.0.0.1", 0, max_size=None) as srv:
+            for how in ("bytes", "random", "with-request"):
+                first = stream[:300] if how == "with-request" else b""
+                reader, writer = await _raw_upgrade(srv.port, first)
+                at = len(first)
+                while at < len(stream):
+                    step = 1 if how == "bytes" and at < 20000 else rnd.randint(1, 70000)
+                    writer.write(stream[at:at + step])
+                    at += step
+                    if how == "bytes" or rnd.random() < 0.3:
+                        await writer.drain()
+                        await asyncio.sleep(0)
+                got = []
+                while len(got) < len(messages) + 1:
+                    op, data = await _read_frame(reader)
+                    if op == 10:  # the pong
+                        assert data == b"p"
+                        continue
+                    got.append(data)
+                assert [len(g) for g in got[:-1]] == [len(m) for m in messages], how
+                assert got[:-1] == messages and got[-1] == b"frag-mented", how
+                writer.write(_frame(8, (1000).to_bytes(2, "big")))
+                op, _ = await _read_frame(reader)
+                assert op == 8
+                writer.close()
+
+    run(main())
+
+
+def test_frame_over_max_size_fails_1009():
+    """A frame announced larger than max_size is refused from its header
+    (the server gathers nothing for it): close 1009."""
+
+    async def main():
+        async with lwa.serve(echo, "127.0.0.1", 0, max_size=1000) as srv:
+            reader, writer = await _raw_upgrade(srv.port)
+            writer.write(_frame(2, b"z" * 5000)[:3000])
+            op, data = await _read_frame(reader)
+            assert op == 8 and int.from_bytes(data[:2], "big") == 1009
+            writer.close()
 
     run(main())
 
@@ -491,6 +588,27 @@ def test_idle_connection_does_not_wake_the_loop():
         async with lwa.serve(hold, "127.0.0.1", 0) as srv:
             async with lwa.connect(f"ws://127.0.0.1:{srv.port}/") as ws:
                 await asyncio.sleep(0.3)  # let the handshake's aftermath settle
+                if lwa._session_path():
+                    # No libws loop: count the sessions' deadline timers and
+                    # every asyncio timer due within the second.
+                    from libws._aio_session import _SessionProtocol
+
+                    fired = [0]
+                    orig = _SessionProtocol._fire
+
+                    def fire(self):
+                        fired[0] += 1
+                        orig(self)
+
+                    _SessionProtocol._fire = fire
+                    try:
+                        loop = asyncio.get_running_loop()
+                        soon = [h for h in loop._scheduled if not h.cancelled() and h.when() < loop.time() + 1.0]
+                        await asyncio.sleep(1.0)
+                    finally:
+                        _SessionProtocol._fire = orig
+                    assert fired[0] == 0 and not soon, f"{fired[0]} session timers, due soon: {soon}"
+                    return
                 hubs = [ws._hub, srv._hub]
                 counts = [0, 0]
                 originals = [h.ev.poll for h in hubs]
@@ -619,7 +737,9 @@ def test_exception_while_delivering_a_message_closes_1011(message_path, caplog):
                 def boom(message):
                     raise ValueError("boom")
 
-                if message_path == "speedups":
+                if message_path == "session":
+                    ws._conn._set_deliver(boom)
+                elif message_path == "speedups":
                     lwa._targets[ws._h] = boom
                 else:
                     ws._on_message = boom

@@ -426,7 +426,10 @@ def test_cancel_connect_close_ping_send():
 
 def test_send_backpressure_waits_and_resumes():
     """The server does not read for a while: send waits (the kernel buffers
-    fill), then completes once the server reads."""
+    fill), then completes once the server reads. The server keeps one
+    message (max_queue=1): with the default 16 it could hold 16 MiB, and
+    with the kernel's loopback buffers all 32 MiB sometimes fit without a
+    wait (3 runs in 12 failed under load)."""
 
     async def late_echo(ws):
         await asyncio.sleep(0.5)
@@ -434,7 +437,7 @@ def test_send_backpressure_waits_and_resumes():
             await ws.send(len(m).to_bytes(8, "big"))
 
     async def main():
-        async with lwa.serve(late_echo, "127.0.0.1", 0, max_size=None) as srv:
+        async with lwa.serve(late_echo, "127.0.0.1", 0, max_size=None, max_queue=1) as srv:
             async with lwa.connect(f"ws://127.0.0.1:{srv.port}/", max_size=None) as ws:
                 chunk = b"y" * (1 << 20)
                 loop = asyncio.get_running_loop()

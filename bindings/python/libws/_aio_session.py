@@ -32,9 +32,8 @@ from typing import Any, Callable, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 from . import _ffi
-from .client import CompressionArg, HeadersLike, _compression_options, _header_pairs, _response_headers, _strings
-from .connection import _SENT_CODE, _limit, _ms
-from .event_loop import DEFAULT_MAX_SIZE
+from .client import CompressionArg, HeadersLike, _compression_options, _configure_dialer, _header_pairs, _response_headers
+from .connection import _SENT_CODE, _limit
 from .exceptions import (
     ConnectError,
     ConnectionClosed,
@@ -47,7 +46,7 @@ from .exceptions import (
     closed_error,
     error_for,
 )
-from .server import Request, _read_request, same_origin
+from .server import Request, _configure_upgrader, _read_request, same_origin
 from .tls import ClientTLS, ServerTLS, _apply_client, _apply_server
 
 logger = logging.getLogger("libws")
@@ -84,12 +83,19 @@ def init(fast: Any) -> bool:
     return True
 
 
+class _NoCore:
+    """The base without _speedups (or with one that has no SessionCore):
+    the session path is then off (``init`` says so), but the module must
+    still import. (``object`` itself cannot come before
+    ``asyncio.BufferedProtocol`` in the bases: no consistent MRO.)"""
+
+
 def _core_base() -> Any:
     try:
         from . import _speedups  # type: ignore[attr-defined]
     except ImportError:
-        return object
-    return getattr(_speedups, "SessionCore", object)
+        return _NoCore
+    return getattr(_speedups, "SessionCore", _NoCore)
 
 
 _Core: Any = _core_base()
@@ -659,25 +665,15 @@ def make_dialer(*, subprotocols: Optional[Sequence[str]], headers: Optional[Head
     if not dialer:
         raise MemoryError("ws_dialer_new failed")
     try:
-        st = _ffi.WS_OK
-        if subprotocols:
-            arr, n = _strings(subprotocols, "subprotocols")
-            st = _ffi.ws_dialer_set_subprotocols(dialer, arr, n)
+        _configure_dialer(dialer, subprotocols=subprotocols, timeout=timeout, max_size=max_size, limit=limit,
+                          copts=copts)
         for k, v in pairs:
-            if st != _ffi.WS_OK:
-                break
             kb, vb = k.encode("latin-1"), v.encode("latin-1")
             if b"\0" in kb or b"\0" in vb:
                 raise ValueError("header names and values must not contain NUL")
             st = _ffi.ws_dialer_add_header(dialer, kb, vb)
-        if st == _ffi.WS_OK and timeout is not None:
-            st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms(timeout))
-        if st == _ffi.WS_OK and max_size != DEFAULT_MAX_SIZE:
-            st = _ffi.ws_dialer_set_read_limit(dialer, limit)
-        if st == _ffi.WS_OK and copts is not None:
-            st = _ffi.ws_dialer_set_compression(dialer, ctypes.byref(copts))
-        if st != _ffi.WS_OK:
-            raise error_for(st)
+            if st != _ffi.WS_OK:
+                raise error_for(st)
         _apply_client(dialer, tls, None)
     except BaseException:
         _ffi.ws_dialer_free(dialer)
@@ -696,22 +692,8 @@ def make_upgrader(*, subprotocols: Optional[Sequence[str]], compression: Compres
     if not up:
         raise MemoryError("ws_upgrader_new failed")
     try:
-        st = _ffi.WS_OK
-        if subprotocols:
-            arr, n = _strings(subprotocols, "subprotocols")
-            st = _ffi.ws_upgrader_set_subprotocols(up, arr, n)
-        for k, v in extra:
-            if st != _ffi.WS_OK:
-                break
-            st = _ffi.ws_upgrader_add_response_header(up, k.encode("latin-1"), v.encode("latin-1"))
-        if st == _ffi.WS_OK and handshake_timeout is not None:
-            st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms(handshake_timeout))
-        if st == _ffi.WS_OK and copts is not None:
-            st = _ffi.ws_upgrader_set_compression(up, ctypes.byref(copts))
-        if st == _ffi.WS_OK and max_size != DEFAULT_MAX_SIZE:
-            st = _ffi.ws_upgrader_set_read_limit(up, limit)
-        if st != _ffi.WS_OK:
-            raise error_for(st)
+        _configure_upgrader(up, subprotocols=subprotocols, extra=extra, handshake_timeout=handshake_timeout,
+                            copts=copts, max_size=max_size, limit=limit)
         _apply_server(up, tls)
     except BaseException:
         _ffi.ws_upgrader_free(up)

@@ -152,6 +152,25 @@ def _strings(items: Sequence[str], what: str):
     return arr, len(items)
 
 
+
+def _configure_dialer(dialer: int, *, subprotocols: Optional[Sequence[str]], timeout: Optional[float],
+                      max_size: Optional[int], limit: int, copts: Optional[_ffi.ws_compression_options]) -> None:
+    """The dialer settings every client of the package applies (the sync
+    ``connect`` and the asyncio session path): subprotocols, handshake
+    timeout, read limit, compression. Raises the status's error."""
+    st = _ffi.WS_OK
+    if subprotocols:
+        arr, n = _strings(subprotocols, "subprotocols")
+        st = _ffi.ws_dialer_set_subprotocols(dialer, arr, n)
+    if st == _ffi.WS_OK and timeout is not None:
+        st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms(timeout))
+    if st == _ffi.WS_OK and max_size != 64 * 1024 * 1024:
+        st = _ffi.ws_dialer_set_read_limit(dialer, limit)
+    if st == _ffi.WS_OK and copts is not None:
+        st = _ffi.ws_dialer_set_compression(dialer, byref(copts))
+    if st != _ffi.WS_OK:
+        raise error_for(st)
+
 def connect(
     url: str,
     subprotocols: Optional[Sequence[str]] = None,
@@ -259,23 +278,8 @@ def connect(
     if not dialer:
         raise MemoryError("ws_dialer_new failed")
     try:
-        if subprotocols:
-            arr, n = _strings(subprotocols, "subprotocols")
-            st = _ffi.ws_dialer_set_subprotocols(dialer, arr, n)
-            if st != _ffi.WS_OK:
-                raise error_for(st)
-        if timeout is not None:
-            st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms(timeout))
-            if st != _ffi.WS_OK:
-                raise error_for(st)
-        if max_size != 64 * 1024 * 1024:
-            st = _ffi.ws_dialer_set_read_limit(dialer, limit)
-            if st != _ffi.WS_OK:
-                raise error_for(st)
-        if copts is not None:
-            st = _ffi.ws_dialer_set_compression(dialer, byref(copts))
-            if st != _ffi.WS_OK:
-                raise error_for(st)
+        _configure_dialer(dialer, subprotocols=subprotocols, timeout=timeout, max_size=max_size, limit=limit,
+                          copts=copts)
         if rbuf or wbuf:
             st = _ffi.ws_dialer_set_buffer_sizes(dialer, rbuf, wbuf)
             if st != _ffi.WS_OK:

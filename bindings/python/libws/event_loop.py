@@ -56,8 +56,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _ffi
-from .client import CompressionArg, HeadersLike, _compression_options, _header_pairs, _response_body
-from .client import _response_headers, _strings
+from .client import CompressionArg, HeadersLike, _compression_options, _configure_dialer, _header_pairs, _response_body
+from .client import _response_headers
 from .connection import _SENT_CODE, _limit, _ms, _parse_addr
 from .exceptions import (
     ConnectionClosed,
@@ -68,7 +68,7 @@ from .exceptions import (
     closed_error,
     error_for,
 )
-from .server import Request, _read_request
+from .server import Request, _configure_upgrader, _read_request
 from .tls import (
     ClientCertArg,
     ClientTLS,
@@ -1036,21 +1036,10 @@ class EventLoop:
             if check_origin is not None:
                 # The Python rule runs in on_handshake instead.
                 st = _ffi.ws_upgrader_set_check_origin(up, _ACCEPT_ANY_ORIGIN, None)
-            if st == _ffi.WS_OK and subprotocols:
-                arr, n = _strings(subprotocols, "subprotocols")
-                st = _ffi.ws_upgrader_set_subprotocols(up, arr, n)
-            for k, v in extra:
-                if st != _ffi.WS_OK:
-                    break
-                st = _ffi.ws_upgrader_add_response_header(up, k.encode("latin-1"), v.encode("latin-1"))
-            if st == _ffi.WS_OK and handshake_timeout is not None:
-                st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms(handshake_timeout))
-            if st == _ffi.WS_OK and copts is not None:
-                st = _ffi.ws_upgrader_set_compression(up, byref(copts))
-            if st == _ffi.WS_OK and max_size != DEFAULT_MAX_SIZE:
-                st = _ffi.ws_upgrader_set_read_limit(up, limit)
             if st != _ffi.WS_OK:
                 raise error_for(st)
+            _configure_upgrader(up, subprotocols=subprotocols, extra=extra, handshake_timeout=handshake_timeout,
+                                copts=copts, max_size=max_size, limit=limit)
             _apply_server(up, tls)
             # The listener's record (its check_origin in the last place);
             # on_handshake makes one per accepted request.
@@ -1145,22 +1134,17 @@ class EventLoop:
             raise MemoryError("ws_dialer_new failed")
         h = self._enter()
         try:
-            st = _ffi.WS_OK
-            if subprotocols:
-                arr, n = _strings(subprotocols, "subprotocols")
-                st = _ffi.ws_dialer_set_subprotocols(dialer, arr, n)
-            if st == _ffi.WS_OK and timeout is not None:
-                st = _ffi.ws_dialer_set_handshake_timeout(dialer, _ms(timeout))
-            if st == _ffi.WS_OK and max_size != DEFAULT_MAX_SIZE:
-                st = _ffi.ws_dialer_set_read_limit(dialer, limit)
-            if st == _ffi.WS_OK and copts is not None:
-                st = _ffi.ws_dialer_set_compression(dialer, byref(copts))
-            if st == _ffi.WS_OK:
+            try:
+                _configure_dialer(dialer, subprotocols=subprotocols, timeout=timeout, max_size=max_size,
+                                  limit=limit, copts=copts)
                 _apply_client(dialer, tls, proxy)
                 st = _ffi.ws_loop_dial(h, dialer, ub, hdrs, len(pairs), byref(c), key)
-            if st != _ffi.WS_OK:
+                if st != _ffi.WS_OK:
+                    raise error_for(st)
+            except BaseException:
+                # No dial: its record goes (also when a setting was refused).
                 self._records.pop(key, None)
-                raise error_for(st)
+                raise
         finally:
             _ffi.ws_dialer_free(dialer)
             self._leave()

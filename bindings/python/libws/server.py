@@ -101,6 +101,31 @@ def _read_request(req: int) -> Request:
     return Request(method, path, headers, remote, protos)
 
 
+
+def _configure_upgrader(up: int, *, subprotocols: Optional[Sequence[str]], extra: Sequence[Tuple[str, str]],
+                        handshake_timeout: Optional[float], copts: Optional[_ffi.ws_compression_options],
+                        max_size: Optional[int], limit: int) -> None:
+    """The upgrader settings every server of the package applies (the
+    threaded ``serve`` and the asyncio session path): subprotocols, extra
+    response headers, handshake timeout, compression, read limit. Raises
+    the status's error."""
+    st = _ffi.WS_OK
+    if subprotocols:
+        arr, n = _strings(subprotocols, "subprotocols")
+        st = _ffi.ws_upgrader_set_subprotocols(up, arr, n)
+    for k, v in extra:
+        if st != _ffi.WS_OK:
+            break
+        st = _ffi.ws_upgrader_add_response_header(up, k.encode("latin-1"), v.encode("latin-1"))
+    if st == _ffi.WS_OK and handshake_timeout is not None:
+        st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms(handshake_timeout))
+    if st == _ffi.WS_OK and copts is not None:
+        st = _ffi.ws_upgrader_set_compression(up, byref(copts))
+    if st == _ffi.WS_OK and max_size != 64 * 1024 * 1024:
+        st = _ffi.ws_upgrader_set_read_limit(up, limit)
+    if st != _ffi.WS_OK:
+        raise error_for(st)
+
 class Server:
     """A listening WebSocket server; each accepted connection runs
     ``handler(connection)`` on its own thread. Create with :func:`serve`.
@@ -186,21 +211,10 @@ class Server:
                 st = _ffi.ws_upgrader_set_timeouts(up, -1, -1)
             if st == _ffi.WS_OK and process_request is not None:
                 st = _ffi.ws_upgrader_set_error_handler(up, self._cb_error, None)
-            if st == _ffi.WS_OK and subprotocols:
-                arr, n = _strings(subprotocols, "subprotocols")
-                st = _ffi.ws_upgrader_set_subprotocols(up, arr, n)
-            for k, v in extra:
-                if st != _ffi.WS_OK:
-                    break
-                st = _ffi.ws_upgrader_add_response_header(up, k.encode("latin-1"), v.encode("latin-1"))
-            if st == _ffi.WS_OK and handshake_timeout is not None:
-                st = _ffi.ws_upgrader_set_handshake_timeout(up, _ms(handshake_timeout))
-            if st == _ffi.WS_OK and copts is not None:
-                st = _ffi.ws_upgrader_set_compression(up, byref(copts))
-            if st == _ffi.WS_OK and max_size != 64 * 1024 * 1024:
-                st = _ffi.ws_upgrader_set_read_limit(up, limit)
             if st != _ffi.WS_OK:
                 raise error_for(st)
+            _configure_upgrader(up, subprotocols=subprotocols, extra=extra, handshake_timeout=handshake_timeout,
+                                copts=copts, max_size=max_size, limit=limit)
             _apply_server(up, tls)
             st = _ffi.ws_listen(up, host.encode("utf-8"), port, byref(listener))
             if st != _ffi.WS_OK:

@@ -656,11 +656,7 @@ def make_dialer(*, subprotocols: Optional[Sequence[str]], headers: Optional[Head
     """A ws_dialer (free it with ws_dialer_free once the session is made)."""
     copts = _compression_options(compression)
     limit = _limit(max_size, "max_size")
-    pairs = _header_pairs(headers)
-    if origin is not None:
-        if not isinstance(origin, str):
-            raise TypeError("origin must be a str")
-        pairs.append(("Origin", origin))
+    pairs = _header_pairs(headers, origin)
     dialer = _ffi.ws_dialer_new()
     if not dialer:
         raise MemoryError("ws_dialer_new failed")

@@ -27,11 +27,16 @@ from .tls import ClientCertArg, ClientTLS, PathLike, ProxyArg, _apply_client, _c
 HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 
 
-def _header_pairs(headers: Optional[HeadersLike]) -> List[Tuple[str, str]]:
-    if headers is None:
-        return []
-    items = headers.items() if isinstance(headers, Mapping) else headers
+def _header_pairs(headers: Optional[HeadersLike], origin: Optional[str] = None) -> List[Tuple[str, str]]:
+    """``headers`` as (name, value) pairs, checked, with ``Origin:
+    origin`` after them when given (a client's ``origin=`` argument)."""
     out = []
+    if origin is not None:
+        if not isinstance(origin, str):
+            raise TypeError("origin must be a str")
+    if headers is None:
+        return [("Origin", origin)] if origin is not None else []
+    items = headers.items() if isinstance(headers, Mapping) else headers
     for item in items:
         try:
             name, value = item
@@ -40,6 +45,8 @@ def _header_pairs(headers: Optional[HeadersLike]) -> List[Tuple[str, str]]:
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError("header names and values must be str")
         out.append((name, value))
+    if origin is not None:
+        out.append(("Origin", origin))
     return out
 
 
@@ -269,11 +276,7 @@ def connect(
     for name, v in (("ping_interval", ping_interval), ("ping_timeout", ping_timeout)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0):
             raise ValueError(f"{name} must be a number of seconds >= 0 or None, not {v!r}")
-    pairs = _header_pairs(headers)
-    if origin is not None:
-        if not isinstance(origin, str):
-            raise TypeError("origin must be a str")
-        pairs.append(("Origin", origin))
+    pairs = _header_pairs(headers, origin)
     dialer = _ffi.ws_dialer_new()
     if not dialer:
         raise MemoryError("ws_dialer_new failed")

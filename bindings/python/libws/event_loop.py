@@ -1110,11 +1110,7 @@ class EventLoop:
             raise ValueError("url must not contain NUL")
         copts = _compression_options(compression)
         limit = _limit(max_size, "max_size")
-        pairs = _header_pairs(headers)
-        if origin is not None:
-            if not isinstance(origin, str):
-                raise TypeError("origin must be a str")
-            pairs.append(("Origin", origin))
+        pairs = _header_pairs(headers, origin)
         hdrs = (_ffi.ws_header * max(len(pairs), 1))()
         keep = []
         for i, (k, v) in enumerate(pairs):

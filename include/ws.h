@@ -2340,7 +2340,7 @@ const char *ws_version(void);
  * Whether this libws has TLS: `wss://`, TLS servers and sessions,
  * `https://` proxies (the default build). A library built without it
  * (`make install TLS=0`) has the same functions; its TLS calls return
- * `WS_ERR_UNSUPPORTED`.
+ * `WS_ERR_UNSUPPORTED`. A constant of the build: any thread, any time.
  */
 bool ws_has_tls(void);
 

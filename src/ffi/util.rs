@@ -24,7 +24,7 @@ pub extern "C" fn ws_version() -> *const c_char {
 /// Whether this libws has TLS: `wss://`, TLS servers and sessions,
 /// `https://` proxies (the default build). A library built without it
 /// (`make install TLS=0`) has the same functions; its TLS calls return
-/// `WS_ERR_UNSUPPORTED`.
+/// `WS_ERR_UNSUPPORTED`. A constant of the build: any thread, any time.
 #[no_mangle]
 pub extern "C" fn ws_has_tls() -> bool {
     crate::transport::tls::ENABLED

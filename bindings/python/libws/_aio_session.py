@@ -33,13 +33,12 @@ from urllib.parse import urlsplit
 
 from . import _ffi
 from .client import CompressionArg, HeadersLike, _compression_options, _configure_dialer, _header_pairs, _response_headers
-from .connection import _SENT_CODE, _limit
+from .connection import _SENT_CODE, _close_args, _limit, _Negotiated
 from .exceptions import (
     ConnectError,
     ConnectionClosed,
     ConnectionRefused,
     HandshakeError,
-    InvalidArgument,
     InvalidURI,
     LibwsError,
     TimeoutError,
@@ -101,7 +100,7 @@ def _core_base() -> Any:
 _Core: Any = _core_base()
 
 
-class _SessionProtocol(_Core, asyncio.BufferedProtocol):  # type: ignore[misc]
+class _SessionProtocol(_Core, _Negotiated, asyncio.BufferedProtocol):  # type: ignore[misc]
     """One connection: transport events in, session calls out. Every
     method runs on the asyncio loop's thread."""
 
@@ -337,22 +336,7 @@ class _SessionProtocol(_Core, asyncio.BufferedProtocol):  # type: ignore[misc]
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Starts the close handshake (nothing once closing or closed)."""
-        if isinstance(code, bool) or not isinstance(code, int):
-            raise TypeError(f"close code must be an int, not {type(code).__name__}")
-        if not isinstance(reason, str):
-            raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
-        rb = reason.encode("utf-8")
-        if len(rb) > _ffi.MAX_REASON_LEN:
-            raise ValueError(f"close reason is {len(rb)} bytes; at most {_ffi.MAX_REASON_LEN} are allowed")
-        if not 0 <= code <= 0xFFFF:
-            raise ValueError(f"invalid close code {code}")
-        # The loop path's rule for which codes may be sent (1005 included:
-        # refused there, so here too).
-        buf = ctypes.create_string_buffer(125)
-        n = ctypes.c_size_t()
-        if _ffi.ws_format_close_message(code, rb, len(rb), buf, 125, ctypes.byref(n)) != _ffi.WS_OK:
-            raise InvalidArgument(f"close code {code} may not be sent: {_ffi.last_error()}",
-                                  _ffi.WS_ERR_INVALID_ARGUMENT)
+        rb, _ = _close_args(code, reason)
         if self._ended:
             return
         st = super()._close(code, rb)
@@ -413,22 +397,6 @@ class _SessionProtocol(_Core, asyncio.BufferedProtocol):  # type: ignore[misc]
     @property
     def close_reason(self) -> Optional[str]:
         return self._close_info[1] if self.close_code is not None else None
-
-    @property
-    def subprotocol(self) -> Optional[str]:
-        return self._subprotocol
-
-    @property
-    def compression(self) -> Optional[str]:
-        return self._compression
-
-    @property
-    def local_address(self) -> Optional[Tuple[str, int]]:
-        return self._local
-
-    @property
-    def remote_address(self) -> Optional[Tuple[str, int]]:
-        return self._remote
 
 
 def _addr(a: Any) -> Optional[Tuple[str, int]]:

@@ -615,6 +615,11 @@ static PyObject *core_close(Core *c, PyObject *args) {
     Py_ssize_t len;
     if (!PyArg_ParseTuple(args, "iy#:_close", &code, &data, &len))
         return NULL;
+    if (code < 0 || code > 0xFFFF) {
+        /* Cast to uint16_t it would become another, valid-looking code. */
+        PyErr_Format(PyExc_ValueError, "invalid close code %d", code);
+        return NULL;
+    }
     if (!ensure(c))
         return NULL;
     return status_result(c, ws.close(c->s, (uint16_t)code, (const uint8_t *)data, (size_t)len));

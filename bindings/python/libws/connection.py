@@ -117,7 +117,62 @@ def _as_payload(data: Union[str, bytes, bytearray, memoryview], what: str) -> by
     raise TypeError(f"{what} must be str or bytes-like, not {type(data).__name__}")
 
 
-class Connection:
+def _close_args(code: int, reason: str) -> Tuple[bytes, bytes]:
+    """Checks a close call's code and reason as every connection kind
+    does: TypeError for wrong types, ValueError for a reason over 123
+    bytes or a code outside 0-65535, InvalidArgument for a code that may
+    not be sent (``ws_format_close_message``'s rule: 1005 included, so
+    every path refuses it). Returns the reason as UTF-8 and the close
+    frame's payload (code and reason)."""
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"close code must be an int, not {type(code).__name__}")
+    if not isinstance(reason, str):
+        raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
+    rb = reason.encode("utf-8")
+    if len(rb) > _ffi.MAX_REASON_LEN:
+        raise ValueError(f"close reason is {len(rb)} bytes; at most {_ffi.MAX_REASON_LEN} are allowed")
+    if not 0 <= code <= 0xFFFF:
+        raise ValueError(f"invalid close code {code}")
+    buf = ctypes.create_string_buffer(125)
+    n = c_size_t()
+    if _ffi.ws_format_close_message(code, rb, len(rb), buf, 125, byref(n)) != _ffi.WS_OK:
+        raise InvalidArgument(f"close code {code} may not be sent: {_ffi.last_error()}", _ffi.WS_ERR_INVALID_ARGUMENT)
+    return rb, buf.raw[: n.value]
+
+
+class _Negotiated:
+    """What every connection kind reports about its handshake and socket
+    (the blocking Connection, LoopConnection, the asyncio session path),
+    from the attributes each sets once it is open."""
+
+    __slots__ = ()
+    _subprotocol: Optional[str]
+    _compression: Optional[str]
+    _local: Optional[Tuple[str, int]]
+    _remote: Optional[Tuple[str, int]]
+
+    @property
+    def subprotocol(self) -> Optional[str]:
+        """The negotiated subprotocol, or None."""
+        return self._subprotocol
+
+    @property
+    def compression(self) -> Optional[str]:
+        """``"deflate"`` when permessage-deflate was negotiated, else None."""
+        return self._compression
+
+    @property
+    def local_address(self) -> Optional[Tuple[str, int]]:
+        """The local (host, port)."""
+        return self._local
+
+    @property
+    def remote_address(self) -> Optional[Tuple[str, int]]:
+        """The peer's (host, port)."""
+        return self._remote
+
+
+class Connection(_Negotiated):
     """A WebSocket connection (client or server side).
 
     Obtain one from :func:`libws.connect` or in a :func:`libws.serve`
@@ -613,19 +668,7 @@ class Connection:
             ValueError: a code that may not be sent or a too-long reason
                 (the connection is left open).
         """
-        if isinstance(code, bool) or not isinstance(code, int):
-            raise TypeError(f"close code must be an int, not {type(code).__name__}")
-        if not isinstance(reason, str):
-            raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
-        rb = reason.encode("utf-8")
-        if len(rb) > _ffi.MAX_REASON_LEN:
-            raise ValueError(f"close reason is {len(rb)} bytes; at most {_ffi.MAX_REASON_LEN} are allowed")
-        if not 0 <= code <= 0xFFFF:
-            raise ValueError(f"invalid close code {code}")
-        buf = ctypes.create_string_buffer(125)
-        n = c_size_t()
-        if _ffi.ws_format_close_message(code, rb, len(rb), buf, 125, byref(n)) != _ffi.WS_OK:
-            raise InvalidArgument(f"close code {code} may not be sent: {_ffi.last_error()}", _ffi.WS_ERR_INVALID_ARGUMENT)
+        rb, payload = _close_args(code, reason)
         if timeout is None:
             timeout = self.close_timeout
         ms = _ms(timeout)
@@ -636,7 +679,7 @@ class Connection:
             # and raises ConnectionClosed (a later close() frees the socket).
             h = self._enter()
             try:
-                st = _ffi.ws_conn_write_control(h, _ffi.WS_CLOSE, buf.raw[: n.value], n.value, ms)
+                st = _ffi.ws_conn_write_control(h, _ffi.WS_CLOSE, payload, len(payload), ms)
             finally:
                 self._leave()
             if st not in (_ffi.WS_OK, _ffi.WS_ERR_CLOSE_SENT):
@@ -744,26 +787,6 @@ class Connection:
             if self._h is None or self._closing:
                 return True
             return _ffi.ws_conn_close_code(self._h) != 0
-
-    @property
-    def subprotocol(self) -> Optional[str]:
-        """The negotiated subprotocol, or None."""
-        return self._subprotocol
-
-    @property
-    def compression(self) -> Optional[str]:
-        """``"deflate"`` when permessage-deflate was negotiated, else None."""
-        return self._compression
-
-    @property
-    def local_address(self) -> Optional[Tuple[str, int]]:
-        """The local (host, port)."""
-        return self._local
-
-    @property
-    def remote_address(self) -> Optional[Tuple[str, int]]:
-        """The peer's (host, port)."""
-        return self._remote
 
     @property
     def close_code(self) -> Optional[int]:

@@ -58,11 +58,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from . import _ffi
 from .client import CompressionArg, HeadersLike, _compression_options, _configure_dialer, _header_pairs, _response_body
 from .client import _response_headers
-from .connection import _SENT_CODE, _limit, _ms, _parse_addr
+from .connection import _SENT_CODE, _limit, _ms, _Negotiated, _close_args, _parse_addr
 from .exceptions import (
     ConnectionClosed,
     HandshakeError,
-    InvalidArgument,
     LibwsError,
     TimeoutError,
     closed_error,
@@ -243,7 +242,7 @@ class TimerHandle:
         return f"<libws.TimerHandle {'cancelled' if self.cancelled else 'active'}>"
 
 
-class LoopConnection:
+class LoopConnection(_Negotiated):
     """A connection of an :class:`EventLoop`, handed to the handler's
     callbacks (from ``on_open`` to ``on_close``).
 
@@ -418,19 +417,7 @@ class LoopConnection:
         Raises:
             ValueError: a code that may not be sent, or a too long reason.
         """
-        if isinstance(code, bool) or not isinstance(code, int):
-            raise TypeError(f"close code must be an int, not {type(code).__name__}")
-        if not isinstance(reason, str):
-            raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
-        rb = reason.encode("utf-8")
-        if len(rb) > _ffi.MAX_REASON_LEN:
-            raise ValueError(f"close reason is {len(rb)} bytes; at most {_ffi.MAX_REASON_LEN} are allowed")
-        if not 0 <= code <= 0xFFFF:
-            raise ValueError(f"invalid close code {code}")
-        buf = ctypes.create_string_buffer(125)
-        n = c_size_t()
-        if _ffi.ws_format_close_message(code, rb, len(rb), buf, 125, byref(n)) != _ffi.WS_OK:
-            raise InvalidArgument(f"close code {code} may not be sent: {_ffi.last_error()}", _ffi.WS_ERR_INVALID_ARGUMENT)
+        rb, _ = _close_args(code, reason)
         try:
             h, counted = self._enter()
         except ConnectionClosed:
@@ -514,23 +501,6 @@ class LoopConnection:
     def close_reason(self) -> Optional[str]:
         """The reason ``on_close`` reported; None while open."""
         return self._close[1] if self._closed else None
-
-    @property
-    def subprotocol(self) -> Optional[str]:
-        return self._subprotocol
-
-    @property
-    def compression(self) -> Optional[str]:
-        """``"deflate"`` when permessage-deflate was negotiated, else None."""
-        return self._compression
-
-    @property
-    def local_address(self) -> Optional[Tuple[str, int]]:
-        return self._local
-
-    @property
-    def remote_address(self) -> Optional[Tuple[str, int]]:
-        return self._remote
 
     @property
     def handler(self) -> Any:

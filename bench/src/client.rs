@@ -52,6 +52,9 @@ pub struct LoadResult {
     /// (drain included), from TCP_INFO; 0 when the client cannot tell.
     pub wire_sent: u64,
     pub wire_received: u64,
+    /// CPU the server's threads used over the run (drain included), set by
+    /// the caller that can see the server ([`crate::server_cpu`]).
+    pub server_cpu: Option<Duration>,
 }
 
 /// A client implementation. The same instance drives every server of the

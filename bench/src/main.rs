@@ -85,6 +85,7 @@ mod handshake;
 mod idle_memory;
 mod json;
 mod libws_ffi;
+mod server_cpu;
 mod servers;
 mod tls_bench;
 
@@ -330,6 +331,8 @@ struct Row {
     server: String,
     protocol: Protocol,
     outcome: Result<LoadResult, String>,
+    /// Median over the repeats of the server's CPU µs per echoed message.
+    cpu_us: Option<f64>,
 }
 
 impl Row {
@@ -359,6 +362,46 @@ fn ratio(rows: &[Row], i: usize) -> Option<f64> {
         .filter_map(Row::msgs_per_s)
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))?;
     Some(row.msgs_per_s()? / best)
+}
+
+/// The best (lowest) server CPU per message among a libws server's peers
+/// of the same case, over the libws server's: above 1 means libws needs
+/// less CPU per message, like a msgs/s ratio above 1 means it is faster.
+fn cpu_ratio(rows: &[Row], i: usize, peer: impl Fn(&Row) -> bool) -> Option<f64> {
+    let row = &rows[i];
+    if !row.is_libws() {
+        return None;
+    }
+    let best = rows
+        .iter()
+        .filter(|r| r.size == row.size && r.depth == row.depth && peer(r))
+        .filter_map(|r| r.cpu_us)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))))?;
+    Some(best / row.cpu_us?)
+}
+
+fn cpu_over_peer(rows: &[Row], i: usize) -> Option<f64> {
+    cpu_ratio(rows, i, |r| r.protocol == Protocol::WebSocket && !r.is_libws())
+}
+
+fn cpu_over_tcp(rows: &[Row], i: usize) -> Option<f64> {
+    cpu_ratio(rows, i, |r| r.protocol == Protocol::LengthPrefixed)
+}
+
+/// Server CPU µs per echoed message (drained tail included), the median of
+/// the repeats that measured it.
+fn cpu_per_message(outs: &[Result<LoadResult, String>]) -> Option<f64> {
+    let mut v: Vec<f64> = outs
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .filter(|r| r.total_messages > 0)
+        .filter_map(|r| Some(r.server_cpu?.as_secs_f64() * 1e6 / r.total_messages as f64))
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
 }
 
 /// A WebSocket server's msgs/s over plain TCP's in the same case.
@@ -414,14 +457,40 @@ fn run_case(
     if !warmup.is_zero() {
         conn.run(&LoadSpec { duration: warmup, ..*spec })?;
     }
-    let res = conn.run(spec)?;
+    let cpu_before = server_cpu::server_threads();
+    let mut res = conn.run(spec)?;
+    res.server_cpu = cpu_before.zip(server_cpu::server_threads()).map(|(a, b)| b.saturating_sub(a));
     conn.close()?;
     Ok(res)
 }
 
-/// The table as markdown: one line per case, msgs/s per server (in run
-/// order), then each libws server over the best peer and over plain TCP.
+/// The tables as markdown: one line per case, msgs/s per server (in run
+/// order), then each libws server over the best peer and over plain TCP;
+/// then the same for the servers' CPU per message where it was measured.
 fn markdown(rows: &[Row]) -> String {
+    let mut o = markdown_table(rows, "msgs/s", msgs_cell, ratio, over_tcp);
+    if rows.iter().any(|r| r.cpu_us.is_some()) {
+        o.push('\n');
+        o.push_str(&markdown_table(rows, "server CPU µs per message", cpu_cell, cpu_over_peer, cpu_over_tcp));
+    }
+    o
+}
+
+fn msgs_cell(r: &Row) -> String {
+    match (&r.outcome, r.msgs_per_s()) {
+        (Ok(_), Some(m)) => format!("{m:.0}"),
+        (Err(e), _) => format!("error: {e}"),
+        _ => String::new(),
+    }
+}
+
+fn cpu_cell(r: &Row) -> String {
+    r.cpu_us.map_or(String::new(), |c| format!("{c:.2}"))
+}
+
+type RatioFn = fn(&[Row], usize) -> Option<f64>;
+
+fn markdown_table(rows: &[Row], what: &str, cell: fn(&Row) -> String, peer: RatioFn, tcp: RatioFn) -> String {
     let mut servers: Vec<&str> = Vec::new();
     for r in rows {
         if !servers.contains(&r.server.as_str()) {
@@ -436,7 +505,7 @@ fn markdown(rows: &[Row]) -> String {
             v
         });
     let has_tcp = rows.iter().any(|r| r.protocol == Protocol::LengthPrefixed);
-    let mut o = String::from("| size | mode |");
+    let mut o = format!("{what}:\n\n| size | mode |");
     for s in &servers {
         let _ = write!(o, " {s} |");
     }
@@ -460,23 +529,15 @@ fn markdown(rows: &[Row]) -> String {
         let _ = write!(o, "| {} | {} |", size_name(size), mode_name(depth));
         let find = |name: &str| case.iter().copied().find(|&j| rows[j].server == name);
         for s in &servers {
-            let cell = match find(s).map(|j| &rows[j]) {
-                Some(r) => match (&r.outcome, r.msgs_per_s()) {
-                    (Ok(_), Some(m)) => format!("{m:.0}"),
-                    (Err(e), _) => format!("error: {e}"),
-                    _ => String::new(),
-                },
-                None => String::new(),
-            };
-            let _ = write!(o, " {cell} |");
+            let _ = write!(o, " {} |", find(s).map_or(String::new(), |j| cell(&rows[j])));
         }
         let ratio_cell = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.2}x"));
         for s in &subjects {
-            let _ = write!(o, " {} |", ratio_cell(find(s).and_then(|j| ratio(rows, j))));
+            let _ = write!(o, " {} |", ratio_cell(find(s).and_then(|j| peer(rows, j))));
         }
         if has_tcp {
             for s in &subjects {
-                let _ = write!(o, " {} |", ratio_cell(find(s).and_then(|j| over_tcp(rows, j))));
+                let _ = write!(o, " {} |", ratio_cell(find(s).and_then(|j| tcp(rows, j))));
             }
         }
         o.push('\n');
@@ -708,6 +769,7 @@ fn main() -> ExitCode {
                     depth,
                     server: srv.name().to_string(),
                     protocol: srv.protocol(),
+                    cpu_us: cpu_per_message(&outs),
                     outcome: median(outs),
                 });
             }
@@ -739,7 +801,8 @@ fn main() -> ExitCode {
                 o,
                 "    {{\"size\": {}, \"in_flight\": {}, \"server\": {}, \"protocol\": {}, \
                  \"round_trips\": {rt}, \"elapsed_s\": {el}, \"msgs_per_s\": {}, \"mib_per_s\": {}, \
-                 \"libws_over_best_peer\": {}, \"over_plain_tcp\": {}, \"error\": {err}}}",
+                 \"libws_over_best_peer\": {}, \"over_plain_tcp\": {}, \"server_cpu_us_per_msg\": {}, \
+                 \"cpu_best_peer_over_libws\": {}, \"cpu_plain_tcp_over_libws\": {}, \"error\": {err}}}",
                 r.size,
                 r.depth,
                 json_str(&r.server),
@@ -751,6 +814,9 @@ fn main() -> ExitCode {
                 json_num(r.mib_per_s()),
                 json_num(ratio(&rows, i)),
                 json_num(over_tcp(&rows, i)),
+                json_num(r.cpu_us),
+                json_num(cpu_over_peer(&rows, i)),
+                json_num(cpu_over_tcp(&rows, i)),
             );
             o.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
         }
@@ -760,8 +826,17 @@ fn main() -> ExitCode {
         print!("{}", markdown(&rows));
     } else {
         println!(
-            "{:<7} {:<13} {:<20} {:>12} {:>10}  {:>17}  vs plain TCP",
-            "size", "mode", "server", "msgs/s", "MiB/s", "libws / best peer"
+            "{:<7} {:<13} {:<20} {:>12} {:>10}  {:>17}  {:>12}  {:>10}  {:>11}  {:>11}",
+            "size",
+            "mode",
+            "server",
+            "msgs/s",
+            "MiB/s",
+            "libws / best peer",
+            "vs plain TCP",
+            "srv µs/msg",
+            "CPU vs peer",
+            "CPU vs TCP"
         );
         let mut prev = None;
         for (i, r) in rows.iter().enumerate() {
@@ -775,16 +850,19 @@ fn main() -> ExitCode {
                 _ => (String::new(), String::new()),
             };
             let ratio = ratio(&rows, i).map_or(String::new(), |x| format!("{x:.2}x"));
-            let tcp = over_tcp(&rows, i).map_or(String::new(), |x| format!("{x:.2}x"));
+            let x = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.2}x"));
             println!(
-                "{:<7} {:<13} {:<20} {:>12} {:>10}  {:>17}  {}",
+                "{:<7} {:<13} {:<20} {:>12} {:>10}  {:>17}  {:>12}  {:>10}  {:>11}  {:>11}",
                 size_name(r.size),
                 mode_name(r.depth),
                 r.server,
                 m,
                 b,
                 ratio,
-                tcp
+                x(over_tcp(&rows, i)),
+                cpu_cell(r),
+                x(cpu_over_peer(&rows, i)),
+                x(cpu_over_tcp(&rows, i)),
             );
         }
     }

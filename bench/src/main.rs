@@ -347,41 +347,48 @@ impl Row {
     }
 }
 
-/// A libws server's msgs/s over the best WebSocket server of the same case
-/// that is not libws (the blocking and the loop server are both subjects,
-/// never each other's peer; plain TCP is not a peer).
+/// A WebSocket server that is a libws server's peer: not libws (the
+/// blocking, loop and session servers are all subjects, never each other's
+/// peer) and not plain TCP.
+fn is_peer(r: &Row) -> bool {
+    r.protocol == Protocol::WebSocket && !r.is_libws()
+}
+
+/// The best `value` among the rows of `row`'s case that `include` takes,
+/// `pick` saying which of two is better (`f64::max` for msgs/s, `f64::min`
+/// for CPU per message).
+fn best_in_case(
+    rows: &[Row],
+    row: &Row,
+    include: impl Fn(&Row) -> bool,
+    value: impl Fn(&Row) -> Option<f64>,
+    pick: fn(f64, f64) -> f64,
+) -> Option<f64> {
+    rows.iter().filter(|r| r.size == row.size && r.depth == row.depth && include(r)).filter_map(value).reduce(pick)
+}
+
+/// A libws server's msgs/s over the best peer's of the same case.
 fn ratio(rows: &[Row], i: usize) -> Option<f64> {
     let row = &rows[i];
     if !row.is_libws() {
         return None;
     }
-    let best = rows
-        .iter()
-        .filter(|r| r.size == row.size && r.depth == row.depth)
-        .filter(|r| r.protocol == Protocol::WebSocket && !r.is_libws())
-        .filter_map(Row::msgs_per_s)
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))?;
-    Some(row.msgs_per_s()? / best)
+    Some(row.msgs_per_s()? / best_in_case(rows, row, is_peer, Row::msgs_per_s, f64::max)?)
 }
 
-/// The best (lowest) server CPU per message among a libws server's peers
-/// of the same case, over the libws server's: above 1 means libws needs
-/// less CPU per message, like a msgs/s ratio above 1 means it is faster.
-fn cpu_ratio(rows: &[Row], i: usize, peer: impl Fn(&Row) -> bool) -> Option<f64> {
+/// The lowest server CPU per message among a libws server's peers of the
+/// same case (`include`), over the libws server's: above 1 means libws
+/// needs less CPU per message, as a msgs/s ratio above 1 means it is faster.
+fn cpu_ratio(rows: &[Row], i: usize, include: impl Fn(&Row) -> bool) -> Option<f64> {
     let row = &rows[i];
     if !row.is_libws() {
         return None;
     }
-    let best = rows
-        .iter()
-        .filter(|r| r.size == row.size && r.depth == row.depth && peer(r))
-        .filter_map(|r| r.cpu_us)
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))))?;
-    Some(best / row.cpu_us?)
+    Some(best_in_case(rows, row, include, |r| r.cpu_us, f64::min)? / row.cpu_us?)
 }
 
 fn cpu_over_peer(rows: &[Row], i: usize) -> Option<f64> {
-    cpu_ratio(rows, i, |r| r.protocol == Protocol::WebSocket && !r.is_libws())
+    cpu_ratio(rows, i, is_peer)
 }
 
 fn cpu_over_tcp(rows: &[Row], i: usize) -> Option<f64> {
@@ -849,7 +856,6 @@ fn main() -> ExitCode {
                 (Err(e), _, _) => (format!("error: {e}"), String::new()),
                 _ => (String::new(), String::new()),
             };
-            let ratio = ratio(&rows, i).map_or(String::new(), |x| format!("{x:.2}x"));
             let x = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.2}x"));
             println!(
                 "{:<7} {:<13} {:<20} {:>12} {:>10}  {:>17}  {:>12}  {:>10}  {:>11}  {:>11}",
@@ -858,7 +864,7 @@ fn main() -> ExitCode {
                 r.server,
                 m,
                 b,
-                ratio,
+                x(ratio(&rows, i)),
                 x(over_tcp(&rows, i)),
                 cpu_cell(r),
                 x(cpu_over_peer(&rows, i)),

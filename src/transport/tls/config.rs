@@ -32,7 +32,7 @@ pub const ALPN_HTTP11: &[u8] = b"http/1.1";
 /// The crypto provider of every config (see ARCHITECTURE.md: why ring).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
+    P.get_or_init(|| Arc::new(super::lazy_aead::provider())).clone()
 }
 
 impl MinVersion {

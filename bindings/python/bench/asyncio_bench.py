@@ -18,7 +18,8 @@ process; server: the child's utime+stime from /proc), which does not.
 Clients use each library's coroutine style where it has one
 (``await ws.send`` / ``await ws.recv``); picows has only callbacks, so its
 client wraps them in the same ``await recv()`` shape (a deque and a
-future), and its server echoes from the frame callback (its fastest).
+future), and its server echoes from the frame callback (its fastest);
+libws-cb is libws in that server shape (a ConnectionListener).
 
 Each figure is the median of --repeat runs, implementations interleaved
 within every repeat so that machine noise hits them alike.
@@ -51,7 +52,10 @@ if os.environ.get("LIBWS_BENCH_INSTALLED") != "1":
 #: libws-loop: libws.asyncio over the libws event loop nested in asyncio's
 #: (its path for proxies and without the C extension), next to its
 #: default session path
-IMPLS = ["libws", "libws-loop", "websockets", "picows"]
+#: libws-cb: the same client, and a server that echoes from a
+#: ConnectionListener's on_message (picows' server shape: no task wakes per
+#: message)
+IMPLS = ["libws", "libws-cb", "libws-loop", "websockets", "picows"]
 
 
 class _path:
@@ -92,6 +96,19 @@ async def serve_libws(ready: Callable[[int], None], session: bool = True) -> Non
         await asyncio.Event().wait()
 
 
+async def serve_libws_cb(ready: Callable[[int], None]) -> None:
+    import libws.asyncio as lwa
+
+    class Echo(lwa.ConnectionListener):
+        def on_message(self, message: Any) -> None:
+            self.connection.send_nowait(message)
+
+    srv = await lwa.serve(Echo, "127.0.0.1", 0, max_size=None)
+    async with srv:
+        ready(srv.port)
+        await asyncio.Event().wait()
+
+
 async def serve_websockets(ready: Callable[[int], None]) -> None:
     from websockets.asyncio.server import serve
 
@@ -124,7 +141,8 @@ async def serve_libws_loop(ready: Callable[[int], None]) -> None:
     await serve_libws(ready, session=False)
 
 
-SERVERS = {"libws": serve_libws, "libws-loop": serve_libws_loop, "websockets": serve_websockets, "picows": serve_picows}
+SERVERS = {"libws": serve_libws, "libws-cb": serve_libws_cb, "libws-loop": serve_libws_loop,
+           "websockets": serve_websockets, "picows": serve_picows}
 
 
 def server_main(impl: str, use_uvloop: bool) -> None:
@@ -214,7 +232,8 @@ async def client_libws_loop(url: str) -> Client:
     return await client_libws(url, session=False)
 
 
-CLIENTS = {"libws": client_libws, "libws-loop": client_libws_loop, "websockets": client_websockets, "picows": client_picows}
+CLIENTS = {"libws": client_libws, "libws-cb": client_libws, "libws-loop": client_libws_loop,
+           "websockets": client_websockets, "picows": client_picows}
 
 
 def server_cpu(pid: int) -> float:
@@ -299,7 +318,7 @@ def available(impl: str) -> Optional[str]:
 
 
 def version(impl: str) -> str:
-    if impl in ("libws", "libws-loop"):
+    if impl in ("libws", "libws-cb", "libws-loop"):
         import libws
         import libws.asyncio
 
@@ -307,7 +326,7 @@ def version(impl: str) -> str:
         # asyncio's transport, or the libws loop with the C extension
         # (from the checkout: `python setup.py build_ext --inplace` in
         # bindings/python) or ctypes.
-        if impl == "libws" and libws.asyncio._session_path():
+        if impl in ("libws", "libws-cb") and libws.asyncio._session_path():
             path = "session path"
         else:
             path = "loop, C path" if libws.asyncio._fast is not None else "loop, ctypes path"

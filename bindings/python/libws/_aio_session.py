@@ -239,9 +239,12 @@ class _SessionProtocol(_Core, _Negotiated, asyncio.BufferedProtocol):  # type: i
         return error_for(st, text or _ffi.status_str(st))
 
     def _c_timer(self, ms: int) -> None:
+        """The session's next deadline in ``ms`` (-1: none any more)."""
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self.loop.call_at(self.loop.time() + ms / 1000, self._fire)
+            self._timer = None
+        if ms >= 0:
+            self._timer = self.loop.call_at(self.loop.time() + ms / 1000, self._fire)
 
     def _fire(self) -> None:
         self._timer = None

@@ -333,7 +333,11 @@ static PyObject *after(Core *c) {
     if (!flush(c))
         return NULL;
     int64_t ms = -1;
-    if (ws.next_timeout(c->s, &ms) == WS_OK && ms >= 0 && ms != c->timer_ms) {
+    if (ws.next_timeout(c->s, &ms) != WS_OK)
+        ms = -1;
+    /* A deadline that went away (the handshake's, once open) cancels its
+     * timer: -1 tells _c_timer so, and no idle connection keeps one. */
+    if (ms != c->timer_ms && (ms >= 0 || c->timer_ms >= 0)) {
         c->timer_ms = ms;
         PyObject *a = PyLong_FromLongLong((long long)ms);
         if (a == NULL)
@@ -588,7 +592,10 @@ static PyObject *core_send_varargs(Core *c, PyObject *args) {
     int32_t st = ws.send(c->s, (int32_t)type, (const uint8_t *)data, (size_t)len);
     if (st != WS_OK)
         return PyLong_FromLong(-1L - (long)st);
-    if (!flush(c))
+    /* Inside this connection's read (a ConnectionListener answering from
+     * on_message): the read's after() flushes what all its messages
+     * produced with one send(2). */
+    if (c->busy == 0 && !flush(c))
         return NULL;
     if (!c->backlog)
         return PyLong_FromLong(0);

@@ -115,6 +115,7 @@ __all__ = [
     "ClientConnection",
     "ServerConnection",
     "Server",
+    "ConnectionListener",
 ]
 
 logger = logging.getLogger("libws")
@@ -494,10 +495,18 @@ class Connection:
     """
 
     def __init__(self, hub: Any, conn: _ConnLike, *, max_queue: Optional[int], write_limit: int,
-                 ping_interval: Optional[float], ping_timeout: Optional[float]) -> None:
+                 ping_interval: Optional[float], ping_timeout: Optional[float],
+                 listener: Optional["ConnectionListener"] = None) -> None:
         # hub and conn: a _Hub and its LoopConnection (the loop path), or
         # one _aio_session._SessionProtocol as both (the session path).
         self._hub = hub
+        #: a ConnectionListener connection: its messages go to listener.on_message
+        #: (this instance attribute shadows the queueing _on_message before
+        #: the hub takes it), nothing is queued for recv()
+        self._listener = listener
+        if listener is not None:
+            listener.connection = self  # type: ignore[assignment]
+            self._on_message = listener.on_message  # type: ignore[method-assign]
         self._conn = conn
         # The loop path's C handle: valid until on_close, which runs on
         # this thread and sets _closed first (checked before every use).
@@ -576,6 +585,12 @@ class Connection:
         self._check_drain()
         if not self._closed_fut.done():
             self._closed_fut.set_result(None)
+        listener = self._listener
+        if listener is not None:
+            try:
+                listener.on_close(self.close_code or 1006, self.close_reason or "")
+            except Exception:
+                logger.exception("exception in ConnectionListener.on_close")
 
     # -- receiving -------------------------------------------------------------
 
@@ -604,6 +619,8 @@ class Connection:
         messages = self._messages
         if messages and not self._paused:  # the common case, fast
             return messages.popleft()
+        if self._listener is not None:
+            raise RuntimeError("this connection's messages go to its ConnectionListener's on_message, not to recv()")
         if self._recv_busy:
             raise RuntimeError("recv() is already running in another task")
         if not messages:
@@ -679,6 +696,57 @@ class Connection:
             await self._wait_drain(0)
         if queued > self._write_limit:
             await self._wait_drain(self._write_limit // 4)
+
+    def send_nowait(self, message: Message) -> None:
+        """Queues a message without waiting: what a :class:`ConnectionListener`'s
+        callbacks send with (they cannot await), and any code that keeps
+        its own account of :attr:`buffered_amount`. The message is queued
+        whole and goes out in order with every other send; nothing holds
+        it back (no ``write_limit``: that is :meth:`send`'s wait).
+
+        Raises:
+            ConnectionClosed: the connection is closed or closing.
+            QueueFull: the libws event-loop path's ``max_buffered`` is
+                reached (the session path has no such bound).
+            TypeError: ``message`` is neither str nor bytes-like.
+        """
+        t = type(message)
+        if t is bytes:
+            data, typ = message, _BINARY
+        elif t is str:
+            data, typ = message.encode("utf-8"), _TEXT  # type: ignore[union-attr]
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            data, typ = bytes(message), _BINARY
+        else:
+            raise TypeError(f"send_nowait() takes str or bytes-like data, not {type(message).__name__}")
+        if self._closed:
+            raise self._closed_exc()
+        queued = self._send(typ, data)
+        if queued < 0:
+            raise self._conn._error(-1 - queued)
+
+    def pause_reading(self) -> None:
+        """A :class:`ConnectionListener` connection: stop reading (TCP then pushes
+        back on the peer) until :meth:`resume_reading`. Messages that
+        arrived in the same read as the one being handled are still
+        delivered; nothing read after. Other connections apply
+        ``max_queue`` in :meth:`recv` themselves.
+
+        Raises:
+            RuntimeError: not a ConnectionListener connection.
+        """
+        if self._listener is None:
+            raise RuntimeError("pause_reading() is for ConnectionListener connections; recv() applies max_queue")
+        if not self._closed:
+            self._conn.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Reads again after :meth:`pause_reading`."""
+        if self._listener is None:
+            raise RuntimeError("resume_reading() is for ConnectionListener connections; recv() applies max_queue")
+        if not self._closed:
+            self._conn.resume_reading()
+            self._hub.after()
 
     def _queue_now(self, message: Message) -> None:
         """Queues ``message`` without waiting (broadcast)."""
@@ -869,6 +937,54 @@ class ServerConnection(Connection):
         return self._server
 
     _server: "Server"
+
+
+class ConnectionListener:
+    """Callback-style handling of a server's connections:
+    ``serve(MyListener, host, port)`` makes one instance per connection
+    and calls its methods on the loop's thread, from inside the read that
+    brought the event: no task and no await per message (the shape of
+    picows' ``WSListener``), for servers that answer a message at once::
+
+        class Echo(libws.asyncio.ConnectionListener):
+            def on_message(self, message):
+                self.connection.send_nowait(message)
+
+        async with libws.asyncio.serve(Echo, "127.0.0.1", 8765) as server:
+            await server.serve_forever()
+
+    Calls, in order: :meth:`on_open` once, :meth:`on_message` for each
+    message, :meth:`on_close` once, last. ``self.connection`` (a
+    :class:`ServerConnection`) is set before ``on_open``; answer with its
+    :meth:`~Connection.send_nowait`, or start a task that awaits
+    :meth:`~Connection.send` (which waits on ``write_limit``), ``ping()``
+    or ``close()`` as usual.
+
+    - The callbacks must not block: every connection of the loop waits
+      while one runs.
+    - Messages are not queued: ``max_queue`` does not apply and ``recv()``
+      raises RuntimeError. To push back on a fast peer, call
+      ``connection.pause_reading()`` and later ``resume_reading()`` (the
+      rest of the read being handled is still delivered).
+    - An exception in ``on_open`` or ``on_message`` is logged and closes
+      the connection with 1011; one in ``on_close`` is logged.
+    - The server's ``connections``, ``broadcast``, ``close`` and
+      keepalive work as with a handler.
+    """
+
+    #: the connection this listener handles (set before on_open)
+    connection: "ServerConnection"
+
+    def on_open(self) -> None:
+        """The connection is open (``self.connection.request`` is the
+        handshake request)."""
+
+    def on_message(self, message: Data) -> None:
+        """A whole message: ``str`` for text, ``bytes`` for binary."""
+
+    def on_close(self, code: int, reason: str) -> None:
+        """The connection ended: the peer's close code and reason (1005:
+        none given, 1006: no close frame)."""
 
 
 class _Dispatch:
@@ -1139,7 +1255,9 @@ class connect:
 class Server(_Dispatch):
     """A WebSocket server in asyncio (from :func:`serve`): every
     connection runs ``handler(connection)`` in its own task and is closed
-    (1000) when the handler returns, 1011 when it raises.
+    (1000) when the handler returns, 1011 when it raises; or, with a
+    :class:`ConnectionListener` class for the handler, gets an instance of it whose
+    callbacks handle the connection (no task).
 
     Attributes:
         host, port: where it listens (``port`` is the bound one with port 0).
@@ -1148,9 +1266,11 @@ class Server(_Dispatch):
     host: str
     port: int
 
-    def __init__(self, handler: Handler, hub: Any, process_request: Optional[ProcessRequest],
-                 opts: Dict[str, Any]) -> None:
-        self._handler = handler
+    def __init__(self, handler: Union[Handler, Type["ConnectionListener"]], hub: Any,
+                 process_request: Optional[ProcessRequest], opts: Dict[str, Any]) -> None:
+        self._handler: Any = handler
+        #: a ConnectionListener class (one instance per connection, no task)
+        self._listens = isinstance(handler, type) and issubclass(handler, ConnectionListener)
         self._hub = hub
         self._process_request = process_request
         self._opts = opts
@@ -1171,11 +1291,23 @@ class Server(_Dispatch):
         self._open_connection(self._hub, conn)
 
     def _open_connection(self, hub: Any, conn: Any) -> None:  # a LoopConnection or a _SessionProtocol
-        ws = ServerConnection(hub, conn, **self._opts)
+        listener = self._handler() if self._listens else None
+        ws = ServerConnection(hub, conn, listener=listener, **self._opts)
         ws.request = conn.request
         ws._server = self
         conn._aio = ws
         self._conns.add(ws)
+        if listener is not None:
+            try:
+                listener.on_open()
+            except Exception:
+                logger.exception("exception in ConnectionListener.on_open")
+                try:
+                    ws._conn.close(1011, "internal error")
+                except LibwsError:
+                    pass
+            self._hub.after()
+            return
         task = self._hub.loop.create_task(self._run(ws))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -1273,7 +1405,9 @@ class serve:
 
     Args:
         handler: ``async def handler(connection)``; the connection is
-            closed when it returns.
+            closed when it returns. Or a :class:`ConnectionListener` subclass: one
+            instance per connection, its callbacks called from the reads
+            (no task per connection, no await per message).
         host, port: where to listen (port 0: a free one, see ``server.port``).
         process_request: ``fn(request)`` before the upgrade: None accepts,
             False refuses with 403, an int answers with that HTTP status
@@ -1291,7 +1425,7 @@ class serve:
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Union[Handler, Type["ConnectionListener"]],
         host: str = "127.0.0.1",
         port: int = 0,
         *,
@@ -1313,7 +1447,7 @@ class serve:
         keyfile: Optional[PathLike] = None,
     ) -> None:
         if not callable(handler):
-            raise TypeError("handler must be an async function taking the connection")
+            raise TypeError("handler must be an async function taking the connection, or a ConnectionListener class")
         if process_request is not None and not callable(process_request):
             raise TypeError("process_request must be callable or None")
         self._handler = handler

@@ -756,3 +756,181 @@ def test_exception_while_delivering_a_message_closes_1011(message_path, caplog):
         run(main())
     errors = [r for r in caplog.records if "exception in on_message" in r.getMessage()]
     assert errors and errors[0].exc_info is not None and errors[0].exc_info[0] is ValueError, caplog.text
+
+
+# ---------------------------------------------------------------------------
+# ConnectionListener: callback-style server connections
+# ---------------------------------------------------------------------------
+
+
+class EchoListener(lwa.ConnectionListener):
+    def on_message(self, message):
+        self.connection.send_nowait(message)
+
+
+def test_listener_echoes_in_order_to_libws_and_websockets_clients():
+    """A ConnectionListener server answers from on_message: every size,
+    text and binary, and 200 messages sent before any answer is read come
+    back in order, to libws's client and to websockets'."""
+
+    async def main():
+        async with lwa.serve(EchoListener, "127.0.0.1", 0, max_size=None) as srv:
+            url = f"ws://127.0.0.1:{srv.port}/"
+            async with lwa.connect(url, max_size=None) as ws:
+                for n in SIZES:
+                    for text in (True, False):
+                        m = payload(n, text)
+                        await ws.send(m)
+                        assert await ws.recv() == m
+                msgs = [payload(i % 300, i % 2 == 0) for i in range(200)]
+                for m in msgs:
+                    await ws.send(m)
+                for m in msgs:
+                    assert await ws.recv() == m
+            async with ws_connect(url, max_size=None, compression=None) as peer:
+                for m in (b"", "text", payload(70000, False)):
+                    await peer.send(m)
+                    assert await peer.recv() == m
+
+    run(main())
+
+
+def test_listener_callbacks_in_order_with_close_code_and_request():
+    """on_open (with the request), each on_message, then on_close once with
+    the peer's code and reason; recv() on a listener connection is refused;
+    the server's connections set holds the open ones."""
+    events = []
+    seen = {}
+
+    class Recorder(lwa.ConnectionListener):
+        def on_open(self):
+            events.append(("open", self.connection.request.path))
+            seen["conn"] = self.connection
+
+        def on_message(self, message):
+            events.append(("message", message))
+
+        def on_close(self, code, reason):
+            events.append(("close", code, reason))
+
+    async def main():
+        async with lwa.serve(Recorder, "127.0.0.1", 0) as srv:
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/room?x=1") as ws:
+                await ws.send("a")
+                await ws.send(b"b")
+                await ws.ping()  # the messages before it were read
+                assert srv.connections == {seen["conn"]}
+                with pytest.raises(RuntimeError):
+                    await seen["conn"].recv()
+                await ws.close(4001, "bye")
+            await seen["conn"].wait_closed()
+            with pytest.raises(libws.ConnectionClosed):
+                seen["conn"].send_nowait("late")
+            assert srv.connections == set()
+
+    run(main())
+    assert events == [("open", "/room?x=1"), ("message", "a"), ("message", b"b"), ("close", 4001, "bye")], events
+
+
+def test_listener_exception_closes_1011_and_others_go_on(caplog):
+    """An exception in on_message (or on_open) is logged and closes that
+    connection with 1011; the server's other connections are served."""
+
+    class Picky(lwa.ConnectionListener):
+        def on_open(self):
+            if self.connection.request.path == "/bad-open":
+                raise ValueError("no")
+
+        def on_message(self, message):
+            if message == "boom":
+                raise ValueError("boom")
+            self.connection.send_nowait(message)
+
+    async def main():
+        async with lwa.serve(Picky, "127.0.0.1", 0) as srv:
+            url = f"ws://127.0.0.1:{srv.port}/"
+            async with lwa.connect(url) as ws, lwa.connect(url) as other:
+                await ws.send("boom")
+                with pytest.raises(libws.ConnectionClosed) as e:
+                    await ws.recv()
+                assert e.value.code == 1011
+                await other.send("still here")
+                assert await other.recv() == "still here"
+            async with lwa.connect(url + "bad-open") as bad:
+                with pytest.raises(libws.ConnectionClosed) as e:
+                    await bad.recv()
+                assert e.value.code == 1011
+
+    with caplog.at_level("ERROR", logger="libws"):
+        run(main())
+    text = caplog.text
+    assert "boom" in text and "ConnectionListener.on_open" in text, text
+
+
+def test_listener_pause_and_resume_reading():
+    """pause_reading() in on_message stops reading (TCP pushes back) until
+    resume_reading(); nothing is lost. On a handler's connection the two
+    are refused (recv applies max_queue there)."""
+    got = []
+    box = {}
+
+    class Slow(lwa.ConnectionListener):
+        def on_message(self, message):
+            got.append(message)
+            if len(got) == 1:
+                self.connection.pause_reading()
+                box["conn"] = self.connection
+                box["paused"].set()
+
+    async def main():
+        box["paused"] = asyncio.Event()
+        async with lwa.serve(Slow, "127.0.0.1", 0) as srv:
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+                await ws.send("0")
+                await box["paused"].wait()
+                for i in range(1, 50):
+                    await ws.send(str(i))
+                await asyncio.sleep(0.3)
+                assert got == ["0"], got
+                box["conn"].resume_reading()
+                for _ in range(100):
+                    if len(got) == 50:
+                        break
+                    await asyncio.sleep(0.02)
+                assert got == [str(i) for i in range(50)]
+
+        async def handler(conn):
+            with pytest.raises(RuntimeError):
+                conn.pause_reading()
+            await conn.send("checked")
+
+        async with lwa.serve(handler, "127.0.0.1", 0) as srv:
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+                assert await ws.recv() == "checked"
+
+    run(main())
+
+
+def test_listener_server_close_sends_1001_and_waits():
+    """Server.close() with listener connections: each gets 1001, on_close
+    runs, and wait_closed returns."""
+    closed = []
+
+    class Quiet(lwa.ConnectionListener):
+        def on_close(self, code, reason):
+            closed.append(code)
+
+    async def main():
+        srv = await lwa.serve(Quiet, "127.0.0.1", 0)
+        clients = [await lwa.connect(f"ws://127.0.0.1:{srv.port}/") for _ in range(3)]
+        for c in clients:
+            await c.ping()
+        srv.close()
+        await asyncio.wait_for(srv.wait_closed(), 10)
+        for c in clients:
+            with pytest.raises(libws.ConnectionClosed) as e:
+                await c.recv()
+            assert e.value.code == 1001
+
+    run(main())
+    assert len(closed) == 3, closed

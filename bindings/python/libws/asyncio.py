@@ -149,6 +149,21 @@ _write = _ffi.ws_conn_write_message
 _buffered = _ffi.ws_conn_buffered_amount
 _TEXT, _BINARY, _OK, _QUEUE_FULL = _ffi.WS_TEXT, _ffi.WS_BINARY, _ffi.WS_OK, _ffi.WS_ERR_QUEUE_FULL
 
+
+def _frame_data(message: Any, caller: str) -> Tuple[bytes, int]:
+    """(payload, frame type) of a message to send: str as UTF-8 text,
+    bytes-like as binary (exact bytes and str first: the common case)."""
+    t = type(message)
+    if t is bytes:
+        return message, _BINARY
+    if t is str:
+        return message.encode("utf-8"), _TEXT
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return bytes(message), _BINARY
+    if isinstance(message, str):
+        return message.encode("utf-8"), _TEXT
+    raise TypeError(f"{caller}() takes str or bytes-like data, not {type(message).__name__}")
+
 # ---------------------------------------------------------------------------
 # The per-message path in C (libws/_speedups.c), when it was built
 # ---------------------------------------------------------------------------
@@ -672,17 +687,7 @@ class Connection:
             ConnectionClosed: the connection is closed or closing.
             TypeError: ``message`` is of another type.
         """
-        t = type(message)
-        if t is bytes:
-            data, typ = message, _BINARY
-        elif t is str:
-            data, typ = message.encode("utf-8"), _TEXT  # type: ignore[union-attr]
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            data, typ = bytes(message), _BINARY
-        elif isinstance(message, str):
-            data, typ = message.encode("utf-8"), _TEXT
-        else:
-            raise TypeError(f"send() takes str or bytes-like data, not {type(message).__name__}")
+        data, typ = _frame_data(message, "send")
         send = self._send
         while True:
             if self._closed:
@@ -710,15 +715,7 @@ class Connection:
                 reached (the session path has no such bound).
             TypeError: ``message`` is neither str nor bytes-like.
         """
-        t = type(message)
-        if t is bytes:
-            data, typ = message, _BINARY
-        elif t is str:
-            data, typ = message.encode("utf-8"), _TEXT  # type: ignore[union-attr]
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            data, typ = bytes(message), _BINARY
-        else:
-            raise TypeError(f"send_nowait() takes str or bytes-like data, not {type(message).__name__}")
+        data, typ = _frame_data(message, "send_nowait")
         if self._closed:
             raise self._closed_exc()
         queued = self._send(typ, data)
@@ -747,18 +744,6 @@ class Connection:
         if not self._closed:
             self._conn.resume_reading()
             self._hub.after()
-
-    def _queue_now(self, message: Message) -> None:
-        """Queues ``message`` without waiting (broadcast)."""
-        if isinstance(message, str):
-            data, typ = message.encode("utf-8"), _TEXT
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            data, typ = bytes(message), _BINARY
-        else:
-            raise TypeError(f"broadcast() takes str or bytes-like data, not {type(message).__name__}")
-        queued = self._send(typ, data)
-        if queued < 0:
-            raise self._conn._error(-1 - queued)
 
     async def _wait_drain(self, low: int) -> None:
         if self._drain_fut is not None:
@@ -1531,13 +1516,15 @@ def broadcast(connections: Iterable[Connection], message: Message) -> int:
     """Queues ``message`` on each open connection without waiting (a
     connection whose queue is over its ``write_limit`` or full, or that is
     closed, is skipped, as in ``websockets``); returns how many took it."""
+    if not isinstance(message, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"broadcast() takes str or bytes-like data, not {type(message).__name__}")
     conns = list(connections)
     n = 0
     for c in conns:
         if c._closed or c._conn.buffered_amount > c._write_limit:
             continue
         try:
-            c._queue_now(message)
+            c.send_nowait(message)
             n += 1
         except (ConnectionClosed, QueueFull):
             continue

@@ -8,8 +8,6 @@
 //! appended to the plaintext). TLS 1.2 suites stay ring's own: they are
 //! rarer, and their explicit-nonce handling is not worth a second copy.
 
-use std::sync::OnceLock;
-
 use ring::aead::{self, Aad, Algorithm};
 use rustls::crypto::cipher::{
     make_tls13_aad, AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, MessageDecrypter, MessageEncrypter, Nonce,
@@ -134,36 +132,34 @@ fn ring_algorithm(suite: CipherSuite) -> Option<&'static Algorithm> {
 }
 
 /// ring's default provider with its TLS 1.3 suites' record protection
-/// replaced by the lazily expanded one (same order, same everything else).
+/// replaced by the lazily expanded one (same order, same everything
+/// else). The rebuilt suites are leaked (rustls wants `&'static`): call it
+/// once per process, as `config::provider` does (it keeps the result).
 pub fn provider() -> CryptoProvider {
-    static SUITES: OnceLock<Vec<SupportedCipherSuite>> = OnceLock::new();
     let mut p = rustls::crypto::ring::default_provider();
-    p.cipher_suites = SUITES
-        .get_or_init(|| {
-            p.cipher_suites
-                .iter()
-                .map(|s| match s {
-                    SupportedCipherSuite::Tls13(t) => match ring_algorithm(t.common.suite) {
-                        Some(alg) => {
-                            let aead: &'static LazyAead = Box::leak(Box::new(LazyAead { alg, ring: t.aead_alg }));
-                            let suite: &'static Tls13CipherSuite = Box::leak(Box::new(Tls13CipherSuite {
-                                common: CipherSuiteCommon {
-                                    suite: t.common.suite,
-                                    hash_provider: t.common.hash_provider,
-                                    confidentiality_limit: t.common.confidentiality_limit,
-                                },
-                                hkdf_provider: t.hkdf_provider,
-                                aead_alg: aead,
-                                quic: t.quic,
-                            }));
-                            SupportedCipherSuite::Tls13(suite)
-                        }
-                        None => *s,
-                    },
-                    other => *other,
-                })
-                .collect()
+    p.cipher_suites = p
+        .cipher_suites
+        .iter()
+        .map(|s| match s {
+            SupportedCipherSuite::Tls13(t) => match ring_algorithm(t.common.suite) {
+                Some(alg) => {
+                    let aead: &'static LazyAead = Box::leak(Box::new(LazyAead { alg, ring: t.aead_alg }));
+                    let suite: &'static Tls13CipherSuite = Box::leak(Box::new(Tls13CipherSuite {
+                        common: CipherSuiteCommon {
+                            suite: t.common.suite,
+                            hash_provider: t.common.hash_provider,
+                            confidentiality_limit: t.common.confidentiality_limit,
+                        },
+                        hkdf_provider: t.hkdf_provider,
+                        aead_alg: aead,
+                        quic: t.quic,
+                    }));
+                    SupportedCipherSuite::Tls13(suite)
+                }
+                None => *s,
+            },
+            other => *other,
         })
-        .clone();
+        .collect();
     p
 }

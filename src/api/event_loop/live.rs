@@ -178,6 +178,14 @@ impl LiveConn {
         self.recv.peer_closed()
     }
 
+    /// Whether the read that just returned short drained the socket: the
+    /// transport's to say, after the read (under TLS it depends on that
+    /// read's socket read: see TlsLayers).
+    #[inline(always)]
+    fn drains(&self) -> bool {
+        self.handle.0.stream.short_read_means_drained()
+    }
+
     /// Reads what the socket has and dispatches it. A short read ends the
     /// turn (the socket is empty; new data raises a new edge) unless
     /// `to_end` asks to read until the socket says so.
@@ -199,9 +207,6 @@ impl LiveConn {
                     other => return other,
                 }
             }
-            // Whether a short read means the socket is drained is the
-            // transport's to say (not under TLS: see TlsLayers).
-            let drains = self.handle.0.stream.short_read_means_drained();
             let direct_room = if self.recv.may_read_direct(DIRECT_READ_MIN) {
                 let roomy = self.roomy;
                 let mut sink =
@@ -213,7 +218,7 @@ impl LiveConn {
             let (n, short, direct) = if let Some(room) = direct_room {
                 let want = room.len();
                 match self.handle.0.stream.read(room) {
-                    Ok(n) => (n, n < want && drains, true),
+                    Ok(n) => (n, n < want && self.drains(), true),
                     Err(e) => {
                         // The room stays for the next read (no new zeroing).
                         match e.kind() {
@@ -227,7 +232,7 @@ impl LiveConn {
                 let k = self.recv.restore_leftover(rbuf);
                 match self.handle.0.stream.read(&mut rbuf[k..]) {
                     Ok(0) => (0, true, false),
-                    Ok(n) => (k + n, k + n < rbuf.len() && drains, false),
+                    Ok(n) => (k + n, k + n < rbuf.len() && self.drains(), false),
                     Err(e) => {
                         // Keep the unfinished header for the next read.
                         let _ = self.run(now, |recv, sink| recv.process(&mut rbuf[..k], sink));

@@ -16,6 +16,8 @@
 //! (with stacked layers, whenever the socket has not taken everything).
 
 use std::io::{self, IoSlice, Read, Write};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::error::TlsFailure;
@@ -37,6 +39,41 @@ struct State {
 
 pub struct TlsLayers {
     state: Mutex<State>,
+    /// [`TlsLayers::pending_bytes`] as of the last unlock: the event loop
+    /// publishes a connection's buffered amount after every message it
+    /// queues, and a lock per message for it cost about 3 % of a small
+    /// message's echo over TLS (callgrind, 16 B x 16 pipelined).
+    pending: AtomicUsize,
+    /// [`TlsLayers::short_read_means_drained`], as of the last unlock.
+    drained: AtomicBool,
+}
+
+/// The locked state; unlocking publishes its pending bytes.
+struct Locked<'a> {
+    state: MutexGuard<'a, State>,
+    pending: &'a AtomicUsize,
+    drained: &'a AtomicBool,
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.pending.store(self.state.pending_bytes(), Ordering::Release);
+        let drained = matches!(&self.state.layers[..], [one] if one.session.socket_drained());
+        self.drained.store(drained, Ordering::Release);
+    }
 }
 
 impl std::fmt::Debug for TlsLayers {
@@ -55,6 +92,8 @@ impl TlsLayers {
     pub fn new(session: TlsSession, already: &[u8]) -> TlsLayers {
         TlsLayers {
             state: Mutex::new(State { layers: vec![Layer { session, unfed: already.to_vec() }], failed: None }),
+            pending: AtomicUsize::new(0),
+            drained: AtomicBool::new(false),
         }
     }
 
@@ -69,8 +108,9 @@ impl TlsLayers {
         Ok(())
     }
 
-    fn lock(&self) -> io::Result<MutexGuard<'_, State>> {
-        self.state.lock().map_err(|_| poisoned())
+    fn lock(&self) -> io::Result<Locked<'_>> {
+        let state = self.state.lock().map_err(|_| poisoned())?;
+        Ok(Locked { state, pending: &self.pending, drained: &self.drained })
     }
 
     pub fn read<S>(&self, sock: &S, buf: &mut [u8]) -> io::Result<usize>
@@ -159,24 +199,27 @@ impl TlsLayers {
         }
     }
 
-    /// Whether a read that returned less than it was asked for means the
-    /// socket is drained, as it does for TCP: never here. A read returns
-    /// what the records received so far decrypt to; the socket may hold
-    /// more records (one socket read takes at most one buffer), and a
-    /// record's plaintext is shorter than its ciphertext, so a short read
-    /// proves nothing. Readers read on to `WouldBlock`.
+    /// Whether the read that just returned less than it was asked for
+    /// means the socket is drained, as it always does for TCP: only when
+    /// that read's last socket read was short too. A read returns what the
+    /// records received so far decrypt to, so a short read alone proves
+    /// nothing (one socket read takes at most one buffer, and a record's
+    /// plaintext is shorter than its ciphertext); but when the socket gave
+    /// less than asked, and the layer then returned less than asked (every
+    /// whole record received was decrypted and handed over), what is left
+    /// is at most a partial record, whose rest raises a new readable edge.
+    /// Never with stacked layers (an HTTPS proxy's tunnel): readers read on
+    /// to `WouldBlock` there. Saves a `recv` that would fail with `EAGAIN`
+    /// on every readable event.
     pub fn short_read_means_drained(&self) -> bool {
-        false
+        self.drained.load(Ordering::Acquire)
     }
 
     /// Ciphertext queued for the socket in every layer, and plaintext
     /// queued while a handshake runs: what a write took that the socket
     /// has not (for a connection's buffered amount).
     pub fn pending_bytes(&self) -> usize {
-        self.state
-            .lock()
-            .map(|st| st.layers.iter().map(|l| l.session.pending_ciphertext() + l.session.pending_plaintext()).sum())
-            .unwrap_or(0)
+        self.pending.load(Ordering::Acquire)
     }
 
     /// Whether any layer's handshake is still running.
@@ -199,7 +242,7 @@ impl TlsLayers {
     where
         for<'a> &'a S: Read + Write,
     {
-        if let Ok(mut st) = self.state.lock() {
+        if let Ok(mut st) = self.lock() {
             for l in st.layers.iter_mut().rev() {
                 l.session.send_close_notify();
             }
@@ -209,6 +252,10 @@ impl TlsLayers {
 }
 
 impl State {
+    fn pending_bytes(&self) -> usize {
+        self.layers.iter().map(|l| l.session.pending_ciphertext() + l.session.pending_plaintext()).sum()
+    }
+
     fn check(&self) -> io::Result<()> {
         match &self.failed {
             Some(f) => Err(f.clone().into_io()),

@@ -261,10 +261,19 @@ impl TlsSession {
         res
     }
 
-    /// Whether the last socket read of [`TlsSession::read_tls`] found the
-    /// socket drained (it got less than it asked for).
+    /// Whether a reader may wait for the next readable edge: the last
+    /// socket read of [`TlsSession::read_tls`] found the socket drained (it
+    /// got less than it asked for), and nothing received waits for a read:
+    /// no decrypted bytes, and no end (close_notify, TCP end) or failure
+    /// that only the next read reports. A burst of records ending in a
+    /// close_notify or a corrupted record, with nothing sent after it,
+    /// would otherwise leave its end unseen until the peer sent more.
     pub fn socket_drained(&self) -> bool {
         self.socket_drained
+            && !self.plaintext_waiting()
+            && !self.side.peer_closed
+            && !self.eof
+            && self.failure.is_none()
     }
 
     /// The peer closed the transport (TCP end of stream).
@@ -603,6 +612,42 @@ mod tests {
         let (_c, mut s) = pair();
         assert!(s.read_tls(&mut Empty).is_err());
         assert!(s.socket_drained());
+    }
+
+    /// A short socket read whose records end in a close_notify or a
+    /// corrupted record is not "drained": the end or the failure is for
+    /// the next read to report, and no new edge may ever come.
+    #[test]
+    fn an_end_or_failure_behind_the_data_keeps_the_reader_reading() {
+        let (mut c, mut s) = pair();
+        c.write_plaintext(b"hello");
+        c.send_close_notify();
+        let mut wire = Vec::new();
+        c.take_ciphertext(&mut wire);
+        let mut r: &[u8] = &wire;
+        s.read_tls(&mut r).unwrap();
+        let mut buf = [0; 16];
+        assert_eq!(s.read_plaintext(&mut buf).unwrap(), 5);
+        assert_eq!(s.read_plaintext(&mut buf).unwrap(), 0);
+        assert!(!s.socket_drained(), "the close_notify must not wait for a new edge");
+
+        let (mut c, mut s) = pair();
+        c.write_plaintext(b"hello");
+        c.write_plaintext(b"world");
+        let mut wire = Vec::new();
+        c.take_ciphertext(&mut wire);
+        let last = wire.len() - 1;
+        wire[last] ^= 1;
+        let mut r: &[u8] = &wire;
+        let _ = s.read_tls(&mut r);
+        let mut got = 0;
+        while let Ok(n) = s.read_plaintext(&mut buf) {
+            assert!(n > 0);
+            got += n;
+        }
+        assert!(got <= 5);
+        assert!(s.failure().is_some());
+        assert!(!s.socket_drained(), "the failure must not wait for a new edge");
     }
 
     #[test]

@@ -183,12 +183,14 @@ impl ConnShared {
     }
 
     /// Whether a writable event has anything to flush: bytes in the
-    /// outbox (`buffered`, published after every encode and write), or a
-    /// TLS layer, which may hold ciphertext or owe a record of its own.
-    /// Everything else queued is on the flush list already (`schedule`).
+    /// outbox (`buffered`, published after every encode and write), or
+    /// ciphertext a TLS layer holds (also records it queued while reading:
+    /// a handshake message, a key update, an alert; published whenever the
+    /// layer is unlocked). Everything else queued is on the flush list
+    /// already (`schedule`).
     #[inline(always)]
     pub(super) fn wants_write(&self) -> bool {
-        self.buffered.load(Ordering::Acquire) != 0 || self.stream.is_tls()
+        self.buffered.load(Ordering::Acquire) != 0 || self.stream.tls_pending_bytes() != 0
     }
 
     pub(super) fn record_error(&self, err: &Error) {

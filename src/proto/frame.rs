@@ -130,6 +130,11 @@ pub fn parse_header(buf: &[u8], role: Role, allow_rsv1: bool) -> Result<Option<(
 }
 
 /// Encodes a frame header into `out`, returning the number of bytes used.
+///
+/// The header is built in one integer and stored with one copy: written
+/// byte by byte, the wider loads that copy it on (into the frame's place
+/// in the outbox) stalled on store forwarding, half of the sending side's
+/// frame cost under perf for small messages.
 pub fn encode_header(
     out: &mut [u8; MAX_HEADER_LEN],
     fin: bool,
@@ -138,25 +143,23 @@ pub fn encode_header(
     payload_len: u64,
     mask: Option<[u8; 4]>,
 ) -> usize {
-    out[0] = (fin as u8) << 7 | (rsv1 as u8) << 6 | opcode as u8;
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    let mut pos;
-    if payload_len < 126 {
-        out[1] = mask_bit | payload_len as u8;
-        pos = 2;
+    let first = u128::from((fin as u8) << 7 | (rsv1 as u8) << 6 | opcode as u8);
+    let mask_bit: u128 = if mask.is_some() { 0x80 } else { 0 };
+    // Little-endian: byte i of the header is bits 8i..8i+8.
+    let (mut h, mut pos) = if payload_len < 126 {
+        (first | (mask_bit | u128::from(payload_len)) << 8, 2)
     } else if payload_len <= 0xFFFF {
-        out[1] = mask_bit | 126;
-        out[2..4].copy_from_slice(&(payload_len as u16).to_be_bytes());
-        pos = 4;
+        let be = u128::from((payload_len as u16).swap_bytes());
+        (first | (mask_bit | 126) << 8 | be << 16, 4)
     } else {
-        out[1] = mask_bit | 127;
-        out[2..10].copy_from_slice(&payload_len.to_be_bytes());
-        pos = 10;
-    }
+        let be = u128::from(payload_len.swap_bytes());
+        (first | (mask_bit | 127) << 8 | be << 16, 10)
+    };
     if let Some(m) = mask {
-        out[pos..pos + 4].copy_from_slice(&m);
+        h |= u128::from(u32::from_le_bytes(m)) << (8 * pos);
         pos += 4;
     }
+    out.copy_from_slice(&h.to_le_bytes()[..MAX_HEADER_LEN]);
     pos
 }
 
@@ -186,6 +189,22 @@ mod tests {
             roundtrip(len, None);
             roundtrip(len, Some([1, 2, 3, 4]));
         }
+    }
+
+    #[test]
+    fn headers_have_the_rfc_6455_bytes() {
+        let enc = |fin, rsv1, op, len, mask| {
+            let mut h = [0xAAu8; MAX_HEADER_LEN];
+            let n = encode_header(&mut h, fin, rsv1, op, len, mask);
+            h[..n].to_vec()
+        };
+        assert_eq!(enc(false, true, OpCode::Text, 5, None), [0x41, 0x05]);
+        assert_eq!(enc(true, false, OpCode::Binary, 126, Some([1, 2, 3, 4])), [0x82, 0xFE, 0x00, 0x7E, 1, 2, 3, 4]);
+        assert_eq!(enc(true, false, OpCode::Close, 0xABCD, None), [0x88, 0x7E, 0xAB, 0xCD]);
+        assert_eq!(
+            enc(true, false, OpCode::Binary, 0x0102_0304_0506, Some([9, 8, 7, 6])),
+            [0x82, 0xFF, 0, 0, 1, 2, 3, 4, 5, 6, 9, 8, 7, 6]
+        );
     }
 
     #[test]

@@ -250,12 +250,18 @@ impl EventLoop {
     /// readiness events handled.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<usize> {
         let _driving = Driving::enter(&self.shared);
+        crate::transport::tls::loop_thread_enable();
         self.apply_commands();
         let own = self.next_timeout();
         let wait = match (timeout, own) {
             (Some(t), Some(o)) => Some(t.min(o)),
             (t, o) => t.or(o),
         };
+        if wait.is_none() {
+            // Nothing is due: the TLS buffers this thread kept for its
+            // busy connections go back to the shared pool before it sleeps.
+            crate::transport::tls::loop_thread_flush();
+        }
         match self.poll.poll(&mut self.events, wait) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.events.clear(),
@@ -765,6 +771,8 @@ impl EventLoop {
         // Idle pooled buffers a burst left go back over quiet sweeps, and
         // once the loop is quiet the allocator's free pages with them.
         let trimmed = self.shared.pool.trim(POOL_KEEP_IDLE);
+        // And the TLS buffers this thread kept since the last sweep.
+        crate::transport::tls::loop_thread_flush();
         if trimmed.more {
             ahead(now + SWEEP_EVERY);
         }

@@ -30,6 +30,14 @@ pub use options::{ClientAuth, MinVersion};
 /// Whether this build has TLS.
 pub const ENABLED: bool = false;
 
+/// No TLS buffers in this build.
+#[inline]
+pub fn loop_thread_enable() {}
+
+/// No TLS buffers in this build.
+#[inline]
+pub fn loop_thread_flush() {}
+
 /// The reason every TLS entry point gives in this build.
 pub const WITHOUT_TLS: &str = "this libws was built without TLS (cargo feature `tls`; make install TLS=0)";
 

@@ -38,6 +38,19 @@ pub use session::TlsSession;
 /// Whether this build has TLS.
 pub const ENABLED: bool = true;
 
+/// The calling thread drives an event loop: it keeps a few TLS buffers of
+/// its own (see `buffers::pool`) until [`loop_thread_flush`].
+#[inline]
+pub fn loop_thread_enable() {
+    buffers::pool::local_enable();
+}
+
+/// Hands the calling loop thread's own TLS buffers back to the shared pool.
+#[inline]
+pub fn loop_thread_flush() {
+    buffers::pool::local_flush();
+}
+
 /// `what` (a `wss://` URL, an `https://` proxy, a TLS setting) needs TLS:
 /// this build has it. (The build without refuses here.)
 #[inline]

@@ -219,12 +219,6 @@ impl EventLoop {
         if self.occupied == self.listeners {
             return;
         }
-        // `self.now` is at most the time now: a sweep due before
-        // `self.now + SWEEP_EVERY` is already soon enough (a busy loop
-        // comes here on every iteration; no clock read for it).
-        if self.next_sweep.is_some_and(|s| s <= self.now + SWEEP_EVERY) {
-            return;
-        }
         let soon = Instant::now() + SWEEP_EVERY;
         self.next_sweep = Some(self.next_sweep.map_or(soon, |s| s.min(soon)));
     }
@@ -293,12 +287,7 @@ impl EventLoop {
         again.clear();
         self.again_spare = again;
         self.apply_commands();
-        // The time the wait ended, not a fresh reading: a deadline that
-        // passed while the events were handled is due at the next
-        // iteration, whose wait is then zero. One clock read per
-        // iteration fewer (with the one in `next_timeout`, the clock was
-        // about 5 % of a busy loop thread's time under perf).
-        let now = self.now;
+        let now = Instant::now();
         self.timers.run_due(now);
         if self.next_sweep.is_some_and(|s| now >= s) {
             let earliest = self.sweep(now);

@@ -251,9 +251,11 @@ impl EventLoop {
             (Some(t), Some(o)) => Some(t.min(o)),
             (t, o) => t.or(o),
         };
-        if wait.is_none() {
-            // Nothing is due: the TLS buffers this thread kept for its
-            // busy connections go back to the shared pool before it sleeps.
+        if own.is_none() {
+            // Nothing of the loop's own is due (no sweep: no connection
+            // busy): the TLS buffers this thread kept go back to the
+            // shared pool, also when the caller polls with a timeout of
+            // its own (a binding's slices, an asyncio bridge's zero).
             crate::transport::tls::loop_thread_flush();
         }
         match self.poll.poll(&mut self.events, wait) {

@@ -28,8 +28,8 @@ pub mod pool {
     //! a buffer for every record it receives and sends, and the shared
     //! list's lock (two atomic operations per take or give) was about 4 %
     //! of a busy loop thread's time under perf (16 B x 16 over wss). The
-    //! loop hands them back to the shared list at every sweep and before
-    //! it waits with no deadline ([`local_flush`]), so at most
+    //! loop hands them back to the shared list at every sweep and at every
+    //! poll with no deadline of its own ([`local_flush`]), so at most
     //! [`LOCAL_KEEP`] buffers per loop thread stay out of the shared list
     //! between sweeps.
 
@@ -67,6 +67,7 @@ pub mod pool {
     }
 
     /// Bytes this thread keeps of its own (0 unless it drives a loop).
+    #[cfg(test)]
     pub fn local_bytes() -> usize {
         LOCAL.try_with(|l| l.borrow().as_ref().map_or(0, |v| v.iter().map(Vec::capacity).sum())).unwrap_or(0)
     }

@@ -4,7 +4,9 @@
 //! (`accept_payload`, as the blocking Conn does).
 //!
 //! Input: byte 0 = role (bit 0: client), RSV1 allowed (bit 1), payload
-//! path (bit 2: accept_payload); byte 1 = read limit (0 = none, else
+//! path (bit 2: accept_payload), single-frame messages as one event
+//! (`set_whole_messages`: bit 3 for the whole-input run, bit 4 for the
+//! split run, so the fast path is compared with the general one); byte 1 = read limit (0 = none, else
 //! n * 64 bytes); byte 2 = seed of the split sizes; the rest = the stream.
 #![no_main]
 
@@ -36,9 +38,10 @@ struct Run {
 }
 
 impl Run {
-    fn new(role: Role, rsv1: bool, limit: u64) -> Run {
+    fn new(role: Role, rsv1: bool, limit: u64, whole_messages: bool) -> Run {
         let mut r = Receiver::new(role, limit);
         r.set_allow_rsv1(rsv1);
+        r.set_whole_messages(whole_messages);
         Run { r, out: Outcome { items: Vec::new(), open: None, error: None }, buf: Vec::new() }
     }
 
@@ -76,6 +79,10 @@ impl Run {
                 Event::Data { start, end, end_of_message } => {
                     let bytes = self.buf[start..end].to_vec();
                     self.data(&bytes, end_of_message);
+                }
+                Event::Message { kind, start, end } => {
+                    assert!(self.out.open.is_none(), "a whole Message inside a message");
+                    self.out.items.push(Item::Message { kind, compressed: false, data: self.buf[start..end].to_vec() })
                 }
                 Event::Control { kind, start, end } => {
                     self.out.items.push(Item::Control { kind, payload: self.buf[start..end].to_vec() })
@@ -129,11 +136,11 @@ fuzz_target!(|input: &[u8]| {
     let mut seed = input[2] as u32 | 0x100;
     let stream = &input[3..];
 
-    let mut whole = Run::new(role, rsv1, limit);
+    let mut whole = Run::new(role, rsv1, limit, input[0] & 8 != 0);
     whole.feed(stream, false);
     let whole = whole.finish();
 
-    let mut split = Run::new(role, rsv1, limit);
+    let mut split = Run::new(role, rsv1, limit, input[0] & 16 != 0);
     let mut rest = stream;
     while !rest.is_empty() {
         // xorshift: read sizes 1..=64, different for every seed.

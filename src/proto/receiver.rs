@@ -26,6 +26,10 @@ pub enum Event {
     Data { start: usize, end: usize, end_of_message: bool },
     /// A whole control frame.
     Control { kind: MessageType, start: usize, end: usize },
+    /// A whole uncompressed data message that arrived as one frame, all
+    /// of it in the input (only with [`Receiver::set_whole_messages`]):
+    /// what `MessageStart` and one final `Data` would say, in one event.
+    Message { kind: MessageType, start: usize, end: usize },
 }
 
 #[derive(Debug)]
@@ -47,6 +51,8 @@ pub struct Receiver {
     frame_fin: bool,
     message: Option<CurrentMessage>,
     utf8: Utf8Validator,
+    /// Hand out single-frame messages as one [`Event::Message`].
+    whole: bool,
 }
 
 impl Receiver {
@@ -62,7 +68,18 @@ impl Receiver {
             frame_fin: false,
             message: None,
             utf8: Utf8Validator::default(),
+            whole: false,
         }
+    }
+
+    /// Hands out an uncompressed message that arrived as one frame, all of
+    /// it in the input, as one [`Event::Message`] instead of
+    /// `MessageStart` and `Data`: one call and one event per small message
+    /// fewer (the pipelined small-message echo runs this per message). For
+    /// a caller that does not need to stop between a message's start and
+    /// its payload.
+    pub fn set_whole_messages(&mut self, whole: bool) {
+        self.whole = whole;
     }
 
     pub fn set_max_message(&mut self, max: u64) {
@@ -96,6 +113,15 @@ impl Receiver {
         if hdr.opcode.is_control() {
             return self.control(input, &hdr, hlen);
         }
+        if self.whole
+            && hdr.fin
+            && !hdr.rsv1
+            && self.message.is_none()
+            && hdr.opcode != OpCode::Continuation
+            && (input.len() - hlen) as u64 >= hdr.payload_len
+        {
+            return self.whole_message(input, &hdr, hlen);
+        }
         self.begin_data_frame(&hdr)?;
         if hdr.opcode == OpCode::Continuation {
             self.payload(input, hlen)
@@ -115,6 +141,36 @@ impl Receiver {
         }
         let kind = MessageType::from_opcode(hdr.opcode).expect("a control opcode");
         Ok((end, Event::Control { kind, start: hlen, end }))
+    }
+
+    /// A single-frame uncompressed message wholly in `input`: the same
+    /// checks, in the same order, as `begin_data_frame` and
+    /// `accept_payload` make on the general path, with the same errors.
+    fn whole_message(
+        &mut self,
+        input: &mut [u8],
+        hdr: &FrameHeader,
+        hlen: usize,
+    ) -> Result<(usize, Event), ProtoError> {
+        if self.max_message != 0 && hdr.payload_len > self.max_message {
+            return Err(ProtoError::too_big("message exceeds the read limit"));
+        }
+        let end = hlen + hdr.payload_len as usize;
+        let data = &mut input[hlen..end];
+        if let Some(m) = hdr.mask {
+            apply_mask(data, m, 0);
+        }
+        let kind = if hdr.opcode == OpCode::Text { MessageType::Text } else { MessageType::Binary };
+        if kind == MessageType::Text {
+            self.utf8.reset();
+            if self.utf8.feed(data).is_err() {
+                return Err(ProtoError::utf8("text message is not valid UTF-8"));
+            }
+            if self.utf8.finish().is_err() {
+                return Err(ProtoError::utf8("text message ends inside a UTF-8 sequence"));
+            }
+        }
+        Ok((end, Event::Message { kind, start: hlen, end }))
     }
 
     fn begin_data_frame(&mut self, hdr: &FrameHeader) -> Result<(), ProtoError> {
@@ -255,6 +311,10 @@ mod tests {
                     }
                 }
                 Event::Control { kind, start, end } => out.push((format!("{kind:?}"), buf[start..end].to_vec())),
+                Event::Message { kind, start, end } => {
+                    assert!(cur.is_none(), "a whole message inside a message");
+                    out.push((format!("{kind:?}"), buf[start..end].to_vec()))
+                }
             }
             buf.drain(..used);
         }
@@ -322,6 +382,41 @@ mod tests {
         let mut h = [0u8; MAX_HEADER_LEN];
         let n = encode_header(&mut h, true, false, OpCode::Binary, 1 << 40, None);
         assert_eq!(run(&mut r, &h[..n], 1000).unwrap_err().kind, ProtoErrorKind::TooBig);
+    }
+
+    #[test]
+    fn whole_messages_equal_the_piecewise_events_at_every_split() {
+        let mut ok = frame(true, OpCode::Text, "héllo".as_bytes(), M);
+        ok.extend(frame(true, OpCode::Binary, &[7u8; 300], M));
+        ok.extend(frame(false, OpCode::Binary, b"ab", M));
+        ok.extend(frame(true, OpCode::Ping, b"p", M));
+        ok.extend(frame(true, OpCode::Continuation, b"cd", M));
+        ok.extend(frame(true, OpCode::Text, b"", M));
+        ok.extend(frame(true, OpCode::Binary, &[1u8; 70_000], M));
+        let bad_utf8 = frame(true, OpCode::Text, &[b'a', 0xFF, b'b'], M);
+        let cut_utf8 = frame(true, OpCode::Text, &[b'a', 0xE2, 0x82], M);
+        let too_big = frame(true, OpCode::Binary, &[0u8; 101], M);
+        let continuation = frame(true, OpCode::Continuation, b"x", M);
+        let mut inside = frame(false, OpCode::Text, b"a", M);
+        inside.extend(frame(true, OpCode::Text, b"b", M));
+        for input in [&ok, &bad_utf8, &cut_utf8, &too_big, &continuation, &inside] {
+            for step in [1, 2, 5, 64, 1 << 20] {
+                let limit = if input == &ok { 0 } else { 100 };
+                let mut pieces = Receiver::new(Role::Server, limit);
+                let mut whole = Receiver::new(Role::Server, limit);
+                whole.set_whole_messages(true);
+                let a = run(&mut pieces, input, step).map_err(|e| (e.kind, e.to_string()));
+                let b = run(&mut whole, input, step).map_err(|e| (e.kind, e.to_string()));
+                assert_eq!(a, b, "step {step}");
+            }
+        }
+        // The fast path was taken: one event for the whole frame.
+        let mut r = Receiver::new(Role::Server, 0);
+        r.set_whole_messages(true);
+        let mut f = frame(true, OpCode::Binary, b"xyz", M);
+        let n = f.len();
+        assert_eq!(r.next(&mut f).unwrap(), (n, Event::Message { kind: MessageType::Binary, start: 6, end: n }));
+        assert_eq!(&f[6..], b"xyz");
     }
 
     #[test]

@@ -166,6 +166,9 @@ impl RecvHalf {
     pub fn new(role: Role, read_limit: u64, inflate: Option<&Agreement>) -> RecvHalf {
         let mut receiver = Receiver::new(role, read_limit);
         receiver.set_allow_rsv1(inflate.is_some());
+        // Assembled mode never stops between a message's start and its
+        // payload: a single-frame message may come as one event.
+        receiver.set_whole_messages(true);
         RecvHalf {
             receiver,
             leftover: [0; LEFTOVER_MAX],
@@ -189,7 +192,11 @@ impl RecvHalf {
     /// [`Piece`]s, not assembled here, and bytes not used yet stay with
     /// the driver (see [`RecvHalf::process_held`]).
     pub fn new_held(role: Role, read_limit: u64, inflate: Option<&Agreement>) -> RecvHalf {
-        RecvHalf { held: true, ..RecvHalf::new(role, read_limit, inflate) }
+        let mut h = RecvHalf { held: true, ..RecvHalf::new(role, read_limit, inflate) };
+        // Held mode hands a message's start and its data out as separate
+        // pieces and may stop between them.
+        h.receiver.set_whole_messages(false);
+        h
     }
 
     pub fn set_read_limit(&mut self, limit: u64) {
@@ -448,6 +455,14 @@ impl RecvHalf {
                         if end_of_message && !self.deliver(sink) {
                             return Ok(pos);
                         }
+                    }
+                }
+                Event::Message { kind, start, end } => {
+                    // Not held (the receiver sends this only then), and no
+                    // message is being assembled.
+                    debug_assert!(!self.held && self.cur.is_none());
+                    if !sink.on_event(RecvEvent::Message { kind, data: &input[base + start..base + end] }) {
+                        return Ok(pos);
                     }
                 }
                 Event::Control { kind, start, end } => {

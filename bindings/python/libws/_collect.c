@@ -24,29 +24,29 @@
 static uint8_t *spare;
 static size_t spare_cap;
 
-/* The size of the frame at p (header + payload), 0 when its header is
- * not complete in p[0..n]. */
-static size_t frame_size(const uint8_t *p, size_t n) {
+size_t frame_header_len(const uint8_t *p, size_t n) {
     if (n < 2)
         return 0;
     size_t len7 = p[1] & 0x7f;
-    size_t head = 2 + ((p[1] & 0x80) ? 4 : 0);
+    size_t head = 2 + ((p[1] & 0x80) ? 4 : 0) + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0);
+    return n < head ? 0 : head;
+}
+
+/* The size of the frame at p (header + payload), 0 when its header is
+ * not complete in p[0..n]. */
+static size_t frame_size(const uint8_t *p, size_t n) {
+    size_t head = frame_header_len(p, n);
+    if (head == 0)
+        return 0;
+    size_t len7 = p[1] & 0x7f;
     uint64_t len = len7;
     if (len7 == 126) {
-        head += 2;
-        if (n < 4)
-            return 0;
         len = ((uint64_t)p[2] << 8) | p[3];
     } else if (len7 == 127) {
-        head += 8;
-        if (n < 10)
-            return 0;
         len = 0;
         for (int i = 2; i < 10; i++)
             len = (len << 8) | p[i];
     }
-    if (n < head)
-        return 0;
     if (len > (uint64_t)(SIZE_MAX - head))
         return SIZE_MAX;
     return head + (size_t)len;

@@ -19,6 +19,10 @@ typedef struct {
  * complete, else 0. No validation: the session checks every frame. */
 size_t whole_frames(const uint8_t *p, size_t n, size_t *next);
 
+/* The length of the header of the frame at p, 0 when it is not complete
+ * in p[0..n]. */
+size_t frame_header_len(const uint8_t *p, size_t n);
+
 /* Makes room for `want` bytes in c (keeping its len bytes); 0 when out of
  * memory. The buffer comes from the process's one spare when that is
  * large enough. */

@@ -120,6 +120,10 @@ static const char *const ws_names[] = {
 static uint8_t *read_buf;
 static PyObject *read_view;
 
+/* A binary frame of at least this size that a read cuts is read straight
+ * into the bytes object it is delivered as (start_direct). */
+#define DIRECT_MIN (16 * 1024)
+
 /* send(2) of this many bytes or more runs with the GIL released. */
 #define RELEASE_GIL_AT (64 * 1024)
 
@@ -140,6 +144,12 @@ typedef struct {
     int head_match;      /* bytes of the handshake head's "\r\n\r\n" seen so far */
     size_t collect_max;  /* a larger frame is not gathered (the session takes it in pieces) */
     collect col;         /* a frame being gathered */
+    PyObject *direct;    /* a cut binary frame's payload, read into the bytes it is delivered as (or NULL) */
+    uint8_t *direct_at;  /* its memory */
+    size_t direct_len;   /* its size */
+    size_t direct_got;   /* how much of it was read */
+    uint8_t direct_head[14]; /* the frame's header */
+    size_t direct_head_len;
 } Core;
 
 /* The core inside buffer_updated (borrowed: it is alive for the call),
@@ -207,8 +217,16 @@ static void cb_message(void *s, int32_t type, const uint8_t *data, size_t len, v
     Core *c = ud;
     if (c->deliver == NULL)
         return; /* no connection object (a cancelled connect): nobody to tell */
-    PyObject *msg = type == WS_TEXT ? PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, "strict")
-                                    : PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+    PyObject *msg;
+    if (c->direct != NULL && data == c->direct_at && len == c->direct_len && type != WS_TEXT) {
+        /* The payload the session unmasked in the bytes it was read into:
+         * the message is that object (this reference is handed over). */
+        msg = c->direct;
+        c->direct = NULL;
+    } else {
+        msg = type == WS_TEXT ? PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, "strict")
+                              : PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+    }
     if (msg == NULL) {
         report_current(c, "on_message");
         return;
@@ -449,6 +467,9 @@ static PyObject *core_set_backlog(Core *c, PyObject *flag) {
 
 static PyObject *core_get_buffer(Core *c, PyObject *hint) {
     (void)hint;
+    if (c->direct != NULL)
+        return PyMemoryView_FromMemory((char *)c->direct_at + c->direct_got,
+                                       (Py_ssize_t)(c->direct_len - c->direct_got), PyBUF_WRITE);
     if (c->col.len == 0) {
         Py_INCREF(read_view);
         return read_view;
@@ -488,6 +509,51 @@ static size_t head_end(Core *c, const uint8_t *p, size_t n) {
     return 0;
 }
 
+/* A cut frame f[0..rest] (next bytes in all, its header complete) that is
+ * a large single-frame binary message, uncompressed: its payload is read
+ * from here on into a bytes object of its size, which the session then
+ * unmasks and checks in place (fed the header, then the payload:
+ * feed_direct) and which becomes the message itself, without the copy
+ * from a gathering buffer into bytes. Returns 1 when started, 0 when the
+ * frame is not such a message, -1 with an exception set. */
+static int start_direct(Core *c, const uint8_t *f, size_t rest, size_t next) {
+    /* FIN, no RSV bits (no compression), opcode 2: anything else (text,
+     * a fragment, a control frame) is gathered as before. */
+    if (next < DIRECT_MIN || f[0] != 0x82)
+        return 0;
+    size_t head = frame_header_len(f, rest);
+    if (head == 0 || head > sizeof c->direct_head)
+        return 0;
+    size_t len = next - head;
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
+    if (b == NULL)
+        return -1;
+    c->direct = b;
+    c->direct_at = (uint8_t *)PyBytes_AsString(b);
+    c->direct_len = len;
+    c->direct_got = rest - head;
+    memcpy(c->direct_head, f, head);
+    c->direct_head_len = head;
+    memcpy(c->direct_at, f + head, c->direct_got);
+    return 1;
+}
+
+/* The direct frame is whole: the session takes its header, then its
+ * payload where it lies (cb_message hands the bytes object on). */
+static void feed_direct(Core *c) {
+    /* Alive until the session is done with its memory, whatever the
+     * application does with the message meanwhile. */
+    PyObject *keep = c->direct;
+    Py_INCREF(keep);
+    feed(c, c->direct_head, c->direct_head_len);
+    if (c->direct != NULL)
+        feed(c, c->direct_at, c->direct_len);
+    /* Not delivered (the session failed, or nobody listens): dropped. */
+    Py_CLEAR(c->direct);
+    c->direct_got = 0;
+    Py_DECREF(keep);
+}
+
 /* Feeds the whole frames of p[0..n] and keeps a cut one for gathering
  * (p is read_buf or the gathering buffer itself). */
 static int feed_frames(Core *c, uint8_t *p, size_t n) {
@@ -501,6 +567,11 @@ static int feed_frames(Core *c, uint8_t *p, size_t n) {
         feed(c, p + whole, rest);
         collect_release(&c->col);
         return 1;
+    }
+    int direct = start_direct(c, p + whole, rest, next);
+    if (direct != 0) {
+        collect_release(&c->col);
+        return direct > 0;
     }
     if (p == c->col.buf) {
         memmove(c->col.buf, p + whole, rest);
@@ -524,6 +595,18 @@ static PyObject *core_buffer_updated(Core *c, PyObject *arg) {
     Py_ssize_t n = PyLong_AsSsize_t(arg);
     if (n < 0 && PyErr_Occurred())
         return NULL;
+    if (c->direct != NULL) {
+        if (n < 0 || (size_t)n > c->direct_len - c->direct_got) {
+            PyErr_SetString(PyExc_ValueError, "buffer_updated: nbytes out of range");
+            return NULL;
+        }
+        if (!ensure(c))
+            return NULL;
+        c->direct_got += (size_t)n;
+        if (c->direct_got == c->direct_len)
+            feed_direct(c);
+        return after(c);
+    }
     if (n < 0 || (c->col.len == 0 && n > READ_BUF)) {
         PyErr_SetString(PyExc_ValueError, "buffer_updated: nbytes out of range");
         return NULL;
@@ -566,6 +649,9 @@ static PyObject *core_buffer_updated(Core *c, PyObject *arg) {
 /* _feed_eof(): the peer's FIN or the transport's end. */
 static PyObject *core_feed_eof(Core *c, PyObject *unused) {
     (void)unused;
+    /* A frame cut by the end is never whole. */
+    Py_CLEAR(c->direct);
+    c->direct_got = 0;
     if (c->s == NULL)
         Py_RETURN_NONE;
     c->busy++;
@@ -750,6 +836,7 @@ static int core_traverse(Core *c, visitproc visit, void *arg) {
 static int core_clear(Core *c) {
     Py_CLEAR(c->deliver);
     Py_CLEAR(c->transport);
+    Py_CLEAR(c->direct);
     return 0;
 }
 

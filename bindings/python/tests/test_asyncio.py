@@ -303,6 +303,48 @@ def test_frame_over_max_size_fails_1009():
     run(main())
 
 
+def test_a_cut_large_binary_frame_that_breaks_the_rules_closes_1002(message_path):
+    """On the session path a large binary frame that a read cuts is read
+    into the bytes object it would be delivered as, and the session checks
+    it once it is whole: unmasked from a client, or a new message inside a
+    fragmented one, it closes 1002. (The loop paths fail it from its header
+    and close while the client still writes, so the close frame can be lost
+    to the reset there.) On every path a connection that ends in the middle
+    of such a frame leaves the server serving everyone else."""
+
+    def unmasked(payload):
+        return bytes([0x82, 127]) + len(payload).to_bytes(8, "big") + payload
+
+    async def expect_close(port, data, code):
+        reader, writer = await _raw_upgrade(port)
+        for at in range(0, len(data), 40000):
+            writer.write(data[at:at + 40000])
+            await writer.drain()
+            await asyncio.sleep(0.002)
+        op, body = await asyncio.wait_for(_read_frame(reader), 5)
+        assert op == 8 and int.from_bytes(body[:2], "big") == code, (op, body)
+        writer.close()
+
+    async def main():
+        async with lwa.serve(echo, "127.0.0.1", 0, max_size=None) as srv:
+            if message_path == "session":
+                await expect_close(srv.port, unmasked(b"u" * 200000), 1002)
+                await expect_close(srv.port, _frame(1, b"part", fin=False) + _frame(2, b"b" * 200000), 1002)
+            # ends with 150000 of 300000 payload bytes read
+            reader, writer = await _raw_upgrade(srv.port)
+            writer.write(_frame(2, b"c" * 300000)[:150000])
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            async with lwa.connect(f"ws://127.0.0.1:{srv.port}/", max_size=None) as ws:
+                for n in (20000, 1 << 20):
+                    data = bytes(range(256)) * (n // 256)
+                    await ws.send(data)
+                    assert await ws.recv() == data
+
+    run(main())
+
+
 # ---------------------------------------------------------------------------
 # cancellation at every await point
 # ---------------------------------------------------------------------------

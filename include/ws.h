@@ -123,6 +123,11 @@
 #define WS_MAX_CONTROL_PAYLOAD 125
 
 /**
+ * The longest frame header (`ws_session_send_head` writes at most this).
+ */
+#define WS_MAX_FRAME_HEADER 14
+
+/**
  * TLS 1.2 as the lowest version (the default).
  */
 #define WS_TLS_1_2 12
@@ -2083,6 +2088,24 @@ bool ws_session_is_finished(struct ws_session *s);
  * `WS_ERR_CLOSE_SENT` after a close.
  */
 ws_status ws_session_send(struct ws_session *s, ws_msg_type type, const uint8_t *data, size_t len);
+
+/**
+ * For a caller that transmits a large message from its own memory (one
+ * writev, no copy into the session's output): when the message of `len`
+ * bytes can go out as the caller's bytes behind a header (a server's, so
+ * unmasked; not compressed; without TLS; with nothing pending), writes
+ * that header to `head` (room for `WS_MAX_FRAME_HEADER` bytes), its length
+ * to `*head_len`, and counts the message as sent: the caller must then
+ * transmit the header and the `len` payload bytes before anything
+ * `ws_session_pending` returns later. `*head_len` 0: it cannot go out so
+ * and nothing was queued (send it with `ws_session_send`). Refusals as
+ * `ws_session_send`; `type` is `WS_TEXT` or `WS_BINARY`.
+ */
+ws_status ws_session_send_head(struct ws_session *s,
+                               ws_msg_type type,
+                               size_t len,
+                               uint8_t *head,
+                               size_t *head_len);
 
 /**
  * Queues a prepared message (compressed once per setting, shared).

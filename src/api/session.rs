@@ -31,9 +31,10 @@ use crate::proto::close;
 use crate::proto::engine::close_state::after_close_sent;
 use crate::proto::engine::send::split_close;
 use crate::proto::engine::{
-    CloseCell, ControlPayload, Deadlines, Phase, RecvEvent, RecvHalf, RecvSink, Refusal, SendHalf, TcpAfterClose,
+    CloseCell, ControlPayload, Deadlines, Phase, Plan, RecvEvent, RecvHalf, RecvSink, Refusal, SendHalf, TcpAfterClose,
     TimeoutAction, TimeoutConfig,
 };
+use crate::proto::frame::MAX_HEADER_LEN;
 use crate::proto::handshake;
 use crate::proto::handshake::client::{ClientHandshake, ResponseHead};
 use crate::proto::kind::MessageType;
@@ -328,6 +329,32 @@ impl Session {
         }
         self.close.phase().check_send().map_err(refusal)?;
         self.encode(|send, out| send.message(kind, data, out))
+    }
+
+    /// For a driver that transmits a large message from its own memory
+    /// (one writev, no copy into the output): when the data message can
+    /// go out as the caller's bytes behind a header (unmasked, so the
+    /// server role; not compressed; no TLS; no output pending), returns
+    /// that header and counts the message as sent. The caller then
+    /// transmits the header and the `len` payload bytes before any output
+    /// the session makes later. `None`: it cannot go out so, and nothing
+    /// was queued ([`Session::send`] encodes it).
+    pub fn send_head(&self, kind: MessageType, len: usize) -> Result<Option<([u8; MAX_HEADER_LEN], usize)>> {
+        if kind.is_control() {
+            return Err(Error::invalid("send_head takes a text or binary message"));
+        }
+        self.close.phase().check_send().map_err(refusal)?;
+        if self.tls.borrow().is_some() {
+            return Ok(None);
+        }
+        let tx = self.tx.borrow();
+        if tx.sent != tx.out.len() {
+            return Ok(None);
+        }
+        Ok(match tx.send.plan(kind, len) {
+            Plan::Direct { header, len } => Some((header, len)),
+            Plan::Encode => None,
+        })
     }
 
     /// Queues a prepared message (compressed once per setting, shared).

@@ -36,6 +36,9 @@ pub const WS_CLOSE_TLS_HANDSHAKE: u16 = 1015;
 pub const WS_MAX_REASON_LEN: usize = 123;
 /// Control frames (ping, pong, close) carry at most this many payload bytes.
 pub const WS_MAX_CONTROL_PAYLOAD: usize = 125;
+/// The longest frame header (`ws_session_send_head` writes at most this).
+pub const WS_MAX_FRAME_HEADER: usize = 14;
+const _: () = assert!(WS_MAX_FRAME_HEADER == crate::proto::frame::MAX_HEADER_LEN);
 
 #[cfg(test)]
 mod tests {

@@ -357,6 +357,42 @@ pub extern "C" fn ws_session_send(s: *mut ws_session, r#type: ws_msg_type, data:
     })
 }
 
+/// For a caller that transmits a large message from its own memory (one
+/// writev, no copy into the session's output): when the message of `len`
+/// bytes can go out as the caller's bytes behind a header (a server's, so
+/// unmasked; not compressed; without TLS; with nothing pending), writes
+/// that header to `head` (room for `WS_MAX_FRAME_HEADER` bytes), its length
+/// to `*head_len`, and counts the message as sent: the caller must then
+/// transmit the header and the `len` payload bytes before anything
+/// `ws_session_pending` returns later. `*head_len` 0: it cannot go out so
+/// and nothing was queued (send it with `ws_session_send`). Refusals as
+/// `ws_session_send`; `type` is `WS_TEXT` or `WS_BINARY`.
+#[no_mangle]
+pub extern "C" fn ws_session_send_head(
+    s: *mut ws_session,
+    r#type: ws_msg_type,
+    len: usize,
+    head: *mut u8,
+    head_len: *mut usize,
+) -> ws_status {
+    ffi_status!({
+        tri!(need(head, "head"));
+        tri!(need(head_len, "head_len"));
+        let t = tri!(msg_type(r#type));
+        put(head_len, 0);
+        match tri!(tri!(session_ref(s)).s.send_head(t, len).map_err(|e| super::guard::fail(&e))) {
+            Some((h, n)) => {
+                // SAFETY: the caller gives room for WS_MAX_FRAME_HEADER
+                // bytes at `head` (checked non-null above); n <= that.
+                unsafe { std::ptr::copy_nonoverlapping(h.as_ptr(), head, n) };
+                put(head_len, n);
+                WS_OK
+            }
+            None => WS_OK,
+        }
+    })
+}
+
 /// Queues a prepared message (compressed once per setting, shared).
 #[no_mangle]
 pub extern "C" fn ws_session_send_prepared(s: *mut ws_session, pm: *const ws_prepared_message) -> ws_status {

@@ -249,6 +249,59 @@ int main(void) {
     check(m >= 4 && buf[0] == 0x88 && ((buf[2] << 8) | buf[3]) == 1002, "unmasked frame: close 1002");
     check(ws_session_is_finished(ss), "and finished");
 
+    /* ---- a large message from the caller's memory: ws_session_send_head ---- */
+    {
+        static uint8_t big[60000], wire[61000];
+        for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)('a' + i % 26);
+        ws_session *hc = NULL, *hs = NULL;
+        struct log lc = {{0}, 0, 0}, ls = {{0}, 0, 0};
+        ws_session_client_new(NULL, "ws://x/", &cb, &lc, &hc);
+        ws_session_server_new(NULL, &cb, &ls, &hs);
+        n = drain(hc, buf, sizeof buf, 0);
+        ws_session_recv(hs, buf, n);
+        n = drain(hs, buf, sizeof buf, 0);
+        ws_session_recv(hc, buf, n);
+        uint8_t head[WS_MAX_FRAME_HEADER];
+        size_t hl = 99;
+        ws_status hst = ws_session_send_head(hs, WS_BINARY, sizeof big, head, &hl);
+        check(hst == WS_OK && hl == 4 && head[0] == 0x82 && head[1] == 126 && ((head[2] << 8) | head[3]) == (int)sizeof big,
+              "server: the header of a 60000-byte binary frame (%s, %zu bytes)", ws_status_str(hst), hl);
+        check(!ws_session_wants_write(hs), "nothing was queued: the caller sends the payload");
+        memcpy(wire, head, hl);
+        memcpy(wire + hl, big, sizeof big);
+        last_msg = NULL;
+        check(ws_session_recv(hc, wire, hl + sizeof big) == WS_OK && strstr(lc.text, "msg(2,60000,abcdefghijklmnopqrst);"),
+              "the client gets the message: %s", lc.text);
+        check(ws_session_send_head(hc, WS_BINARY, sizeof big, head, &hl) == WS_OK && hl == 0,
+              "a client masks: no header, the caller sends it with ws_session_send");
+        check(ws_session_send(hs, WS_TEXT, (const uint8_t *)"q", 1) == WS_OK &&
+                  ws_session_send_head(hs, WS_TEXT, sizeof big, head, &hl) == WS_OK && hl == 0,
+              "output pending: no header (it would overtake the output)");
+        drain(hs, buf, sizeof buf, 0);
+        check(ws_session_send_head(hs, WS_TEXT, 5, head, &hl) == WS_OK && hl == 2 && head[0] == 0x81 && head[1] == 5,
+              "once drained: a text header");
+        check(ws_session_send_head(hs, WS_PING, 0, head, &hl) == WS_ERR_INVALID_ARGUMENT, "not for a control frame");
+        check(ws_session_send_head(hs, WS_BINARY, 1, NULL, &hl) == WS_ERR_INVALID_ARGUMENT, "NULL head");
+        check(ws_session_close(hs, 1000, NULL, 0) == WS_OK &&
+                  ws_session_send_head(hs, WS_BINARY, 1, head, &hl) == WS_ERR_CLOSE_SENT && hl == 0,
+              "after a close: refused as ws_session_send is");
+        ws_session_free(hc);
+        ws_session_free(hs);
+        /* With deflate agreed, a message above the threshold is compressed. */
+        struct log la = {{0}, 0, 0}, lb = {{0}, 0, 0};
+        ws_session_client_new(dl, "ws://x/", &cb, &la, &hc);
+        ws_session_server_new(up, &cb, &lb, &hs);
+        n = drain(hc, buf, sizeof buf, 0);
+        ws_session_recv(hs, buf, n);
+        n = drain(hs, buf, sizeof buf, 0);
+        ws_session_recv(hc, buf, n);
+        check(ws_session_compression_negotiated(hs) && ws_session_send_head(hs, WS_BINARY, sizeof big, head, &hl) == WS_OK &&
+                  hl == 0,
+              "compressed: no header");
+        ws_session_free(hc);
+        ws_session_free(hs);
+    }
+
     /* ---- timeouts and misuse ---- */
     int64_t ms = 0;
     check(ws_session_set_timeouts(cc, 0, 1000, 20, 0) == WS_OK, "set timeouts");

@@ -55,7 +55,7 @@ _NAMES = (
     "ws_session_recv_eof", "ws_session_pending", "ws_session_sent", "ws_session_is_finished",
     "ws_session_send", "ws_session_close", "ws_session_set_timeouts", "ws_session_next_timeout_ms",
     "ws_session_on_timeout", "ws_session_subprotocol", "ws_session_compression_negotiated",
-    "ws_session_is_tls",
+    "ws_session_is_tls", "ws_session_send_head",
 )
 
 _refused_response = _ffi._fn("ws_session_refused_response", ctypes.c_void_p, ctypes.c_void_p)

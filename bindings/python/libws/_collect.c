@@ -7,7 +7,8 @@
  * the session checks everything else) and gathers a cut frame here,
  * reading the rest of it straight into this buffer (asyncio reads into
  * what get_buffer returns). A 1 MiB message then costs the kernel's copy
- * and the copy into a Python bytes, as in picows.
+ * and the copy into a Python bytes, as in picows (a large binary frame is
+ * gathered into its bytes object instead: _session.c's start_direct).
  *
  * One gathering buffer is kept for the process (like the libws loop's one
  * kept large buffer): reused warm, it spares the page faults of a fresh

@@ -43,6 +43,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "_collect.h"
 #include "_session.h"
@@ -82,6 +83,7 @@ typedef int32_t (*on_timeout_fn)(void *s);
 typedef const char *(*subprotocol_fn)(void *s);
 typedef bool (*compression_fn)(void *s);
 typedef bool (*is_tls_fn)(void *s);
+typedef int32_t (*send_head_fn)(void *s, int32_t type, size_t len, uint8_t *head, size_t *head_len);
 
 static struct {
     server_new_fn server_new;
@@ -100,6 +102,7 @@ static struct {
     subprotocol_fn subprotocol;
     compression_fn compression;
     is_tls_fn is_tls;
+    send_head_fn send_head;
 } ws;
 
 static const char *const ws_names[] = {
@@ -107,7 +110,7 @@ static const char *const ws_names[] = {
     "ws_session_recv_eof",   "ws_session_pending",     "ws_session_sent",      "ws_session_is_finished",
     "ws_session_send",       "ws_session_close",       "ws_session_set_timeouts", "ws_session_next_timeout_ms",
     "ws_session_on_timeout", "ws_session_subprotocol", "ws_session_compression_negotiated",
-    "ws_session_is_tls",
+    "ws_session_is_tls",     "ws_session_send_head",
 };
 #define N_FUNCS (sizeof ws_names / sizeof ws_names[0])
 
@@ -123,6 +126,11 @@ static PyObject *read_view;
 /* A binary frame of at least this size that a read cuts is read straight
  * into the bytes object it is delivered as (start_direct). */
 #define DIRECT_MIN (16 * 1024)
+
+/* A message of at least this size goes out from its own bytes object
+ * behind the header ws_session_send_head gives (send_direct), where it can:
+ * no copy into the session's output. */
+#define SEND_DIRECT_MIN (64 * 1024)
 
 /* send(2) of this many bytes or more runs with the GIL released. */
 #define RELEASE_GIL_AT (64 * 1024)
@@ -282,6 +290,27 @@ static int ensure(Core *c) {
     return 1;
 }
 
+/* transport.write(b) (c->transport set); whatever the transport then
+ * holds goes first: no direct send until it drained (resume_writing
+ * clears c->backlog). 0 with an exception set when write raised. */
+static int transport_write(Core *c, PyObject *b) {
+    PyObject *t = c->transport;
+    Py_INCREF(t);
+    PyObject *r = PyObject_CallMethodObjArgs(t, s_write, b, NULL);
+    PyObject *sz = r != NULL ? PyObject_CallMethodObjArgs(t, s_get_write_buffer_size, NULL) : NULL;
+    Py_DECREF(t);
+    Py_XDECREF(r);
+    if (sz == NULL)
+        return 0;
+    int held = PyObject_IsTrue(sz);
+    Py_DECREF(sz);
+    if (held < 0)
+        return 0;
+    if (held)
+        c->backlog = 1;
+    return 1;
+}
+
 /* Hands what the session has to send to the socket (send(2) while the
  * transport holds nothing) or, for the rest, to transport.write. Returns
  * 0 with an exception set when the transport's write raised. */
@@ -318,23 +347,10 @@ static int flush(Core *c) {
             /* The session's output moves on before Python runs: write()
              * may call back into this connection (pause_writing). */
             ws.sent(c->s, n);
-            PyObject *t = c->transport;
-            Py_INCREF(t);
-            PyObject *r = PyObject_CallMethodObjArgs(t, s_write, b, NULL);
+            int ok = transport_write(c, b);
             Py_DECREF(b);
-            /* Whatever the transport kept goes first: no direct send until
-             * it drained (resume_writing clears this). */
-            PyObject *sz = r != NULL ? PyObject_CallMethodObjArgs(t, s_get_write_buffer_size, NULL) : NULL;
-            Py_DECREF(t);
-            Py_XDECREF(r);
-            if (sz == NULL)
+            if (!ok)
                 return 0;
-            int held = PyObject_IsTrue(sz);
-            Py_DECREF(sz);
-            if (held < 0)
-                return 0;
-            if (held)
-                c->backlog = 1;
             if (c->s == NULL)
                 return 1;
             continue;
@@ -660,6 +676,62 @@ static PyObject *core_feed_eof(Core *c, PyObject *unused) {
     return after(c);
 }
 
+/* A large message straight from its bytes object d (data[0..len]): the
+ * header from ws_session_send_head and the payload in one sendmsg, what
+ * the socket does not take through the transport (d itself or a view of
+ * it: no copy here). Returns 1 when sent so, 0 when the session encodes
+ * it instead (*st: WS_OK) or refused it (*st), -1 with an exception set. */
+static int send_direct(Core *c, int32_t type, PyObject *d, const char *data, size_t len, int32_t *st) {
+    *st = WS_OK;
+    /* What the session holds goes first; it may end up in the transport. */
+    if (!flush(c))
+        return -1;
+    if (c->s == NULL || c->backlog || c->fd < 0 || c->transport == NULL)
+        return 0;
+    uint8_t head[14];
+    size_t hl = 0;
+    *st = ws.send_head(c->s, type, len, head, &hl);
+    if (*st != WS_OK || hl == 0)
+        return 0;
+    struct iovec iov[2] = {{head, hl}, {(void *)data, len}};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = 2;
+    ssize_t k;
+    Py_BEGIN_ALLOW_THREADS
+    k = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    Py_END_ALLOW_THREADS
+    size_t done = k > 0 ? (size_t)k : 0; /* EAGAIN or an error: the transport takes it all (and reports a dead socket) */
+    if (done == hl + len)
+        return 1;
+    PyObject *rest;
+    if (done < hl) {
+        PyObject *h = PyBytes_FromStringAndSize((const char *)head + done, (Py_ssize_t)(hl - done));
+        if (h == NULL)
+            return -1;
+        int ok = transport_write(c, h);
+        Py_DECREF(h);
+        if (!ok)
+            return -1;
+        if (c->transport == NULL)
+            return 1;
+        Py_INCREF(d);
+        rest = d;
+    } else {
+        PyObject *view = PyMemoryView_FromObject(d);
+        if (view == NULL)
+            return -1;
+        rest = PySequence_GetSlice(view, (Py_ssize_t)(done - hl), (Py_ssize_t)len);
+        Py_DECREF(view);
+        if (rest == NULL)
+            return -1;
+    }
+    int ok = transport_write(c, rest);
+    Py_DECREF(rest);
+    return ok ? 1 : -1;
+}
+
 /* send(type, data: bytes) -> bytes the transport still holds (>= 0), or
  * -1 - status when ws_session_send refused. */
 static PyObject *core_send_varargs(Core *c, PyObject *args) {
@@ -675,7 +747,15 @@ static PyObject *core_send_varargs(Core *c, PyObject *args) {
     Py_ssize_t len;
     if (PyBytes_AsStringAndSize(d, &data, &len) < 0)
         return NULL;
-    int32_t st = ws.send(c->s, (int32_t)type, (const uint8_t *)data, (size_t)len);
+    int32_t st = WS_OK;
+    int direct = (size_t)len >= SEND_DIRECT_MIN ? send_direct(c, (int32_t)type, d, data, (size_t)len, &st) : 0;
+    if (direct < 0)
+        return NULL;
+    if (direct == 0 && st == WS_OK) {
+        if (!ensure(c)) /* the flush's transport.write may have ended it */
+            return NULL;
+        st = ws.send(c->s, (int32_t)type, (const uint8_t *)data, (size_t)len);
+    }
     if (st != WS_OK)
         return PyLong_FromLong(-1L - (long)st);
     /* Inside this connection's read (a ConnectionListener answering from
@@ -910,6 +990,7 @@ static PyObject *session_init(PyObject *self, PyObject *arg) {
     ws.subprotocol = (subprotocol_fn)f[13];
     ws.compression = (compression_fn)f[14];
     ws.is_tls = (is_tls_fn)f[15];
+    ws.send_head = (send_head_fn)f[16];
     Py_RETURN_NONE;
 }
 

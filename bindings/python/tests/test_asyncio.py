@@ -345,6 +345,35 @@ def test_a_cut_large_binary_frame_that_breaks_the_rules_closes_1002(message_path
     run(main())
 
 
+def test_large_sends_to_a_slow_reader_keep_their_order():
+    """A server's large messages go out from their own bytes behind the
+    header (session path); when the socket takes only part of one, the
+    rest and everything after it goes through the transport. With a reader
+    that waits before reading, large and small messages and a ping all
+    arrive whole and in order."""
+    big = [bytes([i]) * (1 << 20) + bytes(range(256)) for i in range(12)]
+
+    async def sender(ws):
+        for i, b in enumerate(big):
+            await ws.send(b)
+            await ws.send(str(i))
+            if i == 5:
+                await ws.ping()
+        await ws.send(big[0][:70000].decode())
+        await ws.wait_closed()
+
+    async def main():
+        async with lwa.serve(sender, "127.0.0.1", 0, max_size=None, compression=None) as srv:
+            async with ws_connect(f"ws://127.0.0.1:{srv.port}/", max_size=None, compression=None) as peer:
+                await asyncio.sleep(0.3)  # the server's socket fills meanwhile
+                for i, b in enumerate(big):
+                    assert await peer.recv() == b, i
+                    assert await peer.recv() == str(i)
+                assert await peer.recv() == big[0][:70000].decode()
+
+    run(main())
+
+
 # ---------------------------------------------------------------------------
 # cancellation at every await point
 # ---------------------------------------------------------------------------

@@ -107,6 +107,16 @@ static size_t every_split_matches(ws_upgrader *up, const ws_session_callbacks *c
     return (size_t)-1;
 }
 
+/* A client and a server session with their opening handshake done. */
+static void open_pair(ws_dialer *d, ws_upgrader *up, const ws_session_callbacks *cb, struct log *lc, struct log *ls,
+                      ws_session **c, ws_session **s) {
+    static uint8_t hs[4096];
+    ws_session_client_new(d, "ws://x/", cb, lc, c);
+    ws_session_server_new(up, cb, ls, s);
+    ws_session_recv(*s, hs, drain(*c, hs, sizeof hs, 0));
+    ws_session_recv(*c, hs, drain(*s, hs, sizeof hs, 0));
+}
+
 static uint8_t stream[1 << 16];
 
 int main(void) {
@@ -255,12 +265,7 @@ int main(void) {
         for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)('a' + i % 26);
         ws_session *hc = NULL, *hs = NULL;
         struct log lc = {{0}, 0, 0}, ls = {{0}, 0, 0};
-        ws_session_client_new(NULL, "ws://x/", &cb, &lc, &hc);
-        ws_session_server_new(NULL, &cb, &ls, &hs);
-        n = drain(hc, buf, sizeof buf, 0);
-        ws_session_recv(hs, buf, n);
-        n = drain(hs, buf, sizeof buf, 0);
-        ws_session_recv(hc, buf, n);
+        open_pair(NULL, NULL, &cb, &lc, &ls, &hc, &hs);
         uint8_t head[WS_MAX_FRAME_HEADER];
         size_t hl = 99;
         ws_status hst = ws_session_send_head(hs, WS_BINARY, sizeof big, head, &hl);
@@ -269,7 +274,6 @@ int main(void) {
         check(!ws_session_wants_write(hs), "nothing was queued: the caller sends the payload");
         memcpy(wire, head, hl);
         memcpy(wire + hl, big, sizeof big);
-        last_msg = NULL;
         check(ws_session_recv(hc, wire, hl + sizeof big) == WS_OK && strstr(lc.text, "msg(2,60000,abcdefghijklmnopqrst);"),
               "the client gets the message: %s", lc.text);
         check(ws_session_send_head(hc, WS_BINARY, sizeof big, head, &hl) == WS_OK && hl == 0,
@@ -289,12 +293,7 @@ int main(void) {
         ws_session_free(hs);
         /* With deflate agreed, a message above the threshold is compressed. */
         struct log la = {{0}, 0, 0}, lb = {{0}, 0, 0};
-        ws_session_client_new(dl, "ws://x/", &cb, &la, &hc);
-        ws_session_server_new(up, &cb, &lb, &hs);
-        n = drain(hc, buf, sizeof buf, 0);
-        ws_session_recv(hs, buf, n);
-        n = drain(hs, buf, sizeof buf, 0);
-        ws_session_recv(hc, buf, n);
+        open_pair(dl, up, &cb, &la, &lb, &hc, &hs);
         check(ws_session_compression_negotiated(hs) && ws_session_send_head(hs, WS_BINARY, sizeof big, head, &hl) == WS_OK &&
                   hl == 0,
               "compressed: no header");

@@ -1340,6 +1340,30 @@ public:
     bytes_view pending() const { return try_pending().value(); }
     void sent(std::size_t n) const { try_sent(n).value(); }
 
+    /** A frame header from try_send_head (len 0, false: there is none). */
+    struct frame_head {
+        std::uint8_t bytes[WS_MAX_FRAME_HEADER];
+        std::size_t len;
+        bytes_view view() const noexcept { return bytes_view(bytes, len); }
+        explicit operator bool() const noexcept { return len != 0; }
+    };
+    /**
+     * For a text or binary message of `len` bytes that the caller transmits
+     * from its own memory (one writev, no copy into the session): its
+     * frame header, when the message can go out so (a server, so unmasked;
+     * not compressed; no TLS; nothing pending). The message then counts as
+     * sent: the header and the `len` bytes must go out before anything
+     * pending() returns later. An empty header: nothing was queued; send
+     * it with send(). Refusals as try_send (see ws_session_send_head).
+     */
+    result<frame_head> try_send_head(msg_type type, std::size_t len) const {
+        frame_head h{};
+        ws_status st = ws_session_send_head(s_, static_cast<ws_msg_type>(type), len, h.bytes, &h.len);
+        if (st != WS_OK) return result<frame_head>::failure(st);
+        return h;
+    }
+    frame_head send_head(msg_type type, std::size_t len) const { return try_send_head(type, len).value(); }
+
     /* ---- state ---- */
     /** Whether the session wants more input (false once finished). */
     bool wants_read() const noexcept { return ws_session_wants_read(s_); }

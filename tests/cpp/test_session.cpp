@@ -180,6 +180,17 @@ void test_in_memory() {
     check::that(client.subprotocol().empty() && !client.compression_negotiated() && !client.refused_response(),
                 "in memory: no subprotocol, no deflate, nothing refused");
 
+    // A large message from the caller's memory, behind the header the session gives.
+    std::string big(70000, 'z');
+    ws::session_view::frame_head head = server.send_head(ws::msg_type::binary, big.size());
+    check::that(head && head.view().size() == 10 && !server.wants_write(),
+                "send_head: a 10-byte header for 70000 bytes, nothing queued");
+    std::vector<std::uint8_t> wire(head.bytes, head.bytes + head.len);
+    wire.insert(wire.end(), big.begin(), big.end());
+    client.recv_in_place(wire.data(), wire.size());
+    check::that(client_got.size() == 3 && client_got.back() == big, "send_head: the client got the message");
+    check::that(!client.send_head(ws::msg_type::binary, big.size()), "send_head: a client masks, so no header");
+
     server.close(WS_CLOSE_GOING_AWAY, "maintenance");
     exchange(server, client);
     check::that(client_close == WS_CLOSE_GOING_AWAY && client_reason == "maintenance" && server_close == 1001,

@@ -2094,12 +2094,17 @@ ws_status ws_session_send(struct ws_session *s, ws_msg_type type, const uint8_t 
  * writev, no copy into the session's output): when the message of `len`
  * bytes can go out as the caller's bytes behind a header (a server's, so
  * unmasked; not compressed; without TLS; with nothing pending), writes
- * that header to `head` (room for `WS_MAX_FRAME_HEADER` bytes), its length
- * to `*head_len`, and counts the message as sent: the caller must then
- * transmit the header and the `len` payload bytes before anything
- * `ws_session_pending` returns later. `*head_len` 0: it cannot go out so
- * and nothing was queued (send it with `ws_session_send`). Refusals as
- * `ws_session_send`; `type` is `WS_TEXT` or `WS_BINARY`.
+ * that header to `head` and its length to `*head_len`. The session then
+ * holds nothing of the message: the caller must transmit the header and
+ * its `len` payload bytes, in that order, before anything
+ * `ws_session_pending` returns later. `*head_len` 0: it cannot go out
+ * so, and nothing was queued (send it with `ws_session_send`).
+ * `head` is the caller's buffer with room for `WS_MAX_FRAME_HEADER`
+ * bytes; the session keeps no pointer to it. `type` is `WS_TEXT` or
+ * `WS_BINARY` (else `WS_ERR_INVALID_ARGUMENT`); refusals otherwise as
+ * `ws_session_send` (before the open event, after a close), with
+ * `*head_len` 0. The session's thread, as for every session call; also
+ * from inside its callbacks.
  */
 ws_status ws_session_send_head(struct ws_session *s,
                                ws_msg_type type,

@@ -1351,9 +1351,9 @@ public:
      * For a text or binary message of `len` bytes that the caller transmits
      * from its own memory (one writev, no copy into the session): its
      * frame header, when the message can go out so (a server, so unmasked;
-     * not compressed; no TLS; nothing pending). The message then counts as
-     * sent: the header and the `len` bytes must go out before anything
-     * pending() returns later. An empty header: nothing was queued; send
+     * not compressed; no TLS; nothing pending). The session then holds
+     * nothing of it: the header and the `len` bytes must go out, in that
+     * order, before anything pending() returns later. An empty header: nothing was queued; send
      * it with send(). Refusals as try_send (see ws_session_send_head).
      */
     result<frame_head> try_send_head(msg_type type, std::size_t len) const {

@@ -335,7 +335,8 @@ impl Session {
     /// (one writev, no copy into the output): when the data message can
     /// go out as the caller's bytes behind a header (unmasked, so the
     /// server role; not compressed; no TLS; no output pending), returns
-    /// that header and counts the message as sent. The caller then
+    /// that header; the session keeps nothing of the message (a data
+    /// frame changes no state of a server session). The caller then
     /// transmits the header and the `len` payload bytes before any output
     /// the session makes later. `None`: it cannot go out so, and nothing
     /// was queued ([`Session::send`] encodes it).

@@ -361,12 +361,17 @@ pub extern "C" fn ws_session_send(s: *mut ws_session, r#type: ws_msg_type, data:
 /// writev, no copy into the session's output): when the message of `len`
 /// bytes can go out as the caller's bytes behind a header (a server's, so
 /// unmasked; not compressed; without TLS; with nothing pending), writes
-/// that header to `head` (room for `WS_MAX_FRAME_HEADER` bytes), its length
-/// to `*head_len`, and counts the message as sent: the caller must then
-/// transmit the header and the `len` payload bytes before anything
-/// `ws_session_pending` returns later. `*head_len` 0: it cannot go out so
-/// and nothing was queued (send it with `ws_session_send`). Refusals as
-/// `ws_session_send`; `type` is `WS_TEXT` or `WS_BINARY`.
+/// that header to `head` and its length to `*head_len`. The session then
+/// holds nothing of the message: the caller must transmit the header and
+/// its `len` payload bytes, in that order, before anything
+/// `ws_session_pending` returns later. `*head_len` 0: it cannot go out
+/// so, and nothing was queued (send it with `ws_session_send`).
+/// `head` is the caller's buffer with room for `WS_MAX_FRAME_HEADER`
+/// bytes; the session keeps no pointer to it. `type` is `WS_TEXT` or
+/// `WS_BINARY` (else `WS_ERR_INVALID_ARGUMENT`); refusals otherwise as
+/// `ws_session_send` (before the open event, after a close), with
+/// `*head_len` 0. The session's thread, as for every session call; also
+/// from inside its callbacks.
 #[no_mangle]
 pub extern "C" fn ws_session_send_head(
     s: *mut ws_session,
@@ -378,8 +383,8 @@ pub extern "C" fn ws_session_send_head(
     ffi_status!({
         tri!(need(head, "head"));
         tri!(need(head_len, "head_len"));
-        let t = tri!(msg_type(r#type));
         put(head_len, 0);
+        let t = tri!(msg_type(r#type));
         match tri!(tri!(session_ref(s)).s.send_head(t, len).map_err(|e| super::guard::fail(&e))) {
             Some((h, n)) => {
                 // SAFETY: the caller gives room for WS_MAX_FRAME_HEADER

@@ -19,6 +19,9 @@ typedef struct {
  * complete, else 0. No validation: the session checks every frame. */
 size_t whole_frames(const uint8_t *p, size_t n, size_t *next);
 
+/* The longest frame header (ws.h's WS_MAX_FRAME_HEADER). */
+#define FRAME_HEADER_MAX 14
+
 /* The length of the header of the frame at p, 0 when it is not complete
  * in p[0..n]. */
 size_t frame_header_len(const uint8_t *p, size_t n);

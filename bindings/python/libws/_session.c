@@ -156,7 +156,7 @@ typedef struct {
     uint8_t *direct_at;  /* its memory */
     size_t direct_len;   /* its size */
     size_t direct_got;   /* how much of it was read */
-    uint8_t direct_head[14]; /* the frame's header */
+    uint8_t direct_head[FRAME_HEADER_MAX]; /* the frame's header */
     size_t direct_head_len;
 } Core;
 
@@ -688,7 +688,7 @@ static int send_direct(Core *c, int32_t type, PyObject *d, const char *data, siz
         return -1;
     if (c->s == NULL || c->backlog || c->fd < 0 || c->transport == NULL)
         return 0;
-    uint8_t head[14];
+    uint8_t head[FRAME_HEADER_MAX];
     size_t hl = 0;
     *st = ws.send_head(c->s, type, len, head, &hl);
     if (*st != WS_OK || hl == 0)
